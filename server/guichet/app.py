@@ -1,0 +1,165 @@
+"""The application factory: middlewares, shared state, background tasks, routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from guichet import errors, metrics, ops, ratelimit, wire
+from guichet.auth import Verifier
+from guichet.config import Settings
+from guichet.state import REDIS_URL, SETTINGS, STORE, VERIFIER, WORKER_ID
+from guichet.store.client import connect
+
+log = logging.getLogger("guichet.app")
+
+#: Every Lua script the service runs; loaded at start-up and checked by /readyz.
+SCRIPTS = (*ratelimit.SCRIPTS,)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_MAX_REQUEST_ID = 128
+
+
+def _request_id(request: web.Request) -> str:
+    incoming = request.headers.get("X-Request-Id", "")
+    if 0 < len(incoming) <= _MAX_REQUEST_ID and incoming.isascii() and incoming.isprintable():
+        return incoming
+    return secrets.token_hex(8)
+
+
+def _route_label(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id in and out, in-flight gauge, count and latency by route template."""
+    request_id = _request_id(request)
+    request["request_id"] = request_id
+    start = time.perf_counter()
+    metrics.HTTP_IN_FLIGHT.inc()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    finally:
+        metrics.HTTP_IN_FLIGHT.dec()
+        route = _route_label(request)
+        metrics.HTTP_REQUESTS.labels(route, request.method, metrics.status_class(status)).inc()
+        metrics.HTTP_LATENCY.labels(route).observe(time.perf_counter() - start)
+
+
+def _problem_response(request: web.Request, problem: errors.Problem) -> web.Response:
+    metrics.HTTP_PROBLEMS.labels(problem.slug).inc()
+    response = web.Response(
+        body=wire.encode(problem.body(request.path)),
+        status=problem.status,
+        headers=problem.headers,
+    )
+    response.content_type = errors.PROBLEM_CONTENT_TYPE
+    return response
+
+
+_HTTP_SLUGS = {
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("body-too-large", "Request body too large"),
+}
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as application/problem+json; a 500 hides its internals."""
+    limit = request.app[SETTINGS].server.max_body_bytes
+    try:
+        if request.content_length is not None and request.content_length > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+        return await handler(request)
+    except errors.Problem as problem:
+        return _problem_response(request, problem)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        slug, title = _HTTP_SLUGS.get(exc.status, ("http-error", exc.reason))
+        detail = {
+            404: f"no resource at {request.path}",
+            405: f"{request.method} is not allowed here; allowed: {exc.headers.get('Allow', '')}",
+            413: f"the body exceeds {limit} bytes (server.max_body_bytes)",
+        }.get(exc.status, exc.text or exc.reason)
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        return _problem_response(
+            request, errors.Problem(exc.status, slug, title, detail, headers=headers)
+        )
+    except RedisError as exc:
+        log.error(
+            "redis unavailable",
+            extra={"request_id": request.get("request_id"), "error": type(exc).__name__},
+        )
+        return _problem_response(
+            request,
+            errors.Problem(503, "unavailable", "Service unavailable",
+                           "storage is unreachable; retry shortly", retry_after_s=1),
+        )  # fmt: skip
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request.get("request_id")})
+        return _problem_response(
+            request,
+            errors.Problem(
+                500,
+                "internal",
+                "Internal error",
+                f"something went wrong; quote request id {request.get('request_id')}",
+            ),
+        )
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = connect(settings.redis, app.get(REDIS_URL), SCRIPTS)
+    app[STORE] = store
+    try:
+        await store.scripts.load_all()
+    except (RedisError, OSError) as exc:
+        # Start anyway: /readyz reports 503 and loads the scripts once Redis answers.
+        log.warning("redis not reachable at start-up", extra={"error": type(exc).__name__})
+    yield
+    await store.close()
+
+
+async def _loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(metrics.probe_loop_lag())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(
+    settings: Settings, *, redis_url: str | None = None, worker_id: int = 0
+) -> web.Application:
+    """Build one worker's application. ``redis_url`` is the embedded server's, when used."""
+    app = web.Application(
+        middlewares=[observe, problems],
+        client_max_size=settings.server.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[WORKER_ID] = worker_id
+    app[VERIFIER] = Verifier.from_config(settings.security)
+    if redis_url is not None:
+        app[REDIS_URL] = redis_url
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_loop_lag_ctx)
+    ops.setup_routes(app)
+    app.on_startup.append(ops.freeze_openapi)
+    metrics.mark_build_info()
+    return app

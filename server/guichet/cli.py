@@ -1,0 +1,124 @@
+"""The ``guichet`` command line. Each component adds its own sub-command group here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+import tomli_w
+
+from guichet import __version__
+from guichet.config import ConfigError, Settings, load_settings, masked
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    server = {
+        key: value
+        for key in ("host", "port", "workers")
+        if (value := getattr(args, key, None)) is not None
+    }
+    return {"server": server} if server else {}
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from guichet.server import serve  # heavy imports only when serving
+
+    return serve(settings)
+
+
+def cmd_config_show(args: argparse.Namespace, settings: Settings) -> int:
+    sys.stdout.write(tomli_w.dumps(masked(settings)))
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    from guichet import auth
+
+    sec = settings.security
+    key = auth.load_or_create_dev_key(sec.dev_issuer_key_file)
+    if args.admin:
+        if not args.scope:
+            raise ConfigError("guichet token --admin needs at least one --scope")
+        token = auth.mint(
+            key,
+            issuer=sec.issuer,
+            audience=sec.admin_audience,
+            subject=args.subject or "admin:cli",
+            ttl_s=args.ttl,
+            scopes=args.scope,
+        )
+    else:
+        if not args.account:
+            raise ConfigError("guichet token needs --account ID (or --admin --scope S)")
+        token = auth.mint(
+            key, issuer=sec.issuer, audience=sec.audience, subject=args.account, ttl_s=args.ttl
+        )
+    print(token)
+    return 0
+
+
+def cmd_version(args: argparse.Namespace, settings: Settings) -> int:
+    print(__version__)
+    return 0
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the HTTP service (embedded Valkey unless redis.url)")
+    p.add_argument("--host", help="listen address (server.host)")
+    p.add_argument("--port", type=int, help="listen port (server.port)")
+    p.add_argument("--workers", type=int, help="worker processes sharing the port")
+    p.set_defaults(func=cmd_serve)
+
+
+def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("config", help="inspect configuration")
+    inner = p.add_subparsers(dest="config_command", required=True)
+    show = inner.add_parser("show", help="print the effective config (TOML), secrets masked")
+    show.set_defaults(func=cmd_config_show)
+
+
+def _add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("token", help="mint a token with the local development issuer key")
+    p.add_argument("--account", help="account id (the token's subject)")
+    p.add_argument("--admin", action="store_true", help="an admin token (admin audience)")
+    p.add_argument("--scope", action="append", help="admin scope, repeatable (e.g. ops:read)")
+    p.add_argument("--subject", help="admin subject (default admin:cli)")
+    p.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    p.set_defaults(func=cmd_token)
+
+
+def _add_version(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=cmd_version)
+
+
+#: Sub-command groups; components (room, draw, shop, …) append theirs.
+REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_serve,
+    _add_config,
+    _add_token,
+    _add_version,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="guichet", description=__doc__)
+    parser.add_argument("--config", help="TOML config file (default: ./guichet.toml when present)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for register in REGISTRARS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, overrides=_overrides(args))
+        code: int = args.func(args, settings)
+    except ConfigError as exc:
+        print(f"guichet: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return code

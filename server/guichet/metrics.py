@@ -1,0 +1,123 @@
+"""Every Prometheus metric Guichet exports, defined once, with bounded label sets.
+
+With several worker processes, ``guichet serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a
+private folder before any worker imports prometheus_client, and ``/metrics`` aggregates the
+workers' files (:func:`exposition`), so counters from all workers add up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from guichet import __version__
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+# --- HTTP ---------------------------------------------------------------------------------
+HTTP_REQUESTS = Counter(
+    "guichet_http_requests_total",
+    "HTTP requests served, by route template, method and status class.",
+    ["route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "guichet_http_request_duration_seconds",
+    "Time from request start to response, by route template.",
+    ["route"],
+    buckets=_LATENCY_BUCKETS,
+)
+HTTP_IN_FLIGHT = Gauge(
+    "guichet_http_requests_in_flight",
+    "Requests being handled right now (all workers).",
+    multiprocess_mode="livesum",
+)
+HTTP_PROBLEMS = Counter(
+    "guichet_http_problems_total",
+    "Error responses, by problem type (the stable slug of the problem's `type`).",
+    ["type"],
+)
+AUTH_FAILURES = Counter(
+    "guichet_auth_failures_total",
+    "Refused bearer tokens, by reason.",
+    ["reason"],
+)
+
+# --- event loop ---------------------------------------------------------------------------
+LOOP_LAG = Gauge(
+    "guichet_event_loop_lag_seconds",
+    "How late the event loop ran a timer at the last probe (worst worker).",
+    multiprocess_mode="max",
+)
+
+# --- Redis --------------------------------------------------------------------------------
+REDIS_LATENCY = Histogram(
+    "guichet_redis_call_duration_seconds",
+    "Round-trip time of Redis calls, by operation (script name or command).",
+    ["op"],
+    buckets=_LATENCY_BUCKETS,
+)
+REDIS_ERRORS = Counter(
+    "guichet_redis_errors_total",
+    "Failed Redis calls, by operation and error kind.",
+    ["op", "kind"],
+)
+REDIS_SCRIPT_RELOADS = Counter(
+    "guichet_redis_script_loads_total",
+    "Lua scripts (re)loaded into Redis: at start-up and after NOSCRIPT.",
+)
+
+# --- build --------------------------------------------------------------------------------
+BUILD_INFO = Gauge(
+    "guichet_build_info",
+    "Constant 1, labelled with the running version.",
+    ["version", "python"],
+    multiprocess_mode="max",
+)
+
+
+def mark_build_info() -> None:
+    BUILD_INFO.labels(__version__, platform.python_version()).set(1)
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+def exposition() -> tuple[bytes, str]:
+    """The Prometheus text for this process, or for all workers in multiprocess mode."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def worker_exited(pid: int) -> None:
+    """Drop a dead worker's live gauges (multiprocess mode)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+async def probe_loop_lag(interval_s: float = 0.25) -> None:
+    """Measure how late a timer fires: the event loop's responsiveness, for ops."""
+    loop = asyncio.get_running_loop()
+    while True:
+        start = loop.time()
+        await asyncio.sleep(interval_s)
+        LOOP_LAG.set(max(0.0, loop.time() - start - interval_s))

@@ -1,0 +1,161 @@
+"""OpenAPI 3.1, generated from the msgspec types that handlers declare with :func:`endpoint`.
+
+Each handler carries an :class:`Endpoint` (summary, request/response types, auth); the
+document is built from the application's router, so a route without a declaration shows up
+as a failing test rather than a silent gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from guichet import __version__
+from guichet.errors import PROBLEM_CONTENT_TYPE, ProblemBody
+
+H = TypeVar("H", bound=Callable[..., Any])
+ATTR = "__guichet_endpoint__"
+REF = "#/components/schemas/{name}"
+
+_STATUS_TEXT = {
+    400: "Malformed request",
+    401: "Missing, invalid or expired token",
+    403: "Token lacks the required scope",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    413: "Body too large",
+    415: "Body is not JSON",
+    422: "Body fails validation; `errors[]` names the fields",
+    429: "Rate limited; see Retry-After",
+    503: "Not ready",
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    summary: str
+    response: Any = None
+    request: Any = None
+    status: int = 200
+    auth: Literal["none", "account", "admin"] = "none"
+    scope: str | None = None
+    content_type: str = "application/json"
+    tags: tuple[str, ...] = ()
+    errors: tuple[int, ...] = ()
+
+
+def endpoint(summary: str, **options: Any) -> Callable[[H], H]:
+    """Declare a handler's contract; it becomes an operation in ``/openapi.json``."""
+    spec = Endpoint(summary=summary, **options)
+
+    def mark(handler: H) -> H:
+        setattr(handler, ATTR, spec)
+        return handler
+
+    return mark
+
+
+def declared(handler: Any) -> Endpoint | None:
+    return getattr(handler, ATTR, None)
+
+
+def api_routes(app: web.Application) -> list[tuple[str, str, Any]]:
+    """(method, path template, handler) for every route, HEAD twins of GET left out."""
+    out = []
+    for route in app.router.routes():
+        if route.method in ("HEAD", "*") or route.resource is None:
+            continue
+        out.append((route.method.lower(), route.resource.canonical, route.handler))
+    return out
+
+
+def _path_params(path: str) -> list[dict[str, Any]]:
+    params = []
+    for part in path.split("/"):
+        if part.startswith("{") and part.endswith("}"):
+            name = part[1:-1].split(":")[0]
+            params.append(
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            )
+    return params
+
+
+def build_document(app: web.Application) -> dict[str, Any]:
+    routes = api_routes(app)
+    types: list[Any] = [ProblemBody]
+    for _, _, handler in routes:
+        spec = declared(handler)
+        if spec is None:
+            continue
+        types.extend(t for t in (spec.request, spec.response) if t is not None)
+    unique = list(dict.fromkeys(types))
+    schemas, components = msgspec.json.schema_components(unique, ref_template=REF)
+    schema_of = dict(zip(unique, schemas, strict=True))
+    problem = {PROBLEM_CONTENT_TYPE: {"schema": schema_of[ProblemBody]}}
+
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, handler in routes:
+        spec = declared(handler)
+        if spec is None:
+            raise ValueError(f"{method.upper()} {path}: handler has no @endpoint declaration")
+        op: dict[str, Any] = {
+            "summary": spec.summary,
+            "operationId": f"{handler.__module__.rsplit('.', 1)[-1]}_{handler.__name__}",
+            "tags": list(spec.tags),
+            "responses": {},
+        }
+        if params := _path_params(path):
+            op["parameters"] = params
+        if spec.request is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": schema_of[spec.request]}},
+            }
+        body: dict[str, Any] = {"description": spec.summary}
+        if spec.response is not None:
+            body["content"] = {spec.content_type: {"schema": schema_of[spec.response]}}
+        elif spec.content_type != "application/json":
+            body["content"] = {spec.content_type: {"schema": {"type": "string"}}}
+        op["responses"][str(spec.status)] = body
+        codes = set(spec.errors)
+        if spec.request is not None:
+            codes |= {400, 413, 415, 422}
+        if spec.auth != "none":
+            codes.add(401)
+            op["security"] = [{"adminBearer" if spec.auth == "admin" else "accountBearer": []}]
+        if spec.auth == "admin":
+            codes.add(403)
+        for code in sorted(codes):
+            op["responses"][str(code)] = {"description": _STATUS_TEXT[code], "content": problem}
+        paths.setdefault(path, {})[method] = op
+
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Guichet",
+            "version": __version__,
+            "description": "Waiting room, lottery and live shop for mass ticket sales.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "accountBearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "Account token from the ticketing front-end's identity provider",
+                },
+                "adminBearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "Admin token with `scope` claims (admin audience)",
+                },
+            },
+        },
+    }

@@ -1,0 +1,179 @@
+"""Running Guichet: the embedded default, one worker in-process, or N supervised workers.
+
+With ``--workers N`` each worker is a separate process (spawned, not forked) binding the same
+port with SO_REUSEPORT; the kernel spreads connections. SIGTERM/SIGINT stop accepting, drain
+in-flight requests (up to ``server.shutdown_timeout_s``) and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import wait
+from typing import Any
+
+import uvloop
+from aiohttp import web
+
+from guichet import logs, metrics
+from guichet.app import create_app
+from guichet.config import Settings, _mask_url
+from guichet.embedded import embedded_valkey, set_parent_death_signal
+
+log = logging.getLogger("guichet.server")
+
+AppFactory = Callable[..., web.Application]
+MAX_RESTARTS = 20  # over a process's life: a crash loop (port taken, bad config) stops serve
+
+
+@contextlib.contextmanager
+def redis_target(settings: Settings) -> Iterator[str | None]:
+    """Start the private Valkey when no Redis is configured; yield its URL (else None)."""
+    cfg = settings.redis
+    if cfg.cluster_seeds:
+        log.info("using redis cluster", extra={"seeds": cfg.cluster_seeds})
+        yield None
+    elif cfg.url is not None:
+        log.info("using redis", extra={"url": _mask_url(cfg.url)})
+        yield None
+    else:
+        with embedded_valkey(cfg.data_dir, cfg.embedded_binary) as server:
+            log.info(
+                "using embedded valkey",
+                extra={"url": server.url, "data_dir": str(server.data_dir), "aof": True},
+            )
+            yield server.url
+
+
+async def _run(
+    settings: Settings, redis_url: str | None, worker_id: int, factory: AppFactory
+) -> int:
+    app = factory(settings, redis_url=redis_url, worker_id=worker_id)
+    access: dict[str, Any] = (
+        {"access_log_class": logs.AccessLogger, "access_log": logging.getLogger("guichet.access")}
+        if settings.logging.access_log
+        else {"access_log": None}
+    )
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=settings.server.shutdown_timeout_s, **access
+    )
+    await runner.setup()
+    site = web.TCPSite(
+        runner,
+        settings.server.host,
+        settings.server.port,
+        reuse_port=settings.server.workers > 1,
+        backlog=settings.server.backlog,
+    )
+    await site.start()
+    log.info(
+        "listening",
+        extra={
+            "host": settings.server.host,
+            "port": settings.server.port,
+            "worker": worker_id,
+            "pid": os.getpid(),
+        },
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info(
+        "draining", extra={"worker": worker_id, "timeout_s": settings.server.shutdown_timeout_s}
+    )
+    await runner.cleanup()
+    log.info("stopped", extra={"worker": worker_id})
+    return 0
+
+
+def run_worker(
+    settings: Settings, redis_url: str | None, worker_id: int, factory: AppFactory = create_app
+) -> int:
+    """One worker's event loop (uvloop) until SIGTERM/SIGINT."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_run(settings, redis_url, worker_id, factory))
+
+
+def _worker_entry(
+    settings: Settings, redis_url: str | None, worker_id: int, factory: AppFactory
+) -> None:  # pragma: no cover - runs in a spawned process
+    set_parent_death_signal()
+    logs.setup(settings.logging.level)
+    raise SystemExit(run_worker(settings, redis_url, worker_id, factory))
+
+
+def supervise(settings: Settings, redis_url: str | None, factory: AppFactory) -> int:
+    """Spawn N workers, restart one that crashes, forward SIGTERM/SIGINT, wait for all."""
+    ctx = multiprocessing.get_context("spawn")
+    stopping = False
+    restarts = 0
+    workers: dict[int, Any] = {}
+
+    def spawn(worker_id: int) -> None:
+        proc = ctx.Process(
+            target=_worker_entry,
+            args=(settings, redis_url, worker_id, factory),
+            name=f"guichet-worker-{worker_id}",
+        )
+        proc.start()
+        workers[worker_id] = proc
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in workers.values():
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for worker_id in range(settings.server.workers):
+            spawn(worker_id)
+        codes: dict[int, int] = {}
+        while workers:
+            wait([p.sentinel for p in workers.values()], timeout=1.0)
+            for worker_id, proc in list(workers.items()):
+                if proc.exitcode is None:
+                    continue
+                del workers[worker_id]
+                metrics.worker_exited(proc.pid)
+                if stopping:
+                    codes[worker_id] = proc.exitcode
+                elif restarts >= MAX_RESTARTS:
+                    log.error("workers keep dying; giving up", extra={"restarts": restarts})
+                    on_signal(signal.SIGTERM, None)
+                    codes[worker_id] = proc.exitcode or 1
+                else:
+                    restarts += 1
+                    log.error(
+                        "worker died; restarting",
+                        extra={"worker": worker_id, "exitcode": proc.exitcode},
+                    )
+                    spawn(worker_id)
+        return 0 if all(code == 0 for code in codes.values()) else 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def serve(settings: Settings, factory: AppFactory = create_app) -> int:
+    """``guichet serve``: returns the process exit code."""
+    logs.setup(settings.logging.level)
+    with redis_target(settings) as redis_url:
+        if settings.server.workers == 1:
+            return run_worker(settings, redis_url, 0, factory)
+        metrics_dir = tempfile.mkdtemp(prefix="guichet-metrics-")
+        os.environ[metrics.MULTIPROC_ENV] = metrics_dir
+        try:
+            return supervise(settings, redis_url, factory)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,16 @@
+"""Typed application keys: everything a worker shares across requests, declared in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from guichet.auth import Verifier
+from guichet.config import Settings
+from guichet.store.client import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+VERIFIER = web.AppKey("verifier", Verifier)
+WORKER_ID = web.AppKey("worker_id", int)
+OPENAPI_CACHE = web.AppKey("openapi_cache", bytes)
+REDIS_URL = web.AppKey("redis_url", str)  # the embedded server's, when no redis.url is set

@@ -1,0 +1,92 @@
+"""The connection to Redis: standalone, TLS, unix socket, or Cluster, from settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisError
+
+from guichet import metrics
+from guichet.config import RedisConfig
+from guichet.store.scripts import Client, LuaScript, ScriptRegistry, error_kind
+
+log = logging.getLogger("guichet.store")
+
+
+@dataclass
+class Health:
+    ok: bool
+    reason: str
+
+
+class Store:
+    """The one Redis client of a worker and its registered scripts."""
+
+    def __init__(
+        self,
+        client: Client,
+        mode: Literal["standalone", "cluster"],
+        scripts: Sequence[LuaScript] = (),
+    ) -> None:
+        self.client = client
+        self.mode = mode
+        self.scripts = ScriptRegistry(client, scripts)
+
+    async def health(self, timeout_s: float) -> Health:
+        """Reachable and every script loaded; missing scripts are loaded again on the way."""
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.client.ping()
+                missing = await self.scripts.missing()
+                if missing:
+                    log.warning("scripts missing in redis, reloading", extra={"missing": missing})
+                    await self.scripts.load_all()
+                    missing = await self.scripts.missing()
+        except (RedisError, OSError, TimeoutError) as exc:
+            metrics.REDIS_ERRORS.labels("health", error_kind(exc)).inc()
+            return Health(False, f"redis unreachable: {error_kind(exc)}")
+        finally:
+            metrics.REDIS_LATENCY.labels("health").observe(time.perf_counter() - start)
+        if missing:
+            return Health(False, f"scripts not loaded: {', '.join(missing)}")
+        return Health(True, "ok")
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def connect(cfg: RedisConfig, url: str | None = None, scripts: Sequence[LuaScript] = ()) -> Store:
+    """Build the client (connections open lazily). ``url`` overrides ``cfg.url`` (embedded)."""
+    common = {
+        "socket_timeout": cfg.socket_timeout_s,
+        "socket_connect_timeout": cfg.connect_timeout_s,
+        "decode_responses": False,
+        "health_check_interval": 30,
+    }
+    if cfg.cluster_seeds:
+        nodes = []
+        for seed in cfg.cluster_seeds:
+            host, _, port = seed.rpartition(":")
+            nodes.append(ClusterNode(host, int(port)))
+        cluster = RedisCluster(
+            startup_nodes=nodes,
+            max_connections=cfg.max_connections,
+            **common,  # type: ignore[arg-type]
+        )
+        return Store(cluster, "cluster", scripts)
+    target = url or cfg.url
+    if target is None:
+        raise ValueError("no redis url: start the embedded server first")
+    # Blocking pool: a burst beyond max_connections waits for a connection instead of failing.
+    pool = BlockingConnectionPool.from_url(
+        target, max_connections=cfg.max_connections, timeout=cfg.socket_timeout_s, **common
+    )
+    return Store(Redis(connection_pool=pool), "standalone", scripts)

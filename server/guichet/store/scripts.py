@@ -1,0 +1,109 @@
+"""Lua scripts: declared beside their callers, loaded at start-up, called by SHA.
+
+A component declares ``MY_SCRIPT = LuaScript("guichet.room", "join.lua")`` at module level and
+lists it in its ``SCRIPTS``; the app hands every component's scripts to :class:`ScriptRegistry`,
+which loads them at start-up so ``/readyz`` can check they are all present. Calls go through
+redis-py's script objects, which send EVALSHA and, on NOSCRIPT (Redis restarted,
+``SCRIPT FLUSH``, failover), load the source and retry once — on every primary of a Cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from guichet import metrics
+
+Client = Redis | RedisCluster
+
+
+@dataclass(frozen=True)
+class LuaScript:
+    """One atomic decision: a ``.lua`` file shipped in ``package``, named by its file stem."""
+
+    package: str
+    filename: str
+    source: str = field(init=False, repr=False)
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        text = resources.files(self.package).joinpath(self.filename).read_text(encoding="utf-8")
+        if not text.startswith("--"):
+            raise ValueError(f"{self.filename}: a script starts with a header comment")
+        object.__setattr__(self, "source", text)
+        digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+        object.__setattr__(self, "sha", digest)
+
+    @property
+    def name(self) -> str:
+        return self.filename.removesuffix(".lua")
+
+
+def error_kind(exc: BaseException) -> str:
+    """A bounded label for a Redis failure."""
+    if isinstance(exc, RedisTimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, RedisConnectionError | ConnectionError | OSError):
+        return "connection"
+    if isinstance(exc, NoScriptError):
+        return "noscript"
+    return "response"
+
+
+class ScriptRegistry:
+    """The declared scripts bound to one client."""
+
+    def __init__(self, client: Client, scripts: Sequence[LuaScript]) -> None:
+        self._client = client
+        self._scripts = {s.name: s for s in scripts}
+        if len(self._scripts) != len(scripts):
+            raise ValueError("two scripts share a name")
+        self._bound = {name: AsyncScript(client, s.source) for name, s in self._scripts.items()}
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._scripts)
+
+    async def load_all(self) -> None:
+        """SCRIPT LOAD every script (on every primary of a Cluster)."""
+        for script in self._scripts.values():
+            sha = await self._client.script_load(script.source)
+            if sha != script.sha:
+                raise RuntimeError(f"{script.name}: server SHA {sha} differs from {script.sha}")
+            metrics.REDIS_SCRIPT_RELOADS.inc()
+
+    async def missing(self) -> list[str]:
+        """Names of the scripts some primary does not hold (empty when all are loaded)."""
+        if not self._scripts:
+            return []
+        names = list(self._scripts)
+        present = await self._client.script_exists(*(self._scripts[n].sha for n in names))
+        return [name for name, ok in zip(names, present, strict=True) if not ok]
+
+    async def __call__(
+        self, script: LuaScript, keys: Sequence[str], args: Sequence[Any] = ()
+    ) -> Any:
+        """Run ``script`` atomically; timed and counted by name."""
+        bound = self._bound.get(script.name)
+        if bound is None:
+            raise KeyError(f"script {script.name} is not registered")
+        start = time.perf_counter()
+        try:
+            result = await bound(keys=list(keys), args=list(args))
+        except RedisError as exc:
+            metrics.REDIS_ERRORS.labels(script.name, error_kind(exc)).inc()
+            raise
+        finally:
+            metrics.REDIS_LATENCY.labels(script.name).observe(time.perf_counter() - start)
+        return result

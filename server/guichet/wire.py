@@ -1,0 +1,70 @@
+"""Wire types and codecs: every request/response body is a msgspec Struct deriving ``Base``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from guichet import errors
+
+T = TypeVar("T")
+
+JSON_CONTENT_TYPE = "application/json"
+_encoder = msgspec.json.Encoder()
+
+
+class Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Strict by default: unknown fields are refused, every field named."""
+
+
+class Reply(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Base of response bodies (tolerant: clients should ignore fields they do not know)."""
+
+
+@cache
+def _decoder(typ: type[Any]) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(typ)
+
+
+def decode(body: bytes, typ: type[T]) -> T:
+    """Bytes → typed value, or a problem naming the field (400 malformed, 422 invalid)."""
+    try:
+        return _decoder(typ).decode(body)  # type: ignore[no-any-return, arg-type]
+    except msgspec.ValidationError as exc:
+        raise errors.from_validation_error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise errors.malformed(f"body is not valid JSON: {exc}") from None
+
+
+async def read_json(request: web.Request, typ: type[T]) -> T:
+    """Read and validate a JSON body (415 if not JSON; 413 is raised by aiohttp's limit)."""
+    if request.content_type != JSON_CONTENT_TYPE:
+        raise errors.Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            f"send the body as {JSON_CONTENT_TYPE}, not {request.content_type or 'nothing'}",
+        )
+    return decode(await request.read(), typ)
+
+
+def respond(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=_encoder.encode(value),
+        status=status,
+        content_type=JSON_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+def encode(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def rfc3339(ts: float) -> str:
+    """A UNIX time as RFC 3339 UTC with a ``Z``."""
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
