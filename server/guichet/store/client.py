@@ -34,10 +34,11 @@ class Store:
         client: Client,
         mode: Literal["standalone", "cluster"],
         scripts: Sequence[LuaScript] = (),
+        max_in_flight: int | None = None,
     ) -> None:
         self.client = client
         self.mode = mode
-        self.scripts = ScriptRegistry(client, scripts)
+        self.scripts = ScriptRegistry(client, scripts, max_in_flight)
 
     async def health(self, timeout_s: float) -> Health:
         """Reachable and every script loaded; missing scripts are loaded again on the way."""
@@ -81,7 +82,7 @@ def connect(cfg: RedisConfig, url: str | None = None, scripts: Sequence[LuaScrip
             max_connections=cfg.max_connections,
             **common,  # type: ignore[arg-type]
         )
-        return Store(cluster, "cluster", scripts)
+        return Store(cluster, "cluster", scripts, max_in_flight=cfg.max_connections)
     target = url or cfg.url
     if target is None:
         raise ValueError("no redis url: start the embedded server first")
@@ -89,4 +90,4 @@ def connect(cfg: RedisConfig, url: str | None = None, scripts: Sequence[LuaScrip
     pool = BlockingConnectionPool.from_url(
         target, max_connections=cfg.max_connections, timeout=cfg.socket_timeout_s, **common
     )
-    return Store(Redis(connection_pool=pool), "standalone", scripts)
+    return Store(Redis.from_pool(pool), "standalone", scripts)

@@ -9,6 +9,7 @@ redis-py's script objects, which send EVALSHA and, on NOSCRIPT (Redis restarted,
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
@@ -64,8 +65,12 @@ def error_kind(exc: BaseException) -> str:
 class ScriptRegistry:
     """The declared scripts bound to one client."""
 
-    def __init__(self, client: Client, scripts: Sequence[LuaScript]) -> None:
+    def __init__(
+        self, client: Client, scripts: Sequence[LuaScript], max_in_flight: int | None = None
+    ) -> None:
         self._client = client
+        # redis-py's cluster pool raises instead of waiting when full: queue here instead.
+        self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._scripts = {s.name: s for s in scripts}
         if len(self._scripts) != len(scripts):
             raise ValueError("two scripts share a name")
@@ -100,7 +105,11 @@ class ScriptRegistry:
             raise KeyError(f"script {script.name} is not registered")
         start = time.perf_counter()
         try:
-            result = await bound(keys=list(keys), args=list(args))
+            if self._gate is None:
+                result = await bound(keys=list(keys), args=list(args))
+            else:
+                async with self._gate:
+                    result = await bound(keys=list(keys), args=list(args))
         except RedisError as exc:
             metrics.REDIS_ERRORS.labels(script.name, error_kind(exc)).inc()
             raise

@@ -1,0 +1,125 @@
+"""Shared fixtures: a real Valkey (standalone per test, or a session-wide 3-primary Cluster
+when ``GUICHET_TEST_REDIS=cluster``), settings pointing at it, a store, and the app served
+over a real loopback socket."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from aiohttp.test_utils import TestClient, TestServer
+
+from guichet import auth
+from guichet.app import SCRIPTS, create_app
+from guichet.config import Settings, load_settings
+from guichet.embedded import EmbeddedCluster, EmbeddedValkey
+from guichet.store.client import Store, connect
+
+MODE = os.environ.get("GUICHET_TEST_REDIS", "standalone")
+if MODE not in ("standalone", "cluster"):
+    raise RuntimeError("GUICHET_TEST_REDIS must be 'standalone' or 'cluster'")
+
+
+@dataclass
+class Backend:
+    """What a test's Redis is: a URL (standalone) or a seed list (cluster)."""
+
+    url: str | None
+    seeds: tuple[str, ...]
+    server: EmbeddedValkey | None
+
+    @property
+    def redis_section(self) -> dict[str, object]:
+        if self.seeds:
+            return {"cluster_seeds": list(self.seeds)}
+        return {"url": self.url}
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster | None]:
+    if MODE != "cluster":
+        yield None
+        return
+    with EmbeddedCluster(tmp_path_factory.mktemp("cluster")) as built:
+        yield built
+
+
+@pytest.fixture
+def backend(tmp_path: Path, cluster: EmbeddedCluster | None) -> Iterator[Backend]:
+    """A pristine Redis for this test: its own server, or the flushed session Cluster."""
+    if cluster is not None:
+        for node in cluster.nodes:
+            with redis.Redis(port=node.port) as client:
+                client.flushall()
+                client.script_flush()
+        yield Backend(url=None, seeds=tuple(cluster.seeds), server=None)
+        return
+    with EmbeddedValkey(tmp_path / "valkey") as server:
+        yield Backend(url=server.url, seeds=(), server=server)
+
+
+@pytest.fixture
+def private_valkey(tmp_path: Path) -> Iterator[EmbeddedValkey]:
+    """A standalone server of the test's own, whatever the mode (stop/restart tests)."""
+    with EmbeddedValkey(tmp_path / "private-valkey") as server:
+        yield server
+
+
+def make_settings(tmp_path: Path, redis_section: dict[str, object], **sections: dict[str, object]) -> Settings:
+    overrides: dict[str, dict[str, object]] = {
+        "redis": {"data_dir": str(tmp_path / "data"), **redis_section},
+        "security": {"dev_issuer_key_file": str(tmp_path / "dev-issuer.pem")},
+        "logging": {"access_log": False},
+    }
+    for name, values in sections.items():
+        overrides.setdefault(name, {}).update(values)
+    empty = tmp_path / "guichet.toml"  # explicit file: a developer's ./guichet.toml never leaks in
+    empty.touch()
+    return load_settings(empty, environ={}, overrides=overrides)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: Backend) -> Settings:
+    return make_settings(tmp_path, backend.redis_section)
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[Store]:
+    s = connect(settings.redis, scripts=SCRIPTS)
+    await s.scripts.load_all()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[TestClient]:
+    """The whole app on a real loopback socket."""
+    server = TestServer(create_app(settings), host="127.0.0.1")
+    async with TestClient(server) as c:
+        yield c
+
+
+@dataclass
+class Tokens:
+    settings: Settings
+
+    def account(self, account: str = "acc-1", ttl_s: int = 600, **kw: object) -> str:
+        sec = self.settings.security
+        key = auth.load_or_create_dev_key(sec.dev_issuer_key_file)
+        return auth.mint(key, issuer=sec.issuer, audience=sec.audience, subject=account,
+                         ttl_s=ttl_s, **kw)  # type: ignore[arg-type]
+
+    def admin(self, *scopes: str, ttl_s: int = 600) -> str:
+        sec = self.settings.security
+        key = auth.load_or_create_dev_key(sec.dev_issuer_key_file)
+        return auth.mint(key, issuer=sec.issuer, audience=sec.admin_audience,
+                         subject="admin:test", ttl_s=ttl_s, scopes=list(scopes))
+
+
+@pytest.fixture
+def tokens(settings: Settings) -> Tokens:
+    return Tokens(settings)
