@@ -69,7 +69,9 @@ def private_valkey(tmp_path: Path) -> Iterator[EmbeddedValkey]:
         yield server
 
 
-def make_settings(tmp_path: Path, redis_section: dict[str, object], **sections: dict[str, object]) -> Settings:
+def make_settings(
+    tmp_path: Path, redis_section: dict[str, object], **sections: dict[str, object]
+) -> Settings:
     overrides: dict[str, dict[str, object]] = {
         "redis": {"data_dir": str(tmp_path / "data"), **redis_section},
         "security": {"dev_issuer_key_file": str(tmp_path / "dev-issuer.pem")},
@@ -110,16 +112,35 @@ class Tokens:
     def account(self, account: str = "acc-1", ttl_s: int = 600, **kw: object) -> str:
         sec = self.settings.security
         key = auth.load_or_create_dev_key(sec.dev_issuer_key_file)
-        return auth.mint(key, issuer=sec.issuer, audience=sec.audience, subject=account,
-                         ttl_s=ttl_s, **kw)  # type: ignore[arg-type]
+        return auth.mint(
+            key, issuer=sec.issuer, audience=sec.audience, subject=account, ttl_s=ttl_s, **kw
+        )  # type: ignore[arg-type]
 
     def admin(self, *scopes: str, ttl_s: int = 600) -> str:
         sec = self.settings.security
         key = auth.load_or_create_dev_key(sec.dev_issuer_key_file)
-        return auth.mint(key, issuer=sec.issuer, audience=sec.admin_audience,
-                         subject="admin:test", ttl_s=ttl_s, scopes=list(scopes))
+        return auth.mint(
+            key,
+            issuer=sec.issuer,
+            audience=sec.admin_audience,
+            subject="admin:test",
+            ttl_s=ttl_s,
+            scopes=list(scopes),
+        )
 
 
 @pytest.fixture
 def tokens(settings: Settings) -> Tokens:
     return Tokens(settings)
+
+
+def metric_value(exposition: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from guichet import errors, metrics, ops, ratelimit, wire
 from guichet.auth import Verifier
 from guichet.config import Settings
-from guichet.state import REDIS_URL, SETTINGS, STORE, VERIFIER, WORKER_ID
+from guichet.state import REDIS_URL, REQUEST_ID, SETTINGS, STORE, VERIFIER, WORKER_ID
 from guichet.store.client import connect
 
 log = logging.getLogger("guichet.app")
@@ -43,7 +43,7 @@ def _route_label(request: web.Request) -> str:
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id in and out, in-flight gauge, count and latency by route template."""
     request_id = _request_id(request)
-    request["request_id"] = request_id
+    request[REQUEST_ID] = request_id
     start = time.perf_counter()
     metrics.HTTP_IN_FLIGHT.inc()
     status = 500
@@ -103,7 +103,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except RedisError as exc:
         log.error(
             "redis unavailable",
-            extra={"request_id": request.get("request_id"), "error": type(exc).__name__},
+            extra={"request_id": request.get(REQUEST_ID), "error": type(exc).__name__},
         )
         return _problem_response(
             request,
@@ -111,14 +111,14 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
                            "storage is unreachable; retry shortly", retry_after_s=1),
         )  # fmt: skip
     except Exception:
-        log.exception("unhandled error", extra={"request_id": request.get("request_id")})
+        log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
         return _problem_response(
             request,
             errors.Problem(
                 500,
                 "internal",
                 "Internal error",
-                f"something went wrong; quote request id {request.get('request_id')}",
+                f"something went wrong; quote request id {request.get(REQUEST_ID)}",
             ),
         )
 

@@ -14,3 +14,4 @@ VERIFIER = web.AppKey("verifier", Verifier)
 WORKER_ID = web.AppKey("worker_id", int)
 OPENAPI_CACHE = web.AppKey("openapi_cache", bytes)
 REDIS_URL = web.AppKey("redis_url", str)  # the embedded server's, when no redis.url is set
+REQUEST_ID = web.RequestKey("request_id", str)

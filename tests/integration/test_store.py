@@ -38,7 +38,9 @@ async def test_health_reloads_flushed_scripts(store: Store) -> None:
 
 
 async def test_health_reports_unreachable_then_recovers(private_valkey: EmbeddedValkey) -> None:
-    store = connect(RedisConfig(url=private_valkey.url, connect_timeout_s=0.5), scripts=ratelimit.SCRIPTS)
+    store = connect(
+        RedisConfig(url=private_valkey.url, connect_timeout_s=0.5), scripts=ratelimit.SCRIPTS
+    )
     try:
         await store.scripts.load_all()
         assert (await store.health(1.0)).ok

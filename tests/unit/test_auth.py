@@ -30,7 +30,12 @@ def verifier(key: Ed25519PrivateKey) -> auth.Verifier:
 
 
 def account_token(key: Ed25519PrivateKey, **kw: object) -> str:
-    args: dict[str, object] = {"issuer": "guichet-dev", "audience": "guichet", "subject": "acc-1", "ttl_s": 600}
+    args: dict[str, object] = {
+        "issuer": "guichet-dev",
+        "audience": "guichet",
+        "subject": "acc-1",
+        "ttl_s": 600,
+    }
     args.update(kw)
     return auth.mint(key, **args)  # type: ignore[arg-type]
 
@@ -80,7 +85,9 @@ def test_alg_none_refused(verifier: auth.Verifier) -> None:
 
 def test_hmac_with_public_key_refused(verifier: auth.Verifier, key: Ed25519PrivateKey) -> None:
     """The classic confusion attack: HS256 signed with the public key bytes."""
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     now = int(time.time())
     claims = {"iss": "guichet-dev", "aud": "guichet", "sub": "x", "iat": now, "exp": now + 60}
     header = {"alg": "HS256", "typ": "JWT"}
@@ -119,8 +126,13 @@ def test_altered_payload_refused(verifier: auth.Verifier, key: Ed25519PrivateKey
 
 
 @settings(max_examples=60, deadline=None)
-@given(position=st.integers(min_value=0), replacement=st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
-def test_any_altered_character_is_refused(verifier: auth.Verifier, key: Ed25519PrivateKey, position: int, replacement: str) -> None:
+@given(
+    position=st.integers(min_value=0),
+    replacement=st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+)
+def test_any_altered_character_is_refused(
+    verifier: auth.Verifier, key: Ed25519PrivateKey, position: int, replacement: str
+) -> None:
     token = account_token(key)
     i = position % len(token)
     if token[i] in (".", replacement):
@@ -130,6 +142,7 @@ def test_any_altered_character_is_refused(verifier: auth.Verifier, key: Ed25519P
         verifier.account(altered)
     except auth.Refused:
         return
+
     # Accepted only if the change hit base64url padding bits: the decoded bytes are unchanged.
     def decoded(t: str) -> list[bytes]:
         return [jwt.utils.base64url_decode(part) for part in t.split(".")]
@@ -138,7 +151,14 @@ def test_any_altered_character_is_refused(verifier: auth.Verifier, key: Ed25519P
 
 
 def test_admin_scope(verifier: auth.Verifier, key: Ed25519PrivateKey) -> None:
-    token = auth.mint(key, issuer="guichet-dev", audience="guichet-admin", subject="ops", ttl_s=60, scopes=["ops:read", "room:write"])
+    token = auth.mint(
+        key,
+        issuer="guichet-dev",
+        audience="guichet-admin",
+        subject="ops",
+        ttl_s=60,
+        scopes=["ops:read", "room:write"],
+    )
     admin = verifier.admin(token, "ops:read")
     assert admin.scopes == {"ops:read", "room:write"}
     with pytest.raises(auth.Refused) as info:
@@ -146,14 +166,25 @@ def test_admin_scope(verifier: auth.Verifier, key: Ed25519PrivateKey) -> None:
     assert info.value.reason == "insufficient_scope"
 
 
-def test_account_token_is_not_an_admin_token(verifier: auth.Verifier, key: Ed25519PrivateKey) -> None:
+def test_account_token_is_not_an_admin_token(
+    verifier: auth.Verifier, key: Ed25519PrivateKey
+) -> None:
     with pytest.raises(auth.Refused) as info:
         verifier.admin(account_token(key), "ops:read")
     assert info.value.reason == "wrong_audience"
 
 
-def test_admin_token_is_not_an_account_token(verifier: auth.Verifier, key: Ed25519PrivateKey) -> None:
-    token = auth.mint(key, issuer="guichet-dev", audience="guichet-admin", subject="ops", ttl_s=60, scopes=["ops:read"])
+def test_admin_token_is_not_an_account_token(
+    verifier: auth.Verifier, key: Ed25519PrivateKey
+) -> None:
+    token = auth.mint(
+        key,
+        issuer="guichet-dev",
+        audience="guichet-admin",
+        subject="ops",
+        ttl_s=60,
+        scopes=["ops:read"],
+    )
     assert reason(verifier, token) == "wrong_audience"
 
 
@@ -161,11 +192,20 @@ def test_pem_and_jwks_keys_from_config(tmp_path: Path) -> None:
     """Production keys: a PEM public key file and a JWKS file both verify their tokens."""
     pem_key = Ed25519PrivateKey.generate()
     pem_file = tmp_path / "idp.pem"
-    pem_file.write_bytes(pem_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    pem_file.write_bytes(
+        pem_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     jwks_key = Ed25519PrivateKey.generate()
     jwks_file = tmp_path / "jwks.json"
     jwks_file.write_text(json.dumps({"keys": [auth.public_jwk(jwks_key)]}))
-    cfg = SecurityConfig(dev_issuer=False, issuer="https://idp", public_keys=(str(pem_file),), jwks_file=str(jwks_file))
+    cfg = SecurityConfig(
+        dev_issuer=False,
+        issuer="https://idp",
+        public_keys=(str(pem_file),),
+        jwks_file=str(jwks_file),
+    )
     verifier = auth.Verifier.from_config(cfg)
     for k in (pem_key, jwks_key):
         assert verifier.account(account_token(k, issuer="https://idp")).id == "acc-1"
@@ -185,7 +225,15 @@ def test_dev_key_file_is_private(tmp_path: Path) -> None:
     assert auth.public_jwk(auth.load_or_create_dev_key(path))["kid"]
 
 
-@pytest.mark.parametrize(("header", "why"), [(None, "missing"), ("Basic abc", "malformed"), ("Bearer ", "malformed"), ("Bearer", "malformed")])
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        (None, "missing"),
+        ("Basic abc", "malformed"),
+        ("Bearer ", "malformed"),
+        ("Bearer", "malformed"),
+    ],
+)
 def test_bearer_header(header: str | None, why: str) -> None:
     with pytest.raises(auth.Refused) as info:
         auth.bearer(header)

@@ -1,0 +1,222 @@
+"""``guichet serve`` as a real process: embedded Valkey, workers, metrics, shutdown, orphans."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from guichet.embedded import PID_FILE, EmbeddedValkey, _ping, find_binary, free_port
+from tests.conftest import metric_value
+from tests.e2e.processes import Served, guichet
+
+pytestmark = pytest.mark.slow
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return (
+        Path(f"/proc/{pid}").exists()
+        and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    )
+
+
+def wait_dead(pid: int, timeout: float = 10.0) -> bool:
+    """Block until ``pid`` exits (pidfd would be nicer; /proc polling is bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+async def test_serve_starts_embedded_valkey_and_stops_it(tmp_path: Path, port: int) -> None:
+    served = Served(guichet("serve", "--port", str(port)), cwd=tmp_path)
+    try:
+        started = served.wait_msg("embedded valkey started")
+        served.wait_msg("using embedded valkey")
+        served.wait_msg("listening", port=port)
+        assert (tmp_path / ".guichet/data" / PID_FILE).exists()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/readyz") as resp,
+        ):
+            assert resp.status == 200
+            assert (await resp.json())["redis"] == "standalone"
+        served.signal(signal.SIGTERM)
+        assert served.wait() == 0
+        assert wait_dead(started["pid"])
+        assert not (tmp_path / ".guichet/data" / PID_FILE).exists()
+        assert (tmp_path / ".guichet/data/appendonlydir").is_dir()
+    finally:
+        served.stop()
+
+
+async def test_graceful_shutdown_drains_in_flight_requests(tmp_path: Path, port: int) -> None:
+    served = Served(
+        ["-c", f"from tests.e2e.slow_app import main; raise SystemExit(main({port}))"], cwd=tmp_path
+    )
+    try:
+        served.wait_msg("listening", port=port)
+        async with aiohttp.ClientSession() as http:
+            pending = asyncio.create_task(http.get(f"http://127.0.0.1:{port}/slow"))
+            await asyncio.to_thread(served.wait_msg, "slow started")
+            served.signal(signal.SIGTERM)
+            await asyncio.to_thread(served.wait_msg, "draining")
+            resp = await pending
+            assert resp.status == 200
+            assert await resp.text() == "done"
+            with pytest.raises(aiohttp.ClientConnectionError):
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as late:
+                    await late.read()
+        assert await asyncio.to_thread(served.wait) == 0
+    finally:
+        served.stop()
+
+
+async def test_metrics_from_two_workers_add_up(tmp_path: Path, port: int) -> None:
+    served = Served(guichet("serve", "--port", str(port), "--workers", "2"), cwd=tmp_path)
+    try:
+        served.wait_msg("listening", worker=0)
+        served.wait_msg("listening", worker=1)
+        seen: set[int] = set()
+        sent = 0
+        # A fresh connection per request lets SO_REUSEPORT spread them over both workers.
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            while len(seen) < 2 or sent < 60:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    seen.add((await resp.json())["worker"])
+                sent += 1
+                assert sent < 2000, "SO_REUSEPORT never reached the second worker"
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                text = await resp.text()
+        assert seen == {0, 1}
+        counted = metric_value(text, "guichet_http_requests_total", route="/healthz", status="2xx")
+        assert counted == sent
+        served.signal(signal.SIGTERM)
+        assert served.wait() == 0
+    finally:
+        served.stop()
+
+
+def test_killed_parent_takes_its_valkey_along(tmp_path: Path, port: int) -> None:
+    """SIGKILL leaves no chance to clean up: the parent-death signal stops Valkey anyway."""
+    served = Served(guichet("serve", "--port", str(port)), cwd=tmp_path)
+    try:
+        valkey_pid = served.wait_msg("embedded valkey started")["pid"]
+        served.wait_msg("listening")
+        served.signal(signal.SIGKILL)
+        served.wait()
+        assert wait_dead(valkey_pid)
+    finally:
+        served.stop()
+
+
+def test_orphan_of_crashed_parent_is_stopped_on_next_start(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    orphan_port = free_port()
+    orphan = subprocess.Popen(
+        [
+            find_binary(),
+            "--port",
+            str(orphan_port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--save",
+            "",
+        ],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 10
+    while not _ping(orphan_port):  # a long-running orphan: up and handling signals
+        assert time.monotonic() < deadline
+    dead_parent = subprocess.Popen(["true"])
+    dead_parent.wait()
+    (data / PID_FILE).write_text(
+        json.dumps({"pid": orphan.pid, "port": orphan_port, "parent_pid": dead_parent.pid})
+    )
+    server = EmbeddedValkey(data)
+    try:
+        server.start()
+        assert orphan.wait(10) == 0  # SIGTERM → clean exit
+        assert server.port != 0
+    finally:
+        server.stop()
+        if orphan.poll() is None:
+            orphan.kill()
+
+
+def test_data_dir_of_a_live_guichet_is_refused(tmp_path: Path) -> None:
+    first = EmbeddedValkey(tmp_path / "data").start()
+    try:
+        info = json.loads((tmp_path / "data" / PID_FILE).read_text())
+        info["parent_pid"] = os.getppid()  # a live process that is not us
+        (tmp_path / "data" / PID_FILE).write_text(json.dumps(info))
+        with pytest.raises(Exception, match="in use"):
+            EmbeddedValkey(tmp_path / "data").start()
+    finally:
+        first.stop()
+
+
+def test_bad_config_stops_start_up(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, *guichet("serve")],
+        cwd=tmp_path,
+        env={**os.environ, "GUICHET_SERVER_WORKERS": "zero"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "server.workers" in result.stderr
+
+
+def test_token_command_mints_verifiable_tokens(tmp_path: Path) -> None:
+    from guichet import auth
+    from guichet.config import SecurityConfig
+
+    def run(*args: str) -> str:
+        return subprocess.run(
+            [sys.executable, *guichet("token", *args)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+
+    account = run("--account", "acc-42")
+    admin = run("--admin", "--scope", "ops:read", "--scope", "room:write")
+    verifier = auth.Verifier.from_config(
+        SecurityConfig(dev_issuer_key_file=str(tmp_path / ".guichet/dev-issuer.pem"))
+    )
+    assert verifier.account(account).id == "acc-42"
+    assert verifier.admin(admin, "room:write").scopes == {"ops:read", "room:write"}
+    assert (
+        subprocess.run(
+            [sys.executable, *guichet("token")], cwd=tmp_path, capture_output=True, check=False
+        ).returncode
+        == 2
+    )
