@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from guichet import auth
@@ -98,31 +99,40 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[TestClient]:
+def app(settings: Settings) -> web.Application:
+    """Built outside the event loop, as in production (start-up reads key files)."""
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: web.Application) -> AsyncIterator[TestClient]:
     """The whole app on a real loopback socket."""
-    server = TestServer(create_app(settings), host="127.0.0.1")
+    server = TestServer(app, host="127.0.0.1")
     async with TestClient(server) as c:
         yield c
 
 
-@dataclass
 class Tokens:
-    settings: Settings
+    """Mints tokens with the test's dev issuer key (loaded once, outside the event loop)."""
 
-    def account(self, account: str = "acc-1", ttl_s: int = 600, **kw: object) -> str:
-        sec = self.settings.security
-        key = auth.load_or_create_dev_key(sec.dev_issuer_key_file)
+    def __init__(self, settings: Settings) -> None:
+        self.sec = settings.security
+        self.key = auth.load_or_create_dev_key(self.sec.dev_issuer_key_file)
+
+    def account(self, account: str = "acc-1", ttl_s: int = 600) -> str:
         return auth.mint(
-            key, issuer=sec.issuer, audience=sec.audience, subject=account, ttl_s=ttl_s, **kw
-        )  # type: ignore[arg-type]
+            self.key,
+            issuer=self.sec.issuer,
+            audience=self.sec.audience,
+            subject=account,
+            ttl_s=ttl_s,
+        )
 
     def admin(self, *scopes: str, ttl_s: int = 600) -> str:
-        sec = self.settings.security
-        key = auth.load_or_create_dev_key(sec.dev_issuer_key_file)
         return auth.mint(
-            key,
-            issuer=sec.issuer,
-            audience=sec.admin_audience,
+            self.key,
+            issuer=self.sec.issuer,
+            audience=self.sec.admin_audience,
             subject="admin:test",
             ttl_s=ttl_s,
             scopes=list(scopes),
@@ -144,3 +154,22 @@ def metric_value(exposition: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+@pytest.fixture(autouse=True)
+def blockbuster(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail any async test whose code blocks the event loop (as aiohttp's own suite does)."""
+    if not request.node.get_closest_marker("asyncio") and not _is_coroutine_test(request):
+        yield
+        return
+    from blockbuster import blockbuster_ctx
+
+    with blockbuster_ctx(["guichet"]) as bb:
+        yield
+        del bb
+
+
+def _is_coroutine_test(request: pytest.FixtureRequest) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(getattr(request.node, "function", None))

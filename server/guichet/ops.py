@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from aiohttp import web
@@ -70,7 +71,8 @@ async def readyz(request: web.Request) -> web.Response:
     tags=("ops",),
 )
 async def metrics_handler(request: web.Request) -> web.Response:
-    payload, content_type = metrics.exposition()
+    # Collection reads /proc and, with several workers, every worker's metric files: off-loop.
+    payload, content_type = await asyncio.to_thread(metrics.exposition)
     response = web.Response(body=payload)
     response.headers["Content-Type"] = content_type
     return response

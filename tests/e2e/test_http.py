@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -12,8 +13,9 @@ from openapi_spec_validator import validate
 from guichet import openapi, wire
 from guichet.app import create_app
 from guichet.config import Settings
+from guichet.embedded import EmbeddedValkey
 from guichet.errors import PROBLEM_CONTENT_TYPE
-from tests.conftest import Tokens, metric_value
+from tests.conftest import Tokens, make_settings, metric_value
 
 
 async def problem(resp: object, status: int) -> dict[str, object]:
@@ -129,8 +131,7 @@ async def boom(request: web.Request) -> web.Response:
 
 
 @pytest.fixture
-async def echo_client(settings: Settings) -> TestClient:
-    app = create_app(settings)
+async def echo_client(app: web.Application) -> TestClient:
     app.router.add_post("/echo", echo)
     app.router.add_get("/boom", boom)
     server = TestServer(app, host="127.0.0.1")
@@ -231,13 +232,18 @@ def test_undeclared_route_fails_the_document(settings: Settings) -> None:
         openapi.build_document(app)
 
 
-async def test_readyz_503_while_redis_is_down_then_200(tmp_path, private_valkey) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import make_settings
-
+@pytest.fixture
+def private_app(tmp_path: Path, private_valkey: EmbeddedValkey) -> web.Application:
     settings = make_settings(tmp_path, {"url": private_valkey.url, "connect_timeout_s": 0.5})
-    async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as c:
+    return create_app(settings)
+
+
+async def test_readyz_503_while_redis_is_down_then_200(
+    private_app: web.Application, private_valkey: EmbeddedValkey
+) -> None:
+    async with TestClient(TestServer(private_app, host="127.0.0.1")) as c:
         assert (await c.get("/readyz")).status == 200
-        private_valkey.stop()
+        await asyncio.to_thread(private_valkey.stop)
         resp = await c.get("/readyz")
         assert resp.status == 503
         body = await resp.json()
@@ -245,6 +251,6 @@ async def test_readyz_503_while_redis_is_down_then_200(tmp_path, private_valkey)
         assert body["reason"].startswith("redis unreachable")
         assert resp.headers["Retry-After"] == "1"
         assert (await c.get("/healthz")).status == 200  # alive, just not ready
-        private_valkey.start()  # restarted: empty script cache
+        await asyncio.to_thread(private_valkey.start)  # restarted: empty script cache
         resp = await c.get("/readyz")
         assert resp.status == 200, await resp.text()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis.asyncio import Redis
 
@@ -44,11 +46,11 @@ async def test_health_reports_unreachable_then_recovers(private_valkey: Embedded
     try:
         await store.scripts.load_all()
         assert (await store.health(1.0)).ok
-        private_valkey.stop()
+        await asyncio.to_thread(private_valkey.stop)
         health = await store.health(1.0)
         assert not health.ok
         assert health.reason.startswith("redis unreachable")
-        private_valkey.start()  # same port, same data folder, scripts gone
+        await asyncio.to_thread(private_valkey.start)  # same port, same data folder, scripts gone
         health = await store.health(2.0)
         assert health.ok, health.reason
         assert await store.scripts.missing() == []
