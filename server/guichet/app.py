@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,13 +27,19 @@ SCRIPTS = (*ratelimit.SCRIPTS,)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _MAX_REQUEST_ID = 128
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+_request_ids = itertools.count(1)
+_REQUEST_ID_PREFIX = f"{os.getpid():x}-{secrets.token_hex(3)}-"
 
 
 def _request_id(request: web.Request) -> str:
+    """The caller's ``X-Request-Id`` when sane, else a cheap unique one (no syscall)."""
     incoming = request.headers.get("X-Request-Id", "")
     if 0 < len(incoming) <= _MAX_REQUEST_ID and incoming.isascii() and incoming.isprintable():
         return incoming
-    return secrets.token_hex(8)
+    return f"{_REQUEST_ID_PREFIX}{next(_request_ids):x}"
 
 
 def _route_label(request: web.Request) -> str:
@@ -39,24 +47,42 @@ def _route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-@web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id in and out, in-flight gauge, count and latency by route template."""
-    request_id = _request_id(request)
-    request[REQUEST_ID] = request_id
-    start = time.perf_counter()
-    metrics.HTTP_IN_FLIGHT.inc()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        response.headers["X-Request-Id"] = request_id
-        return response
-    finally:
-        metrics.HTTP_IN_FLIGHT.dec()
-        route = _route_label(request)
-        metrics.HTTP_REQUESTS.labels(route, request.method, metrics.status_class(status)).inc()
-        metrics.HTTP_LATENCY.labels(route).observe(time.perf_counter() - start)
+_HTTP_SLUGS = {
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("body-too-large", "Request body too large"),
+}
+
+
+def _as_problem(request: web.Request, exc: Exception, limit: int) -> errors.Problem:
+    """Map any failure to a problem; a 500 logs the traceback and returns no internals."""
+    if isinstance(exc, errors.Problem):
+        return exc
+    if isinstance(exc, web.HTTPException):
+        slug, title = _HTTP_SLUGS.get(exc.status, ("http-error", exc.reason))
+        detail = {
+            404: f"no resource at {request.path}",
+            405: f"{request.method} is not allowed here; allowed: {exc.headers.get('Allow', '')}",
+            413: f"the body exceeds {limit} bytes (server.max_body_bytes)",
+        }.get(exc.status, exc.text or exc.reason)
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        return errors.Problem(exc.status, slug, title, detail, headers=headers)
+    request_id = request.get(REQUEST_ID)
+    if isinstance(exc, RedisError):
+        log.error(
+            "redis unavailable", extra={"request_id": request_id, "error": type(exc).__name__}
+        )
+        return errors.Problem(
+            503,
+            "unavailable",
+            "Service unavailable",
+            "storage is unreachable; retry shortly",
+            retry_after_s=1,
+        )
+    log.error("unhandled error", exc_info=exc, extra={"request_id": request_id})
+    return errors.Problem(
+        500, "internal", "Internal error", f"something went wrong; quote request id {request_id}"
+    )
 
 
 def _problem_response(request: web.Request, problem: errors.Problem) -> web.Response:
@@ -70,57 +96,33 @@ def _problem_response(request: web.Request, problem: errors.Problem) -> web.Resp
     return response
 
 
-_HTTP_SLUGS = {
-    404: ("not-found", "Not found"),
-    405: ("method-not-allowed", "Method not allowed"),
-    413: ("body-too-large", "Request body too large"),
-}
-
-
 @web.middleware
-async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error leaves as application/problem+json; a 500 hides its internals."""
+async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one middleware: request id in and out, body limit, errors as problem+json,
+    in-flight gauge, count and latency by route template. One layer, on every request."""
+    request_id = _request_id(request)
+    request[REQUEST_ID] = request_id
+    start = time.perf_counter()
+    metrics.HTTP_IN_FLIGHT.inc()
     limit = request.app[SETTINGS].server.max_body_bytes
     try:
         if request.content_length is not None and request.content_length > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-        return await handler(request)
-    except errors.Problem as problem:
-        return _problem_response(request, problem)
+        response = await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        slug, title = _HTTP_SLUGS.get(exc.status, ("http-error", exc.reason))
-        detail = {
-            404: f"no resource at {request.path}",
-            405: f"{request.method} is not allowed here; allowed: {exc.headers.get('Allow', '')}",
-            413: f"the body exceeds {limit} bytes (server.max_body_bytes)",
-        }.get(exc.status, exc.text or exc.reason)
-        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
-        return _problem_response(
-            request, errors.Problem(exc.status, slug, title, detail, headers=headers)
-        )
-    except RedisError as exc:
-        log.error(
-            "redis unavailable",
-            extra={"request_id": request.get(REQUEST_ID), "error": type(exc).__name__},
-        )
-        return _problem_response(
-            request,
-            errors.Problem(503, "unavailable", "Service unavailable",
-                           "storage is unreachable; retry shortly", retry_after_s=1),
-        )  # fmt: skip
-    except Exception:
-        log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
-        return _problem_response(
-            request,
-            errors.Problem(
-                500,
-                "internal",
-                "Internal error",
-                f"something went wrong; quote request id {request.get(REQUEST_ID)}",
-            ),
-        )
+        response = _problem_response(request, _as_problem(request, exc, limit))
+    except Exception as exc:
+        response = _problem_response(request, _as_problem(request, exc, limit))
+    finally:
+        metrics.HTTP_IN_FLIGHT.dec()
+    response.headers["X-Request-Id"] = request_id
+    method = request.method if request.method in _METHODS else "OTHER"  # bounded label
+    count, latency = metrics.http_children(_route_label(request), method, response.status)
+    count.inc()
+    latency.observe(time.perf_counter() - start)
+    return response
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -149,7 +151,7 @@ def create_app(
 ) -> web.Application:
     """Build one worker's application. ``redis_url`` is the embedded server's, when used."""
     app = web.Application(
-        middlewares=[observe, problems],
+        middlewares=[front],
         client_max_size=settings.server.max_body_bytes,
     )
     app[SETTINGS] = settings

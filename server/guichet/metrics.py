@@ -8,6 +8,7 @@ workers' files (:func:`exposition`), so counters from all workers add up.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import platform
 
@@ -97,6 +98,12 @@ def mark_build_info() -> None:
 
 def status_class(status: int) -> str:
     return f"{status // 100}xx"
+
+
+@functools.lru_cache(maxsize=4096)
+def http_children(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    """The labelled children for one request shape, looked up once (labels are bounded)."""
+    return HTTP_REQUESTS.labels(route, method, status_class(status)), HTTP_LATENCY.labels(route)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -1,0 +1,52 @@
+"""Guichet with one extra route that makes exactly one EVALSHA (the GCRA limiter), to price
+the store path: what every state-changing request pays on top of the HTTP stack."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from aiohttp import web
+
+from guichet import openapi, ratelimit, wire
+from guichet.app import create_app
+from guichet.config import Settings, load_settings
+from guichet.server import serve
+from guichet.state import STORE
+
+_LIMIT = ratelimit.Limit(rate=1_000_000, period_s=1, burst=1_000_000)
+_subjects = itertools.cycle(range(10_000))
+
+
+class Hit(wire.Reply):
+    allowed: bool
+
+
+@openapi.endpoint("benchmark: one EVALSHA", response=Hit)
+async def one_evalsha(request: web.Request) -> web.Response:
+    decision = await ratelimit.hit(request.app[STORE], _LIMIT, "bench", str(next(_subjects)))
+    return wire.respond(Hit(allowed=decision.allowed))
+
+
+def factory(settings: Settings, **kw: Any) -> web.Application:
+    app = create_app(settings, **kw)
+    app.router.add_get("/bench/evalsha", one_evalsha)
+    return app
+
+
+def main(port: int, redis_url: str) -> int:
+    settings = load_settings(
+        None,
+        overrides={
+            "server": {"port": port},
+            "redis": {"url": redis_url},
+            "logging": {"access_log": False, "level": "WARNING"},
+        },
+    )
+    return serve(settings, factory)
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(int(sys.argv[1]), sys.argv[2]))
