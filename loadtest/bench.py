@@ -81,7 +81,9 @@ def wrk(name: str, url: str, duration_s: int, connections: int) -> Result:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per target")
@@ -91,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="guichet-bench-") as tmp, EmbeddedValkey(Path(tmp) / "valkey") as valkey:
+    with (
+        tempfile.TemporaryDirectory(prefix="guichet-bench-") as tmp,
+        EmbeddedValkey(Path(tmp) / "valkey") as valkey,
+    ):
         base_port, app_port = free_port(), free_port()
         with (
             _process([sys.executable, "-m", "loadtest.baseline_app", str(base_port)]),
@@ -101,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             _wait_http(app_port)
             targets = [
                 ("bare aiohttp+uvloop /ok", f"http://127.0.0.1:{base_port}/ok"),
-                ("guichet /healthz (middlewares, no Redis)", f"http://127.0.0.1:{app_port}/healthz"),
+                (
+                    "guichet /healthz (middlewares, no Redis)",
+                    f"http://127.0.0.1:{app_port}/healthz",
+                ),
                 ("guichet one EVALSHA per request", f"http://127.0.0.1:{app_port}/bench/evalsha"),
             ]
             for name, url in targets:
