@@ -75,6 +75,7 @@ class ScriptRegistry:
         if len(self._scripts) != len(scripts):
             raise ValueError("two scripts share a name")
         self._bound = {name: AsyncScript(client, s.source) for name, s in self._scripts.items()}
+        self._latency = {name: metrics.REDIS_LATENCY.labels(name) for name in self._scripts}
 
     @property
     def names(self) -> list[str]:
@@ -114,5 +115,5 @@ class ScriptRegistry:
             metrics.REDIS_ERRORS.labels(script.name, error_kind(exc)).inc()
             raise
         finally:
-            metrics.REDIS_LATENCY.labels(script.name).observe(time.perf_counter() - start)
+            self._latency[script.name].observe(time.perf_counter() - start)
         return result
