@@ -204,13 +204,11 @@ def load_settings(
             if not isinstance(values, dict):
                 raise ConfigError(f"{file}: {section}: expected a [{section}] table")
             data[section] = dict(values)
-    try:
-        env = _env_overrides(environ)
-    except ConfigError:
-        raise
+    env = _env_overrides(environ)
     for section, values in env.items():
         data.setdefault(section, {}).update(values)
-        origin = f"{origin} + environment" if "environment" not in origin else origin
+    if env:
+        origin += " + environment"
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update(values)
     try:

@@ -195,10 +195,9 @@ class EmbeddedValkey:
             pid, parent = int(info["pid"]), int(info["parent_pid"])
         except (OSError, ValueError, KeyError, TypeError):
             return
-        if not _alive(pid) or (
-            "valkey-server" not in _cmdline(pid) and "redis-server" not in (_cmdline(pid))
-        ):
-            self.pid_file.unlink(missing_ok=True)
+        command = _cmdline(pid)
+        if not _alive(pid) or not ("valkey-server" in command or "redis-server" in command):
+            self.pid_file.unlink(missing_ok=True)  # stale: that pid is gone or reused
             return
         if parent != os.getpid() and _alive(parent):
             raise EmbeddedError(
