@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from guichet import metrics, ratelimit
 from guichet.config import RedisConfig
@@ -68,3 +69,26 @@ def test_rate_limit_keys_are_hash_tagged() -> None:
     assert keys.tag_of(key) == "rl:join-ip:::1"
     with pytest.raises(ValueError, match="invalid key part"):
         keys.rate_limit("join", "a{b}")
+
+
+async def test_concurrent_calls_share_pipelines_and_survive_noscript(store: Store) -> None:
+    """Calls of one loop tick go out as one pipeline; a flushed script cache mid-sale is
+    recovered for every caller of the batch."""
+    limit = ratelimit.Limit(rate=1, period_s=60, burst=1)
+    await store.client.script_flush()
+    decisions = await asyncio.gather(
+        *(ratelimit.hit(store, limit, "batch", f"s{i}") for i in range(50))
+    )
+    assert all(d.allowed for d in decisions)
+    assert await store.scripts.missing() == []
+
+
+async def test_a_failing_call_does_not_fail_its_batch(store: Store) -> None:
+    good = [
+        store.scripts(ratelimit.GCRA, [keys.rate_limit("mix", f"ok{i}")], [1000, 5, 1])
+        for i in range(10)
+    ]
+    bad = store.scripts(ratelimit.GCRA, [keys.rate_limit("mix", "bad")], ["not-a-number", 5, 1])
+    results = await asyncio.gather(*good, bad, return_exceptions=True)
+    assert all(isinstance(r, list) and r[0] == 1 for r in results[:10])
+    assert isinstance(results[10], ResponseError)

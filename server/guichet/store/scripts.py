@@ -2,9 +2,10 @@
 
 A component declares ``MY_SCRIPT = LuaScript("guichet.room", "join.lua")`` at module level and
 lists it in its ``SCRIPTS``; the app hands every component's scripts to :class:`ScriptRegistry`,
-which loads them at start-up so ``/readyz`` can check they are all present. Calls go through
-redis-py's script objects, which send EVALSHA and, on NOSCRIPT (Redis restarted,
-``SCRIPT FLUSH``, failover), load the source and retry once — on every primary of a Cluster.
+which loads them at start-up so ``/readyz`` can check they are all present. Calls are EVALSHA,
+coalesced per event-loop tick into one pipeline (``pipelining.py``); on NOSCRIPT (Redis
+restarted, ``SCRIPT FLUSH``, failover) the source is loaded — on every primary of a Cluster —
+and the call retried once.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from guichet import metrics
+from guichet.store.pipelining import Coalescer
 
 Client = Redis | RedisCluster
 
@@ -74,7 +75,7 @@ class ScriptRegistry:
         self._scripts = {s.name: s for s in scripts}
         if len(self._scripts) != len(scripts):
             raise ValueError("two scripts share a name")
-        self._bound = {name: AsyncScript(client, s.source) for name, s in self._scripts.items()}
+        self._coalescer = Coalescer(client)
         self._latency = {name: metrics.REDIS_LATENCY.labels(name) for name in self._scripts}
 
     @property
@@ -101,19 +102,27 @@ class ScriptRegistry:
         self, script: LuaScript, keys: Sequence[str], args: Sequence[Any] = ()
     ) -> Any:
         """Run ``script`` atomically; timed and counted by name."""
-        bound = self._bound.get(script.name)
-        if bound is None:
+        if self._scripts.get(script.name) is not script:
             raise KeyError(f"script {script.name} is not registered")
         start = time.perf_counter()
         try:
             if self._gate is None:
-                result = await bound(keys=list(keys), args=list(args))
+                result = await self._run(script, keys, args)
             else:
                 async with self._gate:
-                    result = await bound(keys=list(keys), args=list(args))
+                    result = await self._run(script, keys, args)
         except RedisError as exc:
             metrics.REDIS_ERRORS.labels(script.name, error_kind(exc)).inc()
             raise
         finally:
             self._latency[script.name].observe(time.perf_counter() - start)
         return result
+
+    async def _run(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self._coalescer.evalsha(script.sha, keys, args)
+        except NoScriptError:
+            # Redis restarted, SCRIPT FLUSH or failover: load (on every primary) and retry once.
+            await self._client.script_load(script.source)
+            metrics.REDIS_SCRIPT_RELOADS.inc()
+            return await self._coalescer.evalsha(script.sha, keys, args)

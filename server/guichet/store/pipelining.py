@@ -1,0 +1,73 @@
+"""Auto-pipelining: EVALSHA calls issued in the same event-loop tick share one round trip.
+
+A request that needs one script call hands it to :class:`Coalescer`; the first call of a tick
+schedules a flush with ``call_soon``, later calls of that tick join it, and the flush sends
+them all in one non-transactional pipeline (redis-py splits it per node on a Cluster). Each
+caller gets its own result or error: a failing call never fails its neighbours. This is what
+ioredis calls auto-pipelining; it turns N round trips and N socket writes into one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+_Call = tuple[str, Sequence[Any], "asyncio.Future[Any]"]
+
+
+class Coalescer:
+    """Batch EVALSHA calls per loop tick into one pipeline."""
+
+    def __init__(self, client: Redis | RedisCluster, max_batch: int = 512) -> None:
+        self._client = client
+        self._max_batch = max_batch
+        self._pending: list[_Call] = []
+        self._flushing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def evalsha(self, sha: str, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((sha, (len(keys), *keys, *args), future))
+        if not self._flushing:
+            self._flushing = True
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._flushing = False
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), self._max_batch):
+            task = asyncio.create_task(self._send(pending[start : start + self._max_batch]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[_Call]) -> None:
+        try:
+            if len(batch) == 1:
+                sha, args, future = batch[0]
+                results: list[Any] = [await self._client.evalsha(sha, *args)]
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                for sha, args, _ in batch:
+                    # execute_command: redis-py blocks the evalsha() helper on Cluster pipelines
+                    pipe.execute_command("EVALSHA", sha, *args)
+                results = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:  # the whole trip failed: every caller learns why
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for (_, _, future), result in zip(batch, results, strict=True):
+            if future.done():  # caller gave up (client disconnected)
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
