@@ -218,7 +218,7 @@ def load_settings(
         raise _explain(exc, origin) from exc
 
 
-def _mask_url(url: str) -> str:
+def mask_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -245,7 +245,7 @@ def masked(settings: Settings) -> dict[str, Any]:
             if value is None:
                 continue
             if _is_secret(field.type):
-                value = _mask_url(value) if "://" in str(value) else "***"
+                value = mask_url(value) if "://" in str(value) else "***"
             values[field.name] = msgspec.to_builtins(value)
         out[section_field.name] = values
     return out

@@ -6,8 +6,6 @@ aiohttp's HTTP errors and msgspec validation errors into ``application/problem+j
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -102,14 +100,6 @@ def forbidden(detail: str) -> Problem:
         detail,
         headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
     )
-
-
-def not_found(detail: str) -> Problem:
-    return Problem(404, "not-found", "Not found", detail)
-
-
-def conflict(slug: str, detail: str, **extra: Any) -> Problem:
-    return Problem(409, slug, "Conflict", detail, **extra)
 
 
 def too_many(detail: str, retry_after_s: int) -> Problem:

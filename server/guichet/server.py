@@ -24,7 +24,7 @@ from aiohttp import web
 
 from guichet import logs, metrics
 from guichet.app import create_app
-from guichet.config import Settings, _mask_url
+from guichet.config import Settings, mask_url
 from guichet.embedded import embedded_valkey, set_parent_death_signal
 
 log = logging.getLogger("guichet.server")
@@ -41,7 +41,7 @@ def redis_target(settings: Settings) -> Iterator[str | None]:
         log.info("using redis cluster", extra={"seeds": cfg.cluster_seeds})
         yield None
     elif cfg.url is not None:
-        log.info("using redis", extra={"url": _mask_url(cfg.url)})
+        log.info("using redis", extra={"url": mask_url(cfg.url)})
         yield None
     else:
         with embedded_valkey(cfg.data_dir, cfg.embedded_binary) as server:

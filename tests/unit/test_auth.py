@@ -150,15 +150,19 @@ def test_any_altered_character_is_refused(
     assert decoded(altered) == decoded(token)
 
 
-def test_admin_scope(verifier: auth.Verifier, key: Ed25519PrivateKey) -> None:
-    token = auth.mint(
+def admin_token(key: Ed25519PrivateKey, *scopes: str) -> str:
+    return auth.mint(
         key,
         issuer="guichet-dev",
         audience="guichet-admin",
         subject="ops",
         ttl_s=60,
-        scopes=["ops:read", "room:write"],
+        scopes=list(scopes),
     )
+
+
+def test_admin_scope(verifier: auth.Verifier, key: Ed25519PrivateKey) -> None:
+    token = admin_token(key, "ops:read", "room:write")
     admin = verifier.admin(token, "ops:read")
     assert admin.scopes == {"ops:read", "room:write"}
     with pytest.raises(auth.Refused) as info:
@@ -177,15 +181,7 @@ def test_account_token_is_not_an_admin_token(
 def test_admin_token_is_not_an_account_token(
     verifier: auth.Verifier, key: Ed25519PrivateKey
 ) -> None:
-    token = auth.mint(
-        key,
-        issuer="guichet-dev",
-        audience="guichet-admin",
-        subject="ops",
-        ttl_s=60,
-        scopes=["ops:read"],
-    )
-    assert reason(verifier, token) == "wrong_audience"
+    assert reason(verifier, admin_token(key, "ops:read")) == "wrong_audience"
 
 
 def test_pem_and_jwks_keys_from_config(tmp_path: Path) -> None:
