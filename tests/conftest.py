@@ -76,6 +76,10 @@ def make_settings(
     overrides: dict[str, dict[str, object]] = {
         "redis": {"data_dir": str(tmp_path / "data"), **redis_section},
         "security": {"dev_issuer_key_file": str(tmp_path / "dev-issuer.pem")},
+        "rooms": {
+            "ticket_secret_file": str(tmp_path / "ticket-secret"),
+            "signing_key_dir": str(tmp_path / "admission-keys"),
+        },
         "logging": {"access_log": False},
     }
     for name, values in sections.items():

@@ -17,13 +17,15 @@ from redis.exceptions import RedisError
 from guichet import errors, metrics, ops, ratelimit, wire
 from guichet.auth import Verifier
 from guichet.config import Settings
+from guichet.room import routes as room_routes
+from guichet.room import service as room_service
 from guichet.state import REDIS_URL, REQUEST_ID, SETTINGS, STORE, VERIFIER, WORKER_ID
 from guichet.store.client import connect
 
 log = logging.getLogger("guichet.app")
 
 #: Every Lua script the service runs; loaded at start-up and checked by /readyz.
-SCRIPTS = (*ratelimit.SCRIPTS,)
+SCRIPTS = (*ratelimit.SCRIPTS, *room_service.SCRIPTS)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _MAX_REQUEST_ID = 128
@@ -162,6 +164,7 @@ def create_app(
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_loop_lag_ctx)
     ops.setup_routes(app)
+    room_routes.setup(app)
     app.on_startup.append(ops.freeze_openapi)
     metrics.mark_build_info()
     return app

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from guichet import errors, metrics
+from guichet.cache import Bounded
 from guichet.config import SecurityConfig
 
 MAX_SUBJECT_LEN = 128
@@ -142,6 +143,8 @@ class Verifier:
             )
         self.cfg = cfg
         self._keys = keys
+        # A token verified once is remembered until it expires: signatures cost ~100 µs.
+        self._accounts: Bounded[str, Account] = Bounded(cfg.verified_cache_size)
 
     @classmethod
     def from_config(cls, cfg: SecurityConfig) -> Verifier:
@@ -202,8 +205,15 @@ class Verifier:
         return claims
 
     def account(self, token: str) -> Account:
+        known = self._accounts.get(token)
+        if known is not None:
+            if time.time() < known.expires_at + self.cfg.leeway_s:
+                return known
+            raise Refused("expired", "token has expired")
         claims = self._checked_claims(token, self.cfg.audience)
-        return Account(id=claims["sub"], expires_at=float(claims["exp"]))
+        account = Account(id=claims["sub"], expires_at=float(claims["exp"]))
+        self._accounts.put(token, account)
+        return account
 
     def admin(self, token: str, scope: str) -> Admin:
         claims = self._checked_claims(token, self.cfg.admin_audience)

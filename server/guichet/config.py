@@ -17,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 from msgspec import Meta
 
+from guichet.room.model import RoomDefinition
+
 ENV_PREFIX = "GUICHET_"
 DEFAULT_CONFIG_FILE = "guichet.toml"
 
@@ -97,10 +99,48 @@ class SecurityConfig(_Section, frozen=True):
     dev_issuer_key_file: str = ".guichet/dev-issuer.pem"
     leeway_s: Annotated[float, Meta(ge=0, le=300)] = 30.0
     max_token_ttl_s: PositiveInt = 24 * 3600
+    #: Verified tokens and queue tickets remembered per worker (a repeat costs a dict lookup);
+    #: 0 turns the cache off.
+    verified_cache_size: Annotated[int, Meta(ge=0, le=10_000_000)] = 200_000
 
     def __post_init__(self) -> None:
         if not self.algorithms:
             raise ValueError("`algorithms` must not be empty")
+
+
+class RoomsConfig(_Section, frozen=True):
+    """Waiting rooms: queue tickets, admission tokens, pacing, join limits, rooms to create.
+
+    ``define`` lists rooms created at start-up when they do not exist yet (``[[rooms.define]]``
+    tables with an ``id`` and the fields of a room spec); live changes made through the admin
+    API are kept across restarts.
+    """
+
+    ticket_secret: Annotated[str | None, Meta(extra=SECRET)] = None  # >= 32 chars
+    ticket_secret_file: str = ".guichet/ticket-secret"  # noqa: S105 (a path, not a secret)
+    signing_key_dir: str = ".guichet/admission-keys"
+    admission_issuer: str = "guichet"
+    tick_interval_s: Annotated[float, Meta(ge=0.02, le=1.0)] = 0.2
+    ready_grace_s: Annotated[int, Meta(ge=10, le=86_400)] = 300
+    rate_window_s: Annotated[int, Meta(ge=1, le=600)] = 10
+    reap_batch: Annotated[int, Meta(ge=1, le=100_000)] = 1000
+    join_per_ip_per_min: PositiveInt = 60
+    join_ip_burst: PositiveInt = 30
+    join_per_account_per_min: PositiveInt = 12
+    join_account_burst: PositiveInt = 6
+    cookie_secure: bool = False
+    sse_max_clients: Annotated[int, Meta(ge=0, le=1_000_000)] = 20_000
+    #: Header carrying the client address when behind a trusted proxy (its last entry is
+    #: used, as appended by that proxy), e.g. "X-Forwarded-For"; unset: the peer address.
+    client_ip_header: str | None = None
+    define: tuple[RoomDefinition, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.ticket_secret is not None and len(self.ticket_secret) < 32:
+            raise ValueError("`ticket_secret` must be at least 32 characters")
+        ids = [room.id for room in self.define]
+        if len(ids) != len(set(ids)):
+            raise ValueError("`define` lists a room id twice")
 
 
 class LoggingConfig(_Section, frozen=True):
@@ -116,6 +156,7 @@ class Settings(_Section, frozen=True):
     server: ServerConfig = ServerConfig()
     redis: RedisConfig = RedisConfig()
     security: SecurityConfig = SecurityConfig()
+    rooms: RoomsConfig = RoomsConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

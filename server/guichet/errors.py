@@ -124,3 +124,12 @@ def from_validation_error(exc: msgspec.ValidationError) -> Problem:
         detail = "required field is missing"
     detail = detail.replace("`", "")
     return invalid_body([FieldError(field=field or "(body)", detail=detail)])
+
+
+def not_found(detail: str) -> Problem:
+    return Problem(404, "not-found", "Not found", detail)
+
+
+def conflict(slug: str, title: str, detail: str, retry_after_s: int | None = None) -> Problem:
+    """409: the request is well-formed but the resource's state does not allow it now."""
+    return Problem(409, slug, title, detail, retry_after_s=retry_after_s)

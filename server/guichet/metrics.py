@@ -83,6 +83,81 @@ REDIS_SCRIPT_RELOADS = Counter(
     "Lua scripts (re)loaded into Redis: at start-up and after NOSCRIPT.",
 )
 
+# --- waiting rooms (label `room`: rooms are created by ops, a handful per sale) -----------
+ROOM_WAITING = Gauge(
+    "guichet_room_waiting",
+    "People holding a number not yet called (pre-queue excluded).",
+    ["room"],
+    multiprocess_mode="livemax",
+)
+ROOM_PREQUEUE = Gauge(
+    "guichet_room_prequeue",
+    "People in the pre-queue, to be shuffled at opening.",
+    ["room"],
+    multiprocess_mode="livemax",
+)
+ROOM_ACTIVE = Gauge(
+    "guichet_room_active_sessions",
+    "Admitted people whose session is active (never above the room's max_active).",
+    ["room"],
+    multiprocess_mode="livemax",
+)
+ROOM_SERVING = Gauge(
+    "guichet_room_serving_counter",
+    "Numbers called so far (the serving counter).",
+    ["room"],
+    multiprocess_mode="livemax",
+)
+ROOM_RATE = Gauge(
+    "guichet_room_admission_rate",
+    "Measured rate at which numbers are called, people per second, over the rate window.",
+    ["room"],
+    multiprocess_mode="livemax",
+)
+ROOM_EFFECTIVE_RATE = Gauge(
+    "guichet_room_effective_rate",
+    "Configured admission rate after pause and stock metering, people per second.",
+    ["room"],
+    multiprocess_mode="livemax",
+)
+ROOM_ADMITTED = Counter(
+    "guichet_room_admitted_total",
+    "Admissions granted (new sessions).",
+    ["room"],
+)
+ROOM_JOINS = Counter(
+    "guichet_room_joins_total",
+    "Queue tickets issued (new places in line).",
+    ["room", "phase"],
+)
+ROOM_EXPIRED = Counter(
+    "guichet_room_sessions_expired_total",
+    "Active sessions reaped after their idle timeout.",
+    ["room"],
+)
+ROOM_REJECTIONS = Counter(
+    "guichet_room_rejections_total",
+    "Refused room requests, by reason (rate_limit_ip, rate_limit_account, forged, expired, "
+    "other_room, malformed, missing, not_ready, full, used, closed, mismatch).",
+    ["reason"],
+)
+ROOM_QUEUE_TIME = Histogram(
+    "guichet_room_time_in_queue_seconds",
+    "From joining to admission.",
+    ["room"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400),
+)
+ROOM_SSE_CLIENTS = Gauge(
+    "guichet_room_sse_clients",
+    "Open Server-Sent Events streams (all workers).",
+    multiprocess_mode="livesum",
+)
+ROOM_TICKS = Counter(
+    "guichet_room_pacer_ticks_total",
+    "Pacer ticks run by this worker, by outcome (ok, error).",
+    ["outcome"],
+)
+
 # --- build --------------------------------------------------------------------------------
 BUILD_INFO = Gauge(
     "guichet_build_info",

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
 
 from guichet import openapi, wire
-from guichet.app import create_app
+from guichet.app import SCRIPTS, create_app
 from guichet.config import Settings
 from guichet.embedded import EmbeddedValkey
 from guichet.errors import PROBLEM_CONTENT_TYPE
@@ -34,7 +34,7 @@ async def test_healthz_and_readyz(client: TestClient) -> None:
     resp = await client.get("/readyz")
     body = await resp.json()
     assert resp.status == 200, body
-    assert body["scripts"] == ["ratelimit"]
+    assert body["scripts"] == sorted(s.name for s in SCRIPTS)
 
 
 async def test_404_and_405_are_problems(client: TestClient) -> None:

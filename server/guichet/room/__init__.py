@@ -1,0 +1,1 @@
+"""The waiting room: join, pre-queue shuffle, metered admission, admission tokens."""

@@ -1,0 +1,57 @@
+-- Join a room's queue: one place per account; numbers unique and gap-free.
+-- KEYS[1] cfg   KEYS[2] state   KEYS[3] tickets (account -> "p:<i>" | "n:<i>")
+-- KEYS[4] the caller IP's join bucket   KEYS[5] the account's join bucket (GCRA, µs)
+-- ARGV[1] account   ARGV[2] seed to use if this call opens the room (hex)
+-- ARGV[3] per-IP interval µs   ARGV[4] per-IP burst
+-- ARGV[5] per-account interval µs   ARGV[6] per-account burst
+-- Ticket ids are "p:<i>:<joined s>" or "n:<i>:<joined s>".
+-- Before opens_at a joiner gets pre-queue index i ("p:i"); the first call at or after
+-- opens_at (this script or tick.lua) opens the room: the pre-queue is frozen, the seed kept,
+-- and numbers continue at N (the pre-queue size) for later arrivals ("n:i").
+-- Returns {code, ticket, opened_now, retry_after_us}
+--   code: 'ok' (new ticket) | 'again' (same ticket as before) | 'unknown' | 'closed' |
+--         'limited_ip' | 'limited_account'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+local cfg = redis.call('HMGET', KEYS[1], 'opens_us', 'closes_us')
+if not cfg[1] then return {'unknown', '', 0, 0} end
+local opens, closes = tonumber(cfg[1]), tonumber(cfg[2])
+
+-- Rate limits (GCRA): both are checked before either is charged.
+local function tat_after(key, interval, burst)
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - burst * interval
+  if now < allow_at then return nil, allow_at - now end
+  return new_tat, 0
+end
+local ip_tat, ip_wait = tat_after(KEYS[4], tonumber(ARGV[3]), tonumber(ARGV[4]))
+if not ip_tat then return {'limited_ip', '', 0, ip_wait} end
+local acct_tat, acct_wait = tat_after(KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]))
+if not acct_tat then return {'limited_account', '', 0, acct_wait} end
+redis.call('SET', KEYS[4], string.format('%d', ip_tat), 'PX', math.ceil((ip_tat - now) / 1000))
+redis.call('SET', KEYS[5], string.format('%d', acct_tat), 'PX',
+  math.ceil((acct_tat - now) / 1000))
+
+local existing = redis.call('HGET', KEYS[3], ARGV[1])
+if existing then return {'again', existing, 0, 0} end
+if now >= closes then return {'closed', '', 0, 0} end
+
+local opened_now = 0
+if now >= opens and redis.call('HSETNX', KEYS[2], 'opened_us', now) == 1 then
+  local pre = redis.call('HGET', KEYS[2], 'pre') or '0'
+  redis.call('HSET', KEYS[2], 'seed', ARGV[2], 'next', pre, 'last_us', now)
+  opened_now = 1
+end
+
+local ticket
+if now < opens then
+  ticket = 'p:' .. (redis.call('HINCRBY', KEYS[2], 'pre', 1) - 1)
+else
+  ticket = 'n:' .. (redis.call('HINCRBY', KEYS[2], 'next', 1) - 1)
+end
+ticket = ticket .. ':' .. math.floor(now / 1000000)
+redis.call('HSET', KEYS[3], ARGV[1], ticket)
+return {'ok', ticket, opened_now, 0}

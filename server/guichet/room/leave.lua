@@ -1,0 +1,13 @@
+-- Leave: end the account's place in the room; an active session frees its slot at once.
+-- KEYS[1] tickets   KEYS[2] active   KEYS[3] sessions
+-- ARGV[1] account   ARGV[2] the ticket's id (see join.lua)
+-- The ticket can never be admitted afterwards (its number stays, so numbers stay gap-free).
+-- Returns {code, freed}   code: 'ok' | 'mismatch' | 'again' (already left)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return {'mismatch', 0} end
+local session = redis.call('HGET', KEYS[3], ARGV[1])
+if session and string.sub(session, 1, 1) == 'x' then return {'again', 0} end
+local freed = redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], 'x' .. now)
+return {'ok', freed}

@@ -1,0 +1,441 @@
+"""The waiting room's Redis side and each worker's snapshot of every room.
+
+One :class:`Rooms` per worker. Its pacer loop runs ``tick.lua`` for every room about every
+200 ms (all workers do; the script makes that safe) and keeps the returned counters as the
+room's snapshot, from which status polls and SSE streams are answered without Redis. Join,
+admit, leave and heartbeat are one script call each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+import numpy as np
+
+from guichet import metrics
+from guichet.config import RoomsConfig
+from guichet.room.model import (
+    Counters,
+    RoomDefinition,
+    RoomPatch,
+    RoomSpec,
+    RoomStats,
+    State,
+    Status,
+    eta_s,
+    poll_after_ms,
+    queue_order,
+    state_of,
+)
+from guichet.room.tickets import Ticket
+from guichet.store import keys
+from guichet.store.client import Store
+from guichet.store.scripts import LuaScript
+from guichet.wire import rfc3339
+
+log = logging.getLogger("guichet.room")
+
+JOIN = LuaScript("guichet.room", "join.lua")
+TICK = LuaScript("guichet.room", "tick.lua")
+ADMIT = LuaScript("guichet.room", "admit.lua")
+LEAVE = LuaScript("guichet.room", "leave.lua")
+HEARTBEAT = LuaScript("guichet.room", "heartbeat.lua")
+CONFIGURE = LuaScript("guichet.room", "configure.lua")
+SCRIPTS = (JOIN, TICK, ADMIT, LEAVE, HEARTBEAT, CONFIGURE)
+
+_US = 1_000_000
+_INDEX_REFRESH_S = 2.0
+
+
+class UnknownRoom(Exception):
+    pass
+
+
+def _us(moment: datetime) -> int:
+    return int(moment.timestamp() * _US)
+
+
+def spec_fields(spec: RoomSpec | RoomPatch) -> list[str]:
+    """A spec (or the set fields of a patch) as the cfg hash's field/value pairs."""
+    out: list[str] = []
+    for name in spec.__struct_fields__:
+        value = getattr(spec, name)
+        if value is None and isinstance(spec, RoomPatch):
+            continue
+        if isinstance(value, datetime):
+            out += [name, rfc3339(value.timestamp()), name.replace("_at", "_us"), str(_us(value))]
+        elif isinstance(value, bool):
+            out += [name, "1" if value else "0"]
+        else:
+            out += [name, "" if value is None else str(value)]
+    return out
+
+
+def spec_from_hash(raw: dict[bytes, bytes]) -> RoomSpec:
+    data: dict[str, Any] = {}
+    for name in RoomSpec.__struct_fields__:
+        value = raw.get(name.encode())
+        if value is None:
+            continue
+        text = value.decode()
+        if name == "paused":
+            data[name] = text == "1"
+        elif name == "sale":
+            data[name] = text or None
+        else:
+            data[name] = text
+    return msgspec.convert(data, RoomSpec, strict=False)
+
+
+def _counters(reply: list[Any]) -> Counters:
+    (
+        _,
+        now,
+        opens,
+        closes,
+        opened_us,
+        pre,
+        issued,
+        serving,
+        floor,
+        active,
+        admitted,
+        expired,
+        measured,
+        effective,
+        stock,
+        paused,
+        seed,
+    ) = reply[:17]
+    return Counters(
+        now=int(now) / _US,
+        opens_at=int(opens) / _US,
+        closes_at=int(closes) / _US,
+        opened=int(opened_us) > 0,
+        prequeue=int(pre),
+        issued=int(issued),
+        serving=int(serving),
+        floor=int(floor),
+        active=int(active),
+        admitted_total=int(admitted),
+        expired_total=int(expired),
+        rate=float(measured),
+        effective_rate=float(effective),
+        sold_out=bool(stock) and float(stock) <= 0,
+        stock_remaining=float(stock) if stock else None,
+        paused=bool(int(paused)),
+        seed=seed.decode() if seed else None,
+        opened_at=int(opened_us) / _US if int(opened_us) else None,
+    )
+
+
+@dataclass
+class Runtime:
+    """One room as this worker knows it: spec, latest counters, pre-queue numbers."""
+
+    id: str
+    keys: keys.RoomKeys
+    spec: RoomSpec
+    version: bytes = b""
+    counters: Counters | None = None
+    fetched: float = 0.0  # time.monotonic() when the counters arrived
+    order: np.ndarray | None = None
+    order_task: asyncio.Task[None] | None = None
+    updated: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def now(self) -> float:
+        """Redis time, extrapolated from the snapshot with this process's monotonic clock."""
+        if self.counters is None:
+            return time.time()
+        return self.counters.now + (time.monotonic() - self.fetched)
+
+    def number_of(self, ticket: Ticket) -> int | None:
+        if not ticket.prequeue:
+            return ticket.index
+        if self.counters is None or not self.counters.opened or self.order is None:
+            return None
+        if ticket.index >= len(self.order):
+            return None
+        return int(self.order[ticket.index])
+
+    def status(self, ticket: Ticket) -> Status:
+        spec, c = self.spec, self.counters
+        opens, closes = rfc3339(spec.opens_at.timestamp()), rfc3339(spec.closes_at.timestamp())
+        if c is None:
+            return Status(
+                room=self.id,
+                state="waiting",
+                serving=0,
+                admission_rate=0.0,
+                poll_after_ms=1000,
+                opens_at=opens,
+                closes_at=closes,
+            )
+        now = self.now()
+        number = self.number_of(ticket)
+        state: State
+        if ticket.admitted_until is not None:
+            state = "admitted" if now < ticket.admitted_until else "expired"
+        elif ticket.prequeue and c.opened and number is None:
+            state = "waiting"  # shuffle result not computed here yet: a fraction of a second
+        else:
+            state = state_of(number, ticket.index, c, now)
+        ahead: int | None = None
+        eta: int | None = None
+        if state == "waiting" and number is not None:
+            ahead = number - c.serving
+            eta = eta_s(ahead + 1, c.rate)  # called once the ahead people and I are called
+        elif state == "prequeue":
+            eta = max(0, int(c.opens_at - now + 0.999))
+        elif state == "ready":
+            ahead, eta = 0, 0
+        hint = (
+            poll_after_ms(ahead, c.rate)
+            if state == "waiting"
+            else (min(30_000, max(1_000, (eta or 0) * 500)) if state == "prequeue" else 2_000)
+        )
+        return Status(
+            room=self.id,
+            state=state,
+            number=number,
+            position=None if ahead is None else ahead + 1 if state == "waiting" else 0,
+            ahead=ahead,
+            eta_s=eta,
+            serving=c.serving,
+            admission_rate=round(c.rate, 3),
+            poll_after_ms=hint,
+            opens_at=opens,
+            closes_at=closes,
+        )
+
+
+class Rooms:
+    """Every room, as one worker sees it, and the script calls that change them."""
+
+    def __init__(self, store: Store, cfg: RoomsConfig) -> None:
+        self.store = store
+        self.cfg = cfg
+        self._rooms: dict[str, Runtime] = {}
+        self._index_checked = 0.0
+        self._grace_us = cfg.ready_grace_s * _US
+        self._window_us = cfg.rate_window_s * _US
+        self._ip = (round(60 * _US / cfg.join_per_ip_per_min), cfg.join_ip_burst)
+        self._account = (round(60 * _US / cfg.join_per_account_per_min), cfg.join_account_burst)
+
+    # --- registry ------------------------------------------------------------------------
+
+    def get(self, room: str) -> Runtime | None:
+        return self._rooms.get(room)
+
+    async def runtime(self, room: str) -> Runtime:
+        """The room's runtime; a room created by another worker is loaded on first use."""
+        rt = self._rooms.get(room)
+        if rt is None:
+            rt = await self._load(room)
+            if rt is None:
+                raise UnknownRoom(room)
+            await self.tick(rt)
+        return rt
+
+    async def _load(self, room: str) -> Runtime | None:
+        k = keys.RoomKeys(room)
+        raw: dict[bytes, bytes] = await self.store.client.hgetall(k.cfg)  # type: ignore[assignment]
+        if not raw:
+            return None
+        spec = spec_from_hash(raw)
+        rt = self._rooms.get(room)
+        if rt is None:
+            rt = self._rooms[room] = Runtime(room, k, spec)
+        else:
+            rt.spec = spec
+        rt.version = raw.get(b"version", b"")
+        return rt
+
+    def ids(self) -> list[str]:
+        return sorted(self._rooms)
+
+    # --- admin ---------------------------------------------------------------------------
+
+    async def configure(self, room: str, op: str, spec: RoomSpec | RoomPatch) -> str:
+        """Create/replace/patch a room; returns created, updated, exists, unknown, bad_window."""
+        k = keys.RoomKeys(room)
+        (code,) = await self.store.scripts(CONFIGURE, [k.cfg], [op, *spec_fields(spec)])
+        code = code.decode()
+        if code in ("created", "updated"):
+            await self.store.client.sadd(keys.ROOMS_INDEX, room)
+            await self._load(room)
+            await self.tick(self._rooms[room])
+        return str(code)
+
+    async def ensure_defined(self, definitions: tuple[RoomDefinition, ...]) -> None:
+        """Create the config file's rooms that do not exist yet (live changes are kept)."""
+        for d in definitions:
+            spec = msgspec.convert({f: getattr(d, f) for f in RoomSpec.__struct_fields__}, RoomSpec)
+            code = await self.configure(d.id, "create", spec)
+            if code == "exists":
+                await self.store.client.sadd(keys.ROOMS_INDEX, d.id)
+            log.info("room from config", extra={"room": d.id, "outcome": code})
+
+    async def set_stock(self, room: str, remaining: float) -> None:
+        """The linked sale's stock signal (0..1 left); the pacer meters admission by it."""
+        rt = await self.runtime(room)
+        await self.store.client.hset(rt.keys.state, "stock", f"{remaining:.6f}")
+        await self.tick(rt)
+
+    def stats(self, rt: Runtime) -> RoomStats:
+        c = rt.counters
+        assert c is not None
+        now = rt.now()
+        phase: Literal["prequeue", "open", "closed"] = (
+            "closed" if now >= c.closes_at else "open" if c.opened else "prequeue"
+        )
+        return RoomStats(
+            id=rt.id,
+            spec=rt.spec,
+            phase=phase,
+            serving=c.serving,
+            issued=c.issued,
+            prequeue=c.prequeue,
+            waiting=max(0, c.issued - c.serving) if c.opened else 0,
+            active=c.active,
+            admitted_total=c.admitted_total,
+            expired_total=c.expired_total,
+            admission_rate=round(c.rate, 3),
+            effective_rate=round(c.effective_rate, 3),
+            stock_remaining=c.stock_remaining,
+            sold_out=c.sold_out,
+            shuffle_seed=c.seed if c.opened else None,
+            opened_at=rfc3339(c.opened_at) if c.opened_at else None,
+        )
+
+    # --- pacer ---------------------------------------------------------------------------
+
+    async def tick(self, rt: Runtime) -> None:
+        """Run the pacer script once for ``rt`` and take its counters as the snapshot."""
+        k = rt.keys
+        reply = await self.store.scripts(
+            TICK,
+            [k.cfg, k.state, k.active, k.sessions, k.calls, k.admitted_numbers],
+            [secrets.token_hex(32), self._grace_us, self._window_us, self.cfg.reap_batch],
+        )
+        if reply[0] == b"unknown":
+            self._rooms.pop(rt.id, None)
+            rt.updated.set()
+            return
+        counters = _counters(reply)
+        reaped, version = int(reply[18]), reply[19]
+        if version != rt.version:
+            await self._load(rt.id)
+        if int(reply[17]):
+            log.info(
+                "room opened: pre-queue frozen",
+                extra={
+                    "room": rt.id,
+                    "prequeue": counters.prequeue,
+                    "seed": counters.seed,
+                    "mode": rt.spec.mode,
+                },
+            )
+        if reaped:
+            metrics.ROOM_EXPIRED.labels(rt.id).inc(reaped)
+        rt.counters, rt.fetched = counters, time.monotonic()
+        if counters.opened and counters.prequeue and rt.order is None and rt.order_task is None:
+            rt.order_task = asyncio.create_task(self._compute_order(rt, counters))
+        self._export(rt.id, counters)
+        rt.updated.set()
+        rt.updated = asyncio.Event()
+
+    async def _compute_order(self, rt: Runtime, c: Counters) -> None:
+        assert c.seed is not None
+        rt.order = await asyncio.to_thread(
+            queue_order, bytes.fromhex(c.seed), c.prequeue, rt.spec.mode
+        )
+
+    @staticmethod
+    def _export(room: str, c: Counters) -> None:
+        metrics.ROOM_WAITING.labels(room).set(max(0, c.issued - c.serving) if c.opened else 0)
+        metrics.ROOM_PREQUEUE.labels(room).set(0 if c.opened else c.prequeue)
+        metrics.ROOM_ACTIVE.labels(room).set(c.active)
+        metrics.ROOM_SERVING.labels(room).set(c.serving)
+        metrics.ROOM_RATE.labels(room).set(c.rate)
+        metrics.ROOM_EFFECTIVE_RATE.labels(room).set(c.effective_rate)
+
+    async def _refresh_index(self) -> None:
+        members = await self.store.client.smembers(keys.ROOMS_INDEX)
+        for raw in members:
+            room = raw.decode() if isinstance(raw, bytes) else raw
+            if room not in self._rooms:
+                await self._load(room)
+
+    async def run(self, keyring_refresh: Any = None) -> None:
+        """The pacer loop: every tick_interval_s, one script per room (one pipeline in all)."""
+        interval = self.cfg.tick_interval_s
+        while True:
+            started = time.monotonic()
+            try:
+                if started - self._index_checked >= _INDEX_REFRESH_S:
+                    self._index_checked = started
+                    await self._refresh_index()
+                    if keyring_refresh is not None:  # reads a directory: off the loop
+                        await asyncio.to_thread(keyring_refresh)
+                results = await asyncio.gather(
+                    *(self.tick(rt) for rt in list(self._rooms.values())),
+                    return_exceptions=True,
+                )
+                for result in results:
+                    if isinstance(result, Exception):
+                        raise result
+                metrics.ROOM_TICKS.labels("ok").inc()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: keep serving the last snapshot, retry
+                metrics.ROOM_TICKS.labels("error").inc()
+                log.warning("pacer tick failed", extra={"error": type(exc).__name__})
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    # --- public calls --------------------------------------------------------------------
+
+    async def join(self, rt: Runtime, account: str, ip: str) -> tuple[str, str, float]:
+        """(code, ticket id, retry-after seconds) — see join.lua for the codes."""
+        k = rt.keys
+        code, tid, opened_now, retry_us = await self.store.scripts(
+            JOIN,
+            [k.cfg, k.state, k.tickets, k.join_limit("ip", ip), k.join_limit("acct", account)],
+            [account, secrets.token_hex(32), *self._ip, *self._account],
+        )
+        if int(opened_now):
+            log.info("room opened by a join", extra={"room": rt.id})
+            with contextlib.suppress(Exception):
+                await self.tick(rt)
+        return code.decode(), tid.decode(), int(retry_us) / _US
+
+    async def admit(self, rt: Runtime, ticket: Ticket, number: int) -> tuple[str, float, float]:
+        """(code, admitted at, session expires at) — see admit.lua for the codes."""
+        k = rt.keys
+        code, admitted_us, expires_us, _ = await self.store.scripts(
+            ADMIT,
+            [k.cfg, k.state, k.tickets, k.active, k.sessions, k.admitted_numbers, k.calls],
+            [ticket.account, ticket.tid, number, self._grace_us],
+        )
+        return code.decode(), int(admitted_us) / _US, int(expires_us) / _US
+
+    async def leave(self, rt: Runtime, ticket: Ticket) -> tuple[str, bool]:
+        k = rt.keys
+        code, freed = await self.store.scripts(
+            LEAVE, [k.tickets, k.active, k.sessions], [ticket.account, ticket.tid]
+        )
+        return code.decode(), bool(int(freed))
+
+    async def heartbeat(self, rt: Runtime, account: str) -> tuple[str, float]:
+        code, expires_us = await self.store.scripts(
+            HEARTBEAT, [rt.keys.cfg, rt.keys.active], [account]
+        )
+        return code.decode(), int(expires_us) / _US

@@ -1,0 +1,101 @@
+-- Pacer tick: open the room when due, reap idle sessions, advance the serving counter at the
+-- room's rate, and return a snapshot of the counters. Every worker runs it about every
+-- 200 ms; credit accrues from the elapsed Redis TIME since the last tick (whoever ran it),
+-- so several workers never double-advance and the rate never drifts.
+-- KEYS[1] cfg   KEYS[2] state   KEYS[3] active (zset account -> idle expiry µs)
+-- KEYS[4] sessions (account -> admitted µs | "x<µs>" ended)
+-- KEYS[5] calls (zset of checkpoints "<µs>:<serving>", score µs)
+-- KEYS[6] admitted numbers (zset account -> number)
+-- ARGV[1] seed to use if this tick opens the room (hex)   ARGV[2] ready grace µs
+-- ARGV[3] rate window µs   ARGV[4] most sessions to reap in one tick
+-- Capacity rule: advance by at most max_active - active - pending, where pending counts
+-- numbers called within the grace period and not yet admitted; admitting them all would
+-- fill the room exactly, never beyond.
+-- Returns {code, now, opens, closes, opened_us, pre, next, serving, floor, active,
+--          admitted, expired, measured_rate, effective_rate, stock, paused, seed, opened_now,
+--          reaped, cfg_version}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local c = redis.call('HMGET', KEYS[1], 'opens_us', 'closes_us', 'rate_per_s', 'max_active',
+  'paused', 'version')
+if not c[1] then return {'unknown'} end
+local opens, closes = tonumber(c[1]), tonumber(c[2])
+local rate, max_active, paused = tonumber(c[3]), tonumber(c[4]), c[5] == '1'
+local grace, window = tonumber(ARGV[2]), tonumber(ARGV[3])
+
+local opened_now = 0
+if now >= opens and redis.call('HSETNX', KEYS[2], 'opened_us', now) == 1 then
+  local pre = redis.call('HGET', KEYS[2], 'pre') or '0'
+  redis.call('HSET', KEYS[2], 'seed', ARGV[1], 'next', pre, 'last_us', now)
+  opened_now = 1
+end
+
+-- Reap sessions idle past their expiry: only the expired head of the zset is read.
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+if #gone > 0 then
+  redis.call('ZREM', KEYS[3], unpack(gone))
+  for _, account in ipairs(gone) do redis.call('HSET', KEYS[4], account, 'x' .. now) end
+  redis.call('HINCRBY', KEYS[2], 'expired', #gone)
+end
+
+local s = redis.call('HMGET', KEYS[2], 'opened_us', 'pre', 'next', 'serving', 'credit',
+  'last_us', 'admitted', 'expired', 'stock', 'seed', 'ckpt_us')
+local opened_us = tonumber(s[1])
+local pre, issued = tonumber(s[2] or '0'), tonumber(s[3] or s[2] or '0')
+local serving = tonumber(s[4] or '0')
+local stock = tonumber(s[9] or '')
+
+-- Serving value at a past moment: the last checkpoint at or before it.
+local function serving_at(moment)
+  local cp = redis.call('ZREVRANGEBYSCORE', KEYS[5], moment, '-inf', 'LIMIT', 0, 1)
+  if #cp == 0 then return 0 end
+  return tonumber(string.match(cp[1], ':(%d+)$'))
+end
+local floor = serving_at(now - grace)
+local active = redis.call('ZCARD', KEYS[3])
+
+-- The configured rate, paused or slowed as the linked sale's stock runs down (model.py).
+local effective = rate
+if paused then effective = 0
+elseif stock then
+  if stock <= 0 then effective = 0
+  else effective = rate * math.max(0.05, math.min(1, stock / 0.2)) end
+end
+
+if opened_us then
+  local last = tonumber(s[6] or opened_us)
+  local credit = tonumber(s[5] or '0') + effective * math.max(0, now - last) / 1000000
+  if credit > math.max(1, effective) then credit = math.max(1, effective) end
+  local pending = (serving - floor) - redis.call('ZCOUNT', KEYS[6], floor, '+inf')
+  local room = max_active - active - pending
+  local step = math.min(math.floor(credit), issued - serving, room)
+  if step > 0 then
+    serving = serving + step
+    credit = credit - step
+  end
+  -- A checkpoint on every advance and at least once a second: the series stays dense, so
+  -- trimming by age never loses the value at a moment still inside the horizon.
+  if step > 0 or now - tonumber(s[11] or '0') >= 1000000 then
+    redis.call('ZADD', KEYS[5], now, now .. ':' .. serving)
+    redis.call('HSET', KEYS[2], 'ckpt_us', now)
+  end
+  if issued <= serving then credit = math.min(credit, 1) end  -- no one waiting: no hoard
+  redis.call('HSET', KEYS[2], 'serving', serving, 'credit', string.format('%.6f', credit),
+    'last_us', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - grace - window))
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', '(' .. floor)
+end
+
+-- Measured rate: numbers called per second over the last window (or since opening).
+local measured = 0
+if opened_us then
+  local since = math.max(opened_us, now - window)
+  if now > since then
+    measured = (serving - serving_at(since)) * 1000000 / (now - since)
+  end
+end
+
+return {'ok', now, opens, closes, opened_us or 0, pre, issued, serving, floor, active,
+  tonumber(s[7] or '0'), tonumber(s[8] or '0'), string.format('%.6f', measured),
+  string.format('%.6f', effective), s[9] or '', paused and 1 or 0, s[10] or '', opened_now,
+  #gone, c[6] or '0'}

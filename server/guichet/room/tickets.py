@@ -1,0 +1,242 @@
+"""Queue tickets (HS256 JWTs, only Guichet reads them) and admission tokens (EdDSA JWTs the
+protected site verifies with ``/.well-known/jwks.json``), with signing-key rotation.
+
+A queue ticket says: this account holds ticket ``tid`` in this room. Its claims are fixed for
+an account, so joining again returns the very same string. A verified ticket is remembered
+(bounded cache) so that a status poll costs a dict lookup, not an HMAC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from guichet.auth import Refused, public_jwk
+from guichet.cache import Bounded
+from guichet.config import RoomsConfig
+
+TICKET_AUDIENCE = "guichet-queue:"
+TICKET_LIFETIME_AFTER_CLOSE_S = 2 * 86_400
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A verified queue ticket."""
+
+    room: str
+    account: str
+    tid: str  # "p:<i>:<joined s>" (pre-queue) or "n:<i>:<joined s>"
+    expires_at: float
+    admitted_until: float | None = None  # set on the ticket re-issued at admission
+
+    @property
+    def prequeue(self) -> bool:
+        return self.tid.startswith("p:")
+
+    @property
+    def index(self) -> int:
+        return int(self.tid.split(":")[1])
+
+    @property
+    def joined_at(self) -> float:
+        return float(self.tid.split(":")[2])
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    """Create ``path`` atomically with mode 0600; if another process won the race, keep its."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+
+
+def ticket_secret(cfg: RoomsConfig) -> bytes:
+    """The HS256 key of queue tickets: from config, else a local file made on first use."""
+    if cfg.ticket_secret is not None:
+        return cfg.ticket_secret.encode()
+    path = Path(cfg.ticket_secret_file)
+    if not path.exists():
+        _write_once(path, secrets.token_hex(32).encode())
+    return path.read_bytes().strip()
+
+
+class TicketSigner:
+    """Signs and verifies queue tickets, remembering those it has verified."""
+
+    def __init__(self, secret: bytes, issuer: str, cache_size: int) -> None:
+        if len(secret) < 32:
+            raise ValueError("the ticket secret must be at least 32 bytes")
+        self._secret = secret
+        self._issuer = issuer
+        self._cache: Bounded[str, Ticket] = Bounded(cache_size)
+
+    def sign(
+        self,
+        room: str,
+        account: str,
+        tid: str,
+        closes_at: float,
+        admitted_until: float | None = None,
+    ) -> str:
+        claims: dict[str, Any] = {
+            "iss": self._issuer,
+            "aud": TICKET_AUDIENCE + room,
+            "sub": account,
+            "tid": tid,
+            "exp": int(closes_at) + TICKET_LIFETIME_AFTER_CLOSE_S,
+        }
+        if admitted_until is not None:
+            claims["adm"] = int(admitted_until)
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def verify(self, token: str, room: str, now: float | None = None) -> Ticket:
+        """The ticket, or :class:`Refused` (reason: forged, expired, other_room, malformed)."""
+        ticket = self._cache.get(token)
+        if ticket is None:
+            ticket = self._decode(token)
+            self._cache.put(token, ticket)
+        if ticket.room != room:
+            raise Refused("other_room", "this ticket is for another room")
+        if ticket.expires_at <= (time.time() if now is None else now):
+            raise Refused("expired", "this ticket has expired")
+        return ticket
+
+    def _decode(self, token: str) -> Ticket:
+        if len(token) > 2048:
+            raise Refused("malformed", "ticket too long")
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                issuer=self._issuer,
+                options={
+                    "verify_aud": False,
+                    "verify_exp": False,
+                    "require": ["iss", "aud", "sub", "tid", "exp"],
+                },
+            )
+        except jwt.InvalidSignatureError:
+            raise Refused("forged", "ticket signature does not verify") from None
+        except jwt.PyJWTError:
+            raise Refused("malformed", "ticket is not a valid queue ticket") from None
+        aud, sub, tid, exp = claims["aud"], claims["sub"], claims["tid"], claims["exp"]
+        adm = claims.get("adm")
+        if not (
+            isinstance(aud, str)
+            and aud.startswith(TICKET_AUDIENCE)
+            and isinstance(sub, str)
+            and isinstance(tid, str)
+            and isinstance(exp, int)
+            and tid[:2] in ("p:", "n:")
+            and tid.count(":") == 2
+            and (adm is None or isinstance(adm, int))
+        ):
+            raise Refused("malformed", "ticket claims are not as issued")
+        return Ticket(
+            aud.removeprefix(TICKET_AUDIENCE),
+            sub,
+            tid,
+            float(exp),
+            None if adm is None else float(adm),
+        )
+
+
+# --- admission tokens ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    created: int  # UNIX seconds, from the file name
+    key: Ed25519PrivateKey
+    jwk: dict[str, Any]
+
+    @property
+    def kid(self) -> str:
+        return str(self.jwk["kid"])
+
+
+class Keyring:
+    """Ed25519 admission-token keys kept as ``<created>.pem`` files in one directory.
+
+    The newest key signs. A retired key stays published in the JWKS until every token it
+    signed has expired (``max_ttl_s`` after its successor appeared), so the protected site can
+    verify across a rotation. ``guichet room rotate-key`` adds a key; workers see it at the
+    next :meth:`refresh` (every few seconds).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], max_ttl_s: int = 3600) -> None:
+        self.directory = Path(directory)
+        self.max_ttl_s = max_ttl_s
+        self._keys: list[SigningKey] = []
+        self._seen: tuple[str, ...] = ()
+        self.refresh()
+        if not self._keys:
+            self.rotate(now=0)
+            self.refresh()
+
+    def rotate(self, now: float | None = None) -> Path:
+        """Add a new key (it signs from the next refresh on)."""
+        created = int(time.time() if now is None else now)
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path = self.directory / f"{created:010d}.pem"
+        _write_once(path, pem)
+        return path
+
+    def refresh(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            names = tuple(sorted(p.name for p in self.directory.glob("*.pem")))
+            if names == self._seen:
+                return
+            keys = []
+            for name in names:
+                key = serialization.load_pem_private_key(
+                    (self.directory / name).read_bytes(), password=None
+                )
+                if isinstance(key, Ed25519PrivateKey):
+                    keys.append(SigningKey(int(name.split(".")[0]), key, public_jwk(key)))
+            self._keys, self._seen = keys, names
+
+    @property
+    def active(self) -> SigningKey:
+        return self._keys[-1]
+
+    def published(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Public JWKs that may still verify a live token: the active key and recent ones."""
+        now = time.time() if now is None else now
+        out = [self._keys[-1].jwk]
+        for older, successor in zip(self._keys[:-1], self._keys[1:], strict=True):
+            if successor.created + self.max_ttl_s + 60 > now:
+                out.append(older.jwk)
+        return out
+
+    def public_key(self, kid: str) -> Ed25519PublicKey | None:
+        for k in self._keys:
+            if k.kid == kid:
+                return k.key.public_key()
+        return None
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        active = self.active
+        return jwt.encode(claims, active.key, algorithm="EdDSA", headers={"kid": active.kid})
