@@ -31,7 +31,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self'",
+        "img-src 'self' data:",  # data: for the empty favicon (no /favicon.ico request)
         "connect-src 'self'",
         "font-src 'none'",
         "object-src 'none'",

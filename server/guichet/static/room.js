@@ -24,7 +24,6 @@
       leave_question: 'Vous perdrez votre place. Quitter la file ?',
       leave_yes: 'Oui, quitter la file',
       leave_no: 'Non, rester',
-      rejoin: 'Reprendre une place',
       continue: 'Si rien ne se passe, continuer vers le site',
       help_heading: 'Bon à savoir',
       help_keep_open:
@@ -91,7 +90,6 @@
       leave_question: 'You will lose your place. Leave the queue?',
       leave_yes: 'Yes, leave the queue',
       leave_no: 'No, stay in line',
-      rejoin: 'Join again',
       continue: 'If nothing happens, continue to the site',
       help_heading: 'Good to know',
       help_keep_open: 'Keep this page open: you will be taken to the site automatically when it is your turn.',
@@ -167,7 +165,6 @@
     error: $('error'),
     actions: $('actions'),
     leave: $('leave'),
-    rejoin: $('rejoin'),
     confirm: $('leave-confirm'),
     question: $('leave-question'),
     leaveYes: $('leave-yes'),
@@ -184,10 +181,10 @@
   let token = null;
   let ticket = null;
   let last = null; // the last Status (or Joined) received
-  // A page-side state overriding the server's: no_token, auth, unknown_room, left, error or
-  // redirecting (nothing more to follow), or loading while joining again.
+  // A page-side state overriding the server's, once there is nothing more to follow:
+  // no_token, auth, unknown_room, closed, expired, session_ended, left, error, redirecting.
   let clientState = null;
-  let errorMsg = null; // {key, params} of a transient error shown under the figures
+  let errorMsg = null; // {key, params} of the error shown under the figures (role=alert)
   let baseline = null; // `ahead` when this ticket was first seen: the progress bar's 0 %
   let stream = null;
   let streamFailed = false;
@@ -345,6 +342,7 @@
         history.replaceState(history.state, '', location.pathname + location.search + (rest ? `#${rest}` : ''));
         if (/^[\w.~+/=-]+$/.test(fresh)) {
           store('session', key, fresh);
+          store('session', `guichet:left:${room}`, null); // a fresh link: ask the server again
           return fresh;
         }
       }
@@ -413,9 +411,7 @@
     el.error.textContent = errorMsg ? t(errorMsg.key, errorMsg.params) : '';
 
     const canLeave = HOLDS_PLACE.has(p) && Boolean(ticket);
-    const canRejoin = p === 'left' && Boolean(token);
-    el.actions.hidden = !(canLeave || canRejoin);
-    el.rejoin.hidden = !canRejoin;
+    el.actions.hidden = !canLeave;
     if (!canLeave) {
       el.leave.hidden = true;
       el.confirm.hidden = true;
@@ -732,30 +728,20 @@
       if (last && last.number !== null && last.number !== undefined) {
         store('session', `guichet:first-ahead:${room}:${last.number}`, null);
       }
+      // A ticket that left can never be admitted: remember it, so that reloading the page
+      // does not show a place that no longer counts.
+      store('session', `guichet:left:${room}`, '1');
       ticket = null;
       errorMsg = null;
       el.confirm.hidden = true;
       finish('left');
-      el.rejoin.focus();
+      el.main.focus();
       return;
     }
     const problem = res ? await problemOf(res) : {};
     const detail = problem.detail || problem.title || (res ? `HTTP ${res.status}` : '—');
     showError('error_leave', { detail });
     closeConfirm();
-  }
-
-  function rejoin() {
-    clientState = 'loading';
-    stopped = false;
-    streamFailed = false;
-    last = null;
-    baseline = null;
-    errorMsg = null;
-    update();
-    clientState = null;
-    el.main.focus();
-    join();
   }
 
   function toggleLang() {
@@ -770,7 +756,6 @@
     el.leave.addEventListener('click', openConfirm);
     el.leaveNo.addEventListener('click', closeConfirm);
     el.leaveYes.addEventListener('click', leaveQueue);
-    el.rejoin.addEventListener('click', rejoin);
     el.confirm.addEventListener('keydown', (event) => {
       if (event.key === 'Escape') {
         event.preventDefault();
@@ -795,6 +780,10 @@
     token = takeToken();
     if (!token) {
       finish('no_token');
+      return;
+    }
+    if (recall('session', `guichet:left:${room}`)) {
+      finish('left');
       return;
     }
     render();
