@@ -227,7 +227,8 @@ async def test_ready_tickets_lapse_after_the_grace_period(store: Store) -> None:
     rt = await rooms.runtime("r")
     tids = await join_many(rooms, rt, 5)
     await until_serving(rooms, rt, 5)
-    assert rt.counters is not None and rt.counters.serving == 5
+    assert rt.counters is not None
+    assert rt.counters.serving == 5
     # Pretend numbers 0-2 were called more than ready_grace_s ago (one old checkpoint).
     old = int((rt.counters.now - ROOMS_CFG.ready_grace_s - 5) * 1_000_000)
     await store.client.zadd(rt.keys.calls, {f"{old}:3": old})
@@ -250,16 +251,21 @@ async def test_prequeue_is_shuffled_at_opening_from_the_kept_seed(store: Store) 
     assert all(t.startswith("p:") for t in pre)
     status = rt.status(Ticket("r", "early-0", pre[0], 1e12))
     assert status.state == "prequeue"
-    assert status.eta_s is not None and 3500 < status.eta_s <= 3600
+    assert status.eta_s is not None
+    assert 3500 < status.eta_s <= 3600
     # Ops bring the opening forward: the next tick opens the room and freezes the pre-queue.
-    await rooms.configure("r", "put", msgspec.structs.replace(
-        future, opens_at=datetime.now(UTC) - timedelta(seconds=1)
-    ))
+    await rooms.configure(
+        "r",
+        "put",
+        msgspec.structs.replace(future, opens_at=datetime.now(UTC) - timedelta(seconds=1)),
+    )
     late = await join_many(rooms, rt, 10, prefix="late")
-    assert [t.split(":")[:2] for t in late] and all(t.startswith("n:") for t in late)
+    assert [t.split(":")[:2] for t in late]
+    assert all(t.startswith("n:") for t in late)
     assert sorted(int(t.split(":")[1]) for t in late) == list(range(40, 50))
     stats = rooms.stats(rt)
-    assert stats.shuffle_seed is not None and stats.prequeue == 40
+    assert stats.shuffle_seed is not None
+    assert stats.prequeue == 40
     seed = bytes.fromhex(stats.shuffle_seed)
     expected = await asyncio.to_thread(queue_order, seed, 40, "shuffle-then-fifo")
     for _ in range(100):  # the order is computed off-loop on first sight of the opening
