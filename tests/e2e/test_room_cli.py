@@ -1,0 +1,127 @@
+"""``guichet room …`` against a real server, and rooms defined in the config file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import tomli_w
+from aiohttp.test_utils import TestClient, TestServer
+
+from guichet import cli
+from guichet.app import create_app
+from guichet.config import Settings
+from tests.conftest import Backend, Tokens, make_settings
+
+
+def write_config(tmp_path: Path, settings: Settings, **rooms: object) -> Path:
+    """A TOML file with the test's key files, so the CLI mints tokens the server trusts."""
+    path = tmp_path / "cli.toml"
+    data = {
+        "security": {"dev_issuer_key_file": settings.security.dev_issuer_key_file},
+        "rooms": {"signing_key_dir": settings.rooms.signing_key_dir, **rooms},
+    }
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+async def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = await asyncio.to_thread(cli.main, list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def test_room_put_set_pause_show_list(
+    client: TestClient, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(await asyncio.to_thread(write_config, tmp_path, settings))
+    url = str(client.make_url("/"))
+    now = datetime.now(UTC)
+    base = ("--config", config)
+    code, out, err = await run_cli(
+        capsys, *base, "room", "put", "final", "--url", url,
+        "--opens-at", now.isoformat(), "--closes-at", (now + timedelta(hours=1)).isoformat(),
+        "--rate", "3.5", "--max-active", "50", "--audience", "shop",
+        "--target-url", "https://shop.example/", "--paused",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["spec"]["rate_per_s"] == 3.5
+    code, out, err = await run_cli(
+        capsys, *base, "room", "set", "final", "--url", url, "--rate", "9", "--running"
+    )
+    assert code == 0, err
+    body = json.loads(out)
+    assert body["spec"]["rate_per_s"] == 9
+    assert body["spec"]["paused"] is False
+    code, out, _ = await run_cli(capsys, *base, "room", "pause", "final", "--url", url)
+    assert code == 0
+    assert json.loads(out)["spec"]["paused"] is True
+    code, out, _ = await run_cli(capsys, *base, "room", "list", "--url", url)
+    assert [r["id"] for r in json.loads(out)["rooms"]] == ["final"]
+    # A refused change exits non-zero and prints the problem, naming the field.
+    code, out, err = await run_cli(
+        capsys, *base, "room", "set", "final", "--url", url, "--rate", "-1"
+    )
+    assert code == 1
+    assert "rate_per_s" in err
+    code, _, err = await run_cli(capsys, *base, "room", "show", "nope", "--url", url)
+    assert code == 1
+    assert "not-found" in err
+
+
+async def test_rotate_key_publishes_a_second_key(
+    client: TestClient, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(await asyncio.to_thread(write_config, tmp_path, settings))
+    resp = await client.get("/.well-known/jwks.json")
+    before = {k["kid"] for k in (await resp.json())["keys"]}
+    code, _, _ = await run_cli(capsys, "--config", config, "room", "rotate-key")
+    assert code == 0
+    async with asyncio.timeout(10):  # workers rescan the key directory every ~2 s
+        while True:
+            resp = await client.get("/.well-known/jwks.json")
+            kids = {k["kid"] for k in (await resp.json())["keys"]}
+            if len(kids) == 2:
+                break
+            await asyncio.sleep(0.1)
+    assert before < kids
+
+
+@pytest.fixture
+def defined_app_settings(tmp_path: Path, backend: Backend) -> Settings:
+    now = datetime.now(UTC)
+    room = {
+        "id": "from-config",
+        "opens_at": now.isoformat(),
+        "closes_at": (now + timedelta(hours=1)).isoformat(),
+        "rate_per_s": 2,
+        "max_active": 10,
+        "audience": "shop",
+        "target_url": "https://shop.example/",
+    }
+    return make_settings(tmp_path, backend.redis_section, rooms={"define": [room]})
+
+
+async def test_rooms_from_the_config_file_are_created_once(
+    defined_app_settings: Settings, backend: Backend
+) -> None:
+    from guichet.state import SETTINGS
+
+    app = await asyncio.to_thread(create_app, defined_app_settings)
+    assert app[SETTINGS].rooms.define[0].id == "from-config"
+    tokens = await asyncio.to_thread(Tokens, defined_app_settings)
+    admin = {"Authorization": f"Bearer {tokens.admin('rooms:read', 'rooms:write')}"}
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        resp = await c.get("/v1/admin/rooms/from-config", headers=admin)
+        assert resp.status == 200
+        assert (await resp.json())["spec"]["rate_per_s"] == 2
+        # A live change survives a restart: the config only creates what is missing.
+        resp = await c.patch("/v1/admin/rooms/from-config", json={"rate_per_s": 7}, headers=admin)
+        assert resp.status == 200
+    app = await asyncio.to_thread(create_app, defined_app_settings)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        resp = await c.get("/v1/admin/rooms/from-config", headers=admin)
+        assert (await resp.json())["spec"]["rate_per_s"] == 7
