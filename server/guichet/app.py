@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from guichet import errors, metrics, ops, ratelimit, wire
 from guichet.auth import Verifier
 from guichet.config import Settings
+from guichet.room import page as room_page
 from guichet.room import routes as room_routes
 from guichet.room import service as room_service
 from guichet.state import REDIS_URL, REQUEST_ID, SETTINGS, STORE, VERIFIER, WORKER_ID
@@ -165,6 +166,7 @@ def create_app(
     app.cleanup_ctx.append(_loop_lag_ctx)
     ops.setup_routes(app)
     room_routes.setup(app)
+    room_page.setup_routes(app)
     app.on_startup.append(ops.freeze_openapi)
     metrics.mark_build_info()
     return app
