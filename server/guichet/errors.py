@@ -113,6 +113,8 @@ def from_validation_error(exc: msgspec.ValidationError) -> Problem:
     if not sep:
         detail, path = message, "$"
     field = path.rstrip("`").removeprefix("$").lstrip(".")
+    if not field and detail.startswith("`") and detail.count("`") >= 2:
+        field = detail.split("`")[1]  # a check in __post_init__ names its field first
     unknown = "Object contains unknown field `"
     if detail.startswith(unknown):
         name = detail[len(unknown) :].rstrip("`")

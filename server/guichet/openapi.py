@@ -41,7 +41,7 @@ class Endpoint:
     response: Any = None
     request: Any = None
     status: int = 200
-    auth: Literal["none", "account", "admin"] = "none"
+    auth: Literal["none", "account", "admin", "admission"] = "none"
     scope: str | None = None
     content_type: str = "application/json"
     tags: tuple[str, ...] = ()
@@ -126,7 +126,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
             codes |= {400, 413, 415, 422}
         if spec.auth != "none":
             codes.add(401)
-            op["security"] = [{"adminBearer" if spec.auth == "admin" else "accountBearer": []}]
+            op["security"] = [{f"{spec.auth}Bearer": []}]
         if spec.auth == "admin":
             codes.add(403)
         for code in sorted(codes):
@@ -155,6 +155,12 @@ def build_document(app: web.Application) -> dict[str, Any]:
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "Admin token with `scope` claims (admin audience)",
+                },
+                "admissionBearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "Admission token from /v1/rooms/{room}/admit (EdDSA, JWKS)",
                 },
             },
         },

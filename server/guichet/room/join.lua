@@ -5,7 +5,7 @@
 -- ARGV[3] per-IP interval µs   ARGV[4] per-IP burst
 -- ARGV[5] per-account interval µs   ARGV[6] per-account burst
 -- Ticket ids are "p:<i>:<joined s>" or "n:<i>:<joined s>".
--- Before opens_at a joiner gets pre-queue index i ("p:i"); the first call at or after
+-- Until the room has opened a joiner gets pre-queue index i ("p:i"); the first call at or after
 -- opens_at (this script or tick.lua) opens the room: the pre-queue is frozen, the seed kept,
 -- and numbers continue at N (the pre-queue size) for later arrivals ("n:i").
 -- Returns {code, ticket, opened_now, retry_after_us}
@@ -47,7 +47,7 @@ if now >= opens and redis.call('HSETNX', KEYS[2], 'opened_us', now) == 1 then
 end
 
 local ticket
-if now < opens then
+if not redis.call('HGET', KEYS[2], 'opened_us') then
   ticket = 'p:' .. (redis.call('HINCRBY', KEYS[2], 'pre', 1) - 1)
 else
   ticket = 'n:' .. (redis.call('HINCRBY', KEYS[2], 'next', 1) - 1)

@@ -134,8 +134,12 @@ class Left(wire.Reply, kw_only=True):
 
 
 class Session(wire.Reply, kw_only=True):
+    """A kept-alive session and a fresh admission token to use from now on."""
+
     room: str
     session_expires_at: str
+    token: str
+    token_expires_at: str
 
 
 class Jwks(wire.Reply, kw_only=True):

@@ -17,7 +17,7 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from guichet import auth, errors, metrics, openapi, wire
 from guichet.config import RoomsConfig
 from guichet.room import model
-from guichet.room.service import Rooms, Runtime, UnknownRoom
+from guichet.room.service import Rooms, Runtime, UnknownRoom, spec_fields
 from guichet.room.tickets import Keyring, Ticket, TicketSigner, ticket_secret
 from guichet.state import SETTINGS, STORE, VERIFIER
 
@@ -198,7 +198,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         headers = {"Cache-Control": "no-store"}
         stream: EventSourceResponse
         async with sse_response(request, headers=headers, ping_interval=15) as stream:
-            async for payload in _changes(request.app[ROOMS], rt, ticket):
+            async for payload in _changes(request.app[ROOMS], rt, ticket, request):
                 await stream.send(payload, event="status")
     finally:
         _SSE_OPEN[0] -= 1
@@ -210,10 +210,15 @@ _SSE_OPEN = [0]  # streams open in this worker
 _FINAL_STATES = ("admitted", "expired", "closed", "sold_out")
 
 
-async def _changes(rooms: Rooms, rt: Runtime, ticket: Ticket) -> AsyncIterator[str]:
-    """The ticket's status whenever it changes, at most once a second; ends when final."""
+async def _changes(
+    rooms: Rooms, rt: Runtime, ticket: Ticket, request: web.Request
+) -> AsyncIterator[str]:
+    """The ticket's status whenever it changes, at most once a second; ends when final or
+    when the client has gone (checked at every snapshot, so a quiet stream is freed too)."""
     last = ""
     while True:
+        if request.transport is None or request.transport.is_closing():
+            return
         current = rooms.get(rt.id) or rt
         st = current.status(ticket)
         payload = wire.encode(st).decode()
@@ -328,6 +333,26 @@ async def admit(request: web.Request) -> web.Response:
     return response
 
 
+def _admission_token(
+    request: web.Request, rt: Runtime, account: str, sid: str, session_expires_at: float
+) -> tuple[str, int]:
+    """An EdDSA admission token for the protected site, never outliving the session."""
+    now = time.time()
+    token_exp = int(min(session_expires_at, now + rt.spec.token_ttl_s))
+    token = request.app[KEYRING].sign({
+        "iss": request.app[SETTINGS].rooms.admission_issuer,
+        "aud": rt.spec.audience,
+        "sub": account,
+        "room": rt.id,
+        "sid": sid,
+        "iat": int(now),
+        "nbf": int(now) - 1,
+        "exp": token_exp,
+        "jti": secrets.token_urlsafe(12),
+    })  # fmt: skip
+    return token, token_exp
+
+
 @openapi.endpoint(
     "Leave the room: give up the place, or end the active session and free its slot.",
     response=model.Left,
@@ -349,23 +374,27 @@ async def leave(request: web.Request) -> web.Response:
 
 @openapi.endpoint(
     "Keep an admitted session alive (the protected site calls it with the admission token "
-    "as bearer); pushes the idle expiry forward.",
+    "as bearer); pushes the idle expiry forward and returns a fresh admission token.",
     response=model.Session,
-    auth="account",
+    auth="admission",
     errors=(401, 403, 404, 409),
     tags=("room",),
 )
 async def heartbeat(request: web.Request) -> web.Response:
     room = _room_id(request)
     rt = await _runtime(request, room)
-    account = _admission_subject(request, rt)
+    account, sid = _admission_subject(request, rt)
     code, expires_at = await request.app[ROOMS].heartbeat(rt, account)
     if code != "ok":
         raise errors.conflict("session-ended", "Session ended", "this session has ended")
-    return wire.respond(model.Session(room=room, session_expires_at=wire.rfc3339(expires_at)))
+    token, token_exp = _admission_token(request, rt, account, sid, expires_at)
+    return wire.respond(model.Session(
+        room=room, session_expires_at=wire.rfc3339(expires_at), token=token,
+        token_expires_at=wire.rfc3339(token_exp),
+    ))  # fmt: skip
 
 
-def _admission_subject(request: web.Request, rt: Runtime) -> str:
+def _admission_subject(request: web.Request, rt: Runtime) -> tuple[str, str]:
     import jwt
 
     try:
@@ -380,7 +409,7 @@ def _admission_subject(request: web.Request, rt: Runtime) -> str:
             algorithms=["EdDSA"],
             audience=rt.spec.audience,
             issuer=request.app[SETTINGS].rooms.admission_issuer,
-            options={"require": ["exp", "sub", "room"]},
+            options={"require": ["exp", "sub", "room", "sid"]},
         )
     except auth.Refused as exc:
         raise _reject(
@@ -392,7 +421,7 @@ def _admission_subject(request: web.Request, rt: Runtime) -> str:
         raise _reject("forged", errors.unauthorized("admission token does not verify")) from None
     if claims["room"] != rt.id:
         raise _reject("other_room", errors.forbidden("admission token is for another room"))
-    return str(claims["sub"])
+    return str(claims["sub"]), str(claims["sid"])
 
 
 @openapi.endpoint(
@@ -485,6 +514,10 @@ async def patch_room(request: web.Request) -> web.Response:
     _admin(request, SCOPE_WRITE)
     room = _room_id(request)
     patch = await wire.read_json(request, model.RoomPatch)
+    if not spec_fields(patch):
+        raise errors.invalid_body([errors.FieldError(
+            field="(body)", detail="give at least one field to change"
+        )])  # fmt: skip
     return await _patch(request, room, patch)
 
 

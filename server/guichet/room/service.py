@@ -183,7 +183,9 @@ class Runtime:
         number = self.number_of(ticket)
         state: State
         if ticket.admitted_until is not None:
-            state = "admitted" if now < ticket.admitted_until else "expired"
+            # Heartbeats may extend the session past the ticket's `adm`: the protected site
+            # owns the session from here, so the queue only says "admitted".
+            state = "admitted"
         elif ticket.prequeue and c.opened and number is None:
             state = "waiting"  # shuffle result not computed here yet: a fraction of a second
         else:
