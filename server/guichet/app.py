@@ -12,7 +12,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from guichet import errors, metrics, ops, ratelimit, wire
 from guichet.auth import Verifier
@@ -71,7 +73,7 @@ def _as_problem(request: web.Request, exc: Exception, limit: int) -> errors.Prob
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return errors.Problem(exc.status, slug, title, detail, headers=headers)
     request_id = request.get(REQUEST_ID)
-    if isinstance(exc, RedisError):
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         log.error(
             "redis unavailable", extra={"request_id": request_id, "error": type(exc).__name__}
         )

@@ -1277,7 +1277,7 @@ ROOM_ROUTES = [
     ("get", "/v1/rooms/{room}/events", None),
     ("post", "/v1/rooms/{room}/admit", "accountBearer"),
     ("post", "/v1/rooms/{room}/leave", "accountBearer"),
-    ("post", "/v1/rooms/{room}/heartbeat", "see below"),
+    ("post", "/v1/rooms/{room}/heartbeat", "admissionBearer"),
     ("get", "/.well-known/jwks.json", None),
     ("get", "/v1/admin/rooms", "adminBearer"),
     ("get", "/v1/admin/rooms/{room}", "adminBearer"),
@@ -1297,7 +1297,7 @@ async def test_openapi_documents_the_room_api(client: Client) -> None:
         assert op["summary"], (method, path)
         if security is None:
             assert "security" not in op, (method, path)
-        elif security != "see below":
+        else:
             assert op["security"] == [{security: []}], (method, path)
         if "{room}" in path:
             assert op["parameters"][0]["name"] == "room"
@@ -1354,8 +1354,13 @@ async def test_openapi_documents_the_room_api(client: Client) -> None:
 async def test_openapi_says_heartbeat_takes_the_admission_token(client: Client) -> None:
     doc = await ok(await client.get("/openapi.json"))
     op = doc["paths"]["/v1/rooms/{room}/heartbeat"]["post"]
-    assert op["security"] != [{"accountBearer": []}]
+    assert op["security"] == [{"admissionBearer": []}]  # not the account token it refuses
+    scheme = doc["components"]["securitySchemes"]["admissionBearer"]
+    assert scheme["scheme"] == "bearer"
     assert "401" in op["responses"]
+    assert op["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Session"
+    }
 
 
 # --- Redis down ------------------------------------------------------------------------------
