@@ -150,6 +150,16 @@ class Runtime:
     order: np.ndarray | None = None
     order_task: asyncio.Task[None] | None = None
     updated: asyncio.Event = field(default_factory=asyncio.Event)
+    _window: tuple[RoomSpec | None, tuple[str, str]] = (None, ("", ""))
+
+    @property
+    def window(self) -> tuple[str, str]:
+        """``opens_at`` and ``closes_at`` as RFC 3339, formatted once per spec (hot path)."""
+        if self._window[0] is not self.spec:
+            spec = self.spec
+            self._window = (spec, (rfc3339(spec.opens_at.timestamp()),
+                                   rfc3339(spec.closes_at.timestamp())))  # fmt: skip
+        return self._window[1]
 
     def now(self) -> float:
         """Redis time, extrapolated from the snapshot with this process's monotonic clock."""
@@ -167,8 +177,8 @@ class Runtime:
         return int(self.order[ticket.index])
 
     def status(self, ticket: Ticket) -> Status:
-        spec, c = self.spec, self.counters
-        opens, closes = rfc3339(spec.opens_at.timestamp()), rfc3339(spec.closes_at.timestamp())
+        c = self.counters
+        opens, closes = self.window
         if c is None:
             return Status(
                 room=self.id,
