@@ -1,0 +1,1 @@
+"""Locust scenarios (``locust -f loadtest/scenarios/<name>.py``)."""

@@ -1,0 +1,211 @@
+"""Opening-surge load test: start Guichet, create a room, run the Locust scenario headless,
+write Locust's CSV + HTML reports and a short summary, stop everything.
+
+    python -m loadtest.surge --users 500 --spawn-rate 200 --run-time 30s
+    python -m loadtest.surge --url http://127.0.0.1:8080 --config guichet.toml --users 200
+
+Without ``--url`` it starts ``python -m guichet serve`` itself (embedded Valkey in a temporary
+folder, 127.0.0.1, a free port, join limits raised since every person shares 127.0.0.1),
+creates the room through the admin API so that it opens ``--opens-in`` seconds later (the
+first people land in the pre-queue and are shuffled at opening), and stops the server at the
+end. With ``--url`` it targets a running server; tokens are minted with the dev issuer key of
+``--config`` (the server must trust it: ``security.dev_issuer = true``).
+
+Everything is bounded: Locust by ``--run-time`` and ``--stop-timeout`` (and it ends earlier
+once every person has left); the Locust process is killed if it overstays. Exit code 0 when
+every request got a right answer, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from guichet.config import load_settings
+from loadtest.harness import ROOT, GuichetServer, Issuer, put_room, room_spec, room_stats
+from loadtest.report import format_summary, read_locust
+
+SCENARIO = Path(__file__).resolve().parent / "scenarios" / "opening_surge.py"
+
+
+def timespan_s(text: str) -> int:
+    """Locust's ``--run-time`` syntax (``30``, ``30s``, ``2m``, ``1h30m``) in seconds."""
+    if text.isdigit():
+        return int(text)
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text.strip())
+    if not parts or not any(parts.groups()):
+        raise argparse.ArgumentTypeError(f"not a time span: {text!r} (e.g. 30s, 2m, 1h30m)")
+    h, m, s = (int(g or 0) for g in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m loadtest.surge",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--users", type=int, default=500, help="people (Locust users), one life each")
+    p.add_argument("--spawn-rate", type=float, default=200, help="people arriving per second")
+    p.add_argument("--run-time", type=timespan_s, default="30s", help="upper bound (Locust)")
+    p.add_argument("--stop-timeout", type=int, default=5, help="seconds to let people finish")
+    p.add_argument("--out", type=Path, help="report folder (default loadtest/reports/surge-…)")
+    p.add_argument("--room", default="surge")
+    p.add_argument("--url", help="target this running server instead of starting one")
+    p.add_argument("--config", help="with --url: the server's TOML (dev issuer key, audiences)")
+    p.add_argument("--no-create-room", action="store_true", help="with --url: room exists")
+    p.add_argument("--workers", type=int, default=1, help="server worker processes")
+    p.add_argument("--rate", type=float, default=100.0, help="room admission rate, people/s")
+    p.add_argument("--max-active", type=int, default=200, help="room max_active")
+    p.add_argument("--opens-in", type=float, default=5.0, help="seconds until the room opens")
+    p.add_argument(
+        "--poll-scale", type=float, default=0.2, help="factor on poll_after_ms, Retry-After"
+    )
+    p.add_argument("--think-time", type=float, default=1.0, help="seconds admitted before leaving")
+    return p
+
+
+def run_locust(args: argparse.Namespace, base_url: str, issuer_args: list[str], out: Path) -> int:
+    """Locust headless in its own process (it monkey-patches with gevent), bounded in time."""
+    prefix = out / "locust"
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(SCENARIO),
+        "--headless",
+        "--only-summary",
+        "--host",
+        base_url,
+        "--users",
+        str(args.users),
+        "--spawn-rate",
+        str(args.spawn_rate),
+        "--run-time",
+        f"{args.run_time}s",
+        "--stop-timeout",
+        str(args.stop_timeout),
+        "--csv",
+        str(prefix),
+        "--html",
+        str(out / "report.html"),
+        "--room",
+        args.room,
+        "--poll-scale",
+        str(args.poll_scale),
+        "--think-time",
+        str(args.think_time),
+        "--surge-report",
+        str(out / "people.json"),
+        "--final-csv",
+        str(out / "final"),
+        *issuer_args,
+    ]
+    bound = args.run_time + args.stop_timeout + 60
+    with (out / "locust.log").open("wb") as log:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            return proc.wait(bound)
+        except subprocess.TimeoutExpired:
+            print(f"locust overstayed {bound} s; stopping it", file=sys.stderr)
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            return 1
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _issuer_args(issuer: Issuer, key_file: str) -> list[str]:
+    return [
+        "--dev-key-file",
+        key_file,
+        "--token-issuer",
+        issuer.issuer,
+        "--token-audience",
+        issuer.audience,
+    ]
+
+
+def _copy(source: Path, target: Path) -> None:
+    with contextlib.suppress(OSError):
+        shutil.copyfile(source, target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out: Path = args.out or ROOT / "loadtest" / "reports" / time.strftime("surge-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        if args.url:
+            settings = load_settings(args.config)
+            base_url = args.url.rstrip("/")
+            key_file = settings.security.dev_issuer_key_file
+            issuer = Issuer.from_settings(settings)
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="guichet-surge-")))
+            server = GuichetServer(tmp, workers=args.workers)
+            stack.callback(_copy, server.log_file, out / "server.log")  # after the stop
+            stack.enter_context(server)
+            base_url = server.url
+            key_file = server.settings().security.dev_issuer_key_file
+            issuer = server.issuer()
+        if not (args.url and args.no_create_room):
+            spec = room_spec(
+                opens_in_s=args.opens_in, rate_per_s=args.rate, max_active=args.max_active
+            )
+            put_room(base_url, issuer, args.room, spec)
+        print(
+            f"surge: {args.users} people at {args.spawn_rate:g}/s against {base_url} room "
+            f"{args.room!r} (opens in {args.opens_in:g} s, {args.rate:g}/s, max active "
+            f"{args.max_active}); at most {args.run_time} s",
+            flush=True,
+        )
+        code = run_locust(args, base_url, _issuer_args(issuer, key_file), out)
+        stats = room_stats(base_url, issuer, args.room)
+
+    people_file = out / "people.json"
+    people = json.loads(people_file.read_text()) if people_file.exists() else {}
+    try:
+        summary = read_locust(out / "final", people)
+    except (OSError, ValueError) as exc:
+        print(f"no Locust statistics ({exc}); see {out / 'locust.log'}", file=sys.stderr)
+        return 1
+    data = summary.as_dict()
+    data["room"] = {
+        k: stats.get(k) for k in ("issued", "serving", "admitted_total", "active", "prequeue")
+    }
+    data["locust_exit_code"] = code
+    data["wall_s"] = round(time.monotonic() - started, 1)
+    (out / "summary.json").write_text(json.dumps(data, indent=1))
+    text = format_summary(summary)
+    text += (
+        f"\nroom at the end: issued {stats.get('issued')}, serving {stats.get('serving')}, "
+        f"admitted {stats.get('admitted_total')}, active {stats.get('active')}"
+    )
+    (out / "summary.txt").write_text(text + "\n")
+    print(text)
+    print(f"reports: {out} (report.html, final_stats.csv, locust_*.csv, summary.json, locust.log)")
+    ok = code == 0 and summary.failed == 0 and summary.total.failures == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,292 @@
+"""The load-test tooling works: the opening-surge scenario runs clean against a real server
+for a few seconds, and the numbers it and the benchmark print are computed right."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from loadtest.checks import Numbers, Watch, Wrong, check_admission
+from loadtest.report import (
+    Row,
+    combine_rounds,
+    failure_kind,
+    format_summary,
+    parse_wrk,
+    percentile,
+    ratio_table,
+    read_locust,
+    with_ratios,
+)
+from loadtest.surge import timespan_s
+
+ROOT = Path(__file__).resolve().parents[2]
+needs_locust = pytest.mark.skipif(
+    importlib.util.find_spec("locust") is None, reason="pip install -e '.[loadtest]'"
+)
+
+
+def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GUICHET_", "LOCUST_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# --- the scenario, for real ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+@needs_locust
+def test_opening_surge_scenario_loads() -> None:
+    done = _run(["-m", "locust", "-f", "loadtest/scenarios/opening_surge.py", "--list"], 60)
+    assert done.returncode == 0, done.stderr
+    assert "Person" in done.stdout
+
+
+@pytest.mark.slow
+@needs_locust
+def test_opening_surge_runs_clean(tmp_path: Path) -> None:
+    """20 people, at most 5 s of Locust: all join, wait, get admitted, leave; no failure."""
+    out = tmp_path / "surge"
+    args = [
+        "-m", "loadtest.surge", "--users", "20", "--spawn-rate", "20", "--run-time", "5s",
+        "--stop-timeout", "2", "--opens-in", "1", "--rate", "50", "--max-active", "10",
+        "--poll-scale", "0.1", "--think-time", "0.2", "--out", str(out),
+    ]  # fmt: skip
+    done = _run(args, timeout=120)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n" + (
+        (out / "locust.log").read_text() if (out / "locust.log").exists() else ""
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["failures"] == {}
+    assert summary["total"]["failures"] == 0
+    people = summary["people"]
+    assert people["people_joined"] == people["people_admitted"] == people["people_left"] == 20
+    assert people["distinct_numbers"] == 20
+    names = {e["name"]: e for e in summary["endpoints"]}
+    assert names["join"]["requests"] == names["admit"]["requests"] - people["admit_retries"]
+    assert names["status"]["requests"] >= 1
+    assert summary["room"]["admitted_total"] == 20
+    assert (out / "report.html").stat().st_size > 0
+    assert "failures: none" in done.stdout
+
+
+# --- summary and ratio maths -----------------------------------------------------------------
+
+WRK_OUTPUT = """\
+Running 10s test @ http://127.0.0.1:8080/ok
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.80ms  400.00us  12.00ms   90.00%
+    Req/Sec    35.20k     1.10k   37.00k    70.00%
+  Latency Distribution
+     50%  750.00us
+     75%    1.90ms
+     90%    2.20ms
+     99%    1.20s
+  351234 requests in 10.00s, 52.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 17
+Requests/sec:  35123.40
+Transfer/sec:      5.20MB
+"""
+
+
+def test_parse_wrk_reads_throughput_percentiles_and_errors() -> None:
+    run = parse_wrk(WRK_OUTPUT)
+    assert run.requests == 351_234
+    assert run.rps == pytest.approx(35_123.4)
+    assert run.p50_ms == pytest.approx(0.75)  # µs → ms
+    assert run.p99_ms == pytest.approx(1200.0)  # s → ms
+    assert run.non_2xx == 17
+    assert run.socket_errors == 3
+    with pytest.raises(ValueError, match="not wrk output"):
+        parse_wrk("nothing here")
+
+
+def test_ratios_to_the_baseline_and_goal_verdicts() -> None:
+    rows = with_ratios(
+        [
+            Row("bare", 40_000, 1.0, 2.0),
+            Row("status", 32_000, 1.5, 3.0, goal=0.8),
+            Row("join", 18_000, 3.0, 9.0, goal=0.5),
+        ],
+        40_000,
+    )
+    assert [r.ratio for r in rows] == pytest.approx([1.0, 0.8, 0.45])
+    assert [r.verdict for r in rows] == ["", "met", "MISSED"]
+    text = ratio_table(rows)
+    assert "0.80x" in text
+    assert "MISSED" in text
+    markdown = ratio_table(rows, markdown=True).splitlines()
+    assert markdown[0].startswith("| target | req/s | ratio")
+    assert markdown[4] == "| join | 18,000 | 0.45\u00d7 | 3.00 | 9.00 | ≥ 0.5\u00d7 MISSED |"
+    with pytest.raises(ValueError, match="positive"):
+        with_ratios(rows, 0)
+
+
+def test_rounds_combine_into_medians_with_the_ratio_range() -> None:
+    def round_of(base: float, status: float) -> list[Row]:
+        return with_ratios([Row("bare", base, 1, 2), Row("status", status, 2, 4, goal=0.8)], base)
+
+    combined = combine_rounds(
+        [round_of(40_000, 20_000), round_of(30_000, 18_000), round_of(36_000, 18_000)]
+    )
+    bare, status = combined
+    assert bare.rps == 36_000
+    assert bare.ratio == 1.0
+    assert status.rps == 18_000
+    # per-round ratios 0.5, 0.6, 0.5: the median of the ratios, not the ratio of the medians
+    assert status.ratio == pytest.approx(0.5)
+    assert status.goal == 0.8
+    assert status.note == "ratio over 3 rounds 0.50-0.60"
+    with pytest.raises(ValueError, match="same targets"):
+        combine_rounds([round_of(1, 1), [Row("other", 1, 1, 1), Row("x", 1, 1, 1)]])
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [5.0, 1.0, 4.0, 2.0, 3.0]
+    assert percentile(values, 50) == 3.0
+    assert percentile(values, 95) == 5.0
+    assert percentile(values, 0) == 1.0
+    assert math.isnan(percentile([], 50))
+
+
+STATS_CSV = """\
+Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\
+Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,\
+80%,90%,95%,98%,99%,99.9%,99.99%,100%
+POST,join,20,0,40,41.0,20.0,55.0,439.0,4.0,0.0,40,45,47,50,52,55,55,55,55,55,55
+GET,status,300,3,2,2.5,0.3,9.0,198.0,60.0,0.6,2,3,3,3,4,4,6,6,9,9,9
+POST,leave,0,0,0,0,0,0,0,0.0,0.0,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A
+,Aggregated,320,3,2,4.9,0.3,55.0,212.0,64.0,0.6,2,3,4,4,7,13,42,51,55,55,55
+"""
+FAILURES_CSV = """\
+Method,Name,Error,Occurrences
+GET,status,CatchResponseError('status: position went up'),2
+GET,status,"CatchResponseError(""status: HTTP 500 internal"")",1
+"""
+
+
+def test_locust_csv_summary_groups_failures_by_kind(tmp_path: Path) -> None:
+    (tmp_path / "final_stats.csv").write_text(STATS_CSV)
+    (tmp_path / "final_failures.csv").write_text(FAILURES_CSV)
+    people = {
+        "people_started": 20, "people_joined": 20, "people_admitted": 19, "people_left": 19,
+        "people_gave_up": 1, "people_finished": 19, "status_polls": 300, "admit_retries": 0,
+        "queue_s": [1.0, 2.0, 3.0, 4.0],
+    }  # fmt: skip
+    summary = read_locust(tmp_path / "final", people)
+    assert [e.name for e in summary.endpoints] == ["join", "status", "leave"]
+    assert summary.total.requests == 320
+    assert summary.total.rps == 64.0
+    assert (summary.total.p50_ms, summary.total.p95_ms, summary.total.p99_ms) == (2, 13, 51)
+    assert math.isnan(summary.endpoints[2].p99_ms)  # "N/A": no request
+    assert summary.failures == {"status: position went up": 2, "status: HTTP 500 internal": 1}
+    assert summary.failed == 3
+    data = summary.as_dict()
+    assert data["endpoints"][2]["p99_ms"] is None  # JSON-safe
+    assert data["people"]["queue_s_p50"] == 2.0
+    assert data["people"]["queue_s_p95"] == 4.0
+    text = format_summary(summary)
+    assert "failures by kind:" in text
+    assert "position went up" in text
+    assert "19 admitted" in text
+    assert "1 still on their way" in text
+    assert failure_kind("ConnectionRefusedError(111, 'refused')") == (
+        "ConnectionRefusedError(111, 'refused')"
+    )
+
+
+def test_run_time_spans() -> None:
+    assert [timespan_s(t) for t in ("30", "30s", "2m", "1h30m", "1m5s")] == [
+        30, 30, 120, 5400, 65,
+    ]  # fmt: skip
+    with pytest.raises(Exception, match="not a time span"):
+        timespan_s("soon")
+
+
+# --- what counts as a wrong answer -----------------------------------------------------------
+
+
+def _status(**fields: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "room": "r", "state": "waiting", "number": 10, "position": 6, "ahead": 5,
+        "serving": 5, "admission_rate": 2.0, "poll_after_ms": 1000,
+        "opens_at": "2026-11-23T12:00:00Z", "closes_at": "2026-11-24T12:00:00Z",
+    }  # fmt: skip
+    body.update(fields)
+    return body
+
+
+def test_watch_accepts_a_normal_journey() -> None:
+    watch = Watch("acc-1", "r", Numbers())
+    watch.see(_status(state="prequeue", number=None, position=None, ahead=None, serving=0))
+    watch.see(_status())
+    watch.see(_status(position=3, ahead=2, serving=8))
+    watch.see(_status(state="ready", position=0, ahead=0, serving=11))
+    assert watch.number == 10
+
+
+@pytest.mark.parametrize(
+    ("later", "kind"),
+    [
+        (_status(number=11, position=7, ahead=6), "number changed"),
+        (_status(state="sold_out"), "unexpected state sold_out"),
+        (_status(state="limbo"), "unknown state"),
+        (_status(state="prequeue", number=None, position=None, ahead=None), "state went back"),
+        (_status(position=4, ahead=5), "position inconsistent"),
+        (_status(room="other"), "wrong room"),
+        (_status(poll_after_ms="soon"), "bad field poll_after_ms"),
+        ("<html>", "not a JSON object"),
+    ],
+)
+def test_watch_flags_wrong_answers(later: object, kind: str) -> None:
+    watch = Watch("acc-1", "r", Numbers())
+    watch.see(_status())
+    with pytest.raises(Wrong, match=kind):
+        watch.see(later)
+
+
+def test_position_going_up_and_duplicate_numbers_are_failures() -> None:
+    numbers = Numbers()
+    watch = Watch("acc-1", "r", numbers)
+    watch.see(_status(position=3, ahead=2, serving=8))
+    with pytest.raises(Wrong, match="position went up"):
+        # an older snapshot (e.g. another worker's): serving lower, so the position higher
+        watch.see(_status(position=4, ahead=3, serving=7))
+    other = Watch("acc-2", "r", numbers)
+    with pytest.raises(Wrong, match="duplicate number"):
+        other.see(_status(position=3, ahead=2, serving=8))
+
+
+def test_serving_going_down_is_a_failure() -> None:
+    watch = Watch("acc-1", "r", Numbers())
+    prequeue = {"state": "prequeue", "number": None, "position": None, "ahead": None}
+    watch.see(_status(**prequeue, serving=5))
+    with pytest.raises(Wrong, match="serving went down"):
+        watch.see(_status(**prequeue, serving=4))
+
+
+def test_admission_must_carry_its_token_in_the_redirect() -> None:
+    good = {
+        "room": "r", "token": "tok", "ticket": "t2", "token_expires_at": "x",
+        "session_expires_at": "y", "redirect_url": "https://shop/enter?guichet_token=tok",
+    }  # fmt: skip
+    assert check_admission(good, "r") is good
+    with pytest.raises(Wrong, match="redirect without token"):
+        check_admission({**good, "redirect_url": "https://shop/enter"}, "r")
