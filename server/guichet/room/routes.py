@@ -101,14 +101,12 @@ def _client_ip(request: web.Request, cfg: RoomsConfig) -> str:
 
 
 def _set_cookie(response: web.StreamResponse, room: str, ticket: str, cfg: RoomsConfig) -> None:
-    response.set_cookie(
-        COOKIE_PREFIX + room,
-        ticket,
-        path="/",
-        httponly=True,
-        samesite="Lax",
-        secure=cfg.cookie_secure,
-        max_age=7 * 86_400,
+    # Written directly: the room id and the token (base64url and dots) need no quoting, and
+    # http.cookies costs ~15 µs a call on the join path.
+    secure = "; Secure" if cfg.cookie_secure else ""
+    response.headers.add(
+        "Set-Cookie",
+        f"{COOKIE_PREFIX}{room}={ticket}; HttpOnly; Max-Age=604800; Path=/; SameSite=Lax{secure}",
     )
 
 
@@ -152,10 +150,7 @@ async def join(request: web.Request) -> web.Response:
         metrics.ROOM_JOINS.labels(room, "prequeue" if tid.startswith("p:") else "open").inc()
     signer = request.app[SIGNER]
     token = signer.sign(room, account.id, tid, rt.spec.closes_at.timestamp())
-    status = rt.status(signer.verify(token, room))
-    body = model.Joined(
-        **{f: getattr(status, f) for f in status.__struct_fields__}, ticket=token, created=created
-    )
+    body = rt.status(signer.verify(token, room), joined=(token, created))
     response = wire.respond(body, status=201 if created else 200)
     _set_cookie(response, room, token, cfg)
     return response

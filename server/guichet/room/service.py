@@ -24,6 +24,7 @@ from guichet import metrics
 from guichet.config import RoomsConfig
 from guichet.room.model import (
     Counters,
+    Joined,
     RoomDefinition,
     RoomPatch,
     RoomSpec,
@@ -176,7 +177,9 @@ class Runtime:
             return None
         return int(self.order[ticket.index])
 
-    def status(self, ticket: Ticket) -> Status:
+    def status(self, ticket: Ticket, joined: tuple[str, bool] | None = None) -> Status:
+        """Where ``ticket`` stands, from the snapshot; with ``joined`` (the token and whether
+        it is new) a :class:`Joined` reply."""
         c = self.counters
         opens, closes = self.window
         if c is None:
@@ -214,19 +217,19 @@ class Runtime:
             if state == "waiting"
             else (min(30_000, max(1_000, (eta or 0) * 500)) if state == "prequeue" else 2_000)
         )
+        position = None if ahead is None else ahead + 1 if state == "waiting" else 0
+        rate = round(c.rate, 3)
+        if joined is not None:
+            return Joined(
+                room=self.id, state=state, number=number, position=position, ahead=ahead,
+                eta_s=eta, serving=c.serving, admission_rate=rate, poll_after_ms=hint,
+                opens_at=opens, closes_at=closes, ticket=joined[0], created=joined[1],
+            )  # fmt: skip
         return Status(
-            room=self.id,
-            state=state,
-            number=number,
-            position=None if ahead is None else ahead + 1 if state == "waiting" else 0,
-            ahead=ahead,
-            eta_s=eta,
-            serving=c.serving,
-            admission_rate=round(c.rate, 3),
-            poll_after_ms=hint,
-            opens_at=opens,
-            closes_at=closes,
-        )
+            room=self.id, state=state, number=number, position=position, ahead=ahead,
+            eta_s=eta, serving=c.serving, admission_rate=rate, poll_after_ms=hint,
+            opens_at=opens, closes_at=closes,
+        )  # fmt: skip
 
 
 class Rooms:
@@ -415,13 +418,19 @@ class Rooms:
 
     # --- public calls --------------------------------------------------------------------
 
+    @staticmethod
+    def _seed(rt: Runtime) -> str:
+        """A fresh shuffle seed while the room may still open (used only by the call that
+        opens it); once this worker has seen it open, none is needed."""
+        return "-" if rt.counters is not None and rt.counters.opened else secrets.token_hex(32)
+
     async def join(self, rt: Runtime, account: str, ip: str) -> tuple[str, str, float]:
         """(code, ticket id, retry-after seconds) — see join.lua for the codes."""
         k = rt.keys
         code, tid, opened_now, retry_us = await self.store.scripts(
             JOIN,
             [k.cfg, k.state, k.tickets, k.join_limit("ip", ip), k.join_limit("acct", account)],
-            [account, secrets.token_hex(32), *self._ip, *self._account],
+            [account, self._seed(rt), *self._ip, *self._account],
         )
         if int(opened_now):
             log.info("room opened by a join", extra={"room": rt.id})

@@ -12,7 +12,7 @@ import contextlib
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,27 +28,24 @@ TICKET_AUDIENCE = "guichet-queue:"
 TICKET_LIFETIME_AFTER_CLOSE_S = 2 * 86_400
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ticket:
-    """A verified queue ticket."""
+    """A verified queue ticket (parsed once: verified tickets are cached)."""
 
     room: str
     account: str
     tid: str  # "p:<i>:<joined s>" (pre-queue) or "n:<i>:<joined s>"
     expires_at: float
     admitted_until: float | None = None  # set on the ticket re-issued at admission
+    prequeue: bool = field(init=False)
+    index: int = field(init=False)
+    joined_at: float = field(init=False)
 
-    @property
-    def prequeue(self) -> bool:
-        return self.tid.startswith("p:")
-
-    @property
-    def index(self) -> int:
-        return int(self.tid.split(":")[1])
-
-    @property
-    def joined_at(self) -> float:
-        return float(self.tid.split(":")[2])
+    def __post_init__(self) -> None:
+        kind, index, joined = self.tid.split(":")
+        object.__setattr__(self, "prequeue", kind == "p")
+        object.__setattr__(self, "index", int(index))
+        object.__setattr__(self, "joined_at", float(joined))
 
 
 def _write_once(path: Path, data: bytes) -> None:
@@ -85,6 +82,7 @@ class TicketSigner:
         self._secret = secret
         self._issuer = issuer
         self._cache: Bounded[str, Ticket] = Bounded(cache_size)
+        self._signed: Bounded[tuple[str, str, str, int, int | None], str] = Bounded(cache_size)
 
     def sign(
         self,
@@ -94,16 +92,27 @@ class TicketSigner:
         closes_at: float,
         admitted_until: float | None = None,
     ) -> str:
+        """The ticket's token; the same claims give the same string, signed once."""
+        exp = int(closes_at) + TICKET_LIFETIME_AFTER_CLOSE_S
+        adm = None if admitted_until is None else int(admitted_until)
+        memo = (room, account, tid, exp, adm)
+        token = self._signed.get(memo)
+        if token is not None:
+            return token
         claims: dict[str, Any] = {
             "iss": self._issuer,
             "aud": TICKET_AUDIENCE + room,
             "sub": account,
             "tid": tid,
-            "exp": int(closes_at) + TICKET_LIFETIME_AFTER_CLOSE_S,
+            "exp": exp,
         }
-        if admitted_until is not None:
-            claims["adm"] = int(admitted_until)
-        return jwt.encode(claims, self._secret, algorithm="HS256")
+        if adm is not None:
+            claims["adm"] = adm
+        token = jwt.encode(claims, self._secret, algorithm="HS256")
+        self._signed.put(memo, token)
+        # What we signed needs no verification when it comes back.
+        self._cache.put(token, Ticket(room, account, tid, float(exp), adm))
+        return token
 
     def verify(self, token: str, room: str, now: float | None = None) -> Ticket:
         """The ticket, or :class:`Refused` (reason: forged, expired, other_room, malformed)."""
