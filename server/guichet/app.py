@@ -107,8 +107,10 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
     in-flight gauge, count and latency by route template. One layer, on every request."""
     request_id = _request_id(request)
     request[REQUEST_ID] = request_id
-    start = time.perf_counter()
-    metrics.HTTP_IN_FLIGHT.inc()
+    tally = metrics.HTTP
+    timed = tally.sample()
+    start = time.perf_counter() if timed else 0.0
+    tally.in_flight += 1
     limit = request.app[SETTINGS].server.max_body_bytes
     try:
         if request.content_length is not None and request.content_length > limit:
@@ -121,12 +123,15 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception as exc:
         response = _problem_response(request, _as_problem(request, exc, limit))
     finally:
-        metrics.HTTP_IN_FLIGHT.dec()
+        tally.in_flight -= 1
     response.headers["X-Request-Id"] = request_id
     method = request.method if request.method in _METHODS else "OTHER"  # bounded label
-    count, latency = metrics.http_children(_route_label(request), method, response.status)
-    count.inc()
-    latency.observe(time.perf_counter() - start)
+    route = _route_label(request)
+    tally.done(route, method, response.status)
+    if timed:
+        metrics.http_children(route, method, response.status)[1].observe(
+            time.perf_counter() - start
+        )
     return response
 
 
@@ -149,6 +154,7 @@ async def _loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    metrics.HTTP.flush()
 
 
 def create_app(

@@ -71,6 +71,7 @@ async def readyz(request: web.Request) -> web.Response:
     tags=("ops",),
 )
 async def metrics_handler(request: web.Request) -> web.Response:
+    metrics.HTTP.flush()  # this worker's latest request counts (others flush every 250 ms)
     # Collection reads /proc and, with several workers, every worker's metric files: off-loop.
     payload, content_type = await asyncio.to_thread(metrics.exposition)
     response = web.Response(body=payload)

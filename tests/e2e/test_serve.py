@@ -105,11 +105,19 @@ async def test_metrics_from_two_workers_add_up(tmp_path: Path, port: int) -> Non
                     seen.add((await resp.json())["worker"])
                 sent += 1
                 assert sent < 2000, "SO_REUSEPORT never reached the second worker"
-            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
-                text = await resp.text()
+            # Each worker adds its counts to the shared files every 250 ms: wait for them.
+            async with asyncio.timeout(10):
+                while True:
+                    async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                        text = await resp.text()
+                    counted = metric_value(
+                        text, "guichet_http_requests_total", route="/healthz", status="2xx"
+                    )
+                    if counted == sent:
+                        break
+                    assert counted < sent
+                    await asyncio.sleep(0.05)
         assert seen == {0, 1}
-        counted = metric_value(text, "guichet_http_requests_total", route="/healthz", status="2xx")
-        assert counted == sent
         served.signal(signal.SIGTERM)
         assert served.wait() == 0
     finally:

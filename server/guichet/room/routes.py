@@ -45,7 +45,7 @@ def _reject(reason: str, problem: errors.Problem) -> errors.Problem:
 
 def _room_id(request: web.Request) -> str:
     room = request.match_info["room"]
-    if not model.valid_room_id(room):
+    if room not in request.app[ROOMS] and not model.valid_room_id(room):
         raise errors.not_found(f"no room {room[:60]!r}")
     return room
 

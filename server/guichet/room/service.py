@@ -250,6 +250,9 @@ class Rooms:
     def get(self, room: str) -> Runtime | None:
         return self._rooms.get(room)
 
+    def __contains__(self, room: object) -> bool:
+        return room in self._rooms
+
     async def runtime(self, room: str) -> Runtime:
         """The room's runtime; a room created by another worker is loaded on first use."""
         rt = self._rooms.get(room)

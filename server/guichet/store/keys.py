@@ -16,7 +16,6 @@ Components never build key strings themselves; Lua scripts never build key names
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 PREFIX = "g:"  # namespace, so Guichet can share a database with other tenants
 
@@ -50,54 +49,36 @@ def subject_digest(subject: str) -> str:
 ROOMS_INDEX = f"{PREFIX}rooms"  # set of room ids (own slot; written after the room's cfg)
 
 
-@dataclass(frozen=True)
 class RoomKeys:
-    """The keys of one waiting room, all in the slot of ``{room:<id>}``."""
+    """The keys of one waiting room, all in the slot of ``{room:<id>}`` (built once)."""
 
-    room: str
+    __slots__ = (
+        "_prefix",
+        "active",
+        "admitted_numbers",
+        "calls",
+        "cfg",
+        "room",
+        "sessions",
+        "state",
+        "tickets",
+    )  # fmt: skip
 
-    def _k(self, part: str) -> str:
-        return f"{PREFIX}{{room:{_checked(self.room)}}}:{part}"
-
-    @property
-    def cfg(self) -> str:
-        return self._k("cfg")
-
-    @property
-    def state(self) -> str:
-        return self._k("state")
-
-    @property
-    def tickets(self) -> str:
-        return self._k("tickets")
-
-    @property
-    def active(self) -> str:
-        return self._k("active")
-
-    @property
-    def sessions(self) -> str:
-        return self._k("sessions")
-
-    @property
-    def calls(self) -> str:
-        return self._k("calls")
-
-    @property
-    def admitted_numbers(self) -> str:
-        return self._k("admitted")
+    def __init__(self, room: str) -> None:
+        self.room = room
+        self._prefix = f"{PREFIX}{{room:{_checked(room)}}}:"
+        self.cfg = self._prefix + "cfg"
+        self.state = self._prefix + "state"
+        self.tickets = self._prefix + "tickets"
+        self.active = self._prefix + "active"
+        self.sessions = self._prefix + "sessions"
+        self.calls = self._prefix + "calls"
+        self.admitted_numbers = self._prefix + "admitted"
 
     def join_limit(self, kind: str, subject: str) -> str:
-        return self._k(f"rl:{_checked(kind)}:{subject_digest(subject)}")
+        return f"{self._prefix}rl:{_checked(kind)}:{subject_digest(subject)}"
 
     def all(self) -> list[str]:
         """Every fixed key of the room (rate-limit buckets expire on their own)."""
-        return [
-            self.cfg,
-            self.state,
-            self.tickets,
-            self.active,
-            self.sessions,
-            self.calls,
-            self.admitted_numbers,
-        ]
+        return [self.cfg, self.state, self.tickets, self.active, self.sessions, self.calls,
+                self.admitted_numbers]  # fmt: skip
