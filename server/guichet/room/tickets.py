@@ -25,7 +25,7 @@ from guichet.cache import Bounded
 from guichet.config import RoomsConfig
 
 TICKET_AUDIENCE = "guichet-queue:"
-TICKET_LIFETIME_AFTER_CLOSE_S = 2 * 86_400
+TICKET_LIFETIME_AFTER_CLOSE_S = 30 * 86_400  # outlives any sane closes_at extension
 
 
 @dataclass(frozen=True, slots=True)
