@@ -551,21 +551,29 @@
     else if (TERMINAL.has(status.state)) stop();
   }
 
-  async function join() {
-    if (stopped) return;
+  // A POST whose JSON answer is needed: {res, body}, null where the network or JSON failed.
+  async function post(path, withTicket) {
     let res = null;
     try {
-      res = await request('/join', 'POST', authHeaders(false));
+      res = await request(path, 'POST', authHeaders(withTicket));
     } catch {
       res = null;
     }
+    let body = null;
     if (res && res.ok) {
-      let body = null;
       try {
         body = await res.json();
       } catch {
         body = null;
       }
+    }
+    return { res, body };
+  }
+
+  async function join() {
+    if (stopped) return;
+    const { res, body } = await post('/join', false);
+    if (res && res.ok) {
       if (!body || !body.ticket) {
         finish('error');
         return;
@@ -659,19 +667,8 @@
   async function admit() {
     if (admitBusy || stopped) return;
     admitBusy = true;
-    let res = null;
-    try {
-      res = await request('/admit', 'POST', authHeaders(true));
-    } catch {
-      res = null;
-    }
+    const { res, body } = await post('/admit', true);
     if (res && res.ok) {
-      let body = null;
-      try {
-        body = await res.json();
-      } catch {
-        body = null;
-      }
       const url = body ? safeUrl(body.redirect_url) : null;
       if (!url) {
         admitBusy = false;
