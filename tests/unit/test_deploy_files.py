@@ -1,0 +1,41 @@
+"""Ops files name only metrics Guichet exports: a renamed metric breaks a test, not a dashboard
+on sale day."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+
+import guichet.metrics  # noqa: F401  (registers every metric)
+
+ROOT = Path(__file__).resolve().parents[2]
+_NAME = re.compile(r"\bguichet_[a-z_]+")
+_SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
+
+
+def exported() -> set[str]:
+    names: set[str] = set()
+    for family in REGISTRY.collect():
+        names.add(family.name)
+        names.update(sample.name for sample in family.samples)
+        names.update(family.name + s for s in _SUFFIXES)
+    return names
+
+
+def test_grafana_dashboard_queries_exported_metrics() -> None:
+    dashboard = json.loads((ROOT / "deploy/grafana/guichet.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert exprs
+    used = {name for expr in exprs for name in _NAME.findall(expr)}
+    assert used
+    assert used <= exported(), used - exported()
+
+
+def test_alert_rules_query_exported_metrics() -> None:
+    text = (ROOT / "deploy/prometheus/alerts.yml").read_text()
+    used = set(_NAME.findall(text))
+    assert "guichet_room_pacer_ticks_total" in used
+    assert used <= exported(), used - exported()
