@@ -1,0 +1,1 @@
+"""The draw: registration, a committed seed, a verifiable ranking, purchase windows."""
