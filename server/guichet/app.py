@@ -19,6 +19,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from guichet import errors, metrics, ops, ratelimit, wire
 from guichet.auth import Verifier
 from guichet.config import Settings
+from guichet.draw import routes as draw_routes
+from guichet.draw import service as draw_service
 from guichet.room import page as room_page
 from guichet.room import routes as room_routes
 from guichet.room import service as room_service
@@ -28,7 +30,7 @@ from guichet.store.client import connect
 log = logging.getLogger("guichet.app")
 
 #: Every Lua script the service runs; loaded at start-up and checked by /readyz.
-SCRIPTS = (*ratelimit.SCRIPTS, *room_service.SCRIPTS)
+SCRIPTS = (*ratelimit.SCRIPTS, *room_service.SCRIPTS, *draw_service.SCRIPTS)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _MAX_REQUEST_ID = 128
@@ -175,6 +177,7 @@ def create_app(
     ops.setup_routes(app)
     room_routes.setup(app)
     room_page.setup_routes(app)
+    draw_routes.setup(app)
     app.on_startup.append(ops.freeze_openapi)
     metrics.mark_build_info()
     return app

@@ -158,6 +158,23 @@ ROOM_TICKS = Counter(
     ["outcome"],
 )
 
+# --- draws ----------------------------------------------------------------------------------
+DRAW_ENTRIES = Counter(
+    "guichet_draw_entries_total",
+    "New draw registrations, by draw and stratum (a few each, set by ops).",
+    ["draw", "stratum"],
+)
+DRAW_WITHDRAWALS = Counter(
+    "guichet_draw_withdrawals_total",
+    "Entries withdrawn before the close, by draw.",
+    ["draw"],
+)
+DRAW_REJECTIONS = Counter(
+    "guichet_draw_registration_rejections_total",
+    "Refused registrations, by reason (not_open, closed, bad_stratum, unknown, invalid).",
+    ["reason"],
+)
+
 # --- build --------------------------------------------------------------------------------
 BUILD_INFO = Gauge(
     "guichet_build_info",

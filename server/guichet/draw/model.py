@@ -27,9 +27,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
+
+from guichet import wire
 
 FORMULA = "guichet-draw-v1"
 SEED_BYTES = 32
@@ -140,3 +146,66 @@ def verify(transcript: Transcript, entries: Sequence[tuple[str, str]]) -> list[s
     if ranking_digest(entry_id for _, entry_id in ranked) != transcript.ranking_digest:
         problems.append("ranking digest differs: re-running the draw gives another order")
     return problems
+
+
+# --- wire types --------------------------------------------------------------------------------
+
+DRAW_ID = r"^[a-z0-9][a-z0-9-]{0,47}$"
+DrawId = Annotated[str, Meta(pattern=DRAW_ID)]
+_DRAW_ID_RE = re.compile(DRAW_ID)
+
+
+def valid_draw_id(draw: str) -> bool:
+    return bool(_DRAW_ID_RE.match(draw))
+
+
+Stratum = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+EntryStatus = Literal["registered", "withdrawn", "not_selected_yet", "window_assigned"]
+
+
+class DrawSpec(wire.Base, kw_only=True):
+    """A draw as ops configure it."""
+
+    registration_opens_at: datetime
+    registration_closes_at: datetime
+    strata: Annotated[list[Stratum], Meta(min_length=1, max_length=16)] = msgspec.field(
+        default_factory=lambda: ["general"]
+    )
+    default_stratum: Stratum = "general"
+    window_s: Annotated[int, Meta(ge=3600, le=30 * 86_400)] = 48 * 3600
+    notice_s: Annotated[int, Meta(ge=0, le=30 * 86_400)] = 2 * 86_400
+    sale: DrawId | None = None
+    phase: Literal["packs", "singles"] = "packs"
+
+    def __post_init__(self) -> None:
+        for name in ("registration_opens_at", "registration_closes_at"):
+            if getattr(self, name).tzinfo is None:
+                raise ValueError(f"`{name}` needs a UTC offset (RFC 3339), e.g. ...Z")
+        if self.registration_closes_at <= self.registration_opens_at:
+            raise ValueError("`registration_closes_at` must be after `registration_opens_at`")
+        if len(set(self.strata)) != len(self.strata):
+            raise ValueError("`strata` lists a stratum twice")
+        if self.default_stratum not in self.strata:
+            raise ValueError("`default_stratum` must be one of `strata`")
+
+
+class EntryRequest(wire.Base, kw_only=True):
+    """A registration: explicit consent to the rules and to processing the account id."""
+
+    accept_rules: bool
+    accept_data_processing: bool
+    stratum: Stratum | None = None
+
+    def __post_init__(self) -> None:
+        if not self.accept_rules:
+            raise ValueError("`accept_rules` must be true to enter the draw")
+        if not self.accept_data_processing:
+            raise ValueError("`accept_data_processing` must be true to enter the draw")
+
+
+class Entry(wire.Reply, kw_only=True):
+    draw: str
+    account: str
+    stratum: str
+    status: EntryStatus
+    registered_at: str

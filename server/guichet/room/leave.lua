@@ -9,5 +9,5 @@ if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return {'mismatch', 0} e
 local session = redis.call('HGET', KEYS[3], ARGV[1])
 if session and string.sub(session, 1, 1) == 'x' then return {'again', 0} end
 local freed = redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], 'x' .. now)
+redis.call('HSET', KEYS[3], ARGV[1], string.format('x%d', now))
 return {'ok', freed}

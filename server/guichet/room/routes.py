@@ -4,7 +4,6 @@ JWKS) and admin (create, change, pause, resume, stats, stock signal)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import secrets
@@ -586,9 +585,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning("rooms from config not created yet", extra={"error": type(exc).__name__})
     task = asyncio.create_task(rooms.run(app[KEYRING].refresh))
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await rooms.stop(task)
 
 
 def setup(app: web.Application) -> None:

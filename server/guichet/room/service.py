@@ -419,6 +419,15 @@ class Rooms:
                 log.warning("pacer tick failed", extra={"error": type(exc).__name__})
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
+    async def stop(self, pacer: asyncio.Task[None], timeout_s: float = 5.0) -> None:
+        """Stop the pacer loop and any shuffle still being computed; never wait forever."""
+        tasks = [pacer, *(rt.order_task for rt in self._rooms.values() if rt.order_task)]
+        for task in tasks:
+            task.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        if pending:
+            log.warning("room tasks did not stop in time", extra={"pending": len(pending)})
+
     # --- public calls --------------------------------------------------------------------
 
     @staticmethod

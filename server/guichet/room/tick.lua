@@ -34,7 +34,9 @@ end
 local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
 if #gone > 0 then
   redis.call('ZREM', KEYS[3], unpack(gone))
-  for _, account in ipairs(gone) do redis.call('HSET', KEYS[4], account, 'x' .. now) end
+  for _, account in ipairs(gone) do
+    redis.call('HSET', KEYS[4], account, string.format('x%d', now))
+  end
   redis.call('HINCRBY', KEYS[2], 'expired', #gone)
 end
 
@@ -76,7 +78,7 @@ if opened_us then
   -- A checkpoint on every advance and at least once a second: the series stays dense, so
   -- trimming by age never loses the value at a moment still inside the horizon.
   if step > 0 or now - tonumber(s[11] or '0') >= 1000000 then
-    redis.call('ZADD', KEYS[5], now, now .. ':' .. serving)
+    redis.call('ZADD', KEYS[5], now, string.format('%d:%d', now, serving))
     redis.call('HSET', KEYS[2], 'ckpt_us', now)
   end
   if issued <= serving then credit = math.min(credit, 1) end  -- no one waiting: no hoard

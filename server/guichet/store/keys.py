@@ -82,3 +82,18 @@ class RoomKeys:
         """Every fixed key of the room (rate-limit buckets expire on their own)."""
         return [self.cfg, self.state, self.tickets, self.active, self.sessions, self.calls,
                 self.admitted_numbers]  # fmt: skip
+
+
+class DrawKeys:
+    """The keys of one draw, all in the slot of ``{draw:<id>}``: its config, its entries
+    (account -> "<stratum>:<registered µs>") and counts by stratum. Registration is metered by
+    the waiting room, so one shard per draw carries it (docs/architecture.md)."""
+
+    __slots__ = ("cfg", "counts", "draw", "entries")
+
+    def __init__(self, draw: str) -> None:
+        prefix = f"{PREFIX}{{draw:{_checked(draw)}}}:"
+        self.draw = draw
+        self.cfg = prefix + "cfg"
+        self.entries = prefix + "entries"
+        self.counts = prefix + "counts"
