@@ -55,6 +55,7 @@ from loadtest.harness import (
     put_room,
     room_spec,
     room_stats,
+    stop_process,
     wait_ready,
 )
 from loadtest.report import Row, WrkRun, combine_rounds, parse_wrk, ratio_table, with_ratios
@@ -70,12 +71,7 @@ def _process(args: list[str]) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @dataclass

@@ -45,6 +45,16 @@ GENEROUS_JOIN_LIMITS: dict[str, int] = {
 }
 
 
+def stop_process(proc: subprocess.Popen[Any], grace_s: float = 15.0) -> int:
+    """SIGTERM, then SIGKILL if it has not exited within ``grace_s``; returns its exit code."""
+    proc.terminate()
+    try:
+        return proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 @dataclass
 class Issuer:
     """Mints account and admin tokens the server accepts (its development issuer)."""

@@ -30,7 +30,15 @@ import time
 from pathlib import Path
 
 from guichet.config import load_settings
-from loadtest.harness import ROOT, GuichetServer, Issuer, put_room, room_spec, room_stats
+from loadtest.harness import (
+    ROOT,
+    GuichetServer,
+    Issuer,
+    put_room,
+    room_spec,
+    room_stats,
+    stop_process,
+)
 from loadtest.report import format_summary, read_locust
 
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "opening_surge.py"
@@ -119,12 +127,7 @@ def run_locust(args: argparse.Namespace, base_url: str, issuer_args: list[str], 
             return proc.wait(bound)
         except subprocess.TimeoutExpired:
             print(f"locust overstayed {bound} s; stopping it", file=sys.stderr)
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
             return 1
         finally:
             if proc.poll() is None:
