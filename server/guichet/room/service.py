@@ -13,6 +13,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -393,7 +394,7 @@ class Rooms:
             if room not in self._rooms:
                 await self._load(room)
 
-    async def run(self, keyring_refresh: Any = None) -> None:
+    async def run(self, keyring_refresh: Callable[[], None] | None = None) -> None:
         """The pacer loop: every tick_interval_s, one script per room (one pipeline in all)."""
         interval = self.cfg.tick_interval_s
         while True:

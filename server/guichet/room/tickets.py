@@ -246,6 +246,31 @@ class Keyring:
                 return k.key.public_key()
         return None
 
+    def verify(self, token: str, *, audience: str, issuer: str) -> dict[str, Any]:
+        """The claims of an admission token signed by one of our keys, or :class:`Refused`
+        (reason: forged, expired, malformed)."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid", "")
+        except jwt.PyJWTError:
+            raise Refused("malformed", "admission token is not a JWT") from None
+        key = self.public_key(kid)
+        if key is None:
+            raise Refused("forged", "admission token key is unknown")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=["EdDSA"],
+                audience=audience,
+                issuer=issuer,
+                options={"require": ["exp", "sub", "room", "sid"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Refused("expired", "admission token has expired") from None
+        except jwt.PyJWTError:
+            raise Refused("forged", "admission token does not verify") from None
+        return claims
+
     def sign(self, claims: dict[str, Any]) -> str:
         active = self.active
         return jwt.encode(claims, active.key, algorithm="EdDSA", headers={"kid": active.kid})
