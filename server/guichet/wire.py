@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -14,6 +15,17 @@ from guichet import errors
 T = TypeVar("T")
 
 JSON_CONTENT_TYPE = "application/json"
+
+#: Ids that ops choose (rooms, draws, sales): lower-case letters, digits and '-', key-safe.
+SLUG = r"^[a-z0-9][a-z0-9-]{0,47}$"
+_SLUG_RE = re.compile(SLUG)
+Slug = Annotated[str, msgspec.Meta(pattern=SLUG, description="lower-case letters, digits, '-'")]
+
+
+def valid_slug(value: str) -> bool:
+    return bool(_SLUG_RE.match(value))
+
+
 _encoder = msgspec.json.Encoder()
 
 

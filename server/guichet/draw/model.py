@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Literal
@@ -150,13 +149,8 @@ def verify(transcript: Transcript, entries: Sequence[tuple[str, str]]) -> list[s
 
 # --- wire types --------------------------------------------------------------------------------
 
-DRAW_ID = r"^[a-z0-9][a-z0-9-]{0,47}$"
-DrawId = Annotated[str, Meta(pattern=DRAW_ID)]
-_DRAW_ID_RE = re.compile(DRAW_ID)
-
-
-def valid_draw_id(draw: str) -> bool:
-    return bool(_DRAW_ID_RE.match(draw))
+DrawId = wire.Slug
+valid_draw_id = wire.valid_slug
 
 
 Stratum = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]

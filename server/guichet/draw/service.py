@@ -25,7 +25,8 @@ class Draws:
         self.store = store
 
     async def put(self, draw: str, spec: DrawSpec) -> bool:
-        """Create or replace the draw's spec (one HSET); True when it is new."""
+        """Create or replace the draw's spec (one HSET); True when it is new (every field
+        was added rather than overwritten)."""
         k = DrawKeys(draw)
         fields = {
             "spec": msgspec.json.encode(spec),
@@ -34,9 +35,8 @@ class Draws:
             "strata": ",".join(spec.strata),
             "default_stratum": spec.default_stratum,
         }
-        new = await self.store.client.hsetnx(k.cfg, "created", "1")
-        await self.store.client.hset(k.cfg, mapping=fields)  # type: ignore[arg-type]
-        return bool(new)
+        added = await self.store.client.hset(k.cfg, mapping=fields)  # type: ignore[arg-type]
+        return int(added) == len(fields)
 
     async def spec(self, draw: str) -> DrawSpec | None:
         raw = await self.store.client.hget(DrawKeys(draw).cfg, "spec")

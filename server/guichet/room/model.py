@@ -10,7 +10,6 @@ ready once ``n < S``; ``n - S`` people are ahead of it.
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -20,9 +19,7 @@ from msgspec import Meta
 
 from guichet import wire
 
-ROOM_ID = r"^[a-z0-9][a-z0-9-]{0,47}$"
-_ROOM_ID_RE = re.compile(ROOM_ID)
-RoomId = Annotated[str, Meta(pattern=ROOM_ID, description="lower-case letters, digits, '-'")]
+RoomId = wire.Slug
 Mode = Literal["fifo", "shuffle-then-fifo"]
 State = Literal["prequeue", "waiting", "ready", "admitted", "expired", "closed", "sold_out"]
 STATES: tuple[State, ...] = (
@@ -34,12 +31,11 @@ MaxActive = Annotated[int, Meta(ge=1, le=10_000_000)]
 IdleTimeout = Annotated[int, Meta(ge=10, le=86_400, description="seconds")]
 Url = Annotated[str, Meta(pattern=r"^https?://[^\s]+$", max_length=2048)]
 Audience = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[!-~]+$")]
-SaleId = Annotated[str, Meta(pattern=ROOM_ID)]
+SaleId = wire.Slug
 TokenTtl = Annotated[int, Meta(ge=30, le=3600, description="admission token lifetime, s")]
 
 
-def valid_room_id(room: str) -> bool:
-    return bool(_ROOM_ID_RE.match(room))
+valid_room_id = wire.valid_slug
 
 
 class RoomSpec(wire.Base, kw_only=True):
