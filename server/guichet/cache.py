@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -25,7 +26,7 @@ class Bounded(Generic[K, V]):
             return
         if len(self._data) >= self._max:
             # Drop the oldest tenth at once: amortised O(1), no per-hit bookkeeping.
-            for old in list(self._data)[: max(1, self._max // 10)]:
+            for old in list(islice(self._data, max(1, self._max // 10))):
                 del self._data[old]
         self._data[key] = value
 
