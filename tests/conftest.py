@@ -80,6 +80,7 @@ def make_settings(
             "ticket_secret_file": str(tmp_path / "ticket-secret"),
             "signing_key_dir": str(tmp_path / "admission-keys"),
         },
+        "draws": {"seal_key_file": str(tmp_path / "draw-seal-key")},
         "logging": {"access_log": False},
     }
     for name, values in sections.items():
@@ -87,6 +88,22 @@ def make_settings(
     empty = tmp_path / "guichet.toml"  # explicit file: a developer's ./guichet.toml never leaks in
     empty.touch()
     return load_settings(empty, environ={}, overrides=overrides)
+
+
+def settings_file(settings: Settings, path: Path) -> Path:
+    """The settings as a TOML file, for commands run with ``--config``."""
+    import msgspec
+    import tomli_w
+
+    def no_none(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: no_none(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [no_none(v) for v in value]
+        return value
+
+    path.write_text(tomli_w.dumps(no_none(msgspec.to_builtins(settings))))  # type: ignore[arg-type]
+    return path
 
 
 @pytest.fixture

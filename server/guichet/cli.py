@@ -10,6 +10,7 @@ import tomli_w
 
 from guichet import __version__
 from guichet.config import ConfigError, Settings, load_settings, masked
+from guichet.draw import cli as draw_cli
 from guichet.room import cli as room_cli
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -103,6 +104,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     _add_token,
     _add_version,
     room_cli.register,
+    draw_cli.register,
 ]
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 from msgspec import Meta
 
+from guichet.draw.model import DrawDefinition
 from guichet.room.model import RoomDefinition
 
 ENV_PREFIX = "GUICHET_"
@@ -143,6 +144,29 @@ class RoomsConfig(_Section, frozen=True):
             raise ValueError("`define` lists a room id twice")
 
 
+class DrawsConfig(_Section, frozen=True):
+    """Draws: the key sealing committed seeds, run parallelism, draws to create at start-up.
+
+    ``seal_key`` (32 bytes, hex or base64) encrypts each draw's secret seed between commit
+    and run; without it a local file is made on first use (``seal_key_file``, mode 0600),
+    which suits one ops host. ``define`` lists draws created at start-up when they do not
+    exist yet (``[[draws.define]]`` tables with an ``id`` and the fields of a draw spec).
+    """
+
+    seal_key: Annotated[str | None, Meta(extra=SECRET)] = None
+    seal_key_file: str = ".guichet/draw-seal-key"
+    run_processes: Annotated[int, Meta(ge=1, le=64)] = 2
+    scan_batch: Annotated[int, Meta(ge=100, le=100_000)] = 5000
+    #: How often each worker refreshes the draw and outbox gauges from Redis.
+    monitor_interval_s: Annotated[float, Meta(ge=0.5, le=300)] = 5.0
+    define: tuple[DrawDefinition, ...] = ()
+
+    def __post_init__(self) -> None:
+        ids = [draw.id for draw in self.define]
+        if len(ids) != len(set(ids)):
+            raise ValueError("`define` lists a draw id twice")
+
+
 class LoggingConfig(_Section, frozen=True):
     """Structured JSON logs on stderr."""
 
@@ -157,6 +181,7 @@ class Settings(_Section, frozen=True):
     redis: RedisConfig = RedisConfig()
     security: SecurityConfig = SecurityConfig()
     rooms: RoomsConfig = RoomsConfig()
+    draws: DrawsConfig = DrawsConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

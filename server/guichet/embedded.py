@@ -112,6 +112,19 @@ def _ping(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+def running_url(data_dir: str | os.PathLike[str]) -> str | None:
+    """URL of the embedded server a running ``guichet serve`` started in ``data_dir``, if any
+    (so that ops commands reach the same data)."""
+    try:
+        info = json.loads((Path(data_dir) / PID_FILE).read_text())
+        pid, port = int(info["pid"]), int(info["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _alive(pid) or not _ping(port):
+        return None
+    return f"redis://127.0.0.1:{port}/0"
+
+
 @dataclass
 class EmbeddedValkey:
     """One private ``valkey-server`` on loopback with AOF on, data in ``data_dir``."""

@@ -174,6 +174,43 @@ DRAW_REJECTIONS = Counter(
     "Refused registrations, by reason (not_open, closed, bad_stratum, unknown, invalid).",
     ["reason"],
 )
+DRAW_PROGRESS = Gauge(
+    "guichet_draw_run_progress_ratio",
+    "Progress of a draw's run from 0 to 1 (scan half, store half; 1 once published).",
+    ["draw"],
+    multiprocess_mode="livemax",
+)
+DRAW_RANKED = Gauge(
+    "guichet_draw_ranked_entries",
+    "Entries in a draw's published ranking (0 until it has run).",
+    ["draw"],
+    multiprocess_mode="livemax",
+)
+DRAW_WINDOWS = Gauge(
+    "guichet_draw_windows_assigned",
+    "Purchase windows given so far by a draw's waves.",
+    ["draw"],
+    multiprocess_mode="livemax",
+)
+DRAW_WAVES = Gauge(
+    "guichet_draw_waves_released",
+    "Waves of windows completely released by a draw.",
+    ["draw"],
+    multiprocess_mode="livemax",
+)
+OUTBOX_BACKLOG = Gauge(
+    "guichet_outbox_backlog",
+    "Window notices of a sale's outbox not yet read by the mailer (undelivered) or read and "
+    "not acknowledged (pending).",
+    ["sale", "state"],
+    multiprocess_mode="livemax",
+)
+OUTBOX_LAG = Gauge(
+    "guichet_outbox_lag_seconds",
+    "How long the oldest due, unacknowledged window notice of a sale has been due (0: none).",
+    ["sale"],
+    multiprocess_mode="livemax",
+)
 
 # --- build --------------------------------------------------------------------------------
 BUILD_INFO = Gauge(

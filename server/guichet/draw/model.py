@@ -4,29 +4,35 @@ Everything here is deterministic and free of I/O so that anyone can re-run a dra
 published transcript and the entry export (``guichet draw verify``), and so that it can be
 property-tested.
 
-**Ranking formula** (version ``guichet-draw-v1``), for a draw with secret seed ``S`` (32
+**Ranking formula** (version ``guichet-draw-v1``), for draw ``D`` with secret seed ``S`` (32
 bytes, committed to as ``sha256(S)`` before registration closes) and an optional public
 beacon value ``B`` supplied by ops at the draw (bytes; empty when none):
 
-    K        = SHA-256( "guichet-draw-v1" || 0x00 || S || 0x00 || B )
+    K        = SHA-256( "guichet-draw-v1" || 0x00 || UTF-8(D) || 0x00 || S || 0x00 || B )
     key(e)   = BLAKE2b-128( UTF-8(e), key = K )            for entry id e
-    rank     = entries sorted by ( stratum position, key(e), e )
+    rank     = entries sorted by ( stratum position, key(e), UTF-8(e) )
 
 Strata come in the order the draw lists them (e.g. ``club`` then ``general``): every entry of
-an earlier stratum ranks before any entry of a later one. Ties of ``key`` (probability 2^-128)
-break by entry id, so the order is total.
+an earlier stratum ranks before any entry of a later one. Keys compare as 16-byte big-endian
+strings; ties of ``key`` (probability 2^-128) break by the id's bytes, so the order is total.
+The draw id in ``K`` keeps two draws that share a seed from sharing an order.
 
 **Digests** (lower-case hex SHA-256):
 
-- entry set: over the sorted entry ids, each as ``UTF-8(stratum) 0x09 UTF-8(id) 0x0A``,
-  sorted by id;
+- entry set: for each stratum in the draw's order, the line ``UTF-8(stratum) 0x09 count 0x0A``
+  then that stratum's ids sorted by their UTF-8 bytes, each as ``UTF-8(id) 0x0A``;
 - ranking: over the ranked entries, each as ``UTF-8(id) 0x0A``, in rank order.
+
+Account ids are printable (no tab, no newline), so both encodings are unambiguous.
+
+**Wave sizing** (``wave_size``): see its docstring.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Literal
@@ -52,9 +58,10 @@ def opens_commitment(seed: bytes, published: str) -> bool:
     return len(seed) == SEED_BYTES and hmac.compare_digest(commitment(seed), published.lower())
 
 
-def draw_key(seed: bytes, beacon: bytes = b"") -> bytes:
+def draw_key(draw: str, seed: bytes, beacon: bytes = b"") -> bytes:
     """``K``: the BLAKE2b key every entry is hashed with."""
-    return hashlib.sha256(FORMULA.encode() + b"\x00" + seed + b"\x00" + beacon).digest()
+    parts = (FORMULA.encode(), draw.encode(), seed, beacon)
+    return hashlib.sha256(b"\x00".join(parts)).digest()
 
 
 class Ranker:
@@ -81,16 +88,24 @@ def rank(
     for stratum, entry_id in entries:
         if stratum not in position:
             raise ValueError(f"entry {entry_id!r}: unknown stratum {stratum!r}")
-        decorated.append((position[stratum], ranker.key(entry_id), entry_id, stratum))
+        decorated.append((position[stratum], ranker.key(entry_id), entry_id.encode(), stratum))
     decorated.sort()
-    return [(stratum, entry_id) for _, _, entry_id, stratum in decorated]
+    return [(stratum, entry_id.decode()) for _, _, entry_id, stratum in decorated]
 
 
-def entry_set_digest(entries: Iterable[tuple[str, str]]) -> str:
+def entry_set_digest(entries: Iterable[tuple[str, str]], strata: Sequence[str]) -> str:
     """Digest of the frozen entry set, whatever order the entries come in."""
+    members: dict[str, list[bytes]] = {name: [] for name in strata}
+    for stratum, entry_id in entries:
+        if stratum not in members:
+            raise ValueError(f"entry {entry_id!r}: unknown stratum {stratum!r}")
+        members[stratum].append(entry_id.encode())
     h = hashlib.sha256()
-    for stratum, entry_id in sorted(entries, key=lambda e: e[1]):
-        h.update(stratum.encode() + b"\t" + entry_id.encode() + b"\n")
+    for name in strata:
+        ids = sorted(members[name])
+        h.update(f"{name}\t{len(ids)}\n".encode())
+        for raw in ids:
+            h.update(raw + b"\n")
     return h.hexdigest()
 
 
@@ -103,48 +118,60 @@ def ranking_digest(ranked_ids: Iterable[str]) -> str:
 
 
 class Transcript(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Everything needed to re-run a draw, published once it has run."""
+    """Everything needed to re-run a draw, published once it has run.
+
+    ``signature`` is a compact JWS (EdDSA, a key of the published JWKS) over the SHA-256 of
+    the transcript's other fields, so a changed date or version is caught as well as a changed
+    seed or digest.
+    """
 
     draw: str
     formula: str = FORMULA
     commitment: str
     committed_at: str
+    registration_closes_at: str
     seed: str  # hex, revealed at the draw
     beacon: str = ""  # hex of the public beacon value, "" when none
     strata: list[str]
     entries: int
+    entries_by_stratum: dict[str, int]
     entry_set_digest: str
     ranking_digest: str
     ran_at: str
     software_version: str
+    signature: str = ""
+
+    def unsigned(self) -> bytes:
+        """The canonical bytes the signature covers (every field but ``signature``)."""
+        return msgspec.json.encode(msgspec.structs.replace(self, signature=""))
 
 
-def verify(transcript: Transcript, entries: Sequence[tuple[str, str]]) -> list[str]:
-    """Recompute the draw from ``transcript`` and the exported ``entries``; returns every
-    mismatch found (empty: the draw verifies)."""
-    problems: list[str] = []
-    if transcript.formula != FORMULA:
-        problems.append(f"formula {transcript.formula!r} is not {FORMULA!r}")
-        return problems
-    try:
-        seed = bytes.fromhex(transcript.seed)
-        beacon = bytes.fromhex(transcript.beacon)
-    except ValueError:
-        return ["seed or beacon is not hex"]
-    if not opens_commitment(seed, transcript.commitment):
-        problems.append("the revealed seed does not match the published commitment")
-    if len(entries) != transcript.entries:
-        problems.append(f"{len(entries)} entries exported, transcript says {transcript.entries}")
-    if entry_set_digest(entries) != transcript.entry_set_digest:
-        problems.append("entry-set digest differs: the exported entries are not the frozen set")
-    try:
-        ranked = rank(entries, transcript.strata, draw_key(seed, beacon))
-    except ValueError as exc:
-        problems.append(str(exc))
-        return problems
-    if ranking_digest(entry_id for _, entry_id in ranked) != transcript.ranking_digest:
-        problems.append("ranking digest differs: re-running the draw gives another order")
-    return problems
+def wave_size(
+    remaining_tickets: int,
+    assigned: int,
+    buyers: int,
+    tickets_sold: int,
+    *,
+    prior_conversion: float = 0.5,
+    prior_tickets_per_buyer: float = 6.0,
+    safety: float = 1.1,
+) -> int:
+    """How many windows the next wave should open so that the remaining stock is likely sold.
+
+    Rule: expected tickets per assigned window = conversion * tickets per buyer, where
+    conversion = buyers / assigned and tickets per buyer = tickets sold / buyers, both taken
+    from the earlier waves (with at least 100 buyers observed; before that the priors are
+    used). Size = ceil(remaining / expected * safety). Nothing remaining: 0.
+    """
+    if remaining_tickets <= 0:
+        return 0
+    if buyers >= 100 and assigned > 0:
+        conversion = buyers / assigned
+        per_buyer = tickets_sold / buyers
+    else:
+        conversion, per_buyer = prior_conversion, prior_tickets_per_buyer
+    expected = max(conversion * per_buyer, 1e-6)
+    return max(1, math.ceil(remaining_tickets / expected * safety - 1e-9))  # float noise
 
 
 # --- wire types --------------------------------------------------------------------------------
@@ -154,7 +181,7 @@ valid_draw_id = wire.valid_slug
 
 
 Stratum = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
-EntryStatus = Literal["registered", "withdrawn", "not_selected_yet", "window_assigned"]
+EntryStatus = Literal["registered", "not_selected_yet", "window_assigned"]
 
 
 class DrawSpec(wire.Base, kw_only=True):
@@ -183,6 +210,12 @@ class DrawSpec(wire.Base, kw_only=True):
             raise ValueError("`default_stratum` must be one of `strata`")
 
 
+class DrawDefinition(DrawSpec, kw_only=True):
+    """A draw in the config file: its spec plus its id."""
+
+    id: DrawId
+
+
 class EntryRequest(wire.Base, kw_only=True):
     """A registration: explicit consent to the rules and to processing the account id."""
 
@@ -197,9 +230,22 @@ class EntryRequest(wire.Base, kw_only=True):
             raise ValueError("`accept_data_processing` must be true to enter the draw")
 
 
+class Window(wire.Reply, kw_only=True):
+    """A purchase window: fixed once given, ``[starts_at, ends_at)``."""
+
+    sale: str
+    starts_at: str
+    ends_at: str
+    wave: int
+
+
 class Entry(wire.Reply, kw_only=True):
+    """An account's entry. ``registered`` until the draw runs; then ``not_selected_yet``
+    until a wave gives it a window (``window_assigned``, with the window)."""
+
     draw: str
     account: str
     stratum: str
     status: EntryStatus
     registered_at: str
+    window: Window | None = None

@@ -2,23 +2,63 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Literal
+
 from aiohttp import web
 
 from guichet import auth, errors, metrics, openapi, wire
-from guichet.draw import model
-from guichet.draw.service import Draws
-from guichet.state import STORE, VERIFIER
+from guichet.draw import model, monitor
+from guichet.draw.service import Committed, Draws, DrawState
+from guichet.state import SETTINGS, STORE, VERIFIER
+
+log = logging.getLogger("guichet.draw")
 
 DRAWS = web.AppKey("draws", Draws)
 SCOPE_WRITE = "draws:write"
 
 
+DrawStatus = Literal["upcoming", "registration_open", "registration_closed", "drawn"]
+
+
 class DrawPublic(wire.Reply, kw_only=True):
-    """A draw as the public sees it: its rules and how many entries each stratum has."""
+    """A draw as the public sees it: its rules, entries by stratum, the commitment to its
+    secret seed (published before registration closes) and, once drawn, its transcript."""
 
     id: str
+    status: DrawStatus
     spec: model.DrawSpec
     entries: dict[str, int]
+    commitment: str | None = None
+    committed_at: str | None = None
+    ran_at: str | None = None
+    ranked: int | None = None
+    transcript_url: str | None = None
+
+
+def _public(draw: str, state: DrawState, counts: dict[str, int]) -> DrawPublic:
+    spec, now = state.spec, time.time()
+    status: DrawStatus = "drawn"
+    if state.ran_us is None:
+        status = "registration_closed"
+        if now < spec.registration_opens_at.timestamp():
+            status = "upcoming"
+        elif now < spec.registration_closes_at.timestamp():
+            status = "registration_open"
+    return DrawPublic(
+        id=draw,
+        status=status,
+        spec=spec,
+        entries=counts,
+        commitment=state.commitment,
+        committed_at=None if state.committed_us is None else wire.rfc3339(state.committed_us / 1e6),
+        ran_at=None if state.ran_us is None else wire.rfc3339(state.ran_us / 1e6),
+        ranked=state.ranked,
+        transcript_url=None if state.ran_us is None else f"/v1/draws/{draw}/transcript",
+    )
 
 
 class Withdrawn(wire.Reply, kw_only=True):
@@ -90,7 +130,8 @@ async def register(request: web.Request) -> web.Response:
 
 
 @openapi.endpoint(
-    "My entry in the draw and its status",
+    "My entry in the draw: its status (registered, not_selected_yet, window_assigned) and, "
+    "once given, its fixed purchase window",
     response=model.Entry,
     auth="account",
     errors=(404,),
@@ -99,10 +140,10 @@ async def register(request: web.Request) -> web.Response:
 async def my_entry(request: web.Request) -> web.Response:
     draw = _draw_id(request)
     account = auth.authenticate_account(request.app[VERIFIER], request.headers.get("Authorization"))
-    value = await request.app[DRAWS].entry(draw, account.id)
-    if value is None:
+    entry = await request.app[DRAWS].entry(draw, account.id)
+    if entry is None:
         raise errors.not_found(f"no entry of this account in draw {draw!r}")
-    return wire.respond(_entry(draw, account.id, value))
+    return wire.respond(entry)
 
 
 @openapi.endpoint(
@@ -136,21 +177,36 @@ async def withdraw(request: web.Request) -> web.Response:
 )
 async def show_draw(request: web.Request) -> web.Response:
     draw = _draw_id(request)
-    spec = await request.app[DRAWS].spec(draw)
-    if spec is None:
+    state = await request.app[DRAWS].state(draw)
+    if state is None:
         raise errors.not_found(f"no draw {draw!r}")
     counts = await request.app[DRAWS].counts(draw)
-    return wire.respond(DrawPublic(id=draw, spec=spec, entries=counts))
+    return wire.respond(_public(draw, state, counts))
 
 
 @openapi.endpoint(
-    "Create or replace a draw (201 when created)",
+    "The draw's signed transcript (published once it has run): commitment, revealed seed, "
+    "beacon, parameters, entry-set and ranking digests; `guichet draw verify` checks it",
+    response=model.Transcript,
+    errors=(404,),
+    tags=("draw",),
+)
+async def transcript(request: web.Request) -> web.Response:
+    draw = _draw_id(request)
+    published = await request.app[DRAWS].transcript(draw)
+    if published is None:
+        raise errors.not_found(f"draw {draw!r} has not been drawn yet (or does not exist)")
+    return wire.respond(published)
+
+
+@openapi.endpoint(
+    "Create or replace a draw (201 when created; 409 once committed)",
     request=model.DrawSpec,
     response=DrawPublic,
     status=201,
     auth="admin",
     scope=SCOPE_WRITE,
-    errors=(404,),
+    errors=(404, 409),
     tags=("admin",),
 )
 async def put_draw(request: web.Request) -> web.Response:
@@ -158,21 +214,43 @@ async def put_draw(request: web.Request) -> web.Response:
     auth.authenticate_admin(verifier, header, SCOPE_WRITE)
     draw = _draw_id(request)
     spec = await wire.read_json(request, model.DrawSpec)
-    created = await request.app[DRAWS].put(draw, spec)
+    try:
+        created = await request.app[DRAWS].put(draw, spec)
+    except Committed:
+        raise errors.conflict(
+            "draw-committed",
+            "The draw is committed",
+            f"draw {draw!r} is committed: its rules are fixed and can no longer change",
+        ) from None
+    state = await request.app[DRAWS].state(draw)
+    assert state is not None
     counts = await request.app[DRAWS].counts(draw)
-    body = DrawPublic(id=draw, spec=spec, entries=counts)
-    return wire.respond(body, status=201 if created else 200)
+    return wire.respond(_public(draw, state, counts), status=201 if created else 200)
 
 
-async def _on_startup(app: web.Application) -> None:
-    app[DRAWS] = Draws(app[STORE])
+async def _draws_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    draws = app[DRAWS] = Draws(app[STORE])
+    try:
+        await draws.ensure_defined(settings.draws.define)
+    except Exception as exc:  # Redis not up yet: ops can PUT them later
+        log.warning("draws from config not created", extra={"error": type(exc).__name__})
+    stop = asyncio.Event()
+    task = asyncio.create_task(monitor.run(draws, settings.draws.monitor_interval_s, stop))
+    yield
+    stop.set()
+    try:
+        await asyncio.wait_for(task, 5)
+    except TimeoutError:
+        log.warning("draw monitor did not stop in time")
 
 
 def setup(app: web.Application) -> None:
     """Routes of the draw; the service binds to the store at start-up."""
-    app.on_startup.append(_on_startup)
+    app.cleanup_ctx.append(_draws_ctx)
     r = app.router
     r.add_get("/v1/draws/{draw}", show_draw)
+    r.add_get("/v1/draws/{draw}/transcript", transcript)
     r.add_post("/v1/draws/{draw}/entries", register)
     r.add_get("/v1/draws/{draw}/entries/me", my_entry)
     r.add_delete("/v1/draws/{draw}/entries/me", withdraw)

@@ -1,66 +1,182 @@
-"""The draw's Redis side: configuration and registration (one script per decision)."""
+"""The draw's Redis side seen from the server: configuration, commitment, registration,
+entries and their windows (one script per decision; the batch jobs are in run.py, waves.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from guichet.draw.model import DrawSpec
+from guichet import wire
+from guichet.draw import seal
+from guichet.draw.model import DrawSpec, Entry, Transcript, Window
+from guichet.store import keys
 from guichet.store.client import Store
-from guichet.store.keys import DrawKeys
+from guichet.store.keys import DrawKeys, SaleKeys
 from guichet.store.scripts import LuaScript
 
 REGISTER = LuaScript("guichet.draw", "register.lua")
 WITHDRAW = LuaScript("guichet.draw", "withdraw.lua")
-SCRIPTS = (REGISTER, WITHDRAW)
+PUT = LuaScript("guichet.draw", "put.lua")
+COMMIT = LuaScript("guichet.draw", "commit.lua")
+WINDOW = LuaScript("guichet.draw", "window.lua")
+SCRIPTS = (REGISTER, WITHDRAW, PUT, COMMIT, WINDOW)
 
 _US = 1_000_000
 
 
+class Committed(Exception):
+    """The draw is committed: its spec can no longer change."""
+
+
+@dataclass(frozen=True)
+class Commitment:
+    code: str  # 'ok' | 'exists' | 'closed' | 'unknown'
+    commitment: str
+    committed_us: int
+    closes_us: int
+
+
+@dataclass(frozen=True)
+class DrawState:
+    """What the public resource shows beyond the spec."""
+
+    spec: DrawSpec
+    commitment: str | None
+    committed_us: int | None
+    ran_us: int | None
+    ranked: int | None
+
+
+def spec_fields(spec: DrawSpec) -> dict[str, Any]:
+    return {
+        "spec": msgspec.json.encode(spec),
+        "opens_us": int(spec.registration_opens_at.timestamp() * _US),
+        "closes_us": int(spec.registration_closes_at.timestamp() * _US),
+        "strata": ",".join(spec.strata),
+        "default_stratum": spec.default_stratum,
+    }
+
+
+def _int(raw: Any) -> int | None:
+    return None if raw is None else int(raw)
+
+
 class Draws:
-    """Draw configuration and registrations."""
+    """Draw configuration, commitment and registrations."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
     async def put(self, draw: str, spec: DrawSpec) -> bool:
-        """Create or replace the draw's spec (one HSET); True when it is new (every field
-        was added rather than overwritten)."""
-        k = DrawKeys(draw)
-        fields = {
-            "spec": msgspec.json.encode(spec),
-            "opens_us": int(spec.registration_opens_at.timestamp() * _US),
-            "closes_us": int(spec.registration_closes_at.timestamp() * _US),
-            "strata": ",".join(spec.strata),
-            "default_stratum": spec.default_stratum,
-        }
-        added = await self.store.client.hset(k.cfg, mapping=fields)  # type: ignore[arg-type]
+        """Create or replace the draw's spec; True when it is new. :class:`Committed` once the
+        draw is committed."""
+        fields = spec_fields(spec)
+        args = [x for pair in fields.items() for x in pair]
+        code, added = await self.store.scripts(PUT, [DrawKeys(draw).cfg], args)
+        if code == b"committed":
+            raise Committed(draw)
+        await self.store.client.sadd(keys.DRAWS_INDEX, draw)
         return int(added) == len(fields)
 
+    async def ensure_defined(self, definitions: tuple[Any, ...]) -> None:
+        """Create the config file's draws that do not exist yet (live changes are kept)."""
+        for d in definitions:
+            if await self.spec(d.id) is None:
+                spec = msgspec.convert(msgspec.to_builtins(d), DrawSpec, strict=False)
+                await self.put(d.id, spec)
+
+    async def ids(self) -> list[str]:
+        members: set[Any] = await self.store.client.smembers(keys.DRAWS_INDEX)
+        return sorted(m.decode() for m in members)
+
     async def spec(self, draw: str) -> DrawSpec | None:
-        raw = await self.store.client.hget(DrawKeys(draw).cfg, "spec")
+        raw: Any = await self.store.client.hget(DrawKeys(draw).cfg, "spec")
         return None if raw is None else msgspec.json.decode(raw, type=DrawSpec)
+
+    async def state(self, draw: str) -> DrawState | None:
+        raw: list[Any] = await self.store.client.hmget(
+            DrawKeys(draw).cfg, ["spec", "commitment", "committed_us", "ran_us", "ranked"]
+        )
+        if raw[0] is None:
+            return None
+        return DrawState(
+            spec=msgspec.json.decode(raw[0], type=DrawSpec),
+            commitment=None if raw[1] is None else raw[1].decode(),
+            committed_us=_int(raw[2]),
+            ran_us=_int(raw[3]),
+            ranked=_int(raw[4]),
+        )
 
     async def counts(self, draw: str) -> dict[str, int]:
         raw: dict[Any, Any] = await self.store.client.hgetall(DrawKeys(draw).counts)
         return {k.decode(): int(v) for k, v in raw.items()}
 
+    async def transcript(self, draw: str) -> Transcript | None:
+        raw: Any = await self.store.client.hget(DrawKeys(draw).cfg, "transcript")
+        return None if raw is None else msgspec.json.decode(raw, type=Transcript)
+
+    async def commit(self, draw: str, seal_key: bytes) -> Commitment:
+        """Make the secret seed, seal it, and store it with its commitment (once, before the
+        close). The seed itself never leaves this function unsealed."""
+        seed, published = seal.new_seed()
+        sealed = seal.seal(seal_key, draw, seed, published)
+        code, value, at, closes = await self.store.scripts(
+            COMMIT, [DrawKeys(draw).cfg], [published, sealed]
+        )
+        return Commitment(code.decode(), value.decode(), int(at), int(closes))
+
     async def register(self, draw: str, account: str, stratum: str) -> tuple[str, str, int, int]:
         """(code, entry, opens µs, closes µs) — see register.lua."""
         k = DrawKeys(draw)
         code, entry, opens, closes = await self.store.scripts(
-            REGISTER, [k.cfg, k.entries, k.counts], [account, stratum]
+            REGISTER, [k.cfg, k.entries_of(account), k.counts], [account, stratum]
         )
         return code.decode(), entry.decode(), int(opens), int(closes)
 
-    async def entry(self, draw: str, account: str) -> str | None:
-        raw = await self.store.client.hget(DrawKeys(draw).entries, account)
+    async def entry(self, draw: str, account: str) -> Entry | None:
+        """The account's entry with its status and, once given, its purchase window."""
+        k = DrawKeys(draw)
+        raw: Any = await self.store.client.hget(k.entries_of(account), account)
         if raw is None:
             return None
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
+        stratum, _, registered_us = raw.decode().partition(":")
+        entry = Entry(
+            draw=draw,
+            account=account,
+            stratum=stratum,
+            status="registered",
+            registered_at=wire.rfc3339(int(registered_us) / _US),
+        )
+        found: list[Any] = await self.store.client.hmget(k.cfg, ["ran_us", "spec"])
+        ran, spec_raw = found
+        if ran is None:
+            return entry
+        entry.status = "not_selected_yet"
+        sale = msgspec.json.decode(spec_raw, type=DrawSpec).sale if spec_raw else None
+        if sale is not None:
+            value: Any = await self.store.client.hget(SaleKeys(sale).windows, account)
+            if value is not None:
+                starts, ends, from_draw, wave = value.decode().split(":")
+                if from_draw == draw:
+                    entry.status = "window_assigned"
+                    entry.window = Window(
+                        sale=sale,
+                        starts_at=wire.rfc3339(int(starts) / _US),
+                        ends_at=wire.rfc3339(int(ends) / _US),
+                        wave=int(wave),
+                    )
+        return entry
+
+    async def window_state(self, sale: str, account: str) -> tuple[str, int, int]:
+        """('open' | 'before' | 'after' | 'none', starts µs, ends µs), by Redis TIME."""
+        state, starts, ends = await self.store.scripts(WINDOW, [SaleKeys(sale).windows], [account])
+        return state.decode(), int(starts), int(ends)
 
     async def withdraw(self, draw: str, account: str) -> tuple[str, int]:
         k = DrawKeys(draw)
-        code, closes = await self.store.scripts(WITHDRAW, [k.cfg, k.entries, k.counts], [account])
+        code, closes = await self.store.scripts(
+            WITHDRAW, [k.cfg, k.entries_of(account), k.counts], [account]
+        )
         return code.decode(), int(closes)

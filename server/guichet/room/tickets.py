@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from guichet.auth import Refused, public_jwk
 from guichet.cache import Bounded
 from guichet.config import RoomsConfig
+from guichet.files import write_once
 
 TICKET_AUDIENCE = "guichet-queue:"
 TICKET_LIFETIME_AFTER_CLOSE_S = 30 * 86_400  # outlives any sane closes_at extension
@@ -48,28 +49,13 @@ class Ticket:
         object.__setattr__(self, "joined_at", float(joined))
 
 
-def _write_once(path: Path, data: bytes) -> None:
-    """Create ``path`` atomically with mode 0600; if another process won the race, keep its."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-
-
 def ticket_secret(cfg: RoomsConfig) -> bytes:
     """The HS256 key of queue tickets: from config, else a local file made on first use."""
     if cfg.ticket_secret is not None:
         return cfg.ticket_secret.encode()
     path = Path(cfg.ticket_secret_file)
     if not path.exists():
-        _write_once(path, secrets.token_hex(32).encode())
+        write_once(path, secrets.token_hex(32).encode())
     return path.read_bytes().strip()
 
 
@@ -210,7 +196,7 @@ class Keyring:
             serialization.NoEncryption(),
         )
         path = self.directory / f"{created:010d}.pem"
-        _write_once(path, pem)
+        write_once(path, pem)
         return path
 
     def refresh(self) -> None:

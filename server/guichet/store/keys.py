@@ -16,6 +16,7 @@ Components never build key strings themselves; Lua scripts never build key names
 from __future__ import annotations
 
 import hashlib
+import zlib
 
 PREFIX = "g:"  # namespace, so Guichet can share a database with other tenants
 
@@ -84,16 +85,60 @@ class RoomKeys:
                 self.admitted_numbers]  # fmt: skip
 
 
-class DrawKeys:
-    """The keys of one draw, all in the slot of ``{draw:<id>}``: its config, its entries
-    (account -> "<stratum>:<registered µs>") and counts by stratum. Registration is metered by
-    the waiting room, so one shard per draw carries it (docs/architecture.md)."""
+DRAWS_INDEX = f"{PREFIX}draws"  # set of draw ids (own slot; written after the draw's cfg)
 
-    __slots__ = ("cfg", "counts", "draw", "entries")
+#: Entries of a draw are spread over this many hashes (by CRC-32 of the account id) so that
+#: the run can scan them from several processes at once. Changing it orphans stored entries.
+ENTRY_BUCKETS = 64
+
+
+def entry_bucket(account: str) -> int:
+    """Which of a draw's entry hashes holds ``account``."""
+    return zlib.crc32(account.encode()) % ENTRY_BUCKETS
+
+
+class DrawKeys:
+    """The keys of one draw, all in the slot of ``{draw:<id>}``: its config (spec, commitment,
+    sealed seed, run state, transcript), its entries (account -> "<stratum>:<registered µs>",
+    in :data:`ENTRY_BUCKETS` hashes), counts by stratum, and the stored ranking (chunk number
+    -> newline-terminated ids). Registration is metered by the waiting room, so one shard per
+    draw carries it (docs/architecture.md)."""
+
+    __slots__ = ("_prefix", "cfg", "counts", "draw", "ranking")
 
     def __init__(self, draw: str) -> None:
-        prefix = f"{PREFIX}{{draw:{_checked(draw)}}}:"
+        self._prefix = f"{PREFIX}{{draw:{_checked(draw)}}}:"
         self.draw = draw
-        self.cfg = prefix + "cfg"
-        self.entries = prefix + "entries"
-        self.counts = prefix + "counts"
+        self.cfg = self._prefix + "cfg"
+        self.counts = self._prefix + "counts"
+        self.ranking = self._prefix + "ranking"
+
+    def entries(self, bucket: int) -> str:
+        return f"{self._prefix}entries:{bucket:02d}"
+
+    def entries_of(self, account: str) -> str:
+        return self.entries(entry_bucket(account))
+
+    def all(self) -> list[str]:
+        buckets = [self.entries(b) for b in range(ENTRY_BUCKETS)]
+        return [self.cfg, self.counts, self.ranking, *buckets]
+
+
+class SaleKeys:
+    """Keys of one sale, all in the slot of ``{sale:<id>}``. The draw side of it: purchase
+    windows (account -> "<start µs>:<end µs>:<draw>:<wave>", one per account and sale), each
+    draw's wave state, and the outbox stream of window notices. They share the sale's slot so
+    that the shop's hold script can check the window in the same atomic step as the stock, and
+    so that releasing a wave (window, wave state and notice together) is one script."""
+
+    __slots__ = ("_prefix", "outbox", "sale", "windows")
+
+    def __init__(self, sale: str) -> None:
+        self._prefix = f"{PREFIX}{{sale:{_checked(sale)}}}:"
+        self.sale = sale
+        self.windows = self._prefix + "windows"
+        self.outbox = self._prefix + "outbox"
+
+    def waves(self, draw: str) -> str:
+        """Hash of one draw's wave state: cursor (next rank to assign), waves, per-wave stats."""
+        return f"{self._prefix}waves:{_checked(draw)}"

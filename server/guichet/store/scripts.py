@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from guichet import metrics
 from guichet.store.pipelining import Coalescer
 
 Client = Redis | RedisCluster
+_INCLUDE = re.compile(r"^--!include (\S+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class LuaScript:
         text = resources.files(self.package).joinpath(self.filename).read_text(encoding="utf-8")
         if not text.startswith("--"):
             raise ValueError(f"{self.filename}: a script starts with a header comment")
+        text = _INCLUDE.sub(self._fragment, text)
         object.__setattr__(self, "source", text)
         digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
         object.__setattr__(self, "sha", digest)
@@ -50,6 +53,13 @@ class LuaScript:
     @property
     def name(self) -> str:
         return self.filename.removesuffix(".lua")
+
+    def _fragment(self, match: re.Match[str]) -> str:
+        """``--!include [package:]file.lua``: a shared fragment (Lua has no includes), e.g. the
+        purchase-window check that the draw writes and the shop's hold script reads."""
+        package, _, filename = match[1].rpartition(":")
+        source = resources.files(package or self.package).joinpath(filename)
+        return source.read_text(encoding="utf-8").rstrip("\n")
 
 
 def error_kind(exc: BaseException) -> str:

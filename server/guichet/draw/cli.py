@@ -1,0 +1,395 @@
+"""``guichet draw …`` and ``guichet outbox …``: ops run draws against Redis directly.
+
+These are batch commands for the ops host: they need the Redis settings (and, for ``commit``
+and ``run``, the seal key), not an admin token. ``verify`` needs nothing but its files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import numpy as np
+
+from guichet import wire
+from guichet.config import ConfigError, Settings
+from guichet.draw import audit, model, outbox, ranking, seal, waves
+from guichet.draw.run import RunError, ranked_ids, read_bucket, run
+from guichet.draw.service import Committed, Draws
+from guichet.store import sync
+from guichet.store.client import Store, connect
+from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
+
+T = TypeVar("T")
+_US = 1_000_000
+
+
+def _print(value: Any) -> None:
+    sys.stdout.write(json.dumps(msgspec.to_builtins(value), indent=2, ensure_ascii=False) + "\n")
+
+
+def _fail(message: str) -> int:
+    print(f"guichet: {message}", file=sys.stderr)
+    return 1
+
+
+def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    where = sync.target(settings.redis)
+
+    async def main() -> T:
+        store = connect(settings.redis, url=where if isinstance(where, str) else None)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def _sync_client(settings: Settings) -> sync.SyncClient:
+    return sync.connect(settings.redis, sync.target(settings.redis))
+
+
+def _time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not an RFC 3339 time, e.g. 2026-07-01T08:00:00Z") from None
+    if value.tzinfo is None:
+        raise ConfigError(f"{text!r} needs a UTC offset (e.g. ...Z)")
+    return value
+
+
+# --- put / show / commit -----------------------------------------------------------------------
+
+
+def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
+    spec: dict[str, Any] = {}
+    if args.file:
+        spec = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    flags = {"opens": "registration_opens_at", "closes": "registration_closes_at",
+             "sale": "sale", "phase": "phase", "window_s": "window_s", "notice_s": "notice_s",
+             "default_stratum": "default_stratum"}  # fmt: skip
+    for flag, field in flags.items():
+        if getattr(args, flag) is not None:
+            spec[field] = getattr(args, flag)
+    if args.strata:
+        spec["strata"] = args.strata.split(",")
+    try:
+        parsed = wire.decode(json.dumps(spec).encode(), model.DrawSpec)
+    except Exception as exc:  # a Problem naming the field
+        return _fail(f"invalid draw spec: {getattr(exc, 'detail', exc)}")
+    try:
+        created = _with_store(settings, lambda s: Draws(s).put(args.draw, parsed))
+    except Committed:
+        return _fail(f"draw {args.draw!r} is committed: its rules can no longer change")
+    print(f"draw {args.draw} {'created' if created else 'updated'}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(store: Store) -> dict[str, Any] | None:
+        draws = Draws(store)
+        state = await draws.state(args.draw)
+        if state is None:
+            return None
+        progress: Any = await store.client.hget(DrawKeys(args.draw).cfg, "run_progress")
+        return {
+            "id": args.draw,
+            "spec": msgspec.to_builtins(state.spec),
+            "entries": await draws.counts(args.draw),
+            "commitment": state.commitment,
+            "committed_at": state.committed_us and wire.rfc3339(state.committed_us / _US),
+            "ran_at": state.ran_us and wire.rfc3339(state.ran_us / _US),
+            "ranked": state.ranked,
+            "run_progress": progress and progress.decode(),
+        }
+
+    shown = _with_store(settings, work)
+    if shown is None:
+        return _fail(f"no draw {args.draw!r}")
+    if shown["ranked"] is not None and shown["spec"].get("sale"):
+        _, s = waves.state(_sync_client(settings), args.draw)
+        shown["waves"] = {"released": s.waves, "cursor": s.cursor, "assigned": s.assigned,
+                          "pending": s.pending is not None}  # fmt: skip
+    _print(shown)
+    return 0
+
+
+def cmd_commit(args: argparse.Namespace, settings: Settings) -> int:
+    key = seal.seal_key(settings.draws)
+    c = _with_store(settings, lambda s: Draws(s).commit(args.draw, key))
+    if c.code == "unknown":
+        return _fail(f"no draw {args.draw!r}")
+    if c.code == "closed":
+        return _fail(
+            f"registration closed at {wire.rfc3339(c.closes_us / _US)}: too late to commit, "
+            "and a draw without a commitment cannot run"
+        )
+    if c.code == "exists":
+        print(f"already committed at {wire.rfc3339(c.committed_us / _US)}", file=sys.stderr)
+    print(c.commitment)
+    return 0
+
+
+# --- run / transcript / export / verify -----------------------------------------------------
+
+
+def _beacon(args: argparse.Namespace) -> bytes:
+    if args.beacon_text is not None:
+        return str(args.beacon_text).encode()
+    try:
+        return bytes.fromhex(args.beacon or "")
+    except ValueError:
+        raise ConfigError("--beacon must be hex (or use --beacon-text)") from None
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from guichet.room.tickets import Keyring
+
+    bars: dict[str, Any] = {}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        bar = bars.get(phase)
+        if bar is None:
+            label = "scan buckets" if phase == "scan" else "store chunks"
+            bar = bars[phase] = tqdm(total=total, desc=label, file=sys.stderr, disable=args.quiet)
+        bar.update(done - bar.n)
+
+    try:
+        transcript, ran = run(
+            settings.redis,
+            sync.target(settings.redis),
+            args.draw,
+            beacon=_beacon(args),
+            seal_key=seal.seal_key(settings.draws),
+            signer=Keyring(settings.rooms.signing_key_dir),
+            processes=args.processes or settings.draws.run_processes,
+            scan_batch=settings.draws.scan_batch,
+            chunk=args.chunk,
+            progress=progress,
+        )
+    except (RunError, seal.SealError) as exc:
+        return _fail(str(exc))
+    finally:
+        for bar in bars.values():
+            bar.close()
+    if not ran:
+        print(f"draw {args.draw} had already run; its transcript:", file=sys.stderr)
+    if args.out:
+        Path(args.out).write_bytes(msgspec.json.encode(transcript))
+    _print(transcript)
+    return 0
+
+
+def cmd_transcript(args: argparse.Namespace, settings: Settings) -> int:
+    published = _with_store(settings, lambda s: Draws(s).transcript(args.draw))
+    if published is None:
+        return _fail(f"draw {args.draw!r} has not run")
+    if args.out:
+        Path(args.out).write_bytes(msgspec.json.encode(published))
+    _print(published)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Entries (stratum<TAB>id, sorted by id) and ranking (rank<TAB>id) for auditors."""
+    client = _sync_client(settings)
+    raw = client.hget(DrawKeys(args.draw).cfg, "spec")
+    if raw is None:
+        return _fail(f"no draw {args.draw!r}")
+    strata = tuple(msgspec.json.decode(raw, type=model.DrawSpec).strata)
+    if args.entries:
+        ids: list[bytes] = []
+        places = []
+        for bucket in range(ENTRY_BUCKETS):
+            bucket_ids, positions = read_bucket(client, args.draw, strata, bucket, 5000)
+            ids += bucket_ids
+            places.append(positions)
+        entries = ranking.keyed(ids, np.concatenate(places), b"\0" * 32)
+        by_id = entries.take(np.argsort(entries.ids, kind="stable"))
+        with open(args.entries, "w", encoding="utf-8") as f:
+            for position, entry_id in zip(by_id.strata.tolist(), by_id.ids.tolist(), strict=True):
+                f.write(f"{strata[position]}\t{entry_id.decode()}\n")
+        print(f"{len(ids)} entries written to {args.entries}", file=sys.stderr)
+    if args.ranking:
+        ranked: Any = client.hget(DrawKeys(args.draw).cfg, "ranked")
+        if ranked is None:
+            return _fail(f"draw {args.draw!r} has not run: no ranking to export")
+        rank = 0
+        with open(args.ranking, "w", encoding="utf-8") as f:
+            while rank < int(ranked):
+                for entry_id in ranked_ids(client, args.draw, rank, 50_000):
+                    rank += 1
+                    f.write(f"{rank}\t{entry_id}\n")
+        print(f"{rank} ranks written to {args.ranking}", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        transcript = audit.load_transcript(args.transcript)
+        entries = audit.arrays(audit.read_entries(args.entries, transcript.strata),
+                               transcript.strata)  # fmt: skip
+        jwks = audit.load_jwks(args.jwks) if args.jwks else None
+        ranked = None
+        if args.ranking:
+            with open(args.ranking, encoding="utf-8") as f:
+                ranked = [line.rstrip("\n").partition("\t")[2] for line in f]
+    except (OSError, ValueError, msgspec.DecodeError) as exc:
+        return _fail(f"cannot read the draw files: {exc}")
+    problems = audit.verify(transcript, entries, jwks=jwks, ranked_ids=ranked)
+    for problem in problems:
+        print(f"MISMATCH: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    if jwks is None:
+        print("note: signature not checked (pass --jwks)", file=sys.stderr)
+    print(f"OK: draw {transcript.draw} verifies ({transcript.entries} entries)")
+    return 0
+
+
+# --- waves and outbox ------------------------------------------------------------------------
+
+
+def cmd_release_wave(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    client = _sync_client(settings)
+    try:
+        count = args.count
+        if args.from_stock is not None:
+            _, s = waves.state(client, args.draw)
+            count = waves.size_from_stock(s, args.from_stock)
+            print(f"wave sized from stock: {count} windows", file=sys.stderr)
+        starts_us = int(_time(args.start).timestamp() * _US)
+        with tqdm(desc="windows", file=sys.stderr, disable=args.quiet) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            wave = waves.release(
+                client, args.draw, count=count or 0, starts_us=starts_us,
+                allow_short_notice=args.allow_short_notice, progress=progress,
+            )  # fmt: skip
+    except RunError as exc:
+        return _fail(str(exc))
+    if wave.resumed:
+        print(f"finished wave {wave.number}, left pending by an earlier release", file=sys.stderr)
+    _print({"wave": wave.number, "starts_at": wire.rfc3339(wave.starts_us / _US),
+            "ends_at": wire.rfc3339(wave.ends_us / _US),
+            "ranks": [wave.first_rank + 1, wave.target],
+            "assigned": wave.assigned, "already_had_a_window": wave.skipped})  # fmt: skip
+    return 0
+
+
+def cmd_outbox_show(args: argparse.Namespace, settings: Settings) -> int:
+    b = _with_store(settings, lambda s: outbox.backlog(s.client, args.sale))
+    _print({"sale": args.sale, "length": b.length, "undelivered": b.undelivered,
+            "pending": b.pending,
+            "oldest_due_at": b.oldest_due_us and wire.rfc3339(b.oldest_due_us / _US)})  # fmt: skip
+    return 0
+
+
+def cmd_outbox_read(args: argparse.Namespace, settings: Settings) -> int:
+    notices = _with_store(settings, lambda s: outbox.read(s.client, args.sale, args.consumer,
+                                                          args.count))  # fmt: skip
+    for n in notices:
+        sys.stdout.write(json.dumps(msgspec.to_builtins(n)) + "\n")
+    return 0
+
+
+def cmd_outbox_ack(args: argparse.Namespace, settings: Settings) -> int:
+    done = _with_store(settings, lambda s: outbox.ack(s.client, args.sale, args.ids))
+    print(f"{done} acknowledged")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("draw", help="configure, commit, run, verify draws; release windows")
+    inner = p.add_subparsers(dest="draw_command", required=True)
+
+    c = inner.add_parser("put", help="create or replace a draw (until it is committed)")
+    c.add_argument("draw")
+    c.add_argument("--file", help="JSON draw spec; flags override its fields")
+    c.add_argument("--opens", help="registration opens (RFC 3339)")
+    c.add_argument("--closes", help="registration closes (RFC 3339)")
+    c.add_argument("--strata", help="strata in priority order, comma-separated")
+    c.add_argument("--default-stratum", dest="default_stratum")
+    c.add_argument("--sale", help="the sale the windows are for")
+    c.add_argument("--phase", choices=["packs", "singles"])
+    c.add_argument("--window-s", dest="window_s", type=int, help="window length (default 48 h)")
+    c.add_argument("--notice-s", dest="notice_s", type=int, help="notice period (default 2 d)")
+    c.set_defaults(func=cmd_put)
+
+    c = inner.add_parser("show", help="a draw's spec, entries, commitment, run and waves")
+    c.add_argument("draw")
+    c.set_defaults(func=cmd_show)
+
+    c = inner.add_parser("commit", help="make and seal the secret seed; print sha256(seed)")
+    c.add_argument("draw")
+    c.set_defaults(func=cmd_commit)
+
+    c = inner.add_parser("run", help="rank every entry (after the close); resumable")
+    c.add_argument("draw")
+    c.add_argument("--beacon", help="public beacon value, hex (e.g. a published lottery draw)")
+    c.add_argument("--beacon-text", dest="beacon_text", help="public beacon value, as text")
+    c.add_argument("--processes", type=int, help="worker processes (draws.run_processes)")
+    c.add_argument("--chunk", type=int, default=10_000, help=argparse.SUPPRESS)
+    c.add_argument("--out", help="also write the transcript to this file")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_run)
+
+    c = inner.add_parser("transcript", help="print (and save) a drawn draw's transcript")
+    c.add_argument("draw")
+    c.add_argument("--out")
+    c.set_defaults(func=cmd_transcript)
+
+    c = inner.add_parser("export", help="entries and ranking files for auditors")
+    c.add_argument("draw")
+    c.add_argument("--entries", help="write stratum<TAB>id lines, sorted by id")
+    c.add_argument("--ranking", help="write rank<TAB>id lines")
+    c.set_defaults(func=cmd_export)
+
+    c = inner.add_parser("verify", help="re-run a draw from its transcript (no Redis)")
+    c.add_argument("transcript")
+    c.add_argument("entries")
+    c.add_argument("--jwks", help="JWKS file to check the transcript's signature")
+    c.add_argument("--ranking", help="exported ranking to check against the transcript")
+    c.set_defaults(func=cmd_verify)
+
+    c = inner.add_parser("release-wave", help="give the next ranked entrants their windows")
+    c.add_argument("draw")
+    size = c.add_mutually_exclusive_group(required=True)
+    size.add_argument("--count", type=int, help="entrants in this wave")
+    size.add_argument("--from-stock", dest="from_stock", type=int, metavar="TICKETS",
+                      help="size the wave from the sale's remaining tickets")  # fmt: skip
+    c.add_argument("--start", required=True, help="window start (RFC 3339)")
+    c.add_argument("--allow-short-notice", dest="allow_short_notice", action="store_true")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_release_wave)
+
+    p = sub.add_parser("outbox", help="window notices waiting for the e-mail sender")
+    inner = p.add_subparsers(dest="outbox_command", required=True)
+    c = inner.add_parser("show", help="backlog of a sale's outbox")
+    c.add_argument("sale")
+    c.set_defaults(func=cmd_outbox_show)
+    c = inner.add_parser("read", help="read new notices as a consumer (JSON lines)")
+    c.add_argument("sale")
+    c.add_argument("--consumer", default="cli")
+    c.add_argument("--count", type=int, default=100)
+    c.set_defaults(func=cmd_outbox_read)
+    c = inner.add_parser("ack", help="acknowledge notices sent")
+    c.add_argument("sale")
+    c.add_argument("ids", nargs="+")
+    c.set_defaults(func=cmd_outbox_ack)

@@ -1,0 +1,315 @@
+"""A draw end to end on a real Valkey: commit, close, run in worker processes (resumable),
+verify from the export, release waves of windows, the window check, the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import pytest
+
+from guichet import cli
+from guichet.config import Settings
+from guichet.draw import audit, model, outbox, seal, waves
+from guichet.draw.run import RunError, ranked_ids, run
+from guichet.app import SCRIPTS
+from guichet.draw.service import Commitment, Draws
+from guichet.room.tickets import Keyring
+from guichet.store import sync
+from guichet.store.client import connect
+from guichet.store.keys import DrawKeys, SaleKeys
+from tests.conftest import settings_file
+
+T = TypeVar("T")
+STRATA = ["club", "general"]
+DAY_US = 86_400 * 1_000_000
+
+
+def spec(**extra: Any) -> model.DrawSpec:
+    now = datetime.now(UTC)
+    fields = {
+        "registration_opens_at": (now - timedelta(hours=1)).isoformat(),
+        "registration_closes_at": (now + timedelta(hours=1)).isoformat(),
+        "strata": STRATA,
+        "sale": "s1",
+        **extra,
+    }
+    return msgspec.convert(fields, model.DrawSpec, strict=False)
+
+
+def with_draws(settings: Settings, work: Callable[[Draws], Awaitable[T]]) -> T:
+    """Run ``work`` with the server's async service, from these (blocking) tests."""
+
+    async def main() -> T:
+        store = connect(settings.redis, scripts=SCRIPTS)
+        try:
+            return await work(Draws(store))
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def registered(settings: Settings, n: int, draw: str = "d1") -> list[tuple[str, str]]:
+    entries = [("club" if i % 7 == 0 else "general", f"acct-{i:05d}-é") for i in range(n)]
+
+    async def work(draws: Draws) -> None:
+        await draws.put(draw, spec())
+        codes = await asyncio.gather(*(draws.register(draw, a, s) for s, a in entries))
+        assert {c[0] for c in codes} == {"created"}
+
+    with_draws(settings, work)
+    return entries
+
+
+def commit(settings: Settings) -> Commitment:
+    key = seal.seal_key(settings.draws)
+    return with_draws(settings, lambda d: d.commit("d1", key))
+
+
+def close_now(client: sync.SyncClient, draw: str = "d1") -> None:
+    """Fast-forward the close: registration ends now (the commitment was made before)."""
+    seconds, micros = client.time()
+    client.hset(DrawKeys(draw).cfg, "closes_us", int(seconds) * 1_000_000 + int(micros))
+
+
+def do_run(settings: Settings, draw: str = "d1", **kwargs: Any) -> tuple[model.Transcript, bool]:
+    options: dict[str, Any] = {
+        "beacon": b"\x01\x02",
+        "seal_key": seal.seal_key(settings.draws),
+        "signer": Keyring(settings.rooms.signing_key_dir),
+        "processes": 2,
+        "chunk": 100,
+        **kwargs,
+    }
+    return run(settings.redis, sync.target(settings.redis), draw, **options)
+
+
+def client_of(settings: Settings) -> sync.SyncClient:
+    return sync.connect(settings.redis, sync.target(settings.redis))
+
+
+def committed_and_closed(settings: Settings, n: int) -> list[tuple[str, str]]:
+    entries = registered(settings, n)
+    assert commit(settings).code == "ok"
+    close_now(client_of(settings))
+    return entries
+
+
+def test_run_ranks_every_entry_as_the_reference_and_verifies(
+    settings: Settings, tmp_path: Path
+) -> None:
+    entries = committed_and_closed(settings, 3000)
+    transcript, ran = do_run(settings)
+    assert ran
+    key = model.draw_key("d1", bytes.fromhex(transcript.seed), b"\x01\x02")
+    expected = [e for _, e in model.rank(entries, STRATA, key)]
+    client = client_of(settings)
+    assert ranked_ids(client, "d1", 0, 3000) == expected
+    assert ranked_ids(client, "d1", 150, 20) == expected[150:170]
+    assert transcript.entries == 3000
+    assert transcript.entries_by_stratum == {"club": 429, "general": 2571}
+    state = with_draws(settings, lambda d: d.state("d1"))
+    assert state is not None and transcript.commitment == state.commitment
+    # The CLI exports for auditors, and verify recomputes it all from the files.
+    paths = {name: tmp_path / name for name in ("t.json", "e.tsv", "r.tsv", "jwks.json")}
+    config = settings_file(settings, tmp_path / "ops.toml")
+    assert _cli(config, "draw", "transcript", "d1", "--out", str(paths["t.json"])) == 0
+    assert _cli(config, "draw", "export", "d1", "--entries", str(paths["e.tsv"]),
+                "--ranking", str(paths["r.tsv"])) == 0  # fmt: skip
+    keyring = Keyring(settings.rooms.signing_key_dir)
+    paths["jwks.json"].write_text(json.dumps({"keys": keyring.published()}))
+    verify = ["draw", "verify", str(paths["t.json"]), str(paths["e.tsv"]),
+              "--jwks", str(paths["jwks.json"]), "--ranking", str(paths["r.tsv"])]  # fmt: skip
+    assert _cli(config, *verify) == 0
+    lines = paths["e.tsv"].read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 3000 and lines == sorted(lines, key=lambda x: x.split("\t")[1].encode())
+    paths["e.tsv"].write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")  # one dropped
+    assert _cli(config, *verify) == 1
+    paths["e.tsv"].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    altered = json.loads(paths["t.json"].read_text())
+    altered["ran_at"] = "2030-01-01T00:00:00Z"
+    paths["t.json"].write_text(json.dumps(altered))
+    assert _cli(config, *verify) == 1  # the signature catches it
+    # Running again changes nothing and answers the published transcript.
+    again, ran_again = do_run(settings)
+    assert not ran_again and again == transcript
+
+
+def _cli(config: Path, *argv: str) -> int:
+    """``guichet --config FILE …`` in-process."""
+    return cli.main(["--config", str(config), *argv])
+
+
+def test_a_draw_cannot_run_without_a_commitment_made_before_the_close(settings: Settings) -> None:
+    registered(settings, 10)
+    with pytest.raises(RunError, match="no commitment"):
+        do_run(settings)
+    client = client_of(settings)
+    close_now(client)
+    late = commit(settings)
+    assert late.code == "closed"  # too late to commit
+    client.hset(DrawKeys("d1").cfg, "closes_us", late.closes_us + 3_600_000_000)
+    c = commit(settings)
+    assert c.code == "ok"
+    again = commit(settings)
+    assert (again.code, again.commitment) == ("exists", c.commitment)  # never replaced
+    with pytest.raises(RunError, match="registration is open until"):
+        do_run(settings)
+    client.hset(DrawKeys("d1").cfg, "closes_us", c.committed_us)  # commitment not before it
+    with pytest.raises(RunError, match="after registration closed"):
+        do_run(settings)
+    with pytest.raises(seal.SealError):
+        close_now(client)
+        do_run(settings, seal_key=b"\x00" * 32)
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_after(phase: str, at: int) -> Callable[[str, int, int], None]:
+    def progress(p: str, done: int, total: int) -> None:
+        if p == phase and done >= at:
+            raise Killed(f"{phase} {done}/{total}")
+
+    return progress
+
+
+def test_a_run_killed_midway_resumes_to_the_same_result(settings: Settings) -> None:
+    entries = committed_and_closed(settings, 2000)
+    client = client_of(settings)
+    with pytest.raises(Killed):
+        do_run(settings, progress=kill_after("store", 8))
+    stored = client.hlen(DrawKeys("d1").ranking)
+    assert 8 <= stored < 20
+    assert client.hget(DrawKeys("d1").cfg, "transcript") is None  # nothing published
+    with pytest.raises(RunError, match="same --beacon"):
+        do_run(settings, beacon=b"another")
+    transcript, ran = do_run(settings)
+    assert ran
+    ids = ranked_ids(client, "d1", 0, 2000)
+    assert sorted(ids) == sorted(a for _, a in entries)  # none lost, none doubled
+    key = model.draw_key("d1", bytes.fromhex(transcript.seed), b"\x01\x02")
+    assert ids == [e for _, e in model.rank(entries, STRATA, key)]
+    assert audit.verify_pairs(transcript, entries) == []
+
+
+def release_all(settings: Settings, count: int, starts_us: int, **kwargs: Any) -> waves.Wave:
+    return waves.release(client_of(settings), "d1", count=count, starts_us=starts_us, batch=64,
+                         **kwargs)  # fmt: skip
+
+
+def test_waves_give_each_ranked_entrant_one_fixed_window_in_rank_order(settings: Settings) -> None:
+    committed_and_closed(settings, 1000)
+    do_run(settings)
+    client = client_of(settings)
+    seconds, micros = client.time()
+    now_us = int(seconds) * 1_000_000 + int(micros)
+    with pytest.raises(RunError, match="announced"):
+        release_all(settings, 10, now_us + DAY_US)  # notice is 2 days
+    first = release_all(settings, 300, now_us + 3 * DAY_US)
+    assert (first.number, first.assigned, first.first_rank, first.target) == (1, 300, 0, 300)
+    second = release_all(settings, 300, now_us + 5 * DAY_US)
+    assert (second.number, second.first_rank, second.target) == (2, 300, 600)
+    ranked = ranked_ids(client, "d1", 0, 1000)
+    windows = {k.decode(): v.decode() for k, v in client.hgetall(SaleKeys("s1").windows).items()}
+    assert set(windows) == set(ranked[:600])  # exactly the first 600 ranks
+    for account in ranked[:300]:
+        starts, ends, draw, wave = windows[account].split(":")
+        assert (int(starts), int(ends), draw, wave) == (
+            now_us + 3 * DAY_US,
+            now_us + 3 * DAY_US + 48 * 3600 * 1_000_000,
+            "d1",
+            "1",
+        )
+    assert client.xlen(SaleKeys("s1").outbox) == 600
+    # The last wave stops at the end of the ranking; after it there is nobody left.
+    last = release_all(settings, 10_000, now_us + 7 * DAY_US)
+    assert (last.assigned, last.target) == (400, 1000)
+    with pytest.raises(RunError, match="already has a window"):
+        release_all(settings, 1, now_us + 9 * DAY_US)
+    assert client.hlen(SaleKeys("s1").windows) == 1000
+    # The entry's status follows.
+    entry = with_draws(settings, lambda d: d.entry("d1", ranked[0]))
+    assert entry is not None and entry.status == "window_assigned"
+    assert entry.window is not None and entry.window.wave == 1
+
+
+def test_a_killed_wave_resumes_and_concurrent_releases_never_double(settings: Settings) -> None:
+    committed_and_closed(settings, 1200)
+    do_run(settings)
+    client = client_of(settings)
+    seconds, _ = client.time()
+    starts = (int(seconds) + 3 * 86_400) * 1_000_000
+
+    def killed(done: int, total: int) -> None:
+        if done >= 128:
+            raise Killed
+
+    with pytest.raises(Killed):
+        release_all(settings, 500, starts, progress=killed)
+    resumed = release_all(settings, 1, starts + DAY_US)  # other args: the pending wave wins
+    assert resumed.resumed and (resumed.number, resumed.starts_us, resumed.target) == (
+        1,
+        starts,
+        500,
+    )
+    # Four releases race for wave 2: each batch lands once, whoever sends it.
+    errors: list[Exception] = []
+
+    def race() -> None:
+        try:
+            waves.release(client_of(settings), "d1", count=700, starts_us=starts + 2 * DAY_US,
+                          batch=32)  # fmt: skip
+        except RunError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=race) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) < 4
+    ranked = ranked_ids(client, "d1", 0, 1200)
+    windows = client.hgetall(SaleKeys("s1").windows)
+    assert {k.decode() for k in windows} == set(ranked)  # 500 + 700, each once
+    assert client.xlen(SaleKeys("s1").outbox) == 1200
+    waves_of = [v.decode().split(":")[3] for v in windows.values()]
+    assert waves_of.count("1") == 500 and waves_of.count("2") == 700
+
+
+def test_the_window_check_and_the_outbox(settings: Settings) -> None:
+    committed_and_closed(settings, 50)
+    do_run(settings)
+    client = client_of(settings)
+    seconds, _ = client.time()
+    now = int(seconds) * 1_000_000
+    release_all(settings, 10, now - 1_000_000, allow_short_notice=True)  # open now
+    release_all(settings, 10, now + 3 * DAY_US)  # later
+    ranked = ranked_ids(client, "d1", 0, 50)
+    states = with_draws(settings, lambda d: asyncio.gather(
+        *(d.window_state("s1", ranked[i]) for i in (0, 15, 30))))  # fmt: skip
+    assert [x[0] for x in states] == ["open", "before", "none"]
+    entry = with_draws(settings, lambda d: d.entry("d1", ranked[30]))
+    assert entry is not None and entry.status == "not_selected_yet"
+
+    async def mailer(draws: Draws) -> None:
+        c = draws.store.client
+        backlog = await outbox.backlog(c, "s1")
+        assert (backlog.length, backlog.undelivered, backlog.pending) == (20, 20, 0)
+        assert backlog.oldest_due_us is not None and backlog.oldest_due_us < now  # overdue
+        read = await outbox.read(c, "s1", "mailer-1", 15)
+        assert [n.account for n in read] == ranked[:15]
+        assert read[0].wave == 1 and read[-1].wave == 2
+        assert await outbox.ack(c, "s1", [n.id for n in read[:5]]) == 5
+        backlog = await outbox.backlog(c, "s1")
+        assert (backlog.undelivered, backlog.pending) == (5, 10)
+
+    with_draws(settings, mailer)
