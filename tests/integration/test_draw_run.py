@@ -15,10 +15,10 @@ import msgspec
 import pytest
 
 from guichet import cli
+from guichet.app import SCRIPTS
 from guichet.config import Settings
 from guichet.draw import audit, model, outbox, seal, waves
 from guichet.draw.run import RunError, ranked_ids, run
-from guichet.app import SCRIPTS
 from guichet.draw.service import Commitment, Draws
 from guichet.room.tickets import Keyring
 from guichet.store import sync
@@ -116,7 +116,8 @@ def test_run_ranks_every_entry_as_the_reference_and_verifies(
     assert transcript.entries == 3000
     assert transcript.entries_by_stratum == {"club": 429, "general": 2571}
     state = with_draws(settings, lambda d: d.state("d1"))
-    assert state is not None and transcript.commitment == state.commitment
+    assert state is not None
+    assert transcript.commitment == state.commitment
     # The CLI exports for auditors, and verify recomputes it all from the files.
     paths = {name: tmp_path / name for name in ("t.json", "e.tsv", "r.tsv", "jwks.json")}
     config = settings_file(settings, tmp_path / "ops.toml")
@@ -129,7 +130,8 @@ def test_run_ranks_every_entry_as_the_reference_and_verifies(
               "--jwks", str(paths["jwks.json"]), "--ranking", str(paths["r.tsv"])]  # fmt: skip
     assert _cli(config, *verify) == 0
     lines = paths["e.tsv"].read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 3000 and lines == sorted(lines, key=lambda x: x.split("\t")[1].encode())
+    assert len(lines) == 3000
+    assert lines == sorted(lines, key=lambda x: x.split("\t")[1].encode())
     paths["e.tsv"].write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")  # one dropped
     assert _cli(config, *verify) == 1
     paths["e.tsv"].write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -139,7 +141,8 @@ def test_run_ranks_every_entry_as_the_reference_and_verifies(
     assert _cli(config, *verify) == 1  # the signature catches it
     # Running again changes nothing and answers the published transcript.
     again, ran_again = do_run(settings)
-    assert not ran_again and again == transcript
+    assert not ran_again
+    assert again == transcript
 
 
 def _cli(config: Path, *argv: str) -> int:
@@ -165,8 +168,8 @@ def test_a_draw_cannot_run_without_a_commitment_made_before_the_close(settings: 
     client.hset(DrawKeys("d1").cfg, "closes_us", c.committed_us)  # commitment not before it
     with pytest.raises(RunError, match="after registration closed"):
         do_run(settings)
+    close_now(client)
     with pytest.raises(seal.SealError):
-        close_now(client)
         do_run(settings, seal_key=b"\x00" * 32)
 
 
@@ -238,8 +241,10 @@ def test_waves_give_each_ranked_entrant_one_fixed_window_in_rank_order(settings:
     assert client.hlen(SaleKeys("s1").windows) == 1000
     # The entry's status follows.
     entry = with_draws(settings, lambda d: d.entry("d1", ranked[0]))
-    assert entry is not None and entry.status == "window_assigned"
-    assert entry.window is not None and entry.window.wave == 1
+    assert entry is not None
+    assert entry.status == "window_assigned"
+    assert entry.window is not None
+    assert entry.window.wave == 1
 
 
 def test_a_killed_wave_resumes_and_concurrent_releases_never_double(settings: Settings) -> None:
@@ -256,7 +261,8 @@ def test_a_killed_wave_resumes_and_concurrent_releases_never_double(settings: Se
     with pytest.raises(Killed):
         release_all(settings, 500, starts, progress=killed)
     resumed = release_all(settings, 1, starts + DAY_US)  # other args: the pending wave wins
-    assert resumed.resumed and (resumed.number, resumed.starts_us, resumed.target) == (
+    assert resumed.resumed
+    assert (resumed.number, resumed.starts_us, resumed.target) == (
         1,
         starts,
         500,
@@ -282,7 +288,8 @@ def test_a_killed_wave_resumes_and_concurrent_releases_never_double(settings: Se
     assert {k.decode() for k in windows} == set(ranked)  # 500 + 700, each once
     assert client.xlen(SaleKeys("s1").outbox) == 1200
     waves_of = [v.decode().split(":")[3] for v in windows.values()]
-    assert waves_of.count("1") == 500 and waves_of.count("2") == 700
+    assert waves_of.count("1") == 500
+    assert waves_of.count("2") == 700
 
 
 def test_the_window_check_and_the_outbox(settings: Settings) -> None:
@@ -298,16 +305,19 @@ def test_the_window_check_and_the_outbox(settings: Settings) -> None:
         *(d.window_state("s1", ranked[i]) for i in (0, 15, 30))))  # fmt: skip
     assert [x[0] for x in states] == ["open", "before", "none"]
     entry = with_draws(settings, lambda d: d.entry("d1", ranked[30]))
-    assert entry is not None and entry.status == "not_selected_yet"
+    assert entry is not None
+    assert entry.status == "not_selected_yet"
 
     async def mailer(draws: Draws) -> None:
         c = draws.store.client
         backlog = await outbox.backlog(c, "s1")
         assert (backlog.length, backlog.undelivered, backlog.pending) == (20, 20, 0)
-        assert backlog.oldest_due_us is not None and backlog.oldest_due_us < now  # overdue
+        assert backlog.oldest_due_us is not None
+        assert backlog.oldest_due_us < now
         read = await outbox.read(c, "s1", "mailer-1", 15)
         assert [n.account for n in read] == ranked[:15]
-        assert read[0].wave == 1 and read[-1].wave == 2
+        assert read[0].wave == 1
+        assert read[-1].wave == 2
         assert await outbox.ack(c, "s1", [n.id for n in read[:5]]) == 5
         backlog = await outbox.backlog(c, "s1")
         assert (backlog.undelivered, backlog.pending) == (5, 10)
