@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from guichet import cli
+from guichet.app import create_app
+from guichet.config import Settings
+from guichet.draw import monitor
+from guichet.draw.routes import DRAWS
+from guichet.store import sync
 from guichet.store.keys import DrawKeys
-from tests.conftest import Tokens
+from tests.conftest import Backend, Tokens, make_settings, metric_value, settings_file
 
 CONSENT = {"accept_rules": True, "accept_data_processing": True}
 
@@ -144,3 +153,93 @@ async def test_admin_put_needs_the_scope_and_a_valid_spec(
         assert [e["field"] for e in problem["errors"]] == [field], problem
     assert (await client.get("/v1/draws/d1")).status == 404  # nothing was created
     assert DrawKeys("d1").cfg.startswith("g:{draw:d1}")
+
+
+async def test_a_draw_through_its_life_over_http(
+    client: TestClient, tokens: Tokens, settings: Settings, tmp_path: Path
+) -> None:
+    """Registered → committed (published, rules locked) → drawn (transcript) → windows."""
+    await put_draw(client, tokens, spec(sale="s1"))
+    bearers = {a: {"Authorization": f"Bearer {tokens.account(a)}"} for a in ("a", "b", "c")}
+    for bearer in bearers.values():
+        assert (
+            await client.post("/v1/draws/d1/entries", json=CONSENT, headers=bearer)
+        ).status == 201
+    public = await (await client.get("/v1/draws/d1")).json()
+    assert public["status"] == "registration_open"
+    assert "commitment" not in public
+    assert (await client.get("/v1/draws/d1/transcript")).status == 404
+    config = settings_file(settings, tmp_path / "ops.toml")
+    assert await asyncio.to_thread(cli.main, ["--config", str(config), "draw", "commit", "d1"]) == 0
+    public = await (await client.get("/v1/draws/d1")).json()
+    assert len(public["commitment"]) == 64
+    assert public["committed_at"].endswith("Z")
+    resp = await client.put(
+        "/v1/admin/draws/d1",
+        json=spec(sale="s1", closes_in_s=60),
+        headers={"Authorization": f"Bearer {tokens.admin('draws:write')}"},
+    )
+    assert resp.status == 409
+    assert resp.content_type == "application/problem+json"
+    assert (await resp.json())["type"].endswith("draw-committed")
+
+    redis_client = sync.connect(settings.redis, sync.target(settings.redis))
+    seconds, micros = await asyncio.to_thread(redis_client.time)
+    await asyncio.to_thread(redis_client.hset, DrawKeys("d1").cfg, "closes_us",
+                            seconds * 1_000_000 + micros)  # fmt: skip
+    run_args = ["--config", str(config), "draw", "run", "d1", "--beacon-text", "loto 2026-11-23",
+                "--quiet"]  # fmt: skip
+    assert await asyncio.to_thread(cli.main, run_args) == 0
+    public = await (await client.get("/v1/draws/d1")).json()
+    assert (public["status"], public["ranked"]) == ("drawn", 3)
+    transcript = await (await client.get(public["transcript_url"])).json()
+    assert transcript["commitment"] == public["commitment"]
+    assert bytes.fromhex(transcript["beacon"]) == b"loto 2026-11-23"
+    statuses = [
+        (await (await client.get("/v1/draws/d1/entries/me", headers=b)).json())["status"]
+        for b in bearers.values()
+    ]
+    assert statuses == ["not_selected_yet"] * 3
+    start = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    wave = ["--config", str(config), "draw", "release-wave", "d1", "--count", "2", "--start",
+            start, "--quiet"]  # fmt: skip
+    assert await asyncio.to_thread(cli.main, wave) == 0
+    entries = [
+        await (await client.get("/v1/draws/d1/entries/me", headers=b)).json()
+        for b in bearers.values()
+    ]
+    assigned = [e for e in entries if e["status"] == "window_assigned"]
+    assert len(assigned) == 2
+    window = assigned[0]["window"]
+    assert (window["sale"], window["wave"]) == ("s1", 1)
+    starts, ends = (datetime.fromisoformat(window[k]) for k in ("starts_at", "ends_at"))
+    assert ends - starts == timedelta(hours=48)
+    again = await client.post("/v1/draws/d1/entries", json=CONSENT,
+                              headers=bearers[assigned[0]["account"]])  # fmt: skip
+    assert again.status == 200
+    assert (await again.json())["status"] == "window_assigned"
+    # Ops see it: the gauges come from Redis (the batch jobs are not scraped).
+    await monitor.refresh(client.app[DRAWS])  # type: ignore[index]
+    text = await (await client.get("/metrics")).text()
+    assert metric_value(text, "guichet_draw_ranked_entries", draw="d1") == 3
+    assert metric_value(text, "guichet_draw_windows_assigned", draw="d1") == 2
+    assert metric_value(text, "guichet_draw_run_progress_ratio", draw="d1") == 1
+    assert metric_value(text, "guichet_outbox_backlog", sale="s1", state="undelivered") == 2
+    assert metric_value(text, "guichet_outbox_lag_seconds", sale="s1") == 0  # not due yet
+
+
+@pytest.fixture
+def app_with_a_defined_draw(tmp_path: Path, backend: Backend) -> web.Application:
+    now = datetime.now(UTC)
+    definition = {"id": "from-file", "registration_opens_at": now.isoformat(),
+                  "registration_closes_at": (now + timedelta(days=30)).isoformat(),
+                  "strata": ["club", "general"], "sale": "s1"}  # fmt: skip
+    settings = make_settings(tmp_path, backend.redis_section, draws={"define": [definition]})
+    return create_app(settings)
+
+
+async def test_draws_from_the_config_file(app_with_a_defined_draw: web.Application) -> None:
+    async with TestClient(TestServer(app_with_a_defined_draw, host="127.0.0.1")) as c:
+        body = await (await c.get("/v1/draws/from-file")).json()
+        assert body["spec"]["strata"] == ["club", "general"]
+        assert body["status"] == "registration_open"

@@ -22,7 +22,7 @@ from guichet import wire
 from guichet.config import ConfigError, Settings
 from guichet.draw import audit, model, outbox, ranking, seal, waves
 from guichet.draw.run import RunError, ranked_ids, read_bucket, run
-from guichet.draw.service import Committed, Draws
+from guichet.draw.service import SCRIPTS, Committed, Draws
 from guichet.store import sync
 from guichet.store.client import Store, connect
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
@@ -44,7 +44,8 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     where = sync.target(settings.redis)
 
     async def main() -> T:
-        store = connect(settings.redis, url=where if isinstance(where, str) else None)
+        url = where if isinstance(where, str) else None
+        store = connect(settings.redis, url=url, scripts=SCRIPTS)
         try:
             return await work(store)
         finally:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Literal
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from guichet import auth, errors, metrics, openapi, wire
 from guichet.draw import model, monitor
@@ -109,11 +110,13 @@ async def register(request: web.Request) -> web.Response:
     code, value, opens, closes = await request.app[DRAWS].register(
         draw, account.id, body.stratum or ""
     )
-    if code in ("created", "again"):
+    if code == "created":
         entry = _entry(draw, account.id, value)
-        if code == "created":
-            metrics.DRAW_ENTRIES.labels(draw, entry.stratum).inc()
-        return wire.respond(entry, status=201 if code == "created" else 200)
+        metrics.DRAW_ENTRIES.labels(draw, entry.stratum).inc()
+        return wire.respond(entry, status=201)
+    if code == "again":  # the same entry, with its status now (drawn, window…)
+        again = await request.app[DRAWS].entry(draw, account.id)
+        return wire.respond(again or _entry(draw, account.id, value))
     metrics.DRAW_REJECTIONS.labels(code).inc()
     if code == "unknown":
         raise errors.not_found(f"no draw {draw!r}")
@@ -233,7 +236,7 @@ async def _draws_ctx(app: web.Application) -> AsyncIterator[None]:
     draws = app[DRAWS] = Draws(app[STORE])
     try:
         await draws.ensure_defined(settings.draws.define)
-    except Exception as exc:  # Redis not up yet: ops can PUT them later
+    except (RedisError, OSError) as exc:  # Redis not up yet: ops can PUT them later
         log.warning("draws from config not created", extra={"error": type(exc).__name__})
     stop = asyncio.Event()
     task = asyncio.create_task(monitor.run(draws, settings.draws.monitor_interval_s, stop))

@@ -84,7 +84,9 @@ class Draws:
         """Create the config file's draws that do not exist yet (live changes are kept)."""
         for d in definitions:
             if await self.spec(d.id) is None:
-                spec = msgspec.convert(msgspec.to_builtins(d), DrawSpec, strict=False)
+                fields = msgspec.to_builtins(d)
+                del fields["id"]
+                spec = msgspec.convert(fields, DrawSpec, strict=False)
                 await self.put(d.id, spec)
 
     async def ids(self) -> list[str]:
