@@ -59,7 +59,7 @@ def seed(client: redis.Redis, draw: str, n: int) -> None:
         fields = buckets.setdefault(key, [])
         fields += (account.encode(), (b"club" if i % 10 == 0 else b"general") + stamp)
         if len(fields) >= 2 * SEED_BATCH:
-            pipe.execute_command("HSET", key, *fields)
+            pipe.execute_command("HSET", key, *fields)  # type: ignore[no-untyped-call]
             fields.clear()
             pending += 1
             if pending >= 64:
@@ -67,7 +67,7 @@ def seed(client: redis.Redis, draw: str, n: int) -> None:
                 pending = 0
     for key, fields in buckets.items():
         if fields:
-            pipe.execute_command("HSET", key, *fields)
+            pipe.execute_command("HSET", key, *fields)  # type: ignore[no-untyped-call]
     pipe.execute()
     client.hset(k.counts, mapping={"club": (n + 9) // 10, "general": n - (n + 9) // 10})
 

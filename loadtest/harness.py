@@ -152,6 +152,36 @@ def put_room(base_url: str, issuer: Issuer, room: str, spec: Mapping[str, Any]) 
     return body
 
 
+def draw_spec(closes_in_s: float, strata: tuple[str, ...] = ("general",)) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "registration_opens_at": (now - timedelta(seconds=1)).isoformat(),
+        "registration_closes_at": (now + timedelta(seconds=closes_in_s)).isoformat(),
+        "strata": list(strata),
+        "default_stratum": strata[-1],
+    }
+
+
+def put_draw(base_url: str, issuer: Issuer, draw: str, spec: Mapping[str, Any]) -> Any:
+    """Create or replace ``draw`` through ``PUT /v1/admin/draws/{draw}``."""
+    status, body = http_json(
+        "PUT",
+        f"{base_url}/v1/admin/draws/{draw}",
+        spec,
+        {"Authorization": f"Bearer {issuer.admin('draws:write')}"},
+    )
+    if status not in (200, 201):
+        raise RuntimeError(f"creating draw {draw!r} failed: HTTP {status} {body}")
+    return body
+
+
+def draw_public(base_url: str, draw: str) -> Any:
+    status, body = http_json("GET", f"{base_url}/v1/draws/{draw}")
+    if status != 200:
+        raise RuntimeError(f"reading draw {draw!r} failed: HTTP {status} {body}")
+    return body
+
+
 def room_stats(base_url: str, issuer: Issuer, room: str) -> Any:
     status, body = http_json(
         "GET",

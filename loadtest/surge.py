@@ -34,6 +34,9 @@ from loadtest.harness import (
     ROOT,
     GuichetServer,
     Issuer,
+    draw_public,
+    draw_spec,
+    put_draw,
     put_room,
     room_spec,
     room_stats,
@@ -41,7 +44,8 @@ from loadtest.harness import (
 )
 from loadtest.report import format_summary, read_locust
 
-SCENARIO = Path(__file__).resolve().parent / "scenarios" / "opening_surge.py"
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+DRAW = "lottery"
 
 
 def timespan_s(text: str) -> int:
@@ -60,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m loadtest.surge",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--scenario",
+        choices=["opening_surge", "registration_day"],
+        default="opening_surge",
+        help="opening_surge: join, wait, admit, leave; registration_day: the same, registering "
+        f"for the draw {DRAW!r} while admitted",
     )
     p.add_argument("--users", type=int, default=500, help="people (Locust users), one life each")
     p.add_argument("--spawn-rate", type=float, default=200, help="people arriving per second")
@@ -89,7 +100,7 @@ def run_locust(args: argparse.Namespace, base_url: str, issuer_args: list[str], 
         "-m",
         "locust",
         "-f",
-        str(SCENARIO),
+        str(SCENARIOS / f"{args.scenario}.py"),
         "--headless",
         "--only-summary",
         "--host",
@@ -117,6 +128,7 @@ def run_locust(args: argparse.Namespace, base_url: str, issuer_args: list[str], 
         "--final-csv",
         str(out / "final"),
         *issuer_args,
+        *(["--draw", DRAW] if args.scenario == "registration_day" else []),
     ]
     bound = args.run_time + args.stop_timeout + 60
     with (out / "locust.log").open("wb") as log:
@@ -175,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                 opens_in_s=args.opens_in, rate_per_s=args.rate, max_active=args.max_active
             )
             put_room(base_url, issuer, args.room, spec)
+            if args.scenario == "registration_day":
+                put_draw(base_url, issuer, DRAW, draw_spec(closes_in_s=3600))
         print(
             f"surge: {args.users} people at {args.spawn_rate:g}/s against {base_url} room "
             f"{args.room!r} (opens in {args.opens_in:g} s, {args.rate:g}/s, max active "
@@ -183,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         code = run_locust(args, base_url, _issuer_args(issuer, key_file), out)
         stats = room_stats(base_url, issuer, args.room)
+        draw = draw_public(base_url, DRAW) if args.scenario == "registration_day" else None
 
     people_file = out / "people.json"
     people = json.loads(people_file.read_text()) if people_file.exists() else {}
@@ -195,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     data["room"] = {
         k: stats.get(k) for k in ("issued", "serving", "admitted_total", "active", "prequeue")
     }
+    if draw is not None:
+        data["draw"] = {"entries": draw.get("entries")}
     data["locust_exit_code"] = code
     data["wall_s"] = round(time.monotonic() - started, 1)
     (out / "summary.json").write_text(json.dumps(data, indent=1))
@@ -203,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\nroom at the end: issued {stats.get('issued')}, serving {stats.get('serving')}, "
         f"admitted {stats.get('admitted_total')}, active {stats.get('active')}"
     )
+    if draw is not None:
+        text += f"\ndraw {DRAW!r} entries at the end: {draw.get('entries')}"
     (out / "summary.txt").write_text(text + "\n")
     print(text)
     print(f"reports: {out} (report.html, final_stats.csv, locust_*.csv, summary.json, locust.log)")

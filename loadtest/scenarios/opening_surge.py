@@ -95,6 +95,10 @@ class Tally:
         self.queue_s: list[float] = []  # join → admission, per admitted person
         self.started_at = time.time()
         self.quit_scheduled = False
+        self.extra: dict[str, int] = {}  # counts of scenarios built on this one
+
+    def count(self, name: str) -> None:
+        self.extra[name] = self.extra.get(name, 0) + 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +113,7 @@ class Tally:
             "distinct_numbers": len(self.numbers.owners),
             "queue_s": sorted(round(q, 3) for q in self.queue_s),
             "wall_s": round(time.time() - self.started_at, 3),
+            **self.extra,
         }
 
 
@@ -189,9 +194,13 @@ class Person(FastHttpUser):
         admission = self._admit(ticket)
         TALLY.admitted += 1
         TALLY.queue_s.append(time.monotonic() - joined_at)
+        self.admitted(admission)
         gevent.sleep(self.think)
         self._leave(admission["ticket"])
         TALLY.left += 1
+
+    def admitted(self, admission: dict[str, Any]) -> None:
+        """What a person does once admitted (nothing here; other scenarios add to it)."""
 
     def _join(self) -> tuple[str, dict[str, Any]]:
         headers = {"Authorization": f"Bearer {self.token}"}

@@ -290,3 +290,38 @@ def test_admission_must_carry_its_token_in_the_redirect() -> None:
     assert check_admission(good, "r") is good
     with pytest.raises(Wrong, match="redirect without token"):
         check_admission({**good, "redirect_url": "https://shop/enter"}, "r")
+
+
+@pytest.mark.slow
+@needs_locust
+def test_registration_day_runs_clean(tmp_path: Path) -> None:
+    """20 people through the room into the draw: each registers once (201), a repeat gives the
+    same entry (200), and the draw counts exactly 20 entries."""
+    out = tmp_path / "regday"
+    args = [
+        "-m", "loadtest.surge", "--scenario", "registration_day", "--users", "20",
+        "--spawn-rate", "20", "--run-time", "8s", "--stop-timeout", "2", "--opens-in", "1",
+        "--rate", "50", "--max-active", "10", "--poll-scale", "0.1", "--think-time", "0.1",
+        "--out", str(out),
+    ]  # fmt: skip
+    done = _run(args, timeout=120)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["total"]["failures"] == 0
+    people = summary["people"]
+    assert people["registered"] == people["registration_repeats_ok"] == 20
+    assert people["entry_checks_ok"] == 20
+    assert summary["draw"]["entries"] == {"general": 20}
+
+
+@pytest.mark.slow
+def test_draw_benchmark_runs_small(tmp_path: Path) -> None:
+    """The draw-run benchmark end to end on 20,000 entries: every entry ranked and stored."""
+    done = _run(["-m", "loadtest.draw_bench", "--entries", "20000", "--json",
+                 str(tmp_path / "r.json")], timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (result,) = json.loads((tmp_path / "r.json").read_text())
+    assert result["entries"] == 20000
+    assert result["seconds"] > 0
+    assert result["rss_main_mib"] > 0
+    assert "20,000 entries" in done.stdout
