@@ -44,6 +44,7 @@ class Result:
     rss_worker_mib: float
     valkey_mib: float
     processes: int
+    phases: dict[str, float]
 
 
 def seed(client: redis.Redis, draw: str, n: int) -> None:
@@ -75,6 +76,7 @@ def seed(client: redis.Redis, draw: str, n: int) -> None:
 def _run_child(url: str, workdir: str, processes: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     settings = load_settings(Path(workdir) / "guichet.toml", environ={})
     start = time.perf_counter()
+    phases: dict[str, float] = {}
     transcript, _ = run.run(
         settings.redis,
         url,
@@ -84,11 +86,12 @@ def _run_child(url: str, workdir: str, processes: int, out: multiprocessing.Queu
         signer=Keyring(settings.rooms.signing_key_dir),
         processes=processes,
         scan_batch=settings.draws.scan_batch,
+        timings=phases,
     )
     seconds = time.perf_counter() - start
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    out.put((seconds, own, workers, transcript.entries))
+    out.put((seconds, own, workers, transcript.entries, phases))
 
 
 def measure(n: int, processes: int) -> Result:
@@ -118,12 +121,13 @@ def measure(n: int, processes: int) -> Result:
             out = context.Queue()
             child = context.Process(target=_run_child, args=(server.url, tmp, processes, out))
             child.start()
-            elapsed, own, workers, ranked = out.get(timeout=600)
+            elapsed, own, workers, ranked, phases = out.get(timeout=600)
             child.join(60)
             if ranked != n or int(client.hget(DrawKeys("bench").cfg, "ranked") or 0) != n:
                 raise SystemExit(f"run ranked {ranked}, expected {n}")
             info = client.info("memory")
-            return Result(n, elapsed, own, workers, info["used_memory_peak"] / 2**20, processes)
+            valkey = info["used_memory_peak"] / 2**20
+            return Result(n, elapsed, own, workers, valkey, processes, phases)
 
 
 async def configure(settings: Settings, url: str, spec: model.DrawSpec) -> None:
@@ -154,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.entries:>11,} entries  {r.seconds:6.1f} s  "
             f"{r.entries / r.seconds / 1e6:5.2f} M entries/s  "
             f"peak RSS run {r.rss_main_mib:,.0f} MiB + largest worker {r.rss_worker_mib:,.0f} MiB"
-            f"  (valkey peak {r.valkey_mib:,.0f} MiB)"
+            f"  (valkey peak {r.valkey_mib:,.0f} MiB)\n"
+            f"{'':>20}phases: " + ", ".join(f"{k} {v:.1f}" for k, v in r.phases.items())
         )
     if args.json:
         Path(args.json).write_bytes(msgspec.json.encode(results))

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import logging
 import multiprocessing
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,7 @@ from guichet.store import sync
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
 from guichet.store.scripts import LuaScript
 
+log = logging.getLogger("guichet.draw")
 BEGIN = LuaScript("guichet.draw", "begin.lua")
 FINISH = LuaScript("guichet.draw", "finish.lua")
 CHUNK = 10_000  # ids per stored ranking chunk
@@ -72,11 +75,13 @@ def _client(job: Scan) -> sync.SyncClient:
     return client
 
 
-def scan_bucket(job: Scan, bucket: int) -> ranking.Keyed:
-    """One entry hash, keyed and sorted in rank order (runs in a worker process)."""
+def scan_bucket(job: Scan, bucket: int) -> tuple[ranking.Keyed, np.ndarray]:
+    """One entry hash, keyed and sorted in rank order, with its id order (runs in a worker
+    process, so that the parent only merges)."""
     ids, positions = read_bucket(_client(job), job.draw, job.strata, bucket, job.batch)
     keyed = ranking.keyed(ids, positions, job.key)
-    return keyed.take(ranking.order(keyed))
+    ranked = keyed.take(ranking.order(keyed))
+    return ranked, ranking.by_id(ranked.ids)
 
 
 def read_bucket(
@@ -158,8 +163,11 @@ def run(
     scan_batch: int = 5000,
     chunk: int = CHUNK,
     progress: Progress | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[model.Transcript, bool]:
-    """Run (or finish, or just return) the draw: (transcript, True when this call ran it)."""
+    """Run (or finish, or just return) the draw: (transcript, True when this call ran it).
+    ``timings`` receives the seconds spent per phase (scan, merge, store, finish)."""
+    clock = _Clock(timings)
     client = sync.connect(redis_cfg, where)
     k = DrawKeys(draw)
     report = progress or (lambda phase, done, total: None)
@@ -180,23 +188,29 @@ def run(
     job = Scan(redis_cfg, where, draw, strata, model.draw_key(draw, seed, beacon), scan_batch)
 
     parts: list[ranking.Keyed] = []
+    id_orders: list[np.ndarray] = []
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
         futures = [pool.submit(scan_bucket, job, b) for b in range(ENTRY_BUCKETS)]
         for future in concurrent.futures.as_completed(futures):
-            parts.append(future.result())
+            part, id_order = future.result()
+            parts.append(part)
+            id_orders.append(id_order)
             report("scan", len(parts), ENTRY_BUCKETS)
             client.hset(k.cfg, "run_progress", f"scan:{len(parts)}:{ENTRY_BUCKETS}")
+    clock.lap("scan")
     merged = ranking.concat(parts)
-    del parts
+    id_order = ranking.merge_by_id(merged.ids, id_orders)
+    set_digest = ranking.entry_set_digest(merged, strata, id_order)
+    del parts, id_orders, id_order
     ranked = merged.take(ranking.order(merged))
     del merged
     total = len(ranked)
-    set_digest = ranking.entry_set_digest(ranked, strata)
     code, started, detail = sync.call(
         client, BEGIN, [k.cfg], [beacon.hex(), total, set_digest, chunk]
     )
     code = code.decode()
+    clock.lap("merge")
     if code == "set_differs":
         raise RunError(
             f"the entry set differs from the one frozen when this run started "
@@ -220,6 +234,7 @@ def run(
             pipe.execute()
             pending = 0
             report("store", number + 1, chunks)
+    clock.lap("store")
     counts = np.bincount(ranked.strata, minlength=len(strata)).tolist()
     transcript = model.Transcript(
         draw=draw,
@@ -245,7 +260,20 @@ def run(
     if code not in (b"ok", b"ran"):
         raise RunError(f"the draw cannot finish: {code.decode()}")
     client.hset(k.cfg, "run_progress", f"done:{chunks}:{chunks}")
+    clock.lap("finish")
+    log.info("draw ran", extra={"draw": draw, "entries": total, **clock.seconds})
     return msgspec.json.decode(published, type=model.Transcript), code == b"ok"
+
+
+class _Clock:
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.seconds = into if into is not None else {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[f"{phase}_s"] = round(now - self._last, 3)
+        self._last = now
 
 
 def ranked_ids(client: sync.SyncClient, draw: str, start: int, count: int) -> list[str]:
