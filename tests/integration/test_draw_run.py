@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +17,7 @@ from typing import Any, TypeVar
 
 import msgspec
 import pytest
+from loadtest.draw_bench import seed as seed_entries
 
 from guichet import cli
 from guichet.app import SCRIPTS
@@ -23,7 +28,7 @@ from guichet.draw.service import Commitment, Draws
 from guichet.room.tickets import Keyring
 from guichet.store import sync
 from guichet.store.client import connect
-from guichet.store.keys import DrawKeys, SaleKeys
+from guichet.store.keys import ENTRY_BUCKETS, DrawKeys, SaleKeys
 from tests.conftest import settings_file
 
 T = TypeVar("T")
@@ -323,3 +328,99 @@ def test_the_window_check_and_the_outbox(settings: Settings) -> None:
         assert (backlog.undelivered, backlog.pending) == (5, 10)
 
     with_draws(settings, mailer)
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _gone(pids: set[int], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{p}").exists() for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_run_command_killed_with_sigkill_resumes_to_the_same_ranking(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`guichet draw run` as a real process, SIGKILLed while it stores the ranking; its
+    workers go with it, and the next run publishes every entry exactly once, in the order
+    the formula gives."""
+    registered(settings, 1)  # the draw exists; the rest is written straight in, as the bench
+    client = client_of(settings)
+    seed_entries(client, "d1", 30_000)
+    assert commit(settings).code == "ok"
+    close_now(client)
+    config = settings_file(settings, tmp_path / "ops.toml")
+    argv = ["-m", "guichet", "--config", str(config), "draw", "run", "d1", "--quiet",
+            "--chunk", "1"]  # fmt: skip
+    log = tmp_path / "run.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+    workers: set[int] = set()
+    deadline = time.monotonic() + 60
+    while client.hlen(DrawKeys("d1").ranking) < 100:  # the store phase has begun
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the run never reached the store phase"
+        workers |= _children(proc.pid)
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    stored = client.hlen(DrawKeys("d1").ranking)
+    assert 100 <= stored < 30_001
+    assert client.hget(DrawKeys("d1").cfg, "transcript") is None, "killed too late"
+    assert workers
+    assert _gone(workers, 20), "the run's worker processes outlived it"
+    done = subprocess.run([sys.executable, *argv], stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    transcript = msgspec.json.decode(done.stdout, type=model.Transcript)
+    assert transcript.entries == 30_001
+    ids = ranked_ids(client, "d1", 0, 30_001)
+    assert len(ids) == len(set(ids)) == 30_001
+    entries = [(v.decode().split(":")[0], k.decode()) for b in range(ENTRY_BUCKETS)
+               for k, v in client.hgetall(DrawKeys("d1").entries(b)).items()]  # fmt: skip
+    key = model.draw_key("d1", bytes.fromhex(transcript.seed), b"")
+    assert ids == [e for _, e in model.rank(entries, STRATA, key)]
+    assert audit.verify_pairs(transcript, entries) == []
+
+
+def test_wave_from_stock_and_the_outbox_commands(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    committed_and_closed(settings, 100)
+    do_run(settings)
+    config = settings_file(settings, tmp_path / "ops.toml")
+    start = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    capsys.readouterr()
+    # No buyers seen yet: the priors (half convert, 6 tickets each) and a 10 % margin.
+    assert _cli(config, "draw", "release-wave", "d1", "--from-stock", "30", "--start", start,
+                "--quiet") == 0  # fmt: skip
+    released = json.loads(capsys.readouterr().out)
+    assert (released["wave"], released["assigned"]) == (1, 11)  # ceil(30 / 3 * 1.1)
+    assert _cli(config, "outbox", "show", "s1") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["length"], shown["undelivered"], shown["pending"]) == (11, 11, 0)
+    assert _cli(config, "outbox", "read", "s1", "--consumer", "m1", "--count", "4") == 0
+    notices = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(notices) == 4
+    assert notices[0]["account"] == ranked_ids(client_of(settings), "d1", 0, 1)[0]
+    assert _cli(config, "outbox", "ack", "s1", notices[0]["id"], notices[1]["id"]) == 0
+    assert "2 acknowledged" in capsys.readouterr().out
+    assert _cli(config, "outbox", "show", "s1") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["undelivered"], shown["pending"]) == (7, 2)
+    assert _cli(config, "draw", "show", "d1") == 0
+    assert json.loads(capsys.readouterr().out)["waves"]["assigned"] == 11
