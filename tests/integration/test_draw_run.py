@@ -222,20 +222,27 @@ def test_waves_give_each_ranked_entrant_one_fixed_window_in_rank_order(settings:
     now_us = int(seconds) * 1_000_000 + int(micros)
     with pytest.raises(RunError, match="announced"):
         release_all(settings, 10, now_us + DAY_US)  # notice is 2 days
-    first = release_all(settings, 300, now_us + 3 * DAY_US)
-    assert (first.number, first.assigned, first.first_rank, first.target) == (1, 300, 0, 300)
+    with pytest.raises(RunError, match="not in stratum 'general'"):
+        release_all(settings, 300, now_us + 3 * DAY_US, stratum="general")  # club goes first
+    club = release_all(settings, 300, now_us + 3 * DAY_US, stratum="club")
+    assert (club.number, club.assigned, club.target) == (1, 143, 143)  # the club days end there
+    club_ids = ranked_ids(client, "d1", 0, 143)
+    entries = with_draws(settings, lambda d: asyncio.gather(*(d.entry("d1", a) for a in club_ids)))
+    assert {e.stratum for e in entries if e is not None} == {"club"}
+    first = release_all(settings, 157, now_us + 3 * DAY_US)
+    assert (first.number, first.assigned, first.first_rank, first.target) == (2, 157, 143, 300)
     second = release_all(settings, 300, now_us + 5 * DAY_US)
-    assert (second.number, second.first_rank, second.target) == (2, 300, 600)
+    assert (second.number, second.first_rank, second.target) == (3, 300, 600)
     ranked = ranked_ids(client, "d1", 0, 1000)
     windows = {k.decode(): v.decode() for k, v in client.hgetall(SaleKeys("s1").windows).items()}
     assert set(windows) == set(ranked[:600])  # exactly the first 600 ranks
-    for account in ranked[:300]:
+    for rank, account in enumerate(ranked[:300]):
         starts, ends, draw, wave = windows[account].split(":")
         assert (int(starts), int(ends), draw, wave) == (
             now_us + 3 * DAY_US,
             now_us + 3 * DAY_US + 48 * 3600 * 1_000_000,
             "d1",
-            "1",
+            "1" if rank < 143 else "2",  # the club's wave, then the first general one
         )
     assert client.xlen(SaleKeys("s1").outbox) == 600
     # The last wave stops at the end of the ranking; after it there is nobody left.

@@ -162,6 +162,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     def progress(phase: str, done: int, total: int) -> None:
         bar = bars.get(phase)
         if bar is None:
+            for done_bar in bars.values():  # the previous phase is over
+                done_bar.close()
             label = "scan buckets" if phase == "scan" else "store chunks"
             bar = bars[phase] = tqdm(total=total, desc=label, file=sys.stderr, disable=args.quiet)
         bar.update(done - bar.n)
@@ -281,7 +283,8 @@ def cmd_release_wave(args: argparse.Namespace, settings: Settings) -> int:
 
             wave = waves.release(
                 client, args.draw, count=count or 0, starts_us=starts_us,
-                allow_short_notice=args.allow_short_notice, progress=progress,
+                allow_short_notice=args.allow_short_notice, stratum=args.stratum,
+                progress=progress,
             )  # fmt: skip
     except RunError as exc:
         return _fail(str(exc))
@@ -376,6 +379,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     size.add_argument("--from-stock", dest="from_stock", type=int, metavar="TICKETS",
                       help="size the wave from the sale's remaining tickets")  # fmt: skip
     c.add_argument("--start", required=True, help="window start (RFC 3339)")
+    c.add_argument("--stratum", help="keep the wave within this stratum (e.g. club days)")
     c.add_argument("--allow-short-notice", dest="allow_short_notice", action="store_true")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_release_wave)

@@ -77,6 +77,22 @@ def state(client: sync.SyncClient, draw: str) -> tuple[model.DrawSpec, WaveState
     )
 
 
+def stratum_ranks(client: sync.SyncClient, draw: str, stratum: str) -> tuple[int, int]:
+    """[first, end) 0-based ranks of ``stratum`` (strata rank in order, per the transcript)."""
+    raw: Any = client.hget(DrawKeys(draw).cfg, "transcript")
+    if raw is None:
+        raise RunError(f"draw {draw!r} has not run yet")
+    t = msgspec.json.decode(raw, type=model.Transcript)
+    if stratum not in t.strata:
+        raise RunError(f"draw {draw!r} has no stratum {stratum!r} (strata: {', '.join(t.strata)})")
+    first = 0
+    for name in t.strata:
+        if name == stratum:
+            return first, first + t.entries_by_stratum.get(name, 0)
+        first += t.entries_by_stratum.get(name, 0)
+    raise AssertionError("unreachable")
+
+
 def size_from_stock(s: WaveState, remaining_tickets: int) -> int:
     """The wave size from the sale's remaining stock (``model.wave_size``)."""
     return model.wave_size(remaining_tickets, s.assigned, s.buyers, s.tickets)
@@ -89,11 +105,13 @@ def release(
     count: int,
     starts_us: int,
     allow_short_notice: bool = False,
+    stratum: str | None = None,
     batch: int = 1000,
     progress: Callable[[int, int], None] | None = None,
 ) -> Wave:
     """Release the next ``count`` ranks (or finish a wave left pending by a killed release,
-    whatever the arguments)."""
+    whatever the arguments). With ``stratum``, the wave stays within that stratum's ranks (e.g.
+    days reserved to the priority group): it ends where the stratum ends."""
     spec, s = state(client, draw)
     sk = SaleKeys(s.sale)
     if s.pending is not None:
@@ -103,6 +121,14 @@ def release(
         if count <= 0:
             raise RunError("a wave needs --count of at least 1")
         number, target = s.waves + 1, min(s.cursor + count, s.ranked)
+        if stratum is not None:
+            first_rank, end = stratum_ranks(client, draw, stratum)
+            if not first_rank <= s.cursor < end:
+                raise RunError(
+                    f"the next rank ({s.cursor + 1}) is not in stratum {stratum!r} "
+                    f"(ranks {first_rank + 1}-{end})"
+                )
+            target = min(target, end)
         if target == s.cursor:
             raise RunError("every ranked entrant already has a window")
         ends_us = starts_us + spec.window_s * _US
