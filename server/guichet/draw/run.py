@@ -187,24 +187,10 @@ def run(
     strata = tuple(p.spec.strata)
     job = Scan(redis_cfg, where, draw, strata, model.draw_key(draw, seed, beacon), scan_batch)
 
-    parts: list[ranking.Keyed] = []
-    id_orders: list[np.ndarray] = []
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
-        futures = [pool.submit(scan_bucket, job, b) for b in range(ENTRY_BUCKETS)]
-        for future in concurrent.futures.as_completed(futures):
-            part, id_order = future.result()
-            parts.append(part)
-            id_orders.append(id_order)
-            report("scan", len(parts), ENTRY_BUCKETS)
-            client.hset(k.cfg, "run_progress", f"scan:{len(parts)}:{ENTRY_BUCKETS}")
-    clock.lap("scan")
-    merged = ranking.concat(parts)
-    id_order = ranking.merge_by_id(merged.ids, id_orders)
-    set_digest = ranking.entry_set_digest(merged, strata, id_order)
-    del parts, id_orders, id_order
-    ranked = merged.take(ranking.order(merged))
-    del merged
+    with concurrent.futures.ProcessPoolExecutor(
+        processes, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        ranked, set_digest = _scan(pool, job, client, report, clock)
     total = len(ranked)
     code, started, detail = sync.call(
         client, BEGIN, [k.cfg], [beacon.hex(), total, set_digest, chunk]
@@ -219,21 +205,8 @@ def run(
     if code not in ("started", "resumed"):
         raise RunError(f"the draw cannot run: {code}")
 
-    stored = {int(x) for x in client.hkeys(k.ranking)}
     chunks = -(-total // chunk)
-    digest = hashlib.sha256()
-    pipe = client.pipeline(transaction=False)
-    pending = 0
-    for number, blob in enumerate(ranking.chunks(ranked.ids, chunk)):
-        digest.update(blob)
-        if number not in stored:
-            pipe.hsetnx(k.ranking, str(number), blob)
-            pending += 1
-        if pending >= _PIPELINE_CHUNKS or number == chunks - 1:
-            pipe.hset(k.cfg, "run_progress", f"store:{number + 1}:{chunks}")
-            pipe.execute()
-            pending = 0
-            report("store", number + 1, chunks)
+    ranking_digest = _store(client, k, ranked.ids, chunk, report)
     clock.lap("store")
     counts = np.bincount(ranked.strata, minlength=len(strata)).tolist()
     transcript = model.Transcript(
@@ -247,7 +220,7 @@ def run(
         entries=total,
         entries_by_stratum=dict(zip(strata, counts, strict=True)),
         entry_set_digest=set_digest,
-        ranking_digest=digest.hexdigest(),
+        ranking_digest=ranking_digest,
         ran_at=wire.rfc3339(int(started) / _US),
         software_version=__version__,
     )
@@ -263,6 +236,54 @@ def run(
     clock.lap("finish")
     log.info("draw ran", extra={"draw": draw, "entries": total, **clock.seconds})
     return msgspec.json.decode(published, type=model.Transcript), code == b"ok"
+
+
+def _scan(
+    pool: concurrent.futures.Executor,
+    job: Scan,
+    client: sync.SyncClient,
+    report: Progress,
+    clock: _Clock,
+) -> tuple[ranking.Keyed, str]:
+    """Every bucket keyed by the workers, merged: (entries in rank order, entry-set digest)."""
+    parts: list[ranking.Keyed] = []
+    id_orders: list[np.ndarray] = []
+    cfg = DrawKeys(job.draw).cfg
+    futures = [pool.submit(scan_bucket, job, b) for b in range(ENTRY_BUCKETS)]
+    for future in concurrent.futures.as_completed(futures):
+        part, id_order = future.result()
+        parts.append(part)
+        id_orders.append(id_order)
+        report("scan", len(parts), ENTRY_BUCKETS)
+        client.hset(cfg, "run_progress", f"scan:{len(parts)}:{ENTRY_BUCKETS}")
+    clock.lap("scan")
+    merged = ranking.concat(parts)
+    id_order = ranking.merge_by_id(merged.ids, id_orders)
+    set_digest = ranking.entry_set_digest(merged, job.strata, id_order)
+    del parts, id_orders, id_order
+    return merged.take(ranking.order(merged)), set_digest
+
+
+def _store(
+    client: sync.SyncClient, k: DrawKeys, ids: np.ndarray, chunk: int, report: Progress
+) -> str:
+    """Write the ranking's chunks not stored yet (HSETNX); returns the ranking digest."""
+    stored = {int(x) for x in client.hkeys(k.ranking)}
+    chunks = -(-ids.shape[0] // chunk)
+    digest = hashlib.sha256()
+    pipe = client.pipeline(transaction=False)
+    pending = 0
+    for number, blob in enumerate(ranking.chunks(ids, chunk)):
+        digest.update(blob)
+        if number not in stored:
+            pipe.hsetnx(k.ranking, str(number), blob)
+            pending += 1
+        if pending >= _PIPELINE_CHUNKS or number == chunks - 1:
+            pipe.hset(k.cfg, "run_progress", f"store:{number + 1}:{chunks}")
+            pipe.execute()
+            pending = 0
+            report("store", number + 1, chunks)
+    return digest.hexdigest()
 
 
 class _Clock:
