@@ -443,3 +443,26 @@ def test_a_draw_with_no_entry_or_one_runs(settings: Settings, n: int) -> None:
         [a for _, a in entries],
     )
     assert audit.verify_pairs(transcript, entries) == []
+
+
+def test_draw_commands_refuse_bad_input_and_change_nothing(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = settings_file(settings, tmp_path / "ops.toml")
+    assert _cli(config, "draw", "put", "d9", "--opens", "2026-01-01T00:00:00Z",
+                "--closes", "2025-01-01T00:00:00Z") == 1  # fmt: skip
+    assert "registration_closes_at" in capsys.readouterr().err
+    assert _cli(config, "draw", "show", "d9") == 1
+    assert _cli(config, "draw", "commit", "d9") == 1
+    assert "no draw" in capsys.readouterr().err
+    registered(settings, 3)
+    assert _cli(config, "draw", "run", "d1", "--beacon", "not-hex", "--quiet") == 2
+    assert "--beacon must be hex" in capsys.readouterr().err
+    assert _cli(config, "draw", "run", "d1", "--quiet") == 1
+    assert "no commitment" in capsys.readouterr().err
+    assert _cli(config, "draw", "release-wave", "d1", "--count", "5", "--start", "soon") == 2
+    assert _cli(config, "draw", "release-wave", "d1", "--count", "5", "--start",
+                "2030-01-01T00:00:00Z", "--quiet") == 1  # fmt: skip
+    assert "has not run yet" in capsys.readouterr().err
+    assert client_of(settings).hget(DrawKeys("d1").cfg, "commitment") is None
+    assert not client_of(settings).exists(DrawKeys("d9").cfg)
