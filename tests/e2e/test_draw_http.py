@@ -183,7 +183,8 @@ async def test_a_draw_through_its_life_over_http(
     assert resp.content_type == "application/problem+json"
     assert (await resp.json())["type"].endswith("draw-committed")
 
-    redis_client = sync.connect(settings.redis, sync.target(settings.redis))
+    redis_client = await asyncio.to_thread(sync.connect, settings.redis, settings.redis.url
+                                           or tuple(settings.redis.cluster_seeds))  # fmt: skip
     seconds, micros = await asyncio.to_thread(redis_client.time)
     await asyncio.to_thread(redis_client.hset, DrawKeys("d1").cfg, "closes_us",
                             seconds * 1_000_000 + micros)  # fmt: skip
