@@ -234,7 +234,9 @@ def test_waves_give_each_ranked_entrant_one_fixed_window_in_rank_order(settings:
     second = release_all(settings, 300, now_us + 5 * DAY_US)
     assert (second.number, second.first_rank, second.target) == (3, 300, 600)
     ranked = ranked_ids(client, "d1", 0, 1000)
-    windows = {k.decode(): v.decode() for k, v in client.hgetall(SaleKeys("s1").windows).items()}
+    windows = {
+        k.decode(): v.decode() for k, v in client.hgetall(SaleKeys("s1").windows("packs")).items()
+    }
     assert set(windows) == set(ranked[:600])  # exactly the first 600 ranks
     for rank, account in enumerate(ranked[:300]):
         starts, ends, draw, wave = windows[account].split(":")
@@ -250,7 +252,7 @@ def test_waves_give_each_ranked_entrant_one_fixed_window_in_rank_order(settings:
     assert (last.assigned, last.target) == (400, 1000)
     with pytest.raises(RunError, match="already has a window"):
         release_all(settings, 1, now_us + 9 * DAY_US)
-    assert client.hlen(SaleKeys("s1").windows) == 1000
+    assert client.hlen(SaleKeys("s1").windows("packs")) == 1000
     # The entry's status follows.
     entry = with_draws(settings, lambda d: d.entry("d1", ranked[0]))
     assert entry is not None
@@ -296,7 +298,7 @@ def test_a_killed_wave_resumes_and_concurrent_releases_never_double(settings: Se
         t.join()
     assert len(errors) < 4
     ranked = ranked_ids(client, "d1", 0, 1200)
-    windows = client.hgetall(SaleKeys("s1").windows)
+    windows = client.hgetall(SaleKeys("s1").windows("packs"))
     assert {k.decode() for k in windows} == set(ranked)  # 500 + 700, each once
     assert client.xlen(SaleKeys("s1").outbox) == 1200
     waves_of = [v.decode().split(":")[3] for v in windows.values()]
@@ -314,7 +316,7 @@ def test_the_window_check_and_the_outbox(settings: Settings) -> None:
     release_all(settings, 10, now + 3 * DAY_US)  # later
     ranked = ranked_ids(client, "d1", 0, 50)
     states = with_draws(settings, lambda d: asyncio.gather(
-        *(d.window_state("s1", ranked[i]) for i in (0, 15, 30))))  # fmt: skip
+        *(d.window_state("s1", "packs", ranked[i]) for i in (0, 15, 30))))  # fmt: skip
     assert [x[0] for x in states] == ["open", "before", "none"]
     entry = with_draws(settings, lambda d: d.entry("d1", ranked[30]))
     assert entry is not None

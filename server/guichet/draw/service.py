@@ -156,9 +156,10 @@ class Draws:
         if ran is None:
             return entry
         entry.status = "not_selected_yet"
-        sale = msgspec.json.decode(spec_raw, type=DrawSpec).sale if spec_raw else None
+        spec = msgspec.json.decode(spec_raw, type=DrawSpec)
+        sale = spec.sale
         if sale is not None:
-            value: Any = await self.store.client.hget(SaleKeys(sale).windows, account)
+            value: Any = await self.store.client.hget(SaleKeys(sale).windows(spec.phase), account)
             if value is not None:
                 starts, ends, from_draw, wave = value.decode().split(":")
                 if from_draw == draw:
@@ -171,9 +172,10 @@ class Draws:
                     )
         return entry
 
-    async def window_state(self, sale: str, account: str) -> tuple[str, int, int]:
+    async def window_state(self, sale: str, phase: str, account: str) -> tuple[str, int, int]:
         """('open' | 'before' | 'after' | 'none', starts µs, ends µs), by Redis TIME."""
-        state, starts, ends = await self.store.scripts(WINDOW, [SaleKeys(sale).windows], [account])
+        windows = SaleKeys(sale).windows(phase)
+        state, starts, ends = await self.store.scripts(WINDOW, [windows], [account])
         return state.decode(), int(starts), int(ends)
 
     async def withdraw(self, draw: str, account: str) -> tuple[str, int]:

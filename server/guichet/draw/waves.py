@@ -134,7 +134,7 @@ def release(
         ends_us = starts_us + spec.window_s * _US
         resumed = False
     first, cursor, assigned, skipped = s.cursor, s.cursor, 0, 0
-    keys = [sk.waves(draw), sk.windows, sk.outbox]
+    keys = [sk.waves(draw), sk.windows(spec.phase), sk.outbox]
     fixed = [starts_us, ends_us, spec.notice_s * _US, "1" if allow_short_notice else "0", draw]
     while cursor < target:
         ids = ranked_ids(client, draw, cursor, min(batch, target - cursor))

@@ -126,18 +126,22 @@ class DrawKeys:
 
 class SaleKeys:
     """Keys of one sale, all in the slot of ``{sale:<id>}``. The draw side of it: purchase
-    windows (account -> "<start µs>:<end µs>:<draw>:<wave>", one per account and sale), each
+    windows per phase (account -> "<start µs>:<end µs>:<draw>:<wave>", one per account, sale
+    and phase: a packs-phase winner can win the singles draw too), each
     draw's wave state, and the outbox stream of window notices. They share the sale's slot so
     that the shop's hold script can check the window in the same atomic step as the stock, and
     so that releasing a wave (window, wave state and notice together) is one script."""
 
-    __slots__ = ("_prefix", "outbox", "sale", "windows")
+    __slots__ = ("_prefix", "outbox", "sale")
 
     def __init__(self, sale: str) -> None:
         self._prefix = f"{PREFIX}{{sale:{_checked(sale)}}}:"
         self.sale = sale
-        self.windows = self._prefix + "windows"
         self.outbox = self._prefix + "outbox"
+
+    def windows(self, phase: str) -> str:
+        """Purchase windows of one phase of the sale (``packs``, ``singles``)."""
+        return f"{self._prefix}windows:{_checked(phase)}"
 
     def waves(self, draw: str) -> str:
         """Hash of one draw's wave state: cursor (next rank to assign), waves, per-wave stats."""
