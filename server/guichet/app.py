@@ -24,13 +24,16 @@ from guichet.draw import service as draw_service
 from guichet.room import page as room_page
 from guichet.room import routes as room_routes
 from guichet.room import service as room_service
+from guichet.shop import routes as shop_routes
+from guichet.shop import service as shop_service
 from guichet.state import REDIS_URL, REQUEST_ID, SETTINGS, STORE, VERIFIER, WORKER_ID
 from guichet.store.client import connect
 
 log = logging.getLogger("guichet.app")
 
 #: Every Lua script the service runs; loaded at start-up and checked by /readyz.
-SCRIPTS = (*ratelimit.SCRIPTS, *room_service.SCRIPTS, *draw_service.SCRIPTS)
+SCRIPTS = (*ratelimit.SCRIPTS, *room_service.SCRIPTS, *draw_service.SCRIPTS,
+           *shop_service.SCRIPTS)  # fmt: skip
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _MAX_REQUEST_ID = 128
@@ -178,6 +181,7 @@ def create_app(
     room_routes.setup(app)
     room_page.setup_routes(app)
     draw_routes.setup(app)
+    shop_routes.setup(app)
     app.on_startup.append(ops.freeze_openapi)
     metrics.mark_build_info()
     return app

@@ -167,6 +167,17 @@ class DrawsConfig(_Section, frozen=True):
             raise ValueError("`define` lists a draw id twice")
 
 
+class ShopConfig(_Section, frozen=True):
+    """The shop: how fresh availability is, how expired holds are reaped, confirm durability."""
+
+    #: Each worker re-reads stock (availability, SSE, metering) and reaps expired holds this
+    #: often.
+    refresh_interval_s: Annotated[float, Meta(ge=0.05, le=10)] = 0.5
+    expire_batch: Annotated[int, Meta(ge=1, le=100_000)] = 1000
+    #: A confirm waits this long for the AOF fsync (WAITAOF) before answering 503.
+    confirm_timeout_ms: Annotated[int, Meta(ge=10, le=60_000)] = 2000
+
+
 class LoggingConfig(_Section, frozen=True):
     """Structured JSON logs on stderr."""
 
@@ -182,6 +193,7 @@ class Settings(_Section, frozen=True):
     security: SecurityConfig = SecurityConfig()
     rooms: RoomsConfig = RoomsConfig()
     draws: DrawsConfig = DrawsConfig()
+    shop: ShopConfig = ShopConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -269,7 +269,7 @@ class EmbeddedCluster:
                         *("--cluster-enabled", "yes"),
                         *("--cluster-config-file", "nodes.conf"),
                         *("--cluster-node-timeout", "5000"),
-                        *("--appendonly", "no"),
+                        *("--appendfsync", "everysec"),  # AOF on: confirms wait for it
                     ],
                 )
                 self.nodes.append(node.start())

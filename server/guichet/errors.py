@@ -6,6 +6,8 @@ aiohttp's HTTP errors and msgspec validation errors into ``application/problem+j
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -29,6 +31,8 @@ class ProblemBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     instance: str = ""
     errors: list[FieldError] = []
     retry_after_s: int | None = None
+    #: Machine-readable details of a refusal (e.g. the rule, the item, the purchase window).
+    context: dict[str, Any] | None = None
 
 
 class Problem(Exception):
@@ -44,8 +48,10 @@ class Problem(Exception):
         errors: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
         retry_after_s: int | None = None,
+        context: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
+        self.context = context
         self.status = status
         self.slug = slug
         self.title = title
@@ -65,6 +71,7 @@ class Problem(Exception):
             instance=instance,
             errors=self.errors,
             retry_after_s=self.retry_after_s,
+            context=self.context,
         )
 
 

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import os
 import platform
+from collections.abc import Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -211,6 +212,54 @@ OUTBOX_LAG = Gauge(
     ["sale"],
     multiprocess_mode="livemax",
 )
+
+# --- shop -------------------------------------------------------------------------------------
+SHOP_HOLDS = Counter(
+    "guichet_shop_holds_total",
+    "Hold requests by sale and outcome (held, or the rule that refused it).",
+    ["sale", "outcome"],
+)
+SHOP_CONFIRMS = Counter(
+    "guichet_shop_confirms_total",
+    "Holds confirmed (turned into purchases, on disk), by sale.",
+    ["sale"],
+)
+SHOP_RELEASES = Counter(
+    "guichet_shop_releases_total", "Holds released by their account, by sale.", ["sale"]
+)
+SHOP_EXPIRIES = Counter(
+    "guichet_shop_expiries_total", "Holds returned to stock at their expiry, by sale.", ["sale"]
+)
+SHOP_HOLD_LATENCY = Histogram(
+    "guichet_shop_hold_duration_seconds",
+    "Time to answer a hold request (validation, the hold script, the reply), by sale.",
+    ["sale"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+SHOP_SEATS_LEFT = Gauge(
+    "guichet_shop_seats_left",
+    "Seats left per session of a sale (sessions come from the catalogue: bounded).",
+    ["sale", "session"],
+    multiprocess_mode="livemin",
+)
+SHOP_SOLD_OUT = Gauge(
+    "guichet_shop_sold_out_sessions",
+    "Sessions of a sale with no seat left in any category.",
+    ["sale"],
+    multiprocess_mode="livemax",
+)
+
+
+def shop_levels(sale: str, stock: dict[str, int], sessions: Iterable[str]) -> None:
+    """Refresh the seats-left gauges of a sale from a stock reading."""
+    left: dict[str, int] = dict.fromkeys(sessions, 0)
+    for item, seats in stock.items():
+        session = item.partition(":")[0]
+        left[session] = left.get(session, 0) + max(0, seats)
+    for session, seats in left.items():
+        SHOP_SEATS_LEFT.labels(sale, session).set(seats)
+    SHOP_SOLD_OUT.labels(sale).set(sum(1 for seats in left.values() if seats == 0))
+
 
 # --- build --------------------------------------------------------------------------------
 BUILD_INFO = Gauge(

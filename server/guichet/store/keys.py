@@ -86,6 +86,7 @@ class RoomKeys:
 
 
 DRAWS_INDEX = f"{PREFIX}draws"  # set of draw ids (own slot; written after the draw's cfg)
+SALES_INDEX = f"{PREFIX}sales"  # set of sale ids (own slot; written after the sale's cfg)
 
 #: Entries of a draw are spread over this many hashes (by CRC-32 of the account id) so that
 #: the run can scan them from several processes at once. Changing it orphans stored entries.
@@ -130,14 +131,36 @@ class SaleKeys:
     and phase: a packs-phase winner can win the singles draw too), each
     draw's wave state, and the outbox stream of window notices. They share the sale's slot so
     that the shop's hold script can check the window in the same atomic step as the stock, and
-    so that releasing a wave (window, wave state and notice together) is one script."""
+    so that releasing a wave (window, wave state and notice together) is one script.
 
-    __slots__ = ("_prefix", "outbox", "sale")
+    The shop side: ``cfg`` (phase and rules), per item (``"<session>:<category>"``) the
+    ``loaded``, ``stock`` (available), ``held`` and ``sold`` counts (available + held + sold =
+    loaded), ``usage`` (per account tag: tickets, packs, tickets per session, held and sold
+    together), ``holds`` (hold id -> JSON record), ``expiries`` (zset of held holds by expiry),
+    ``limited`` (sessions with the lower per-session limit), ``sessions`` (catalogue entries),
+    and one idempotency key per account and client key."""
+
+    __slots__ = ("_prefix", "cfg", "expiries", "held", "holds", "limited", "loaded", "outbox",
+                 "sale", "sessions", "sold", "stock", "usage")  # fmt: skip
 
     def __init__(self, sale: str) -> None:
         self._prefix = f"{PREFIX}{{sale:{_checked(sale)}}}:"
         self.sale = sale
         self.outbox = self._prefix + "outbox"
+        self.cfg = self._prefix + "cfg"
+        self.loaded = self._prefix + "loaded"
+        self.stock = self._prefix + "stock"
+        self.held = self._prefix + "held"
+        self.sold = self._prefix + "sold"
+        self.usage = self._prefix + "usage"
+        self.holds = self._prefix + "holds"
+        self.expiries = self._prefix + "expiries"
+        self.limited = self._prefix + "limited"
+        self.sessions = self._prefix + "sessions"
+
+    def idempotency(self, account: str, key: str) -> str:
+        """The answer kept for one account's ``Idempotency-Key``."""
+        return f"{self._prefix}idem:{subject_digest(account)}:{subject_digest(key)}"
 
     def windows(self, phase: str) -> str:
         """Purchase windows of one phase of the sale (``packs``, ``singles``)."""

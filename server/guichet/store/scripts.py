@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import PipelineCommand, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -127,6 +127,48 @@ class ScriptRegistry:
         finally:
             self._latency[script.name].observe(time.perf_counter() - start)
         return result
+
+    async def durable(
+        self, script: LuaScript, keys: Sequence[str], args: Sequence[Any], timeout_ms: int
+    ) -> tuple[Any, int]:
+        """Run ``script``, then ``WAITAOF 1 0`` on the same connection (WAITAOF waits for the
+        writes of its own connection): (result, local AOF fsyncs acknowledged — 0 means the
+        write may not be on disk yet). One round trip; on a Cluster, to the keys' node."""
+        if self._scripts.get(script.name) is not script:
+            raise KeyError(f"script {script.name} is not registered")
+        start = time.perf_counter()
+        try:
+            result, fsynced = await self._durable(script, keys, args, timeout_ms)
+            if isinstance(result, NoScriptError):
+                await self._client.script_load(script.source)
+                metrics.REDIS_SCRIPT_RELOADS.inc()
+                result, fsynced = await self._durable(script, keys, args, timeout_ms)
+            for reply in (result, fsynced):
+                if isinstance(reply, Exception):
+                    raise reply
+        except RedisError as exc:
+            metrics.REDIS_ERRORS.labels(script.name, error_kind(exc)).inc()
+            raise
+        finally:
+            self._latency[script.name].observe(time.perf_counter() - start)
+        return result, int(fsynced[0])
+
+    async def _durable(
+        self, script: LuaScript, keys: Sequence[str], args: Sequence[Any], timeout_ms: int
+    ) -> tuple[Any, Any]:
+        call = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        wait = ("WAITAOF", 1, 0, timeout_ms)
+        if isinstance(self._client, RedisCluster):
+            node = self._client.get_node_from_key(keys[0])
+            assert node is not None
+            commands = [PipelineCommand(0, *call), PipelineCommand(1, *wait)]
+            await node.execute_pipeline(commands)
+            return commands[0].result, commands[1].result
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.execute_command(*call)
+            pipe.execute_command(*wait)
+            result, fsynced = await pipe.execute(raise_on_error=False)
+        return result, fsynced
 
     async def _run(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:

@@ -1,0 +1,1 @@
+"""The shop: live inventory, holds, pack and quota rules, windows enforced."""

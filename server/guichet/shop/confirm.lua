@@ -1,0 +1,33 @@
+-- Confirm a hold: its seats move from held to sold (the caller then waits for the AOF fsync
+-- before answering). Idempotent: a confirmed hold answers 'again'. A hold past its expiry is
+-- expired here and then (its seats back in stock).
+-- KEYS[1] holds  KEYS[2] stock  KEYS[3] held  KEYS[4] sold  KEYS[5] usage  KEYS[6] expiries
+-- ARGV[1] hold id  ARGV[2] account  ARGV[3] payment reference
+-- Returns {code, record}   code: 'ok' | 'again' | 'not_found' | 'expired' | 'released'
+--!include give_back.lua
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return {'not_found', ''} end
+local r = cjson.decode(raw)
+if r.account ~= ARGV[2] then return {'not_found', ''} end
+if r.state == 'confirmed' then return {'again', raw} end
+if r.state ~= 'held' then return {r.state, raw} end
+redis.call('ZREM', KEYS[6], ARGV[1])
+if now >= tonumber(r.expires_us) then
+  give_back(KEYS[2], KEYS[3], KEYS[5], r)
+  r.state = 'expired'
+  raw = cjson.encode(r)
+  redis.call('HSET', KEYS[1], ARGV[1], raw)
+  return {'expired', raw}
+end
+for _, it in ipairs(r.items) do
+  redis.call('HINCRBY', KEYS[3], it[1], -it[2])
+  redis.call('HINCRBY', KEYS[4], it[1], it[2])
+end
+redis.call('HINCRBY', KEYS[5], r.tag .. ':h', -r.tickets)
+r.state = 'confirmed'
+r.payment_reference = ARGV[3]
+raw = cjson.encode(r)
+redis.call('HSET', KEYS[1], ARGV[1], raw)
+return {'ok', raw}

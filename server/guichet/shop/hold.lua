@@ -1,0 +1,87 @@
+-- Hold seats for an account, all or nothing, in one atomic step: the idempotency key, the
+-- sale's phase, the account's purchase window (Redis TIME), its quotas counting held and sold
+-- tickets, and every item's stock. On success the seats move from stock to held for the
+-- sale's hold_ttl and the hold is queued for expiry; otherwise nothing changes. Either way the
+-- answer is kept under the idempotency key and replayed for the same request.
+-- KEYS[1] cfg  KEYS[2] stock  KEYS[3] held  KEYS[4] usage  KEYS[5] holds  KEYS[6] expiries
+-- KEYS[7] windows:<phase>  KEYS[8] idempotency key  KEYS[9] limited sessions (set)
+-- ARGV[1] account  ARGV[2] account tag  ARGV[3] new hold id  ARGV[4] request fingerprint
+-- ARGV[5] idempotency ttl s  ARGV[6] packs (0: singles)  ARGV[7..] field, session, quantity
+-- Returns the answer as JSON: {code = 'ok', hold, expires_us} or a refusal {code, ...}:
+--   no_sale | idempotency_mismatch | phase | window | max_tickets | max_packs
+--   | max_per_session | unknown_item | stock
+--!include guichet.draw:window_check.lua
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local prior = redis.call('GET', KEYS[8])
+if prior then
+  if cjson.decode(prior).fingerprint ~= ARGV[4] then
+    return cjson.encode({code = 'idempotency_mismatch'})
+  end
+  return prior
+end
+local function answer(a)
+  a.fingerprint = ARGV[4]
+  local s = cjson.encode(a)
+  redis.call('SET', KEYS[8], s, 'EX', ARGV[5])
+  return s
+end
+local c = redis.call('HMGET', KEYS[1], 'phase', 'window_required', 'hold_ttl_us', 'max_tickets',
+  'max_packs', 'max_per_session', 'max_per_session_limited')
+if not c[1] then return cjson.encode({code = 'no_sale'}) end
+local packs = tonumber(ARGV[6])
+if (packs > 0) ~= (c[1] == 'packs') then return answer({code = 'phase', phase = c[1]}) end
+if c[2] == '1' then
+  local state, starts, ends = window_state(KEYS[7], ARGV[1], now)
+  if state ~= 'open' then
+    return answer({code = 'window', state = state, starts_us = string.format('%d', starts),
+      ends_us = string.format('%d', ends)})
+  end
+end
+local tag = ARGV[2]
+local items, sessions, order, tickets = {}, {}, {}, 0
+for i = 7, #ARGV, 3 do
+  local q = tonumber(ARGV[i + 2])
+  items[#items + 1] = {ARGV[i], q, ARGV[i + 1]}
+  if not sessions[ARGV[i + 1]] then order[#order + 1] = ARGV[i + 1] end
+  sessions[ARGV[i + 1]] = (sessions[ARGV[i + 1]] or 0) + q
+  tickets = tickets + q
+end
+local u = redis.call('HMGET', KEYS[4], tag .. ':t', tag .. ':p')
+local have_t, have_p = tonumber(u[1] or '0'), tonumber(u[2] or '0')
+if have_t + tickets > tonumber(c[4]) then
+  return answer({code = 'max_tickets', have = have_t, limit = tonumber(c[4])})
+end
+if packs > 0 and have_p + packs > tonumber(c[5]) then
+  return answer({code = 'max_packs', have = have_p, limit = tonumber(c[5])})
+end
+if packs == 0 then
+  for _, s in ipairs(order) do
+    local limit = tonumber(c[6])
+    if redis.call('SISMEMBER', KEYS[9], s) == 1 then limit = tonumber(c[7]) end
+    local have = tonumber(redis.call('HGET', KEYS[4], tag .. ':s:' .. s) or '0')
+    if have + sessions[s] > limit then
+      return answer({code = 'max_per_session', item = s, have = have, limit = limit})
+    end
+  end
+end
+for _, it in ipairs(items) do
+  local available = redis.call('HGET', KEYS[2], it[1])
+  if not available then return answer({code = 'unknown_item', item = it[1]}) end
+  if tonumber(available) < it[2] then
+    return answer({code = 'stock', item = it[1], available = tonumber(available)})
+  end
+end
+for _, it in ipairs(items) do
+  redis.call('HINCRBY', KEYS[2], it[1], -it[2])
+  redis.call('HINCRBY', KEYS[3], it[1], it[2])
+  redis.call('HINCRBY', KEYS[4], tag .. ':s:' .. it[3], it[2])
+end
+redis.call('HINCRBY', KEYS[4], tag .. ':t', tickets)
+redis.call('HINCRBY', KEYS[4], tag .. ':h', tickets)
+if packs > 0 then redis.call('HINCRBY', KEYS[4], tag .. ':p', packs) end
+local expires = string.format('%d', now + tonumber(c[3]))
+redis.call('HSET', KEYS[5], ARGV[3], cjson.encode({account = ARGV[1], tag = tag, items = items,
+  tickets = tickets, packs = packs, expires_us = expires, state = 'held'}))
+redis.call('ZADD', KEYS[6], expires, ARGV[3])
+return answer({code = 'ok', hold = ARGV[3], expires_us = expires})

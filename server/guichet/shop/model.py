@@ -1,0 +1,243 @@
+"""The shop's pure rules and wire types: catalogue, phase rules, holds.
+
+Rules of the sale (Paris 2024, from the seeds), per sale and configurable:
+
+- **packs phase**: every pack has at least ``pack_min_tickets`` (3) tickets in at least
+  ``pack_min_sessions`` (3) distinct sessions; an account holds or buys at most ``max_packs``
+  (10) packs and ``max_tickets`` (30) tickets;
+- **singles phase**: at most ``max_per_session`` (6) tickets per session, ``max_per_session_
+  limited`` (4) for ceremonies and high-demand sessions, and ``max_tickets`` (30) per account
+  in total, counting both phases (the sale keeps one usage record per account).
+
+Held and sold tickets both count. ``check_hold`` is the reference the hold script
+(``hold.lua``) enforces atomically; a property test runs both on the same cases.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Literal
+
+from msgspec import Meta
+
+from guichet import wire
+
+SessionId = Annotated[str, Meta(pattern=r"^[A-Z0-9][A-Z0-9-]{0,23}$", description="e.g. ATH-07")]
+CategoryId = Annotated[str, Meta(pattern=r"^[A-Z][A-Z0-9]{0,3}$", description="e.g. A, B, C")]
+Phase = Literal["packs", "singles"]
+Quantity = Annotated[int, Meta(ge=1, le=30)]
+
+
+# --- catalogue ---------------------------------------------------------------------------------
+
+
+class Category(wire.Base, kw_only=True):
+    id: CategoryId
+    price_eur: Annotated[int, Meta(ge=0, le=10_000)]
+    seats: Annotated[int, Meta(ge=0, le=200_000)]
+
+
+class SessionSpec(wire.Base, kw_only=True):
+    """One session of the Games and its price categories."""
+
+    id: SessionId
+    sport: Annotated[str, Meta(min_length=1, max_length=60)]
+    venue: Annotated[str, Meta(min_length=1, max_length=80)]
+    starts_at: datetime
+    games: Literal["olympic", "paralympic"] = "olympic"
+    ceremony: bool = False
+    high_demand: bool = False
+    categories: Annotated[list[Category], Meta(min_length=1, max_length=8)]
+
+    def __post_init__(self) -> None:
+        if self.starts_at.tzinfo is None:
+            raise ValueError("`starts_at` needs a UTC offset (RFC 3339)")
+        if len({c.id for c in self.categories}) != len(self.categories):
+            raise ValueError("`categories` lists a category twice")
+
+    @property
+    def limited(self) -> bool:
+        """Ceremonies and high-demand sessions have the lower per-session limit."""
+        return self.ceremony or self.high_demand
+
+
+class Catalogue(wire.Base, kw_only=True):
+    sessions: Annotated[list[SessionSpec], Meta(min_length=1, max_length=5000)]
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for s in self.sessions:
+            if s.id in seen:
+                raise ValueError(f"`sessions` lists session {s.id} twice")
+            seen.add(s.id)
+
+
+def item_key(session: str, category: str) -> str:
+    """The stock field of one session and category."""
+    return f"{session}:{category}"
+
+
+# --- sale rules ---------------------------------------------------------------------------------
+
+
+class SaleSpec(wire.Base, kw_only=True):
+    """A sale's phase and rules, as ops configure them."""
+
+    phase: Phase = "packs"
+    hold_ttl_s: Annotated[int, Meta(ge=1, le=3600)] = 600
+    window_required: bool = True
+    pack_min_tickets: Annotated[int, Meta(ge=1, le=30)] = 3
+    pack_min_sessions: Annotated[int, Meta(ge=1, le=30)] = 3
+    max_packs: Annotated[int, Meta(ge=1, le=100)] = 10
+    max_tickets: Annotated[int, Meta(ge=1, le=1000)] = 30
+    max_per_session: Annotated[int, Meta(ge=1, le=100)] = 6
+    max_per_session_limited: Annotated[int, Meta(ge=1, le=100)] = 4
+
+    def __post_init__(self) -> None:
+        if self.pack_min_sessions > self.pack_min_tickets:
+            raise ValueError("`pack_min_sessions` cannot exceed `pack_min_tickets`")
+        if self.max_per_session_limited > self.max_per_session:
+            raise ValueError("`max_per_session_limited` cannot exceed `max_per_session`")
+
+
+# --- holds -----------------------------------------------------------------------------------
+
+
+class Item(wire.Base, kw_only=True):
+    session: SessionId
+    category: CategoryId
+    quantity: Quantity
+
+
+class Pack(wire.Base, kw_only=True):
+    items: Annotated[list[Item], Meta(min_length=1, max_length=30)]
+
+
+class HoldRequest(wire.Base, kw_only=True):
+    """Packs phase: ``packs``; singles phase: ``items``."""
+
+    packs: Annotated[list[Pack], Meta(max_length=10)] | None = None
+    items: Annotated[list[Item], Meta(min_length=1, max_length=30)] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.packs is None) == (self.items is None):
+            raise ValueError("give either `packs` (packs phase) or `items` (singles phase)")
+
+    def lines(self) -> list[Item]:
+        if self.items is not None:
+            return list(self.items)
+        return [i for p in self.packs or () for i in p.items]
+
+
+@dataclass(frozen=True)
+class Violation:
+    """Why a hold is refused: a stable rule name, the item or pack concerned, a sentence."""
+
+    rule: str
+    detail: str
+    item: str | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """An account's tickets and packs in this sale, held and sold together."""
+
+    tickets: int = 0
+    packs: int = 0
+    per_session: Mapping[str, int] = field(default_factory=dict)
+
+
+def merged(items: Iterable[Item]) -> dict[str, int]:
+    """Quantities by stock field (the same item twice adds up)."""
+    out: Counter[str] = Counter()
+    for i in items:
+        out[item_key(i.session, i.category)] += i.quantity
+    return dict(out)
+
+
+def check_shape(request: HoldRequest, spec: SaleSpec) -> Violation | None:
+    """Rules about the request alone: the phase's form, and every pack's composition."""
+    if spec.phase == "packs":
+        if request.packs is None:
+            return Violation(
+                "phase", "this sale is in its packs phase: send `packs`, not `items`", "items"
+            )
+        for number, pack in enumerate(request.packs, 1):
+            tickets = sum(i.quantity for i in pack.items)
+            sessions = len({i.session for i in pack.items})
+            if tickets < spec.pack_min_tickets or sessions < spec.pack_min_sessions:
+                return Violation(
+                    "pack_composition",
+                    f"pack {number} has {tickets} tickets in {sessions} sessions; a pack needs "
+                    f"at least {spec.pack_min_tickets} tickets in {spec.pack_min_sessions} "
+                    "distinct sessions",
+                    item=f"pack {number}",
+                )
+    elif request.items is None:
+        return Violation(
+            "phase", "this sale is in its singles phase: send `items`, not `packs`", "packs"
+        )
+    return None
+
+
+def check_hold(
+    request: HoldRequest, spec: SaleSpec, usage: Usage, limited: set[str]
+) -> Violation | None:
+    """The reference of the hold rules (shape, then quotas); stock is checked by the caller."""
+    shape = check_shape(request, spec)
+    if shape is not None:
+        return shape
+    lines = request.lines()
+    tickets = sum(i.quantity for i in lines)
+    if usage.tickets + tickets > spec.max_tickets:
+        return Violation(
+            "max_tickets",
+            f"{usage.tickets} tickets held or bought already; at most {spec.max_tickets} per "
+            "account",
+        )
+    if request.packs is not None and usage.packs + len(request.packs) > spec.max_packs:
+        return Violation(
+            "max_packs", f"{usage.packs} packs held or bought already; at most {spec.max_packs}"
+        )
+    if spec.phase == "singles":
+        per_session: Counter[str] = Counter()
+        for i in lines:
+            per_session[i.session] += i.quantity
+        for session, quantity in sorted(per_session.items()):
+            limit = spec.max_per_session_limited if session in limited else spec.max_per_session
+            if usage.per_session.get(session, 0) + quantity > limit:
+                return Violation(
+                    "max_per_session",
+                    f"at most {limit} tickets for session {session}",
+                    item=session,
+                )
+    return None
+
+
+# --- replies ---------------------------------------------------------------------------------
+
+HoldState = Literal["held", "confirmed", "released", "expired"]
+
+
+class HoldItem(wire.Reply, kw_only=True):
+    session: str
+    category: str
+    quantity: int
+
+
+class Hold(wire.Reply, kw_only=True):
+    id: str
+    sale: str
+    state: HoldState
+    items: list[HoldItem]
+    tickets: int
+    packs: int
+    expires_at: str
+    payment_reference: str | None = None
+
+
+class Confirm(wire.Base, kw_only=True):
+    payment_reference: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]

@@ -1,0 +1,488 @@
+"""HTTP routes of the shop: availability (public), holds and purchases (account), sales and
+catalogue (admin)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse, sse_response
+
+from guichet import auth, errors, metrics, openapi, wire
+from guichet.shop import model
+from guichet.shop.live import SUBSCRIBER_QUEUE, Availability, Live, SaleView
+from guichet.shop.service import HoldRecord, Shop
+from guichet.state import SETTINGS, STORE, VERIFIER
+
+log = logging.getLogger("guichet.shop")
+
+SHOP = web.AppKey("shop", Shop)
+LIVE = web.AppKey("shop_live", Live)
+SCOPE_WRITE = "sales:write"
+HOLD_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
+CATALOGUE_MAX_BYTES = 8 * 1024 * 1024
+_US = 1_000_000
+
+
+class SaleWindow(wire.Reply, kw_only=True):
+    state: str  # open | before | after | none
+    starts_at: str | None = None
+    ends_at: str | None = None
+
+
+class Me(wire.Reply, kw_only=True):
+    """The account in this sale: its window, tickets held and bought, what it may still take."""
+
+    sale: str
+    phase: str
+    window: SaleWindow
+    tickets_held: int
+    tickets_bought: int
+    packs: int
+    tickets_left: int
+    packs_left: int
+
+
+class SalePublic(wire.Reply, kw_only=True):
+    id: str
+    spec: model.SaleSpec
+    sessions: int
+    seats: int
+
+
+class Loaded(wire.Reply, kw_only=True):
+    sale: str
+    sessions: int
+    items: int
+    seats: int
+
+
+def _sale_id(request: web.Request) -> str:
+    sale = request.match_info["sale"]
+    if not wire.valid_slug(sale):
+        raise errors.not_found(f"no sale {sale[:60]!r}")
+    return sale
+
+
+async def _view(request: web.Request) -> SaleView:
+    sale = _sale_id(request)
+    v = await request.app[LIVE].view(sale)
+    if v is None:
+        raise errors.not_found(f"no sale {sale!r}")
+    return v
+
+
+def _account(request: web.Request) -> auth.Account:
+    return auth.authenticate_account(request.app[VERIFIER], request.headers.get("Authorization"))
+
+
+def _hold_id(request: web.Request) -> str:
+    hold_id = request.match_info["hold"]
+    if not HOLD_ID.match(hold_id):
+        raise errors.not_found("no such hold")
+    return hold_id
+
+
+def _window(state: str, starts_us: int, ends_us: int) -> SaleWindow:
+    if state == "none":
+        return SaleWindow(state=state)
+    return SaleWindow(
+        state=state,
+        starts_at=wire.rfc3339(starts_us / _US),
+        ends_at=wire.rfc3339(ends_us / _US),
+    )
+
+
+def _hold(sale: str, r: HoldRecord) -> model.Hold:
+    return model.Hold(
+        id=r.id,
+        sale=sale,
+        state=r.state,  # type: ignore[arg-type]
+        items=[
+            model.HoldItem(session=s, category=f.partition(":")[2], quantity=q)
+            for f, q, s in r.items
+        ],
+        tickets=r.tickets,
+        packs=r.packs,
+        expires_at=wire.rfc3339(r.expires_us / _US),
+        payment_reference=r.payment_reference,
+    )
+
+
+# --- availability ----------------------------------------------------------------------------
+
+
+@openapi.endpoint(
+    "Seats left per session and category, with a level (none, few, some, many); served from "
+    "each worker's snapshot, refreshed about every 500 ms",
+    response=Availability,
+    errors=(404,),
+    tags=("shop",),
+)
+async def availability(request: web.Request) -> web.Response:
+    v = await _view(request)
+    return web.Response(
+        body=v.body,
+        content_type=wire.JSON_CONTENT_TYPE,
+        headers={"Cache-Control": "public, max-age=1"},
+    )
+
+
+_SSE_OPEN = [0]
+
+
+@openapi.endpoint(
+    "Availability as Server-Sent Events: an `availability` event (the whole snapshot), then "
+    "`changes` events with the items whose seats moved",
+    content_type="text/event-stream",
+    errors=(404, 429),
+    tags=("shop",),
+)
+async def availability_events(request: web.Request) -> web.StreamResponse:
+    """SSE: an ``availability`` event (the whole snapshot), then ``changes`` events."""
+    v = await _view(request)
+    if _SSE_OPEN[0] >= request.app[SETTINGS].rooms.sse_max_clients:
+        raise errors.too_many("too many live streams on this server; poll instead", 5)
+    queue: asyncio.Queue[bytes] = asyncio.Queue(SUBSCRIBER_QUEUE)
+    v.subscribers.add(queue)
+    _SSE_OPEN[0] += 1
+    try:
+        stream: EventSourceResponse
+        async with sse_response(request, headers={"Cache-Control": "no-store"},
+                                ping_interval=15) as stream:  # fmt: skip
+            await stream.send(v.body.decode(), event="availability")
+            async for data in _drain(queue, v, request):
+                await stream.send(data.decode(), event="changes")
+    finally:
+        _SSE_OPEN[0] -= 1
+        v.subscribers.discard(queue)
+    return stream
+
+
+async def _drain(
+    queue: asyncio.Queue[bytes], v: SaleView, request: web.Request
+) -> AsyncIterator[bytes]:
+    while queue in v.subscribers or not queue.empty():
+        if request.transport is None or request.transport.is_closing():
+            return
+        try:
+            yield await asyncio.wait_for(queue.get(), 15)
+        except TimeoutError:
+            continue
+
+
+# --- holds -----------------------------------------------------------------------------------
+
+_QUOTA_RULES = ("max_tickets", "max_packs", "max_per_session")
+
+
+def _refusal(sale: str, answer: dict[str, Any]) -> errors.Problem:
+    code = answer["code"]
+    metrics.SHOP_HOLDS.labels(sale, code).inc()
+    if code == "no_sale":
+        return errors.not_found(f"no sale {sale!r}")
+    if code == "idempotency_mismatch":
+        return errors.Problem(
+            422, "idempotency-key-reused", "Idempotency key reused",
+            "this Idempotency-Key was used with another request; use a new key",
+            errors=[errors.FieldError(field="Idempotency-Key", detail="used for another body")],
+        )  # fmt: skip
+    if code == "window":
+        window = _window(answer["state"], int(answer["starts_us"]), int(answer["ends_us"]))
+        detail = {
+            "none": "this account has no purchase window for this sale",
+            "before": f"the purchase window opens at {window.starts_at}",
+            "after": f"the purchase window closed at {window.ends_at}",
+        }[answer["state"]]
+        return errors.Problem(
+            403, "window-closed", "Outside the purchase window", detail,
+            context={"window": msgspec.to_builtins(window)},
+        )  # fmt: skip
+    if code == "phase":
+        field = "packs" if answer["phase"] == "packs" else "items"
+        return errors.invalid_body(
+            [errors.FieldError(field=field, detail=f"this sale is in its {answer['phase']} phase")]
+        )
+    if code == "unknown_item":
+        return errors.invalid_body(
+            [errors.FieldError(field="items", detail=f"no item {answer['item']} in this sale")]
+        )
+    if code == "stock":
+        return errors.Problem(
+            409, "sold-out", "Not enough seats",
+            f"{answer['available']} seats left for {answer['item']}",
+            context={"item": answer["item"], "available": answer["available"]},
+        )  # fmt: skip
+    if code in _QUOTA_RULES:
+        what = {"max_tickets": "tickets per account", "max_packs": "packs per account",
+                "max_per_session": f"tickets for session {answer.get('item')}"}[code]  # fmt: skip
+        return errors.Problem(
+            409, "quota-exceeded", "Quota exceeded",
+            f"at most {answer['limit']} {what}; {answer['have']} held or bought already",
+            context={"rule": code, "limit": answer["limit"], "have": answer["have"],
+                     **({"item": answer["item"]} if "item" in answer else {})},
+        )  # fmt: skip
+    return errors.Problem(500, "internal", "Unexpected answer", f"hold answered {code!r}")
+
+
+@openapi.endpoint(
+    "Hold seats (all or nothing) inside the account's purchase window, within the sale's pack "
+    "and quota rules; `Idempotency-Key` header required: the same key replays the first answer",
+    request=model.HoldRequest,
+    response=model.Hold,
+    status=201,
+    auth="account",
+    errors=(400, 403, 404, 409, 422),
+    tags=("shop",),
+)
+async def hold(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    v = await _view(request)
+    account = _account(request)
+    key = request.headers.get("Idempotency-Key", "")
+    if not IDEMPOTENCY_KEY.match(key):
+        raise errors.Problem(
+            400, "idempotency-key-required", "Idempotency-Key required",
+            "send an Idempotency-Key header (1-64 printable ASCII characters) with every hold",
+            errors=[errors.FieldError(field="Idempotency-Key", detail="missing or invalid")],
+        )  # fmt: skip
+    body = await wire.read_json(request, model.HoldRequest)
+    shape = model.check_shape(body, v.spec)
+    if shape is not None:
+        metrics.SHOP_HOLDS.labels(v.sale, shape.rule).inc()
+        field = shape.item or ("packs" if v.spec.phase == "packs" else "items")
+        raise errors.invalid_body([errors.FieldError(field=field, detail=shape.detail)])
+    answer = await request.app[SHOP].hold(v.sale, v.spec.phase, account.id, key, body)
+    if answer["code"] != "ok":
+        raise _refusal(v.sale, answer)
+    metrics.SHOP_HOLDS.labels(v.sale, "held").inc()
+    lines = model.merged(body.lines())
+    held = model.Hold(
+        id=answer["hold"],
+        sale=v.sale,
+        state="held",
+        items=[
+            model.HoldItem(session=f.partition(":")[0], category=f.partition(":")[2], quantity=q)
+            for f, q in lines.items()
+        ],
+        tickets=sum(lines.values()),
+        packs=len(body.packs or ()),
+        expires_at=wire.rfc3339(int(answer["expires_us"]) / _US),
+    )
+    metrics.SHOP_HOLD_LATENCY.labels(v.sale).observe(time.perf_counter() - started)
+    return wire.respond(held, status=201)
+
+
+async def _own(request: web.Request, sale: str, account: auth.Account) -> HoldRecord:
+    r = await request.app[SHOP].record(sale, _hold_id(request))
+    if r is None or r.account != account.id:  # another account's hold does not exist for you
+        raise errors.not_found("no such hold")
+    return r
+
+
+@openapi.endpoint("One of my holds", response=model.Hold, auth="account", errors=(404,),
+                  tags=("shop",))  # fmt: skip
+async def show_hold(request: web.Request) -> web.Response:
+    sale = _sale_id(request)
+    account = _account(request)
+    return wire.respond(_hold(sale, await _own(request, sale, account)))
+
+
+@openapi.endpoint(
+    "Buy a held hold: its seats become sold. Answers once the purchase is on disk (WAITAOF); "
+    "idempotent (a confirmed hold answers 200 again)",
+    request=model.Confirm,
+    response=model.Hold,
+    auth="account",
+    errors=(404, 409, 503),
+    tags=("shop",),
+)
+async def confirm(request: web.Request) -> web.Response:
+    sale = _sale_id(request)
+    account = _account(request)
+    hold_id = _hold_id(request)
+    body = await wire.read_json(request, model.Confirm)
+    timeout_ms = request.app[SETTINGS].shop.confirm_timeout_ms
+    code, record, fsynced = await request.app[SHOP].confirm(
+        sale, account.id, hold_id, body.payment_reference, timeout_ms
+    )
+    if code == "not_found" or record is None:
+        raise errors.not_found("no such hold")
+    if code in ("expired", "released"):
+        raise errors.conflict(
+            f"hold-{code}", f"Hold {code}", f"this hold was {code}; its seats went back on sale"
+        )
+    if fsynced < 1:
+        raise errors.Problem(
+            503, "not-durable-yet", "Purchase not on disk yet",
+            "the purchase is recorded but not yet on disk; confirm again to get the answer",
+            retry_after_s=1,
+        )  # fmt: skip
+    if code == "ok":
+        metrics.SHOP_CONFIRMS.labels(sale).inc()
+    return wire.respond(_hold(sale, record))
+
+
+@openapi.endpoint(
+    "Release one of my holds: its seats go back on sale at once",
+    response=model.Hold,
+    auth="account",
+    errors=(404, 409),
+    tags=("shop",),
+)
+async def release(request: web.Request) -> web.Response:
+    sale = _sale_id(request)
+    account = _account(request)
+    code, record = await request.app[SHOP].release(sale, account.id, _hold_id(request))
+    if code == "not_found" or record is None:
+        raise errors.not_found("no such hold")
+    if code == "confirmed":
+        raise errors.conflict("hold-confirmed", "Already bought", "a confirmed hold is a purchase")
+    if code == "ok":
+        metrics.SHOP_RELEASES.labels(sale).inc()
+    return wire.respond(_hold(sale, record))
+
+
+@openapi.endpoint(
+    "My purchase window, tickets held and bought, and what the quotas still allow",
+    response=Me,
+    auth="account",
+    errors=(404,),
+    tags=("shop",),
+)
+async def me(request: web.Request) -> web.Response:
+    v = await _view(request)
+    account = _account(request)
+    from guichet.draw.service import Draws  # the window check lives with the draw
+
+    state, starts, ends = await Draws(request.app[STORE]).window_state(
+        v.sale, v.spec.phase, account.id
+    )
+    tickets, held, packs = await request.app[SHOP].usage(v.sale, account.id)
+    return wire.respond(
+        Me(
+            sale=v.sale,
+            phase=v.spec.phase,
+            window=_window(state, starts, ends),
+            tickets_held=held,
+            tickets_bought=tickets - held,
+            packs=packs,
+            tickets_left=max(0, v.spec.max_tickets - tickets),
+            packs_left=max(0, v.spec.max_packs - packs) if v.spec.phase == "packs" else 0,
+        )
+    )
+
+
+# --- admin -------------------------------------------------------------------------------------
+
+
+def _admin(request: web.Request) -> None:
+    verifier, header = request.app[VERIFIER], request.headers.get("Authorization")
+    auth.authenticate_admin(verifier, header, SCOPE_WRITE)
+
+
+@openapi.endpoint(
+    "Create or replace a sale's phase and rules (201 when created)",
+    request=model.SaleSpec,
+    response=SalePublic,
+    status=201,
+    auth="admin",
+    scope=SCOPE_WRITE,
+    errors=(404,),
+    tags=("admin",),
+)
+async def put_sale(request: web.Request) -> web.Response:
+    _admin(request)
+    sale = _sale_id(request)
+    spec = await wire.read_json(request, model.SaleSpec)
+    created = await request.app[SHOP].put(sale, spec)
+    await request.app[LIVE].reload(sale)
+    v = await _view(request)
+    body = SalePublic(id=sale, spec=spec, sessions=len(v.sessions), seats=v.total)
+    return wire.respond(body, status=201 if created else 200)
+
+
+@openapi.endpoint(
+    "Load or update a sale's catalogue, all or nothing (up to 8 MiB of JSON)",
+    request=model.Catalogue,
+    response=Loaded,
+    auth="admin",
+    scope=SCOPE_WRITE,
+    errors=(404, 409, 413),
+    tags=("admin",),
+)
+async def put_catalogue(request: web.Request) -> web.Response:
+    _admin(request)
+    v = await _view(request)
+    raw = await request.content.read(CATALOGUE_MAX_BYTES + 1)
+    if len(raw) > CATALOGUE_MAX_BYTES:
+        raise errors.Problem(413, "too-large", "Body too large", "a catalogue is at most 8 MiB")
+    catalogue = wire.decode(raw, model.Catalogue)
+    code, detail = await request.app[SHOP].load(v.sale, catalogue)
+    if code == "below_taken":
+        raise errors.conflict(
+            "below-taken", "Fewer seats than taken",
+            f"{detail}: the new seat count is below the seats held and sold already",
+        )  # fmt: skip
+    await request.app[LIVE].reload(v.sale)
+    items = sum(len(s.categories) for s in catalogue.sessions)
+    seats = sum(c.seats for s in catalogue.sessions for c in s.categories)
+    return wire.respond(Loaded(sale=v.sale, sessions=len(catalogue.sessions), items=items,
+                               seats=seats))  # fmt: skip
+
+
+# --- wiring ----------------------------------------------------------------------------------
+
+
+async def _stock_signal(app: web.Application, sale: str, remaining: float) -> None:
+    """Tell the rooms linked to ``sale`` how much stock is left (the pacer meters by it)."""
+    from guichet.room.routes import ROOMS
+
+    rooms = app.get(ROOMS)
+    if rooms is None:
+        return
+    for room in rooms.ids():
+        rt = rooms.get(room)
+        if rt is not None and rt.spec.sale == sale:
+            await rooms.set_stock(room, remaining)
+
+
+async def _shop_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[SETTINGS].shop
+    shop = app[SHOP] = Shop(app[STORE])
+    live = app[LIVE] = Live(shop, cfg.refresh_interval_s, cfg.expire_batch)
+    stop = asyncio.Event()
+
+    async def signal(sale: str, remaining: float) -> None:
+        await _stock_signal(app, sale, remaining)
+
+    task = asyncio.create_task(live.run(stop, signal))
+    yield
+    stop.set()
+    for v in live.sales.values():
+        v.subscribers.clear()
+    try:
+        await asyncio.wait_for(task, 5)
+    except TimeoutError:
+        log.warning("sale views did not stop in time")
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_shop_ctx)
+    r = app.router
+    r.add_get("/v1/sales/{sale}/availability", availability)
+    r.add_get("/v1/sales/{sale}/availability/events", availability_events)
+    r.add_post("/v1/sales/{sale}/holds", hold)
+    r.add_get("/v1/sales/{sale}/holds/{hold}", show_hold)
+    r.add_post("/v1/sales/{sale}/holds/{hold}/confirm", confirm)
+    r.add_delete("/v1/sales/{sale}/holds/{hold}", release)
+    r.add_get("/v1/sales/{sale}/me", me)
+    r.add_put("/v1/admin/sales/{sale}", put_sale)
+    r.add_put("/v1/admin/sales/{sale}/catalogue", put_catalogue)

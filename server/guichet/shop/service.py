@@ -1,0 +1,226 @@
+"""The shop's Redis side: sales, catalogue, holds (one script per decision), audit."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from guichet.shop import model
+from guichet.store import keys
+from guichet.store.client import Store
+from guichet.store.keys import SaleKeys, subject_digest
+from guichet.store.scripts import LuaScript
+
+LOAD = LuaScript("guichet.shop", "load.lua")
+HOLD = LuaScript("guichet.shop", "hold.lua")
+CONFIRM = LuaScript("guichet.shop", "confirm.lua")
+RELEASE = LuaScript("guichet.shop", "release.lua")
+EXPIRE = LuaScript("guichet.shop", "expire.lua")
+LEVELS = LuaScript("guichet.shop", "levels.lua")
+SCRIPTS = (LOAD, HOLD, CONFIRM, RELEASE, EXPIRE, LEVELS)
+
+_US = 1_000_000
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class HoldRecord:
+    """A hold as stored (``holds`` hash), decoded."""
+
+    id: str
+    account: str
+    state: str
+    items: list[tuple[str, int, str]]  # (field, quantity, session)
+    tickets: int
+    packs: int
+    expires_us: int
+    payment_reference: str | None
+
+    @classmethod
+    def decode(cls, hold_id: str, raw: bytes | str) -> HoldRecord:
+        r = msgspec.json.decode(raw)
+        return cls(
+            id=hold_id,
+            account=r["account"],
+            state=r["state"],
+            items=[(f, int(q), s) for f, q, s in r["items"]],
+            tickets=int(r["tickets"]),
+            packs=int(r["packs"]),
+            expires_us=int(r["expires_us"]),
+            payment_reference=r.get("payment_reference"),
+        )
+
+
+@dataclass(frozen=True)
+class Levels:
+    """One consistent read of a sale's counts, per item."""
+
+    loaded: dict[str, int]
+    stock: dict[str, int]
+    held: dict[str, int]
+    sold: dict[str, int]
+
+
+def fingerprint(request: model.HoldRequest) -> str:
+    """What an idempotency key is bound to: the request's canonical bytes."""
+    return hashlib.sha256(msgspec.json.encode(request)).hexdigest()[:32]
+
+
+def account_tag(account: str) -> str:
+    """The account's key in the sale's usage hash (a digest: no raw id in field names)."""
+    return subject_digest(account)
+
+
+def _ints(raw: dict[Any, Any]) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def _pairs(flat: list[bytes]) -> dict[str, int]:
+    return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+class Shop:
+    """Sales: rules, catalogue, holds."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # --- configuration -------------------------------------------------------------------------
+
+    async def put(self, sale: str, spec: model.SaleSpec) -> bool:
+        """Create or replace the sale's rules (one HSET); True when it is new."""
+        k = SaleKeys(sale)
+        fields: dict[str, Any] = {
+            "spec": msgspec.json.encode(spec),
+            "phase": spec.phase,
+            "window_required": "1" if spec.window_required else "0",
+            "hold_ttl_us": spec.hold_ttl_s * _US,
+            "max_tickets": spec.max_tickets,
+            "max_packs": spec.max_packs,
+            "max_per_session": spec.max_per_session,
+            "max_per_session_limited": spec.max_per_session_limited,
+        }
+        added = await self.store.client.hset(k.cfg, mapping=fields)  # type: ignore[arg-type]
+        await self.store.client.sadd(keys.SALES_INDEX, sale)
+        return int(added) == len(fields)
+
+    async def spec(self, sale: str) -> model.SaleSpec | None:
+        raw: Any = await self.store.client.hget(SaleKeys(sale).cfg, "spec")
+        return None if raw is None else msgspec.json.decode(raw, type=model.SaleSpec)
+
+    async def ids(self) -> list[str]:
+        members: set[Any] = await self.store.client.smembers(keys.SALES_INDEX)
+        return sorted(m.decode() for m in members)
+
+    async def load(self, sale: str, catalogue: model.Catalogue) -> tuple[str, str]:
+        """Load or update the catalogue, all or nothing: ('ok', n) or ('below_taken', item)."""
+        k = SaleKeys(sale)
+        items: list[Any] = []
+        sessions: list[Any] = []
+        for s in catalogue.sessions:
+            for c in s.categories:
+                items += [model.item_key(s.id, c.id), c.seats]
+            sessions += [s.id, "1" if s.limited else "0", msgspec.json.encode(s)]
+        code, detail = await self.store.scripts(
+            LOAD,
+            [k.loaded, k.stock, k.held, k.sold, k.limited, k.sessions],
+            [len(items) // 2, *items, *sessions],
+        )
+        return code.decode(), detail.decode()
+
+    async def sessions(self, sale: str) -> dict[str, model.SessionSpec]:
+        raw: dict[Any, Any] = await self.store.client.hgetall(SaleKeys(sale).sessions)
+        return {k.decode(): msgspec.json.decode(v, type=model.SessionSpec) for k, v in raw.items()}
+
+    # --- holds -------------------------------------------------------------------------------
+
+    async def hold(
+        self, sale: str, phase: str, account: str, idempotency_key: str, request: model.HoldRequest
+    ) -> dict[str, Any]:
+        """The hold script's answer (see hold.lua), decoded."""
+        k = SaleKeys(sale)
+        args: list[Any] = []
+        for field, quantity in model.merged(request.lines()).items():
+            args += [field, field.partition(":")[0], quantity]
+        raw = await self.store.scripts(
+            HOLD,
+            [k.cfg, k.stock, k.held, k.usage, k.holds, k.expiries, k.windows(phase),
+             k.idempotency(account, idempotency_key), k.limited],
+            [account, account_tag(account), secrets.token_urlsafe(9), fingerprint(request),
+             IDEMPOTENCY_TTL_S, len(request.packs or ()), *args],
+        )  # fmt: skip
+        answer: dict[str, Any] = msgspec.json.decode(raw)
+        return answer
+
+    async def record(self, sale: str, hold_id: str) -> HoldRecord | None:
+        raw: Any = await self.store.client.hget(SaleKeys(sale).holds, hold_id)
+        return None if raw is None else HoldRecord.decode(hold_id, raw)
+
+    async def confirm(
+        self, sale: str, account: str, hold_id: str, payment: str, timeout_ms: int
+    ) -> tuple[str, HoldRecord | None, int]:
+        """(code, record, local AOF fsyncs): see confirm.lua; the reply waits for WAITAOF."""
+        k = SaleKeys(sale)
+        (code, raw), fsynced = await self.store.scripts.durable(
+            CONFIRM,
+            [k.holds, k.stock, k.held, k.sold, k.usage, k.expiries],
+            [hold_id, account, payment],
+            timeout_ms,
+        )
+        return code.decode(), HoldRecord.decode(hold_id, raw) if raw else None, fsynced
+
+    async def release(self, sale: str, account: str, hold_id: str) -> tuple[str, HoldRecord | None]:
+        k = SaleKeys(sale)
+        code, raw = await self.store.scripts(
+            RELEASE, [k.holds, k.stock, k.held, k.usage, k.expiries], [hold_id, account]
+        )
+        return code.decode(), HoldRecord.decode(hold_id, raw) if raw else None
+
+    async def expire(self, sale: str, batch: int) -> int:
+        """Return the holds past their expiry to stock (at most ``batch``)."""
+        k = SaleKeys(sale)
+        return int(
+            await self.store.scripts(
+                EXPIRE, [k.expiries, k.holds, k.stock, k.held, k.usage], [batch]
+            )
+        )
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def usage(self, sale: str, account: str) -> tuple[int, int, int]:
+        """(tickets held or sold, of which held, packs) of an account."""
+        tag = account_tag(account)
+        raw: list[Any] = await self.store.client.hmget(
+            SaleKeys(sale).usage, [f"{tag}:t", f"{tag}:h", f"{tag}:p"]
+        )
+        tickets, held, packs = (int(x or 0) for x in raw)
+        return tickets, held, packs
+
+    async def stock(self, sale: str) -> dict[str, int]:
+        raw: dict[Any, Any] = await self.store.client.hgetall(SaleKeys(sale).stock)
+        return _ints(raw)
+
+    async def levels(self, sale: str) -> Levels:
+        """loaded, stock, held and sold read in one script (a consistent snapshot)."""
+        k = SaleKeys(sale)
+        replies = await self.store.scripts(LEVELS, [k.loaded, k.stock, k.held, k.sold])
+        loaded, stock, held, sold = (_pairs(r) for r in replies)
+        return Levels(loaded, stock, held, sold)
+
+
+def audit(levels: Levels) -> list[str]:
+    """Breaches of the invariant available + held + sold = loaded (and no count below 0)."""
+    problems = []
+    fields = set(levels.loaded) | set(levels.stock) | set(levels.held) | set(levels.sold)
+    for f in sorted(fields):
+        loaded = levels.loaded.get(f, 0)
+        a, h, s = levels.stock.get(f, 0), levels.held.get(f, 0), levels.sold.get(f, 0)
+        if a + h + s != loaded:
+            problems.append(f"{f}: available {a} + held {h} + sold {s} != loaded {loaded}")
+        if min(a, h, s) < 0:
+            problems.append(f"{f}: a count is negative (available {a}, held {h}, sold {s})")
+    return problems

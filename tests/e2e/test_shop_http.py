@@ -1,0 +1,245 @@
+"""The shop over HTTP on a real Valkey: holds inside windows, rules and quotas, stock races,
+confirm, release, expiry, availability."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from guichet.config import Settings
+from guichet.shop.routes import LIVE
+from guichet.shop.service import Shop, audit
+from guichet.store.client import Store
+from guichet.store.keys import SaleKeys
+from tests.conftest import Backend, Tokens, make_settings
+
+SALE = "paris"
+H = 3600 * 1_000_000
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: Backend) -> Settings:
+    return make_settings(tmp_path, backend.redis_section, shop={"refresh_interval_s": 0.05})
+
+
+def catalogue(seats: int = 100, sessions: int = 6) -> dict[str, Any]:
+    start = datetime(2024, 7, 27, 10, tzinfo=UTC)
+    return {
+        "sessions": [
+            {
+                "id": f"ATH-{i:02d}",
+                "sport": "Athletics",
+                "venue": "Stade de France",
+                "starts_at": (start + timedelta(days=i)).isoformat(),
+                "ceremony": i == 0,
+                "categories": [
+                    {"id": "A", "price_eur": 200, "seats": seats},
+                    {"id": "B", "price_eur": 100, "seats": seats},
+                ],
+            }
+            for i in range(sessions)
+        ]
+    }
+
+
+async def setup_sale(
+    client: TestClient, tokens: Tokens, spec: dict[str, Any] | None = None, **cat: int
+) -> None:
+    admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+    resp = await client.put(f"/v1/admin/sales/{SALE}", json=spec or {}, headers=admin)
+    assert resp.status in (200, 201), await resp.text()
+    resp = await client.put(f"/v1/admin/sales/{SALE}/catalogue", json=catalogue(**cat),
+                            headers=admin)  # fmt: skip
+    assert resp.status == 200, await resp.text()
+
+
+async def give_window(store: Store, account: str, phase: str = "packs", *,
+                      starts_in_h: float = -1, hours: float = 48) -> None:  # fmt: skip
+    """A purchase window, as a wave writes it (the key layout is the draw's contract)."""
+    seconds, micros = await store.client.time()
+    now = int(seconds) * 1_000_000 + int(micros)
+    starts = now + int(starts_in_h * H)
+    await store.client.hset(SaleKeys(SALE).windows(phase), account,
+                            f"{starts}:{starts + int(hours * H)}:test:1")  # fmt: skip
+
+
+def pack(*sessions: int, quantity: int = 1, category: str = "B") -> dict[str, Any]:
+    return {"items": [{"session": f"ATH-{s:02d}", "category": category, "quantity": quantity}
+                      for s in sessions]}  # fmt: skip
+
+
+async def post_hold(
+    client: TestClient, tokens: Tokens, account: str, body: dict[str, Any], key: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {tokens.account(account)}",
+               "Idempotency-Key": key or secrets.token_hex(8)}  # fmt: skip
+    resp = await client.post(f"/v1/sales/{SALE}/holds", json=body, headers=headers)
+    return resp.status, await resp.json()
+
+
+async def invariant(store: Store) -> None:
+    assert audit(await Shop(store).levels(SALE)) == []
+
+
+async def test_a_pack_held_replayed_confirmed_and_seen_in_availability(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    await setup_sale(client, tokens)
+    await give_window(store, "fan")
+    body = {"packs": [pack(0, 1, 2)]}
+    status, held = await post_hold(client, tokens, "fan", body, key="k1")
+    assert status == 201, held
+    assert (held["state"], held["tickets"], held["packs"]) == ("held", 3, 1)
+    again_status, again = await post_hold(client, tokens, "fan", body, key="k1")
+    assert (again_status, again["id"]) == (201, held["id"])  # replayed, not held twice
+    status, problem = await post_hold(client, tokens, "fan", {"packs": [pack(3, 4, 5)]}, key="k1")
+    assert status == 422
+    assert problem["type"].endswith("idempotency-key-reused")
+    await client.app[LIVE].reload(SALE)  # type: ignore[index]
+    avail = await (await client.get(f"/v1/sales/{SALE}/availability")).json()
+    seats = {(s["session"], c["category"]): c["seats_left"] for s in avail["sessions"]
+             for c in s["categories"]}  # fmt: skip
+    assert seats[("ATH-00", "B")] == 99
+    assert seats[("ATH-00", "A")] == 100
+    bearer = {"Authorization": f"Bearer {tokens.account('fan')}"}
+    url = f"/v1/sales/{SALE}/holds/{held['id']}"
+    resp = await client.post(url + "/confirm", json={"payment_reference": "PAY-1"}, headers=bearer)
+    assert resp.status == 200, await resp.text()
+    bought = await resp.json()
+    assert (bought["state"], bought["payment_reference"]) == ("confirmed", "PAY-1")
+    resp = await client.post(url + "/confirm", json={"payment_reference": "PAY-1"}, headers=bearer)
+    assert resp.status == 200  # idempotent
+    resp = await client.delete(url, headers=bearer)
+    assert resp.status == 409  # a purchase cannot be released
+    other = {"Authorization": f"Bearer {tokens.account('someone-else')}"}
+    assert (await client.get(url, headers=other)).status == 404  # not yours: not there
+    assert (await client.delete(url, headers=other)).status == 404
+    me = await (await client.get(f"/v1/sales/{SALE}/me", headers=bearer)).json()
+    assert (me["tickets_bought"], me["tickets_held"], me["tickets_left"]) == (3, 0, 27)
+    assert (me["packs"], me["packs_left"], me["window"]["state"]) == (1, 9, "open")
+    await invariant(store)
+
+
+async def test_holds_outside_the_window_are_403_with_the_window(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    await setup_sale(client, tokens)
+    body = {"packs": [pack(0, 1, 2)]}
+    status, problem = await post_hold(client, tokens, "nobody", body)
+    assert status == 403
+    assert problem["context"]["window"] == {"state": "none"}
+    await give_window(store, "early", starts_in_h=2)
+    status, problem = await post_hold(client, tokens, "early", body)
+    assert status == 403
+    assert problem["context"]["window"]["state"] == "before"
+    assert "opens at" in problem["detail"]
+    await give_window(store, "late", starts_in_h=-50)
+    status, problem = await post_hold(client, tokens, "late", body)
+    assert status == 403
+    assert problem["context"]["window"]["state"] == "after"
+    await invariant(store)
+    assert (await Shop(store).levels(SALE)).held == {}  # nothing changed
+
+
+async def test_pack_rules_and_quotas(client: TestClient, tokens: Tokens, store: Store) -> None:
+    await setup_sale(client, tokens)
+    await give_window(store, "fan")
+    for body, field in (
+        ({"packs": [pack(0, 1)]}, "pack 1"),  # two sessions
+        ({"packs": [pack(0, 1, 1)]}, "pack 1"),  # one session twice: still two
+        ({"items": pack(0, 1, 2)["items"]}, "items"),  # singles in the packs phase
+        ({"packs": [pack(0, 1, 2)], "items": []}, "items"),
+        ({"packs": [pack(0, 1, 9)]}, "items"),  # no such session
+        ({"packs": [pack(0, 1, 2, quantity=0)]}, "packs[0].items[0].quantity"),
+        ({"packs": [pack(0, 1, 2)], "extra": 1}, "extra"),
+    ):
+        status, problem = await post_hold(client, tokens, "fan", body)
+        assert status == 422, (body, problem)
+        assert [e["field"] for e in problem["errors"]] == [field], problem
+    status, _ = await post_hold(client, tokens, "fan", {"packs": [pack(0, 1, 2, quantity=10)]})
+    assert status == 201  # 30 tickets: the most an account may have
+    status, problem = await post_hold(client, tokens, "fan", {"packs": [pack(3, 4, 5)]})
+    assert status == 409
+    assert problem["context"]["rule"] == "max_tickets"
+    assert (problem["context"]["have"], problem["context"]["limit"]) == (30, 30)
+    await invariant(store)
+
+
+async def test_500_buyers_for_the_last_10_seats_make_exactly_10_holds(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    await setup_sale(client, tokens, {"phase": "singles"}, seats=5, sessions=1)
+    accounts = [f"buyer-{i}" for i in range(500)]
+    for a in accounts:
+        await give_window(store, a, "singles")
+    results = await asyncio.gather(*(
+        post_hold(client, tokens, a, {"items": [{"session": "ATH-00", "category": c,
+                                                 "quantity": 1}]})
+        for a, c in zip(accounts, ["A", "B"] * 250, strict=True)
+    ))  # fmt: skip
+    statuses = sorted(s for s, _ in results)
+    assert statuses.count(201) == 10
+    assert statuses.count(409) == 490
+    assert {b["type"].rsplit("/", 1)[1] for s, b in results if s == 409} == {"sold-out"}
+    levels = await Shop(store).levels(SALE)
+    assert levels.stock == {"ATH-00:A": 0, "ATH-00:B": 0}
+    assert sum(levels.held.values()) == 10
+    await invariant(store)
+
+
+async def test_one_account_firing_50_parallel_holds_stays_within_its_quotas(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    await setup_sale(client, tokens)
+    await give_window(store, "greedy")
+    results = await asyncio.gather(*(
+        post_hold(client, tokens, "greedy", {"packs": [pack(i % 6, (i + 1) % 6, (i + 2) % 6)]})
+        for i in range(50)
+    ))  # fmt: skip
+    held = [b for s, b in results if s == 201]
+    assert len(held) == 10  # 10 packs of 3: both quotas reached at once
+    assert sum(b["tickets"] for b in held) == 30
+    assert {b["context"]["rule"] for s, b in results if s == 409} <= {"max_tickets", "max_packs"}
+    assert await Shop(store).usage(SALE, "greedy") == (30, 30, 10)
+    await invariant(store)
+
+
+async def test_release_and_expiry_return_seats(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    await setup_sale(client, tokens, {"hold_ttl_s": 1})
+    await give_window(store, "fan")
+    status, first = await post_hold(client, tokens, "fan", {"packs": [pack(0, 1, 2)]})
+    assert status == 201
+    bearer = {"Authorization": f"Bearer {tokens.account('fan')}"}
+    resp = await client.delete(f"/v1/sales/{SALE}/holds/{first['id']}", headers=bearer)
+    assert (await resp.json())["state"] == "released"
+    status, second = await post_hold(client, tokens, "fan", {"packs": [pack(3, 4, 5)]})
+    assert status == 201
+    shop = Shop(store)
+    view = await client.app[LIVE].view(SALE)  # type: ignore[index]
+    assert view is not None
+    changes: asyncio.Queue[bytes] = asyncio.Queue(64)
+    view.subscribers.add(changes)
+    async with asyncio.timeout(10):  # the workers' refresher reaps it after its second
+        while json.loads(await changes.get())["seats_left"] < 1200:
+            pass
+    record = await shop.record(SALE, second["id"])
+    assert record is not None
+    assert record.state == "expired"
+    levels = await shop.levels(SALE)
+    assert sum(levels.held.values()) == 0
+    assert all(v == 100 for v in levels.stock.values())
+    assert await shop.usage(SALE, "fan") == (0, 0, 0)
+    resp = await client.post(f"/v1/sales/{SALE}/holds/{second['id']}/confirm",
+                             json={"payment_reference": "late"}, headers=bearer)  # fmt: skip
+    assert resp.status == 409
+    assert (await resp.json())["type"].endswith("hold-expired")
+    await invariant(store)
