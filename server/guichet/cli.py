@@ -12,6 +12,7 @@ from guichet import __version__
 from guichet.config import ConfigError, Settings, load_settings, masked
 from guichet.draw import cli as draw_cli
 from guichet.room import cli as room_cli
+from guichet.shop import cli as shop_cli
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -105,6 +106,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     _add_version,
     room_cli.register,
     draw_cli.register,
+    shop_cli.register,
 ]
 
 

@@ -7,7 +7,6 @@ and ``run``, the seal key), not an admin token. ``verify`` needs nothing but its
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,44 +17,26 @@ from typing import Any, TypeVar
 import msgspec
 import numpy as np
 
-from guichet import wire
+from guichet import opscli, wire
 from guichet.config import ConfigError, Settings
 from guichet.draw import audit, model, outbox, ranking, seal, waves
 from guichet.draw.run import RunError, ranked_ids, read_bucket, run
 from guichet.draw.service import SCRIPTS, Committed, Draws
 from guichet.store import sync
-from guichet.store.client import Store, connect
+from guichet.store.client import Store
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
 
 T = TypeVar("T")
 _US = 1_000_000
 
 
-def _print(value: Any) -> None:
-    sys.stdout.write(json.dumps(msgspec.to_builtins(value), indent=2, ensure_ascii=False) + "\n")
-
-
-def _fail(message: str) -> int:
-    print(f"guichet: {message}", file=sys.stderr)
-    return 1
+_print = opscli.show
+_fail = opscli.fail
+_sync_client = opscli.sync_client
 
 
 def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    where = sync.target(settings.redis)
-
-    async def main() -> T:
-        url = where if isinstance(where, str) else None
-        store = connect(settings.redis, url=url, scripts=SCRIPTS)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
-
-
-def _sync_client(settings: Settings) -> sync.SyncClient:
-    return sync.connect(settings.redis, sync.target(settings.redis))
+    return opscli.with_store(settings, SCRIPTS, work)
 
 
 def _time(text: str) -> datetime:

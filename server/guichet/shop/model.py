@@ -64,8 +64,11 @@ class SessionSpec(wire.Base, kw_only=True):
         return self.ceremony or self.high_demand
 
 
+MAX_SESSIONS = 5000
+
+
 class Catalogue(wire.Base, kw_only=True):
-    sessions: Annotated[list[SessionSpec], Meta(min_length=1, max_length=5000)]
+    sessions: Annotated[list[SessionSpec], Meta(min_length=1, max_length=MAX_SESSIONS)]
 
     def __post_init__(self) -> None:
         seen: set[str] = set()

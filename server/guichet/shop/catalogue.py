@@ -1,0 +1,152 @@
+"""Catalogue files (``guichet shop load``): JSON or CSV, checked whole before anything loads.
+
+- **JSON**: ``{"sessions": [...]}``, each session as in the admin API (``model.SessionSpec``).
+- **CSV**: a header, then one row per session and price category::
+
+      session,sport,venue,starts_at,games,ceremony,high_demand,category,price_eur,seats
+      ATH-01,Athletics,Stade de France,2024-08-01T10:00:00+02:00,olympic,false,true,A,125,900
+
+  Rows of one session repeat its session columns, which must agree.
+
+A bad session or row is reported with its line number (:class:`CatalogueError`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import msgspec
+
+from guichet.shop.model import MAX_SESSIONS, Catalogue, SessionSpec
+
+COLUMNS = ("session", "sport", "venue", "starts_at", "games", "ceremony", "high_demand",
+           "category", "price_eur", "seats")  # fmt: skip
+_SESSION_COLUMNS = COLUMNS[:7]
+_TRUE = {"true", "1", "yes", "y"}
+_FALSE = {"false", "0", "no", "n", ""}
+
+
+class CatalogueError(ValueError):
+    """A catalogue file that cannot be loaded; the message names the line."""
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    message = str(exc)
+    detail, sep, path = message.rpartition(" - at `")
+    if not sep:
+        return message.replace("`", "")
+    return f"{path.rstrip('`').removeprefix('$').lstrip('.')}: {detail}".replace("`", "")
+
+
+def parse(data: bytes, name: str = "") -> Catalogue:
+    """A catalogue from a file's bytes: CSV when the name ends in .csv, else JSON."""
+    if name.lower().endswith(".csv"):
+        return parse_csv(data.decode("utf-8-sig"))
+    return parse_json(data)
+
+
+class _Sessions(msgspec.Struct):
+    sessions: list[msgspec.Raw]
+
+
+def parse_json(data: bytes) -> Catalogue:
+    try:
+        raw = msgspec.json.decode(data, type=_Sessions)
+    except msgspec.ValidationError as exc:
+        raise CatalogueError(f"line 1: {_explain(exc)}") from None
+    except msgspec.DecodeError as exc:
+        raise CatalogueError(f"not valid JSON: {exc}") from None
+    sessions = []
+    lines: dict[str, int] = {}
+    offset = 0
+    for index, item in enumerate(raw.sessions):
+        text = bytes(item)
+        offset = data.find(text, offset)
+        line = data.count(b"\n", 0, max(offset, 0)) + 1
+        try:
+            session = msgspec.json.decode(text, type=SessionSpec)
+        except msgspec.ValidationError as exc:
+            raise CatalogueError(f"line {line} (sessions[{index}]): {_explain(exc)}") from None
+        if session.id in lines:
+            raise CatalogueError(
+                f"line {line}: session {session.id} again (first on line {lines[session.id]})"
+            )
+        lines[session.id] = line
+        sessions.append(session)
+        offset += len(text)
+    return _whole(sessions)
+
+
+def _flag(value: str, column: str, line: int) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise CatalogueError(f"line {line}: {column}: {value!r} is not true or false")
+
+
+def parse_csv(text: str) -> Catalogue:
+    reader = csv.DictReader(io.StringIO(text))
+    if tuple(reader.fieldnames or ()) != COLUMNS:
+        raise CatalogueError(f"line 1: the columns must be {','.join(COLUMNS)}")
+    sessions: dict[str, dict[str, Any]] = {}
+    lines: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if None in row or any(v is None for v in row.values()):
+            raise CatalogueError(f"line {line}: expected {len(COLUMNS)} columns")
+        sid = row["session"]
+        head: dict[str, Any] = {
+            "id": sid,
+            "sport": row["sport"],
+            "venue": row["venue"],
+            "starts_at": row["starts_at"],
+            "games": row["games"] or "olympic",
+            "ceremony": _flag(row["ceremony"], "ceremony", line),
+            "high_demand": _flag(row["high_demand"], "high_demand", line),
+        }
+        try:
+            category = {"id": row["category"], "price_eur": int(row["price_eur"]),
+                        "seats": int(row["seats"])}  # fmt: skip
+        except ValueError:
+            raise CatalogueError(f"line {line}: price_eur and seats must be integers") from None
+        try:
+            msgspec.convert({**head, "categories": [category]}, SessionSpec, strict=False)
+        except msgspec.ValidationError as exc:
+            raise CatalogueError(f"line {line}: {_explain(exc)}") from None
+        known = sessions.get(sid)
+        if known is None:
+            sessions[sid] = {**head, "categories": [category]}
+            lines[sid] = line
+            continue
+        if {k: known[k] for k in head} != head:
+            raise CatalogueError(
+                f"line {line}: session {sid} differs from its row on line "
+                f"{lines[sid]} in a session column ({', '.join(_SESSION_COLUMNS[1:])})"
+            )
+        if any(c["id"] == category["id"] for c in known["categories"]):
+            raise CatalogueError(f"line {line}: category {category['id']} of {sid} twice")
+        known["categories"].append(category)
+    specs = [msgspec.convert(s, SessionSpec, strict=False) for s in sessions.values()]
+    return _whole(specs)
+
+
+def _whole(sessions: list[SessionSpec]) -> Catalogue:
+    if not 1 <= len(sessions) <= MAX_SESSIONS:
+        raise CatalogueError(f"a catalogue has 1 to {MAX_SESSIONS} sessions, not {len(sessions)}")
+    return Catalogue(sessions=sessions)
+
+
+def to_csv(catalogue: Catalogue) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for s in catalogue.sessions:
+        for c in s.categories:
+            writer.writerow([s.id, s.sport, s.venue, s.starts_at.isoformat(), s.games,
+                             str(s.ceremony).lower(), str(s.high_demand).lower(), c.id,
+                             c.price_eur, c.seats])  # fmt: skip
+    return out.getvalue()

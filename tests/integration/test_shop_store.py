@@ -1,0 +1,158 @@
+"""The shop's scripts against a real Valkey: the hold script agrees with the pure rules,
+catalogue files load all or nothing, the audit catches a breach, and a confirmed purchase
+survives kill -9 of the server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from guichet import cli
+from guichet.app import SCRIPTS
+from guichet.config import Settings
+from guichet.embedded import EmbeddedValkey
+from guichet.shop import model
+from guichet.shop.service import Shop, account_tag
+from guichet.store.client import connect
+from guichet.store.keys import SaleKeys
+from tests.conftest import make_settings, settings_file
+
+T = TypeVar("T")
+CATALOGUE = msgspec.convert({"sessions": [
+    {"id": sid, "sport": "Judo", "venue": "Champ-de-Mars Arena",
+     "starts_at": "2024-07-28T10:00:00Z", "ceremony": sid == "CER",
+     "categories": [{"id": "A", "price_eur": 50, "seats": 8},
+                    {"id": "B", "price_eur": 30, "seats": 8}]}
+    for sid in ("S1", "S2", "CER")
+]}, model.Catalogue)  # fmt: skip
+
+
+def with_shop(settings: Settings, work: Callable[[Shop], Awaitable[T]]) -> T:
+    async def main() -> T:
+        store = connect(settings.redis, scripts=SCRIPTS)
+        try:
+            return await work(Shop(store))
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+async def new_sale(shop: Shop, sale: str, spec: model.SaleSpec) -> None:
+    await shop.put(sale, spec)
+    assert (await shop.load(sale, CATALOGUE))[0] == "ok"
+
+
+requests = st.lists(
+    st.lists(st.builds(lambda s, c, q: model.Item(session=s, category=c, quantity=q),
+                       st.sampled_from(["S1", "S2", "CER"]), st.sampled_from(["A", "B"]),
+                       st.integers(1, 5)), min_size=1, max_size=4),
+    min_size=1, max_size=12,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(requests)
+def test_the_hold_script_decides_as_the_pure_rules(
+    settings: Settings, holds: list[list[model.Item]]
+) -> None:
+    """Singles phase, one account, no window needed: each hold is accepted or refused for the
+    same rule by hold.lua and by ``model.check_hold`` (plus the stock check)."""
+    spec = model.SaleSpec(phase="singles", window_required=False, max_tickets=12)
+    sale = f"prop-{time.monotonic_ns()}"
+
+    async def work(shop: Shop) -> None:
+        await new_sale(shop, sale, spec)
+        stock = {model.item_key(s.id, c.id): c.seats for s in CATALOGUE.sessions
+                 for c in s.categories}  # fmt: skip
+        usage: dict[str, int] = {}
+        tickets = 0
+        for n, lines in enumerate(holds):
+            request = model.HoldRequest(items=lines)
+            verdict = model.check_hold(request, spec, model.Usage(tickets, 0, usage), {"CER"})
+            wanted = model.merged(lines)
+            expected = verdict.rule if verdict else next(
+                ("stock" for f, q in wanted.items() if stock[f] < q), "ok")  # fmt: skip
+            answer = await shop.hold(sale, "singles", "acc", f"k{n}", request)
+            assert answer["code"] == expected, (lines, answer)
+            if expected == "ok":
+                for f, q in wanted.items():
+                    stock[f] -= q
+                    usage[f.partition(":")[0]] = usage.get(f.partition(":")[0], 0) + q
+                tickets += sum(wanted.values())
+        assert await shop.usage(sale, "acc") == (tickets, tickets, 0)
+
+    with_shop(settings, work)
+
+
+def test_load_files_all_or_nothing_and_the_audit(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = settings_file(settings, tmp_path / "ops.toml")
+    run = lambda *argv: cli.main(["--config", str(config), *argv])  # noqa: E731
+    assert run("shop", "load", "paris", "--demo") == 1  # no sale yet
+    assert run("shop", "put", "paris", "--phase", "packs") == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "session,sport,venue,starts_at,games,ceremony,high_demand,category,price_eur,seats\n"
+        "ATH-01,Athletics,SdF,2024-08-01T10:00:00Z,olympic,false,false,A,1,10\n"
+        "ATH-02,Athletics,SdF,2024-08-02T10:00:00Z,olympic,false,false,A,1,-5\n"
+    )
+    capsys.readouterr()
+    assert run("shop", "load", "paris", str(bad)) == 1
+    assert "line 3" in capsys.readouterr().err
+    assert with_shop(settings, lambda s: s.levels("paris")).loaded == {}  # nothing loaded
+    assert run("shop", "load", "paris", "--demo") == 0
+    assert "767 sessions" in capsys.readouterr().out
+    assert run("shop", "audit", "paris") == 0
+    levels = with_shop(settings, lambda s: s.levels("paris"))
+    assert len({f.partition(":")[0] for f in levels.loaded}) == 767
+
+    async def steal(shop: Shop) -> None:  # a seat vanishes from stock: the audit must see it
+        await shop.store.client.hincrby(SaleKeys("paris").stock, "ATH-01:A", -1)
+
+    with_shop(settings, steal)
+    capsys.readouterr()
+    assert run("shop", "audit", "paris") == 1
+    assert "BREACH: ATH-01:A" in capsys.readouterr().out
+
+
+def test_a_confirmed_purchase_survives_kill_9(tmp_path: Path) -> None:
+    """Confirm answers after WAITAOF; SIGKILL right after the answer; the restarted server
+    (same data folder, AOF) still has the purchase."""
+    with EmbeddedValkey(tmp_path / "valkey") as server:
+        settings = make_settings(tmp_path, {"url": server.url})
+        spec = model.SaleSpec(window_required=False)
+        three = [model.Item(session=s, category="A", quantity=1) for s in ("S1", "S2", "CER")]
+        request = model.HoldRequest(packs=[model.Pack(items=three)])
+
+        async def buy(shop: Shop) -> tuple[str, int]:
+            await new_sale(shop, "paris", spec)
+            answer = await shop.hold("paris", "packs", "buyer", "k1", request)
+            code, _, fsynced = await shop.confirm("paris", "buyer", answer["hold"], "PAY-9", 2000)
+            assert (code, fsynced) == ("ok", 1)
+            return answer["hold"], fsynced
+
+        hold_id, _ = with_shop(settings, buy)
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGKILL)  # right after the 200
+        server.process.wait()
+        server.start()  # same port, same data folder: replays the AOF
+        levels: Any = with_shop(settings, lambda s: s.levels("paris"))
+        assert levels.sold == {"S1:A": 1, "S2:A": 1, "CER:A": 1}
+        record = with_shop(settings, lambda s: s.record("paris", hold_id))
+        assert record is not None
+        assert (record.state, record.payment_reference) == ("confirmed", "PAY-9")
+        assert account_tag("buyer") != "buyer"  # the usage hash never holds the raw id

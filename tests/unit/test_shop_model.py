@@ -1,0 +1,116 @@
+"""The shop's pure rules and catalogue files."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from guichet.shop import catalogue, demo, model
+
+SPEC = model.SaleSpec()
+SINGLES = model.SaleSpec(phase="singles")
+
+
+def item(session: str, quantity: int = 1, category: str = "A") -> model.Item:
+    return model.Item(session=session, category=category, quantity=quantity)
+
+
+items = st.builds(item, st.sampled_from(["S1", "S2", "S3", "S4", "CER"]), st.integers(1, 6),
+                  st.sampled_from(["A", "B"]))  # fmt: skip
+
+
+@given(st.lists(st.lists(items, min_size=1, max_size=6), min_size=1, max_size=4))
+def test_a_pack_is_accepted_exactly_when_it_has_3_tickets_in_3_sessions(
+    packs: list[list[model.Item]],
+) -> None:
+    request = model.HoldRequest(packs=[model.Pack(items=p) for p in packs])
+    verdict = model.check_shape(request, SPEC)
+    good = all(sum(i.quantity for i in p) >= 3 and len({i.session for i in p}) >= 3 for p in packs)
+    assert (verdict is None) == good
+    if verdict is not None:
+        assert verdict.rule == "pack_composition"
+
+
+@given(st.lists(items, min_size=1, max_size=8), st.integers(0, 30),
+       st.dictionaries(st.sampled_from(["S1", "S2", "CER"]), st.integers(0, 6)))  # fmt: skip
+def test_singles_quotas(lines: list[model.Item], have: int, per_session: dict[str, int]) -> None:
+    request = model.HoldRequest(items=lines)
+    usage = model.Usage(tickets=have, per_session=per_session)
+    verdict = model.check_hold(request, SINGLES, usage, limited={"CER"})
+    total = sum(i.quantity for i in lines)
+    by_session: dict[str, int] = {}
+    for i in lines:
+        by_session[i.session] = by_session.get(i.session, 0) + i.quantity
+    over_session = any(per_session.get(s, 0) + q > (4 if s == "CER" else 6)
+                       for s, q in by_session.items())  # fmt: skip
+    if have + total > 30:
+        assert verdict is not None
+        assert verdict.rule == "max_tickets"
+    elif over_session:
+        assert verdict is not None
+        assert verdict.rule == "max_per_session"
+    else:
+        assert verdict is None
+
+
+def test_pack_quotas_and_phase() -> None:
+    three = model.Pack(items=[item("S1"), item("S2"), item("S3")])
+    assert (
+        model.check_hold(model.HoldRequest(packs=[three]), SPEC, model.Usage(27, 9), set()) is None
+    )
+    refused = model.check_hold(model.HoldRequest(packs=[three]), SPEC, model.Usage(27, 10), set())
+    assert refused is not None
+    assert refused.rule == "max_packs"
+    wrong = model.check_hold(model.HoldRequest(items=[item("S1")]), SPEC, model.Usage(), set())
+    assert wrong is not None
+    assert (wrong.rule, wrong.item) == ("phase", "items")
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"packs": [], "items": [{"session": "S1", "category": "A",
+                                                 "quantity": 1}]}, model.HoldRequest)  # fmt: skip
+
+
+def test_the_demo_catalogue_ships_767_sessions_and_round_trips_as_csv() -> None:
+    shipped = demo.shipped()
+    assert shipped == demo.catalogue()
+    assert len(shipped.sessions) == 767
+    assert sum(1 for s in shipped.sessions if s.ceremony) == 4
+    assert {s.games for s in shipped.sessions} == {"olympic", "paralympic"}
+    assert catalogue.parse_csv(catalogue.to_csv(shipped)) == shipped
+
+
+CSV_HEAD = ",".join(catalogue.COLUMNS)
+ROW = "ATH-01,Athletics,Stade de France,2024-08-01T10:00:00Z,olympic,false,true,A,125,900"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([ROW, ROW.replace(",900", ",-1")], "line 3: categories[0].seats"),
+        ([ROW, ROW.replace(",A,", ",B,").replace("Stade de France", "Bercy")], "line 3: session"),
+        ([ROW, ROW], "line 3: category A of ATH-01 twice"),
+        ([ROW.replace("false", "maybe")], "line 2: ceremony"),
+        ([ROW.replace(",125,", ",cheap,")], "line 2: price_eur and seats must be integers"),
+        ([ROW.replace("2024-08-01T10:00:00Z", "2024-08-01T10:00:00")], "line 2:"),
+        ([ROW + ",extra"], "line 2: expected 10 columns"),
+        ([ROW.replace("ATH-01", "ath 1")], "line 2: id"),
+    ],
+)
+def test_a_bad_csv_row_is_named_by_its_line(rows: list[str], message: str) -> None:
+    with pytest.raises(catalogue.CatalogueError, match=message.replace("[", r"\[")):
+        catalogue.parse_csv("\n".join([CSV_HEAD, *rows]) + "\n")
+
+
+def test_a_bad_json_session_is_named_by_its_line() -> None:
+    good = msgspec.json.encode(catalogue.parse_csv(f"{CSV_HEAD}\n{ROW}\n").sessions[0])
+    bad = good.replace(b'"seats":900', b'"seats":"many"')
+    text = b'{"sessions": [\n' + good + b",\n" + bad + b"\n]}"
+    with pytest.raises(catalogue.CatalogueError, match=r"line 3 \(sessions\[1\]\): categories"):
+        catalogue.parse_json(text)
+    with pytest.raises(catalogue.CatalogueError, match="line 3: session ATH-01 again"):
+        catalogue.parse_json(b'{"sessions": [\n' + good + b",\n" + good + b"\n]}")
+    parsed = catalogue.parse(b'{"sessions": [' + good + b"]}", "x.json")
+    assert parsed.sessions[0].starts_at == datetime(2024, 8, 1, 10, tzinfo=UTC)
