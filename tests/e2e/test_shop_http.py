@@ -243,3 +243,70 @@ async def test_release_and_expiry_return_seats(
     assert resp.status == 409
     assert (await resp.json())["type"].endswith("hold-expired")
     await invariant(store)
+
+
+async def test_stock_running_out_meters_the_linked_room_down_to_sold_out(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    """The waiting room of the sale slows as stock runs down and waiting people see
+    ``sold_out`` once nothing is left."""
+    await setup_sale(client, tokens, {"phase": "singles", "window_required": False},
+                     seats=2, sessions=1)  # fmt: skip
+    now = datetime.now(UTC)
+    room = {"opens_at": (now - timedelta(hours=1)).isoformat(),
+            "closes_at": (now + timedelta(hours=2)).isoformat(), "rate_per_s": 0.001,
+            "max_active": 1, "audience": "shop", "target_url": "https://shop.example/",
+            "sale": SALE}  # fmt: skip
+    admin = {"Authorization": f"Bearer {tokens.admin('rooms:write')}"}
+    assert (await client.put("/v1/admin/rooms/r1", json=room, headers=admin)).status == 201
+    waiting = {"Authorization": f"Bearer {tokens.account('w')}"}
+    resp = await client.post("/v1/rooms/r1/join", headers=waiting)
+    ticket = (await resp.json())["ticket"]
+    for n, category in enumerate(["A", "A", "B", "B"]):
+        status, _ = await post_hold(client, tokens, f"b{n}",
+                                    {"items": [{"session": "ATH-00", "category": category,
+                                                "quantity": 1}]})  # fmt: skip
+        assert status == 201
+    from guichet.room.routes import ROOMS
+
+    rt = client.app[ROOMS].get("r1")  # type: ignore[index]
+    assert rt is not None
+    async with asyncio.timeout(10):
+        while not (rt.counters and rt.counters.sold_out):
+            await rt.updated.wait()
+    status = await (await client.get("/v1/rooms/r1/status",
+                                     headers={"X-Queue-Ticket": ticket})).json()  # fmt: skip
+    assert status["state"] == "sold_out"
+
+
+async def test_availability_streams_changes_over_sse(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    await setup_sale(client, tokens, {"phase": "singles"}, seats=10, sessions=2)
+    await give_window(store, "fan", "singles")
+    resp = await client.get(f"/v1/sales/{SALE}/availability/events")
+    assert resp.headers["Content-Type"].startswith("text/event-stream")
+
+    async def next_event() -> tuple[str, dict[str, Any]]:
+        event, data = "", ""
+        while True:
+            line = (await resp.content.readline()).decode().rstrip("\r\n")
+            if line.startswith("event:"):
+                event = line.partition(":")[2].strip()
+            elif line.startswith("data:"):
+                data += line.partition(":")[2].strip()
+            elif line == "" and data:
+                return event, json.loads(data)
+
+    async with asyncio.timeout(10):
+        event, first = await next_event()
+        assert (event, first["seats_left"]) == ("availability", 40)
+        status, _ = await post_hold(client, tokens, "fan", {"items": [
+            {"session": "ATH-01", "category": "B", "quantity": 3}]})  # fmt: skip
+        assert status == 201
+        event, changed = await next_event()
+    assert event == "changes"
+    assert changed["seats_left"] == 37
+    assert changed["changes"] == [{"session": "ATH-01", "category": "B", "seats_left": 7,
+                                   "level": "many"}]  # fmt: skip
+    resp.close()
