@@ -116,7 +116,9 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
     timed = tally.sample()
     start = time.perf_counter() if timed else 0.0
     tally.in_flight += 1
-    limit = request.app[SETTINGS].server.max_body_bytes
+    limit = getattr(request.match_info.handler, wire.BODY_LIMIT_ATTR, None) or (
+        request.app[SETTINGS].server.max_body_bytes
+    )
     try:
         if request.content_length is not None and request.content_length > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import tomli_w
 
-from guichet import __version__
+from guichet import __version__, demo
 from guichet.config import ConfigError, Settings, load_settings, masked
 from guichet.draw import cli as draw_cli
 from guichet.room import cli as room_cli
@@ -107,6 +107,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     room_cli.register,
     draw_cli.register,
     shop_cli.register,
+    demo.register,
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, TypeVar
@@ -28,6 +29,21 @@ def valid_slug(value: str) -> bool:
 
 _encoder = msgspec.json.Encoder()
 
+#: A handler whose bodies may exceed ``server.max_body_bytes`` (e.g. a catalogue) carries its
+#: own limit here, set by :func:`body_limit`, and reads ``request.content`` itself.
+BODY_LIMIT_ATTR = "guichet_max_body_bytes"
+H = TypeVar("H")
+
+
+def body_limit(max_bytes: int) -> Callable[[H], H]:
+    """Decorator: this handler accepts bodies up to ``max_bytes``."""
+
+    def mark(handler: H) -> H:
+        setattr(handler, BODY_LIMIT_ATTR, max_bytes)
+        return handler
+
+    return mark
+
 
 class Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Strict by default: unknown fields are refused, every field named."""
@@ -50,6 +66,21 @@ def decode(body: bytes, typ: type[T]) -> T:
         raise errors.from_validation_error(exc) from None
     except msgspec.DecodeError as exc:
         raise errors.malformed(f"body is not valid JSON: {exc}") from None
+
+
+async def read_large(request: web.Request, max_bytes: int) -> bytes:
+    """The whole body of a route with its own limit (:func:`body_limit`); 413 beyond it."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(1 << 16):
+        size += len(chunk)
+        if size > max_bytes:
+            raise errors.Problem(
+                413, "body-too-large", "Request body too large",
+                f"the body exceeds {max_bytes} bytes",
+            )  # fmt: skip
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 async def read_json(request: web.Request, typ: type[T]) -> T:

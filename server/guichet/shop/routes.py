@@ -418,12 +418,11 @@ async def put_sale(request: web.Request) -> web.Response:
     errors=(404, 409, 413),
     tags=("admin",),
 )
+@wire.body_limit(CATALOGUE_MAX_BYTES)
 async def put_catalogue(request: web.Request) -> web.Response:
     _admin(request)
     v = await _view(request)
-    raw = await request.content.read(CATALOGUE_MAX_BYTES + 1)
-    if len(raw) > CATALOGUE_MAX_BYTES:
-        raise errors.Problem(413, "too-large", "Body too large", "a catalogue is at most 8 MiB")
+    raw = await wire.read_large(request, CATALOGUE_MAX_BYTES)
     catalogue = wire.decode(raw, model.Catalogue)
     code, detail = await request.app[SHOP].load(v.sale, catalogue)
     if code == "below_taken":

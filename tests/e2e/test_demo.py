@@ -1,0 +1,57 @@
+"""``guichet demo`` sets the whole flow up: a demo account can shop at once; Ctrl-C (SIGTERM)
+stops it and its server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.e2e.processes import ROOT
+
+
+def _post(url: str, token: str, body: object, key: str) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")  # noqa: S310
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Idempotency-Key", key)
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
+        return response.status, json.loads(response.read())
+
+
+def test_the_demo_lets_a_winner_hold_a_pack_and_stops_cleanly(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUICHET_")}
+    env["PYTHONPATH"] = str(ROOT)
+    argv = [sys.executable, "-m", "guichet", "demo", "--workdir", str(tmp_path / "demo"),
+            "--port", "0", "--accounts", "200", "--close-in", "1"]  # fmt: skip
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:  # the summary is printed once everything is ready
+            lines.append(line)
+            if line.rstrip() == "}":
+                break
+        summary = json.loads("".join(lines))
+        assert (summary["sessions"], summary["entries"], summary["windows"]) == (767, 200, 100)
+        winner = summary["demo_accounts"][0]
+        body = {"packs": [{"items": [
+            {"session": s, "category": "D", "quantity": 1} for s in ("ATH-01", "SWM-01", "JUD-01")
+        ]}]}  # fmt: skip
+        status, held = _post(f"{summary['url']}/v1/sales/paris-2024/holds", winner["token"],
+                             body, "demo-1")  # fmt: skip
+        assert status == 201
+        assert held["tickets"] == 3
+        assert (tmp_path / "demo" / "data" / "guichet-valkey.json").exists()  # Valkey is up
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert code == 0
+    assert not (tmp_path / "demo" / "data" / "guichet-valkey.json").exists()  # all stopped
