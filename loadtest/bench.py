@@ -47,7 +47,8 @@ from pathlib import Path
 
 import aiohttp
 
-from guichet.embedded import EmbeddedValkey, free_port
+from guichet.embedded import EmbeddedValkey, free_port, running_url
+from loadtest import shop_prep
 from loadtest.harness import (
     ROOT,
     GuichetServer,
@@ -61,8 +62,9 @@ from loadtest.harness import (
 from loadtest.report import Row, WrkRun, combine_rounds, parse_wrk, ratio_table, with_ratios
 
 ROTATE_LUA = Path(__file__).resolve().parent / "wrk" / "rotate.lua"
+SHOP_LUA = Path(__file__).resolve().parent / "wrk" / "shop.lua"
 ROOM = "bench"
-STATUS_GOAL, JOIN_GOAL = 0.8, 0.5
+STATUS_GOAL, JOIN_GOAL, HOLD_GOAL = 0.8, 0.5, 0.3
 
 
 @contextlib.contextmanager
@@ -83,12 +85,16 @@ class Wrk:
     warmup_s: int
 
     def run(
-        self, url: str, duration_s: int | None = None, script_args: Sequence[str] = ()
+        self,
+        url: str,
+        duration_s: int | None = None,
+        script_args: Sequence[str] = (),
+        script: Path = ROTATE_LUA,
     ) -> WrkRun:
         duration = self.duration_s if duration_s is None else duration_s
         command = ["wrk", "-t1", f"-c{self.connections}", f"-d{duration}s", "--latency"]
         if script_args:
-            command += ["-s", str(ROTATE_LUA), url, "--", *script_args]
+            command += ["-s", str(script), url, "--", *script_args]
         else:
             command.append(url)
         out = subprocess.run(
@@ -169,19 +175,25 @@ class Target:
     expect_new: str = ""  # "none" (repeat joins) or "all" (first sight)
     pool: int = 0  # first sight: tokens in the file; every request must take an unused one
     offset: int = 0  # first sight: the next unused line of the file
+    script: Path = ROTATE_LUA  # the wrk Lua script
+
+    def with_offset(self) -> list[str]:
+        """The script's arguments, starting at the next unused line of a pool."""
+        method = ["POST"] if self.script == ROTATE_LUA else []
+        return [*self.script_args, str(self.offset), *method]
 
 
 def measure(wrk: Wrk, t: Target, spy: Path | None, pid: int | None) -> Row:
     """Warm up, then measure ``t`` (first-sight targets never reuse a token)."""
     if not t.pool:
-        wrk.run(t.url, wrk.warmup_s, t.script_args)
+        wrk.run(t.url, wrk.warmup_s, t.script_args, t.script)
     else:
-        warm = wrk.run(t.url, wrk.warmup_s, [*t.script_args, str(t.offset), "POST"])
+        warm = wrk.run(t.url, wrk.warmup_s, t.with_offset(), t.script)
         t.offset += warm.requests + 4 * wrk.connections  # wrk counts answers, not requests sent
     before = t.issued() if t.issued else 0
-    args = [*t.script_args, str(t.offset), "POST"] if t.pool else t.script_args
+    args = t.with_offset() if t.pool else t.script_args
     with _py_spy(pid if t.spy_name else None, spy, t.spy_name, wrk.duration_s):
-        r = wrk.run(t.url, None, args)
+        r = wrk.run(t.url, None, args, t.script)
     row = Row(t.name, r.rps, r.p50_ms, r.p99_ms, goal=t.goal)
     if t.issued:
         new = t.issued() - before
@@ -194,8 +206,8 @@ def measure(wrk: Wrk, t: Target, spy: Path | None, pid: int | None) -> Row:
         t.offset += r.requests + 4 * wrk.connections
         if fresh < r.requests:
             row.note += (
-                f"; POOL TOO SMALL: {r.requests - fresh} requests reused tokens "
-                "(raise --first-sight-tokens)"
+                f"; POOL TOO SMALL: {r.requests - fresh} requests reused their line "
+                "(raise --first-sight-tokens / --confirms)"
             )
     return row
 
@@ -242,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=200_000,
         help="fresh tokens for 'join, first sight' (0: skip it)",
+    )
+    parser.add_argument(
+        "--confirms", type=int, default=20_000, help="held packs prepared for 'shop confirm'"
     )
     parser.add_argument(
         "--ladder",
@@ -305,6 +320,15 @@ def main(argv: list[str] | None = None) -> int:
         for t in ladder:
             wait_ready_plain(t.url)
         tickets_file = prepare_room(service, issuer, tokens_file, tmp)
+        shop_url = running_url(service.settings().redis.data_dir)
+        assert shop_url is not None
+        started = time.monotonic()
+        holders = [f"bench-{i}" for i in range(args.accounts)]
+        hold_body, confirms_file = shop_prep.prepare(
+            shop_url, service.settings(), issuer, holders, tmp, args.confirms
+        )
+        print(f"shop prepared ({args.confirms:,} holds to confirm) in "
+              f"{time.monotonic() - started:.1f} s", flush=True)  # fmt: skip
 
         def issued() -> int:
             return int(room_stats(service.url, issuer, ROOM)["issued"])
@@ -350,6 +374,25 @@ def main(argv: list[str] | None = None) -> int:
                     pool=args.first_sight_tokens,
                 )
             )
+        holds = f"{service.url}/v1/sales/{shop_prep.SALE}/holds"
+        targets += [
+            Target(
+                f"shop hold, a pack of 3 ({args.accounts:,} accounts rotated, window checked)",
+                holds,
+                ["hold", str(tokens_file), str(hold_body)],
+                goal=HOLD_GOAL,
+                spy_name="hold",
+                script=SHOP_LUA,
+            ),
+            Target(
+                "shop confirm (each a held pack; answers after the AOF fsync, WAITAOF)",
+                holds,
+                ["confirm", str(confirms_file)],
+                spy_name="confirm",
+                script=SHOP_LUA,
+                pool=args.confirms,
+            ),
+        ]
         targets.append(Target("bare aiohttp+uvloop /ok, again at the end", f"{base_url}/ok"))
 
         rounds: list[list[Row]] = []

@@ -25,7 +25,7 @@ log = logging.getLogger("guichet.shop")
 SHOP = web.AppKey("shop", Shop)
 LIVE = web.AppKey("shop_live", Live)
 SCOPE_WRITE = "sales:write"
-HOLD_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
+HOLD_ID = re.compile(r"^[A-Za-z0-9_-]{9,40}$")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
 CATALOGUE_MAX_BYTES = 8 * 1024 * 1024
 _US = 1_000_000
@@ -262,7 +262,8 @@ async def hold(request: web.Request) -> web.Response:
     answer = await request.app[SHOP].hold(v.sale, v.spec.phase, account.id, key, body)
     if answer["code"] != "ok":
         raise _refusal(v.sale, answer)
-    metrics.SHOP_HOLDS.labels(v.sale, "held").inc()
+    held_total, latency = _hold_metrics(v.sale)
+    held_total.inc()
     lines = model.merged(body.lines())
     held = model.Hold(
         id=answer["hold"],
@@ -276,8 +277,22 @@ async def hold(request: web.Request) -> web.Response:
         packs=len(body.packs or ()),
         expires_at=wire.rfc3339(int(answer["expires_us"]) / _US),
     )
-    metrics.SHOP_HOLD_LATENCY.labels(v.sale).observe(time.perf_counter() - started)
+    latency.observe(time.perf_counter() - started)
     return wire.respond(held, status=201)
+
+
+_HOLD_METRICS: dict[str, tuple[Any, Any]] = {}
+
+
+def _hold_metrics(sale: str) -> tuple[Any, Any]:
+    """The sale's held counter and latency histogram (label lookups cost a lock each)."""
+    found = _HOLD_METRICS.get(sale)
+    if found is None:
+        found = _HOLD_METRICS[sale] = (
+            metrics.SHOP_HOLDS.labels(sale, "held"),
+            metrics.SHOP_HOLD_LATENCY.labels(sale),
+        )
+    return found
 
 
 async def _own(request: web.Request, sale: str, account: auth.Account) -> HoldRecord:

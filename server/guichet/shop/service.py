@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +89,9 @@ class Shop:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._sale_keys: dict[str, SaleKeys] = {}
+        self._id_prefix = secrets.token_urlsafe(6)
+        self._ids = itertools.count(1)
 
     # --- configuration -------------------------------------------------------------------------
 
@@ -142,19 +146,31 @@ class Shop:
         self, sale: str, phase: str, account: str, idempotency_key: str, request: model.HoldRequest
     ) -> dict[str, Any]:
         """The hold script's answer (see hold.lua), decoded."""
-        k = SaleKeys(sale)
-        args: list[Any] = []
-        for field, quantity in model.merged(request.lines()).items():
-            args += [field, field.partition(":")[0], quantity]
+        k = self._keys(sale)
+        lines = "".join(
+            f"{field} {field.partition(':')[0]} {quantity}\n"
+            for field, quantity in model.merged(request.lines()).items()
+        )
         raw = await self.store.scripts(
             HOLD,
             [k.cfg, k.stock, k.held, k.usage, k.holds, k.expiries, k.windows(phase),
              k.idempotency(account, idempotency_key), k.limited],
-            [account, account_tag(account), secrets.token_urlsafe(9), fingerprint(request),
-             IDEMPOTENCY_TTL_S, len(request.packs or ()), *args],
+            [account, account_tag(account), self._new_id(), fingerprint(request),
+             IDEMPOTENCY_TTL_S, len(request.packs or ()), lines],
         )  # fmt: skip
         answer: dict[str, Any] = msgspec.json.decode(raw)
         return answer
+
+    def _keys(self, sale: str) -> SaleKeys:
+        k = self._sale_keys.get(sale)
+        if k is None:
+            k = self._sale_keys[sale] = SaleKeys(sale)
+        return k
+
+    def _new_id(self) -> str:
+        """A hold id: this process's random prefix and a counter (unique, and only its
+        account can use it, so it need not be unguessable)."""
+        return f"{self._id_prefix}{next(self._ids):x}"
 
     async def record(self, sale: str, hold_id: str) -> HoldRecord | None:
         raw: Any = await self.store.client.hget(SaleKeys(sale).holds, hold_id)
