@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from guichet.config import load_settings
+from loadtest import rush
 from loadtest.harness import (
     ROOT,
     GuichetServer,
@@ -46,6 +47,8 @@ from loadtest.report import format_summary, read_locust
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 DRAW = "lottery"
+SALE = "paris-2024"
+WINNERS = "winner"
 
 
 def timespan_s(text: str) -> int:
@@ -67,10 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scenario",
-        choices=["opening_surge", "registration_day"],
+        choices=["opening_surge", "registration_day", "window_rush"],
         default="opening_surge",
         help="opening_surge: join, wait, admit, leave; registration_day: the same, registering "
-        f"for the draw {DRAW!r} while admitted",
+        f"for the draw {DRAW!r} while admitted; window_rush: the same, shopping the demo sale "
+        f"{SALE!r} (winners with open windows)",
     )
     p.add_argument("--users", type=int, default=500, help="people (Locust users), one life each")
     p.add_argument("--spawn-rate", type=float, default=200, help="people arriving per second")
@@ -129,6 +133,7 @@ def run_locust(args: argparse.Namespace, base_url: str, issuer_args: list[str], 
         str(out / "final"),
         *issuer_args,
         *(["--draw", DRAW] if args.scenario == "registration_day" else []),
+        *(["--sale", SALE, "--account-prefix", WINNERS] if args.scenario == "window_rush" else []),
     ]
     bound = args.run_time + args.stop_timeout + 60
     with (out / "locust.log").open("wb") as log:
@@ -168,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out or ROOT / "loadtest" / "reports" / time.strftime("surge-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    breaches: list[str] = []
     with contextlib.ExitStack() as stack:
         if args.url:
             settings = load_settings(args.config)
@@ -186,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             spec = room_spec(
                 opens_in_s=args.opens_in, rate_per_s=args.rate, max_active=args.max_active
             )
+            if args.scenario == "window_rush":
+                settings_now = load_settings(args.config) if args.url else server.settings()
+                rush.prepare(base_url, issuer, settings_now, SALE, WINNERS, args.users)
+                spec["sale"] = SALE
             put_room(base_url, issuer, args.room, spec)
             if args.scenario == "registration_day":
                 put_draw(base_url, issuer, DRAW, draw_spec(closes_in_s=3600))
@@ -197,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         code = run_locust(args, base_url, _issuer_args(issuer, key_file), out)
         stats = room_stats(base_url, issuer, args.room)
+        if args.scenario == "window_rush":
+            settings_now = load_settings(args.config) if args.url else server.settings()
+            breaches = rush.audit(settings_now, SALE)
         draw = draw_public(base_url, DRAW) if args.scenario == "registration_day" else None
 
     people_file = out / "people.json"
@@ -212,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if draw is not None:
         data["draw"] = {"entries": draw.get("entries")}
+    if args.scenario == "window_rush":
+        data["shop_audit_breaches"] = breaches
     data["locust_exit_code"] = code
     data["wall_s"] = round(time.monotonic() - started, 1)
     (out / "summary.json").write_text(json.dumps(data, indent=1))
@@ -222,10 +237,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     if draw is not None:
         text += f"\ndraw {DRAW!r} entries at the end: {draw.get('entries')}"
+    if args.scenario == "window_rush":
+        text += f"\nshop audit (available + held + sold = loaded): {len(breaches)} breaches"
     (out / "summary.txt").write_text(text + "\n")
     print(text)
     print(f"reports: {out} (report.html, final_stats.csv, locust_*.csv, summary.json, locust.log)")
     ok = code == 0 and summary.failed == 0 and summary.total.failures == 0
+    ok = ok and not (args.scenario == "window_rush" and breaches)
     return 0 if ok else 1
 
 

@@ -75,6 +75,12 @@ def _arguments(parser: Any) -> None:
         help="multiply poll_after_ms and Retry-After by this (load tests wait less)",
     )
     group.add_argument("--think-time", type=float, default=1.0, help="seconds before leaving")
+    group.add_argument(
+        "--account-prefix",
+        default="",
+        help="accounts are PREFIX-0, PREFIX-1, … (e.g. winners prepared with windows); "
+        "default: a fresh prefix per run",
+    )
     group.add_argument("--surge-report", default="", help="write the people tally (JSON) here")
     group.add_argument(
         "--final-csv",
@@ -145,7 +151,8 @@ class Person(FastHttpUser):
         self.room: str = o.room
         self.scale: float = o.poll_scale
         self.think: float = o.think_time
-        self.account = f"surge-{RUN_ID}-{next(_accounts)}"
+        prefix = getattr(o, "account_prefix", "") or f"surge-{RUN_ID}"
+        self.account = f"{prefix}-{next(_accounts)}"
         self.token = auth.mint(
             _dev_key(o.dev_key_file),
             issuer=o.token_issuer,

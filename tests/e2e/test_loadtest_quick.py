@@ -325,3 +325,25 @@ def test_draw_benchmark_runs_small(tmp_path: Path) -> None:
     assert result["seconds"] > 0
     assert result["rss_main_mib"] > 0
     assert "20,000 entries" in done.stdout
+
+
+@pytest.mark.slow
+@needs_locust
+def test_window_rush_runs_clean(tmp_path: Path) -> None:
+    """20 winners through the room into the shop: every hold, confirm and abandon answered
+    right, and the stock invariant holds after the run."""
+    out = tmp_path / "rush"
+    args = [
+        "-m", "loadtest.surge", "--scenario", "window_rush", "--users", "20",
+        "--spawn-rate", "20", "--run-time", "10s", "--stop-timeout", "2", "--opens-in", "1",
+        "--rate", "50", "--max-active", "10", "--poll-scale", "0.1", "--think-time", "0.1",
+        "--out", str(out),
+    ]  # fmt: skip
+    done = _run(args, timeout=120)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["total"]["failures"] == 0
+    assert summary["shop_audit_breaches"] == []
+    people = summary["people"]
+    assert people["holds"] == people["confirms"] + people.get("abandons", 0) == 40
+    assert people["tickets_bought"] == 3 * people["confirms"]
