@@ -158,6 +158,9 @@ class EmbeddedValkey:
                 "--dir", str(self.data_dir.resolve()),
                 "--appendonly", "yes",
                 "--appendfsync", "everysec",
+                # WAITAOF (purchase confirms) is answered at the next fsync, which comes with
+                # the server's cron: 100 Hz makes that ~10 ms instead of ~100 ms.
+                "--hz", "100",
                 "--save", "",
                 "--daemonize", "no",
                 "--logfile", "valkey.log",
