@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         help="fresh tokens for 'join, first sight' (0: skip it)",
     )
     parser.add_argument(
-        "--confirms", type=int, default=20_000, help="held packs prepared for 'shop confirm'"
+        "--confirms", type=int, default=40_000, help="held packs prepared for 'shop confirm'"
     )
     parser.add_argument(
         "--ladder",

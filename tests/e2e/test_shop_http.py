@@ -310,3 +310,66 @@ async def test_availability_streams_changes_over_sse(
     assert changed["changes"] == [{"session": "ATH-01", "category": "B", "seats_left": 7,
                                    "level": "many"}]  # fmt: skip
     resp.close()
+
+
+async def test_bad_input_is_refused_with_a_problem_naming_it_and_changes_nothing(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    await setup_sale(client, tokens)
+    await give_window(store, "fan")
+    bearer = {"Authorization": f"Bearer {tokens.account('fan')}"}
+    url = f"/v1/sales/{SALE}/holds"
+    body = {"packs": [pack(0, 1, 2)]}
+    for headers, status, field in (
+        (bearer, 400, "Idempotency-Key"),  # missing
+        ({**bearer, "Idempotency-Key": "x" * 65}, 400, "Idempotency-Key"),
+        ({**bearer, "Idempotency-Key": "clé"}, 400, "Idempotency-Key"),
+    ):
+        resp = await client.post(url, json=body, headers=headers)
+        problem = await resp.json()
+        assert resp.status == status, problem
+        assert resp.content_type == "application/problem+json"
+        assert [e["field"] for e in problem["errors"]] == [field]
+    keyed = {**bearer, "Idempotency-Key": "k"}
+    assert (await client.post(url, json=body, headers={"Idempotency-Key": "k"})).status == 401
+    assert (await client.post("/v1/sales/nope/holds", json=body, headers=keyed)).status == 404
+    assert (await client.post("/v1/sales/NOT%20A%20SALE/holds", json=body,
+                              headers=keyed)).status == 404  # fmt: skip
+    resp = await client.post(url, data=b"{" + b" " * 70_000 + b"}", headers={
+        **keyed, "Content-Type": "application/json"})  # fmt: skip
+    assert resp.status == 413
+    resp = await client.post(url, data=b"not json", headers={**keyed,
+                             "Content-Type": "application/json"})  # fmt: skip
+    assert resp.status == 400
+    for bad_id in ("x", "a" * 41, "bad%20id"):
+        resp = await client.post(f"{url}/{bad_id}/confirm", json={"payment_reference": "p"},
+                                 headers=bearer)  # fmt: skip
+        assert resp.status == 404
+    status, held = await post_hold(client, tokens, "fan", body)
+    assert status == 201
+    for confirm_body, field in (({}, "payment_reference"),
+                                ({"payment_reference": ""}, "payment_reference"),
+                                ({"payment_reference": "p", "amount": 3}, "amount")):  # fmt: skip
+        resp = await client.post(f"{url}/{held['id']}/confirm", json=confirm_body,
+                                 headers=bearer)  # fmt: skip
+        problem = await resp.json()
+        assert resp.status == 422, problem
+        assert [e["field"] for e in problem["errors"]] == [field]
+    admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+    weak = {"Authorization": f"Bearer {tokens.admin('rooms:write')}"}
+    cat_url = f"/v1/admin/sales/{SALE}/catalogue"
+    assert (await client.put(cat_url, json=catalogue(), headers=weak)).status == 403
+    bad = catalogue()
+    bad["sessions"][0]["categories"][0]["seats"] = -1
+    resp = await client.put(cat_url, json=bad, headers=admin)
+    assert resp.status == 422
+    assert (await resp.json())["errors"][0]["field"] == "sessions[0].categories[0].seats"
+    resp = await client.put(cat_url, json=catalogue(seats=0), headers=admin)  # below the held
+    assert resp.status == 409
+    assert (await resp.json())["type"].endswith("below-taken")
+    resp = await client.put(f"/v1/admin/sales/{SALE}", json={"phase": "lottery"}, headers=admin)
+    assert resp.status == 422
+    levels = await Shop(store).levels(SALE)
+    assert sum(levels.held.values()) == 3  # only the one good hold
+    assert set(levels.loaded.values()) == {100}
+    await invariant(store)
