@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from guichet import auth, errors, metrics, openapi, wire
+from guichet.draw.service import Draws  # the purchase-window check lives with the draw
 from guichet.shop import model
 from guichet.shop.live import SUBSCRIBER_QUEUE, Availability, Live, SaleView
 from guichet.shop.service import HoldRecord, Shop
@@ -375,8 +376,6 @@ async def release(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     v = await _view(request)
     account = _account(request)
-    from guichet.draw.service import Draws  # the window check lives with the draw
-
     state, starts, ends = await Draws(request.app[STORE]).window_state(
         v.sale, v.spec.phase, account.id
     )
