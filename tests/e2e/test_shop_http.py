@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from aiohttp.test_utils import TestClient
 
 from guichet.config import Settings
+from guichet.shop import model
 from guichet.shop.routes import LIVE
 from guichet.shop.service import Shop, audit
 from guichet.store.client import Store
@@ -372,4 +374,61 @@ async def test_bad_input_is_refused_with_a_problem_naming_it_and_changes_nothing
     levels = await Shop(store).levels(SALE)
     assert sum(levels.held.values()) == 3  # only the one good hold
     assert set(levels.loaded.values()) == {100}
+    await invariant(store)
+
+
+async def test_expiry_under_load_returns_only_the_expired_holds(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    """2,000 long holds and 300 one-second holds, while 40 buyers keep holding over HTTP: the
+    short ones all return to stock on their own, the long ones are untouched, the invariant
+    holds throughout (the reaper reads only the head of the expiry queue)."""
+    await setup_sale(client, tokens, {"phase": "singles", "window_required": False,
+                                      "hold_ttl_s": 3600}, seats=5000, sessions=4)  # fmt: skip
+    shop = Shop(store)
+    one = msgspec.convert({"items": [{"session": "ATH-00", "category": "A", "quantity": 1}]},
+                          model.HoldRequest)  # fmt: skip
+    for i in range(0, 2000, 200):
+        await asyncio.gather(*(shop.hold(SALE, "singles", f"long-{j}", "k", one)
+                               for j in range(i, i + 200)))  # fmt: skip
+    short = model.SaleSpec(phase="singles", window_required=False, hold_ttl_s=1)
+    await shop.put(SALE, short)  # holds made from now on last one second
+    short_ids = [
+        a["hold"] for a in await asyncio.gather(
+            *(shop.hold(SALE, "singles", f"short-{j}", "k", one) for j in range(300)))
+    ]  # fmt: skip
+    stop = asyncio.Event()
+    audits: list[list[str]] = []
+
+    async def buyer(n: int) -> int:
+        made = 0
+        while not stop.is_set():
+            status, _ = await post_hold(client, tokens, f"buyer-{n}-{made}", {"items": [
+                {"session": f"ATH-0{1 + n % 3}", "category": "B", "quantity": 1}]})  # fmt: skip
+            assert status == 201
+            made += 1
+            audits.append(audit(await shop.levels(SALE)))
+        return made
+
+    buyers = [asyncio.create_task(buyer(n)) for n in range(40)]
+    view = await client.app[LIVE].view(SALE)  # type: ignore[index]
+    assert view is not None
+    changes: asyncio.Queue[bytes] = asyncio.Queue(1024)
+    view.subscribers.add(changes)
+    try:
+        async with asyncio.timeout(15):
+            while True:
+                await changes.get()
+                records = await asyncio.gather(*(shop.record(SALE, h) for h in short_ids))
+                if all(r is not None and r.state == "expired" for r in records):
+                    break
+    finally:
+        stop.set()
+        made = sum(await asyncio.gather(*buyers))
+    assert made > 40
+    assert all(a == [] for a in audits)
+    levels = await shop.levels(SALE)
+    assert levels.held["ATH-00:A"] == 2000  # the long holds, untouched
+    assert levels.stock["ATH-00:A"] == 3000
+    assert await store.client.zcard(SaleKeys(SALE).expiries) >= 2000
     await invariant(store)
