@@ -194,6 +194,16 @@ async def test_500_buyers_for_the_last_10_seats_make_exactly_10_holds(
     assert levels.stock == {"ATH-00:A": 0, "ATH-00:B": 0}
     assert sum(levels.held.values()) == 10
     await invariant(store)
+    winners = [(a, b["id"]) for a, (s, b) in zip(accounts, results, strict=True) if s == 201]
+    confirmed = await asyncio.gather(*(
+        client.post(f"/v1/sales/{SALE}/holds/{hold}/confirm", json={"payment_reference": a},
+                    headers={"Authorization": f"Bearer {tokens.account(a)}"})
+        for a, hold in winners
+    ))  # fmt: skip
+    assert [r.status for r in confirmed] == [200] * 10
+    levels = await Shop(store).levels(SALE)
+    assert (sum(levels.sold.values()), sum(levels.held.values())) == (10, 0)  # exactly 10 sold
+    await invariant(store)
 
 
 async def test_one_account_firing_50_parallel_holds_stays_within_its_quotas(
