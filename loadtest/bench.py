@@ -46,6 +46,7 @@ from datetime import date
 from pathlib import Path
 
 import aiohttp
+import redis
 
 from guichet.embedded import EmbeddedValkey, free_port, running_url
 from loadtest import shop_prep
@@ -53,6 +54,8 @@ from loadtest.harness import (
     ROOT,
     GuichetServer,
     Issuer,
+    draw_spec,
+    put_draw,
     put_room,
     room_spec,
     room_stats,
@@ -65,6 +68,8 @@ ROTATE_LUA = Path(__file__).resolve().parent / "wrk" / "rotate.lua"
 SHOP_LUA = Path(__file__).resolve().parent / "wrk" / "shop.lua"
 ROOM = "bench"
 STATUS_GOAL, JOIN_GOAL, HOLD_GOAL = 0.8, 0.5, 0.3
+REGISTER_GOAL = 0.5
+DRAW = "bench"
 
 
 @contextlib.contextmanager
@@ -374,8 +379,22 @@ def main(argv: list[str] | None = None) -> int:
                     pool=args.first_sight_tokens,
                 )
             )
+        put_draw(service.url, issuer, DRAW, draw_spec(closes_in_s=3 * 3600))
+        consent = tmp / "consent.json"
+        consent.write_text('{"accept_rules": true, "accept_data_processing": true}')
         holds = f"{service.url}/v1/sales/{shop_prep.SALE}/holds"
         targets += [
+            Target(
+                f"draw register ({args.accounts:,} accounts rotated: 201 once, then 200)",
+                f"{service.url}/v1/draws/{DRAW}/entries",
+                [str(tokens_file), "Authorization", "Bearer ", "0", "POST", str(consent)],
+                goal=REGISTER_GOAL,
+                spy_name="register",
+            ),
+            Target(
+                "shop availability (3 sessions, from the worker's snapshot)",
+                f"{service.url}/v1/sales/{shop_prep.SALE}/availability",
+            ),
             Target(
                 f"shop hold, a pack of 3 ({args.accounts:,} accounts rotated, window checked)",
                 holds,
@@ -405,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         code = service.stop()
         if code not in (0, None):
             print(f"guichet serve exited with code {code}:\n{service.log_tail()}")
+        redis_side = redis_benchmark(valkey.port, args.connections)
 
     rows = combine_rounds(rounds)
     print()
@@ -417,12 +437,42 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         if row.note:
             print(f"  {row.name}: {row.note}")
+    if redis_side is not None:
+        evalsha = next(r for r in rows if r.name == "guichet one EVALSHA per request")
+        print(
+            f"redis-benchmark EVALSHA (the same GCRA script, -c{args.connections}, no HTTP): "
+            f"{redis_side:,.0f}/s; guichet's one-EVALSHA route reaches "
+            f"{evalsha.rps / redis_side:.2f}x of it"
+        )
     if args.markdown:
         print()
         print(ratio_table(rows, markdown=True))
     if args.py_spy:
         print(f"py-spy stacks (collapsed): {args.py_spy}/*.txt; read: python -m loadtest.stacks")
     return 0
+
+
+def redis_benchmark(port: int, clients: int, requests: int = 300_000) -> float | None:
+    """Requests/s of ``redis-benchmark`` running the GCRA script by EVALSHA (keys spread over
+    100,000 subjects): what one Valkey core gives with no HTTP and no Python in front.
+    None when ``redis-benchmark`` (Debian ``redis-tools``) is not installed."""
+    if shutil.which("redis-benchmark") is None:
+        return None
+    from guichet.ratelimit import GCRA
+
+    with redis.Redis(port=port) as client:
+        client.script_load(GCRA.source)
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-c", str(clients), "-n", str(requests), "-r",
+         "100000", "--csv", "EVALSHA", GCRA.sha, "1", "g:{rl:bench:__rand_int__}", "1", "1000000",
+         "1"],
+        capture_output=True, text=True, check=True, timeout=300,
+    ).stdout  # fmt: skip
+    for line in out.splitlines():
+        fields = [f.strip('"') for f in line.split(",")]
+        if fields and fields[0].startswith("EVALSHA"):
+            return float(fields[1])
+    return None
 
 
 def wait_ready_plain(url: str, timeout_s: float = 20.0) -> None:

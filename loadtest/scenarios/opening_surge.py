@@ -76,6 +76,12 @@ def _arguments(parser: Any) -> None:
     )
     group.add_argument("--think-time", type=float, default=1.0, help="seconds before leaving")
     group.add_argument(
+        "--accounts-file",
+        default="",
+        help="one account id a line, taken in order (e.g. the winners of a draw); overrides "
+        "--account-prefix",
+    )
+    group.add_argument(
         "--account-prefix",
         default="",
         help="accounts are PREFIX-0, PREFIX-1, … (e.g. winners prepared with windows); "
@@ -102,6 +108,7 @@ class Tally:
         self.started_at = time.time()
         self.quit_scheduled = False
         self.extra: dict[str, int] = {}  # counts of scenarios built on this one
+        self.records: dict[str, list[Any]] = {}  # what they want checked after the run
 
     def count(self, name: str) -> None:
         self.extra[name] = self.extra.get(name, 0) + 1
@@ -120,6 +127,7 @@ class Tally:
             "queue_s": sorted(round(q, 3) for q in self.queue_s),
             "wall_s": round(time.time() - self.started_at, 3),
             **self.extra,
+            **self.records,
         }
 
 
@@ -151,8 +159,13 @@ class Person(FastHttpUser):
         self.room: str = o.room
         self.scale: float = o.poll_scale
         self.think: float = o.think_time
-        prefix = getattr(o, "account_prefix", "") or f"surge-{RUN_ID}"
-        self.account = f"{prefix}-{next(_accounts)}"
+        n = next(_accounts)
+        listed = _listed(getattr(o, "accounts_file", ""))
+        if listed:
+            self.account = listed[n % len(listed)]
+        else:
+            prefix = getattr(o, "account_prefix", "") or f"surge-{RUN_ID}"
+            self.account = f"{prefix}-{n}"
         self.token = auth.mint(
             _dev_key(o.dev_key_file),
             issuer=o.token_issuer,
@@ -282,6 +295,13 @@ class Person(FastHttpUser):
 # --- helpers -----------------------------------------------------------------------------
 
 _keys: dict[str, Any] = {}
+_lists: dict[str, list[str]] = {}
+
+
+def _listed(path: str) -> list[str]:
+    if path and path not in _lists:
+        _lists[path] = [line.strip() for line in Path(path).read_text().splitlines() if line]
+    return _lists.get(path, [])
 
 
 def _dev_key(path: str) -> Any:
@@ -312,7 +332,7 @@ def _fail(r: Any, kind: str, body: Any = None) -> GiveUp:
 
 def _expect(r: Any, status: int, what: str) -> Any:
     """The decoded JSON body of a response that must have ``status``, else a failure."""
-    if getattr(r, "error", None) is not None or not r.status_code:
+    if not r.status_code:  # no answer at all (an HTTP error status sets r.error too)
         raise _fail(r, f"{what}: connection error {type(r.error).__name__}")
     if r.status_code != status:
         problem = _json(r)

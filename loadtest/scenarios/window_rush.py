@@ -114,6 +114,7 @@ class Shopper(surge.Person):
                     raise surge._fail(r, "confirm: not confirmed", bought)
                 r.success()
             surge.TALLY.count("confirms")
+            surge.TALLY.records.setdefault("confirmed", []).append([self.account, held["id"]])
             surge.TALLY.extra["tickets_bought"] = surge.TALLY.extra.get("tickets_bought", 0) + 3
             return
         with self.client.delete(url, headers=auth, name="abandon", catch_response=True) as r:

@@ -1,6 +1,7 @@
 -- wrk script: every request carries one header whose value rotates over the lines of a file.
 --
 --   wrk -t1 -c64 -d10s -s loadtest/wrk/rotate.lua URL -- FILE HEADER [PREFIX] [OFFSET] [METHOD]
+--       [BODY]
 --
 -- FILE    one value per line (queue tickets, account tokens)
 -- HEADER  e.g. X-Queue-Ticket or Authorization
@@ -8,13 +9,14 @@
 -- OFFSET  start at this line (0-based; default 0): a second run can skip the values a first
 --         run used, so that every request of it carries a value the server has never seen
 -- METHOD  GET (default) or POST (sent without a body)
+-- BODY    with POST: a file whose content is sent as the JSON body of every request
 -- The values wrap around when the run needs more requests than the file has lines.
 -- One wrk thread (-t1) walks the file in order; with more threads each walks it on its own.
 
 local values = {}
 local count = 0
 local next_index = 0
-local header, prefix, method
+local header, prefix, method, body
 
 function init(args)
   local file = args[1]
@@ -22,6 +24,11 @@ function init(args)
   prefix = args[3] or ""
   next_index = tonumber(args[4] or "0")
   method = args[5] or "GET"
+  if args[6] then
+    local f = assert(io.open(args[6], "r"))
+    body = f:read("*a")
+    f:close()
+  end
   if not file or not header then
     error("usage: -- FILE HEADER [PREFIX] [OFFSET] [METHOD]")
   end
@@ -37,5 +44,9 @@ end
 function request()
   local value = values[(next_index % count) + 1]
   next_index = next_index + 1
+  if body then
+    return wrk.format(method, nil, { [header] = prefix .. value,
+      ["Content-Type"] = "application/json" }, body)
+  end
   return wrk.format(method, nil, { [header] = prefix .. value })
 end

@@ -1,0 +1,420 @@
+"""Sale rehearsal: the whole sale on this machine, end to end, with one Redis crash.
+
+    python -m loadtest.rehearsal --registrations 100000 --shoppers 1500
+
+1. A private Valkey (AOF on) and ``guichet serve`` on it; the demo catalogue (767 sessions,
+   seats scaled by ``--seats-scale`` so that it sells out) in sale ``rehearsal``.
+2. Registration behind a waiting room: ``--registrations`` people join the room, wait until
+   called, are admitted, register for the draw (201), leave (asyncio clients).
+3. The draw: close, commitment, run (two processes), verified from the auditors' data.
+4. Two waves of purchase windows open now (``--winners`` people in all).
+5. The shop: ``--shoppers`` winners (Locust, the window-rush scenario) come through the
+   sale's waiting room, browse, hold packs, confirm or abandon, until sold out or
+   ``--shop-time``; halfway, Valkey is killed with SIGKILL and restarted from its AOF.
+6. Checks: available + held + sold = loaded for every item (no oversell), no account above
+   30 tickets or 10 packs, every purchase confirmed before or after the crash still there,
+   no account with two windows; a report (``report.json``, ``report.txt``) and exit 1 on any
+   breach.
+
+Bounded: every phase has a time limit; all processes started here are stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from guichet.app import SCRIPTS
+from guichet.config import Settings
+from guichet.draw import audit, seal, waves
+from guichet.draw.run import ranked_ids, read_bucket, run
+from guichet.draw.service import Draws
+from guichet.embedded import EmbeddedValkey
+from guichet.room.tickets import Keyring
+from guichet.shop import demo
+from guichet.shop.service import Shop
+from guichet.shop.service import audit as audit_levels
+from guichet.store import sync
+from guichet.store.client import connect
+from guichet.store.keys import ENTRY_BUCKETS, SaleKeys
+from loadtest.harness import GENEROUS_JOIN_LIMITS, ROOT, GuichetServer, http_json, stop_process
+from loadtest.report import format_summary, read_locust
+
+SALE = "rehearsal"
+DRAW = "rehearsal-packs"
+REG_ROOM = "registration"
+SHOP_ROOM = "rehearsal"
+CONSENT = {"accept_rules": True, "accept_data_processing": True}
+
+
+class Report:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.phases: dict[str, float] = {}
+        self.facts: dict[str, Any] = {}
+        self.breaches: list[str] = []
+        self._last = self.started
+
+    def phase(self, name: str) -> None:
+        now = time.monotonic()
+        self.phases[name] = round(now - self._last, 1)
+        self._last = now
+        print(f"[{now - self.started:6.1f} s] {name} done ({self.phases[name]} s)", flush=True)
+
+
+def _scaled_catalogue(scale: float) -> dict[str, Any]:
+    cat = msgspec.to_builtins(demo.catalogue())
+    for s in cat["sessions"]:
+        for c in s["categories"]:
+            c["seats"] = max(1, int(c["seats"] * scale))
+    return cat  # type: ignore[no-any-return]
+
+
+def _admin(server: GuichetServer) -> dict[str, str]:
+    issuer = server.issuer()
+    token = issuer.admin("rooms:write", "rooms:read", "draws:write", "sales:write")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _put(url: str, body: Any, headers: dict[str, str]) -> Any:
+    status, answer = http_json("PUT", url, body, headers, timeout_s=60)
+    if status not in (200, 201):
+        raise RuntimeError(f"PUT {url}: HTTP {status} {answer}")
+    return answer
+
+
+def _room(opens: datetime, rate: float, max_active: int, sale: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "opens_at": (opens - timedelta(minutes=1)).isoformat(),
+        "closes_at": (opens + timedelta(days=1)).isoformat(),
+        "rate_per_s": rate, "max_active": max_active, "audience": "rehearsal",
+        "target_url": "https://shop.example/", "idle_timeout_s": 60,
+    }  # fmt: skip
+    if sale:
+        body["sale"] = sale
+    return body
+
+
+# --- registration ------------------------------------------------------------------------------
+
+
+async def _register_all(url: str, tokens: list[str], concurrency: int) -> dict[str, int]:
+    """Each person: join the room, poll until ready, admit, register, leave."""
+    counts: dict[str, int] = {}
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for t in tokens:
+        queue.put_nowait(t)
+
+    def count(key: str) -> None:
+        counts[key] = counts.get(key, 0) + 1
+
+    async def person(http: aiohttp.ClientSession, token: str) -> None:
+        bearer = {"Authorization": f"Bearer {token}"}
+        async with http.post(f"{url}/v1/rooms/{REG_ROOM}/join", headers=bearer) as r:
+            if r.status not in (200, 201):
+                count(f"join {r.status}")
+                return
+            status = await r.json()
+        ticket = status["ticket"]
+        while status["state"] != "ready":
+            if status["state"] not in ("waiting", "prequeue"):
+                count(f"room {status['state']}")
+                return
+            await asyncio.sleep(min(0.2, status["poll_after_ms"] / 1000))  # a patient client
+            async with http.get(f"{url}/v1/rooms/{REG_ROOM}/status",
+                                headers={"X-Queue-Ticket": ticket}) as r:  # fmt: skip
+                status = await r.json()
+        with_ticket = {**bearer, "X-Queue-Ticket": ticket}
+        async with http.post(f"{url}/v1/rooms/{REG_ROOM}/admit", headers=with_ticket) as r:
+            if r.status != 200:
+                count(f"admit {r.status}")
+                return
+            admission = (await r.json())["ticket"]
+        async with http.post(f"{url}/v1/draws/{DRAW}/entries", json=CONSENT, headers=bearer) as r:
+            count("registered" if r.status == 201 else f"register {r.status}")
+        async with http.post(f"{url}/v1/rooms/{REG_ROOM}/leave",
+                             headers={**bearer, "X-Queue-Ticket": admission}) as r:  # fmt: skip
+            count("left" if r.status == 200 else f"leave {r.status}")
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            token = queue.get_nowait()
+            try:
+                await person(http, token)
+            except (aiohttp.ClientError, TimeoutError, KeyError) as exc:
+                count(f"error {type(exc).__name__}")
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+    return counts
+
+
+# --- the draw ------------------------------------------------------------------------------------
+
+
+def _draw(server: GuichetServer, settings: Settings, report: Report, admin: dict[str, str],
+          url: str) -> None:  # fmt: skip
+    """Close registration in 3 s, commit before that, run, verify from the exported data."""
+    now = datetime.now(UTC)
+    closes = now + timedelta(seconds=3)
+    _put(f"{url}/v1/admin/draws/{DRAW}", {
+        "registration_opens_at": (now - timedelta(hours=1)).isoformat(),
+        "registration_closes_at": closes.isoformat(), "strata": ["club", "general"],
+        "sale": SALE, "phase": "packs"}, admin)  # fmt: skip
+    key = seal.seal_key(settings.draws)
+
+    async def commit() -> str:
+        store = connect(settings.redis, scripts=SCRIPTS)
+        try:
+            c = await Draws(store).commit(DRAW, key)
+            return c.code
+        finally:
+            await store.close()
+
+    code = asyncio.run(commit())
+    if code != "ok":
+        raise RuntimeError(f"commit: {code}")
+    time.sleep(max(0.0, (closes - datetime.now(UTC)).total_seconds()) + 0.2)
+    transcript, _ = run(settings.redis, sync.target(settings.redis), DRAW, beacon=b"rehearsal",
+                        seal_key=key, signer=Keyring(settings.rooms.signing_key_dir))  # fmt: skip
+    report.facts["draw_entries"] = transcript.entries
+    report.phase("draw run")
+    client = sync.connect(settings.redis, sync.target(settings.redis))
+    ids: list[bytes] = []
+    places = []
+    strata = tuple(transcript.strata)
+    for bucket in range(ENTRY_BUCKETS):
+        bucket_ids, positions = read_bucket(client, DRAW, strata, bucket, 5000)
+        ids += bucket_ids
+        places += positions.tolist()
+    entries = [(strata[p], i.decode()) for p, i in zip(places, ids, strict=True)]
+    ranked = ranked_ids(client, DRAW, 0, transcript.entries)
+    jwks = {"keys": Keyring(settings.rooms.signing_key_dir).published()}
+    problems = audit.verify_pairs(transcript, entries, jwks=jwks, ranked_ids=ranked)
+    report.facts["draw_verified"] = not problems
+    report.breaches += [f"draw verify: {p}" for p in problems]
+    report.phase("draw verified")
+
+
+# --- the shop ------------------------------------------------------------------------------------
+
+
+def _locust(server: GuichetServer, out: Path, winners_file: Path, shoppers: int,
+            run_time_s: int) -> subprocess.Popen[bytes]:  # fmt: skip
+    settings = server.settings()
+    issuer = server.issuer()
+    command = [
+        sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest/scenarios/window_rush.py"),
+        "--headless", "--only-summary", "--host", server.url, "--users", str(shoppers),
+        "--spawn-rate", str(max(1, shoppers // 10)), "--run-time", f"{run_time_s}s",
+        "--stop-timeout", "5", "--csv", str(out / "locust"), "--html", str(out / "report.html"),
+        "--room", SHOP_ROOM, "--sale", SALE, "--accounts-file", str(winners_file),
+        "--packs", "10", "--attempts", "3", "--confirm-share", "0.8", "--poll-scale", "0.2",
+        "--think-time", "0.1", "--surge-report", str(out / "people.json"),
+        "--final-csv", str(out / "final"), "--dev-key-file",
+        settings.security.dev_issuer_key_file, "--token-issuer", issuer.issuer,
+        "--token-audience", issuer.audience,
+    ]  # fmt: skip
+    log = (out / "locust.log").open("wb")
+    return subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def _crash(valkey: EmbeddedValkey, settings: Settings, after_s: float, done: threading.Event,
+           report: Report, release: threading.Event) -> None:  # fmt: skip
+    """SIGKILL Valkey once a third of the seats are sold (or after ``after_s``), restart it.
+
+    The restarted server dies with the thread that started it (Linux's parent-death signal
+    follows the thread), so this thread waits for ``release`` before it ends."""
+    client = sync.connect(settings.redis, valkey.url)
+    loaded = sum(int(v) for v in client.hvals(SaleKeys(SALE).loaded))
+    deadline = time.monotonic() + after_s
+    while not done.wait(0.25) and time.monotonic() < deadline:
+        if sum(int(v) for v in client.hvals(SaleKeys(SALE).sold)) * 3 >= loaded:
+            break
+    if done.is_set():
+        return
+    report.facts["seats_sold_at_crash"] = sum(int(v) for v in client.hvals(SaleKeys(SALE).sold))
+    client.close()
+    assert valkey.process is not None
+    os.kill(valkey.process.pid, signal.SIGKILL)
+    valkey.process.wait()
+    killed = time.monotonic()
+    valkey.start()
+    report.facts["redis_killed_at_s"] = round(killed - report.started, 1)
+    report.facts["redis_down_s"] = round(time.monotonic() - killed, 2)
+    print(f"Valkey killed (SIGKILL) and restarted in {report.facts['redis_down_s']} s",
+          flush=True)  # fmt: skip
+    release.wait()
+
+
+def _check(settings: Settings, report: Report, out: Path, windows: int) -> None:
+    people = json.loads((out / "people.json").read_text()) if (out / "people.json").exists() else {}
+    confirmed = people.get("confirmed", [])
+
+    async def check() -> None:
+        store = connect(settings.redis, scripts=SCRIPTS)
+        try:
+            shop = Shop(store)
+            levels = await shop.levels(SALE)
+            report.breaches += [f"stock: {p}" for p in audit_levels(levels)]
+            report.facts["seats_loaded"] = sum(levels.loaded.values())
+            report.facts["seats_sold"] = sum(levels.sold.values())
+            report.facts["seats_held"] = sum(levels.held.values())
+            report.facts["seats_left"] = sum(levels.stock.values())
+            k = SaleKeys(SALE)
+            usage: dict[bytes, bytes] = await store.client.hgetall(k.usage)  # type: ignore[assignment]
+            for field, value in usage.items():
+                name = field.decode()
+                if name.endswith(":t") and int(value) > 30:
+                    report.breaches.append(f"quota: account {name[:-2]} has {int(value)} tickets")
+                if name.endswith(":p") and int(value) > 10:
+                    report.breaches.append(f"quota: account {name[:-2]} has {int(value)} packs")
+            missing = 0
+            for first in range(0, len(confirmed), 500):
+                batch = confirmed[first : first + 500]
+                raw = await store.client.hmget(k.holds, [h for _, h in batch])
+                for (account, _hold_id), record in zip(batch, raw, strict=True):
+                    r = msgspec.json.decode(record) if record else None
+                    if r is None or r["state"] != "confirmed" or r["account"] != account:
+                        missing += 1
+            if missing:
+                report.breaches.append(f"{missing} confirmed purchases missing or changed")
+            report.facts["purchases_confirmed_and_present"] = len(confirmed) - missing
+            given = await store.client.hlen(k.windows("packs"))
+            if given != windows:
+                report.breaches.append(f"{given} windows stored, {windows} assigned by waves")
+        finally:
+            await store.close()
+
+    asyncio.run(check())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--registrations", type=int, default=100_000)
+    p.add_argument("--concurrency", type=int, default=512, help="registering clients at once")
+    p.add_argument("--winners", type=int, default=6000, help="windows given (two waves)")
+    p.add_argument("--shoppers", type=int, default=1500, help="Locust users in the shop")
+    p.add_argument("--shop-time", type=int, default=150, help="seconds of shopping at most")
+    p.add_argument(
+        "--seats-scale", type=float, default=0.05, help="factor on the demo catalogue seats"
+    )
+    p.add_argument("--no-crash", action="store_true", help="do not kill Valkey")
+    p.add_argument("--out", type=Path, help="report folder (default loadtest/reports/…)")
+    args = p.parse_args(argv)
+    out: Path = args.out or ROOT / "loadtest" / "reports" / time.strftime("rehearsal-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report()
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="guichet-rehearsal-")))
+        valkey = stack.enter_context(EmbeddedValkey(tmp / "valkey"))
+        server = GuichetServer(tmp / "guichet", redis_url=valkey.url,
+                               rooms=dict(GENEROUS_JOIN_LIMITS))  # fmt: skip
+        server.prepare()
+        stack.enter_context(server)
+        settings = server.settings()
+        admin = _admin(server)
+        url = server.url
+        now = datetime.now(UTC)
+        _put(f"{url}/v1/admin/sales/{SALE}", {"phase": "packs", "hold_ttl_s": 120}, admin)
+        loaded = _put(f"{url}/v1/admin/sales/{SALE}/catalogue",
+                      _scaled_catalogue(args.seats_scale), admin)  # fmt: skip
+        report.facts["catalogue"] = {"sessions": loaded["sessions"], "seats": loaded["seats"]}
+        _put(f"{url}/v1/admin/rooms/{REG_ROOM}", _room(now, 5000, 1_000_000, None), admin)
+        _put(f"{url}/v1/admin/rooms/{SHOP_ROOM}", _room(now, 200, 5000, SALE), admin)
+        _put(f"{url}/v1/admin/draws/{DRAW}", {
+            "registration_opens_at": (now - timedelta(hours=1)).isoformat(),
+            "registration_closes_at": (now + timedelta(hours=2)).isoformat(),
+            "strata": ["club", "general"], "sale": SALE, "phase": "packs"}, admin)  # fmt: skip
+        report.phase("setup")
+
+        issuer = server.issuer()
+        tokens = [issuer.account(f"fan-{i:06d}", ttl_s=3 * 3600) for i in range(args.registrations)]
+        report.phase(f"{args.registrations:,} tokens minted")
+        counts = asyncio.run(_register_all(url, tokens, args.concurrency))
+        report.facts["registration"] = counts
+        if counts.get("registered", 0) != args.registrations:
+            report.breaches.append(f"registrations: {counts}")
+        report.phase("registration through the waiting room")
+
+        _draw(server, settings, report, admin, url)
+        client = sync.connect(settings.redis, sync.target(settings.redis))
+        seconds, _ = client.time()
+        now_us = int(seconds) * 1_000_000
+        half = args.winners // 2
+        first = waves.release(client, DRAW, count=half, starts_us=now_us, allow_short_notice=True)
+        second = waves.release(
+            client, DRAW, count=args.winners - half, starts_us=now_us, allow_short_notice=True
+        )
+        windows = first.assigned + second.assigned
+        report.facts["windows"] = windows
+        winners = ranked_ids(client, DRAW, 0, second.target)
+        winners_file = tmp / "winners.txt"
+        winners_file.write_text("\n".join(winners) + "\n")
+        report.phase("two waves of windows")
+
+        done, release = threading.Event(), threading.Event()
+        stack.callback(release.set)  # at the end: the restarted Valkey stops with the thread
+        locust = _locust(server, out, winners_file, min(args.shoppers, len(winners)),
+                         args.shop_time)  # fmt: skip
+        crash = None
+        if not args.no_crash:
+            crash = threading.Thread(
+                target=_crash,
+                args=(valkey, settings, args.shop_time / 2, done, report, release),
+            )
+            crash.start()
+        try:
+            locust.wait(args.shop_time + 60)
+        except subprocess.TimeoutExpired:
+            stop_process(locust)
+        done.set()
+        report.facts["locust_exit_code"] = locust.returncode
+        report.phase("shopping (Locust window rush)")
+        people_file = out / "people.json"
+        people = json.loads(people_file.read_text()) if people_file.exists() else {}
+        try:
+            shop_summary = read_locust(out / "final", {k: v for k, v in people.items()
+                                                       if k != "confirmed"})  # fmt: skip
+            report.facts["shop_requests"] = format_summary(shop_summary).splitlines()
+        except (OSError, ValueError) as exc:
+            report.facts["shop_requests"] = [f"no Locust statistics: {exc}"]
+        _check(settings, report, out, windows)
+        report.phase("checks")
+        code = server.stop()
+        report.facts["server_exit_code"] = code
+
+    total = round(time.monotonic() - report.started, 1)
+    data = {"total_s": total, "phases_s": report.phases, **report.facts,
+            "breaches": report.breaches}  # fmt: skip
+    (out / "report.json").write_text(json.dumps(data, indent=1))
+    text = json.dumps(data, indent=1)
+    (out / "report.txt").write_text(text + "\n")
+    print(text)
+    print(f"{'NO BREACH' if not report.breaches else f'{len(report.breaches)} BREACHES'} "
+          f"in {total} s; reports in {out}")  # fmt: skip
+    return 1 if report.breaches else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
