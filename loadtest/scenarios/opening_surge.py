@@ -96,6 +96,13 @@ def _arguments(parser: Any) -> None:
     )
 
 
+def add_option(group: Any, parser: Any, flag: str, **options: Any) -> None:
+    """Add ``flag`` unless another scenario of the same locustfile already did (several
+    scenarios share --sale and --draw)."""
+    if not any(flag in action.option_strings for action in parser._actions):
+        group.add_argument(flag, **options)
+
+
 class Tally:
     """What happened to the people of this Locust process (written to --surge-report)."""
 
@@ -159,13 +166,7 @@ class Person(FastHttpUser):
         self.room: str = o.room
         self.scale: float = o.poll_scale
         self.think: float = o.think_time
-        n = next(_accounts)
-        listed = _listed(getattr(o, "accounts_file", ""))
-        if listed:
-            self.account = listed[n % len(listed)]
-        else:
-            prefix = getattr(o, "account_prefix", "") or f"surge-{RUN_ID}"
-            self.account = f"{prefix}-{n}"
+        self.account = self.pick_account(o)
         self.token = auth.mint(
             _dev_key(o.dev_key_file),
             issuer=o.token_issuer,
@@ -218,6 +219,15 @@ class Person(FastHttpUser):
         gevent.sleep(self.think)
         self._leave(admission["ticket"])
         TALLY.left += 1
+
+    def pick_account(self, o: Any) -> str:
+        """This person's account: the next line of --accounts-file, else PREFIX-n."""
+        n = next(_accounts)
+        listed = _listed(getattr(o, "accounts_file", ""))
+        if listed:
+            return listed[n % len(listed)]
+        prefix = getattr(o, "account_prefix", "") or f"surge-{RUN_ID}"
+        return f"{prefix}-{n}"
 
     def admitted(self, admission: dict[str, Any]) -> None:
         """What a person does once admitted (nothing here; other scenarios add to it)."""
@@ -343,6 +353,15 @@ def _expect(r: Any, status: int, what: str) -> Any:
     except msgspec.DecodeError:
         text = (r.content or b"")[:200].decode(errors="replace")
         raise _fail(r, f"{what}: bad JSON", text) from None
+
+
+def _expect_problem(r: Any, status: int, what: str) -> dict[str, Any]:
+    """A problem+json answer with ``status`` (e.g. a 404 the client expects), else a failure."""
+    if r.status_code != status:
+        raise _fail(r, f"{what}: HTTP {r.status_code}, {status} expected", _json(r))
+    if not str(r.headers.get("Content-Type", "")).startswith("application/problem+json"):
+        raise _fail(r, f"{what}: {status} is not problem+json")
+    return _json(r)
 
 
 def _retry_after(r: Any) -> float:

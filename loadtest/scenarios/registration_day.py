@@ -38,9 +38,8 @@ CONSENT = {"accept_rules": True, "accept_data_processing": True}
 
 
 def _arguments(parser: Any) -> None:
-    parser.add_argument_group("registration day").add_argument(
-        "--draw", default="lottery", help="draw id (must exist, registration open)"
-    )
+    group = parser.add_argument_group("registration day")
+    surge.add_option(group, parser, "--draw", default="lottery", help="draw id (open)")
 
 
 class Registrant(surge.Person):

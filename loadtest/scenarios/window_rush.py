@@ -39,7 +39,7 @@ except ModuleNotFoundError:  # pragma: no cover - locust -f from another working
 
 def _arguments(parser: Any) -> None:
     group = parser.add_argument_group("window opening rush")
-    group.add_argument("--sale", default="paris-2024", help="sale id (windows open)")
+    surge.add_option(group, parser, "--sale", default="paris-2024", help="sale id")
     group.add_argument("--confirm-share", type=float, default=0.7, help="holds confirmed")
     group.add_argument("--packs", type=int, default=2, help="packs a person tries to buy")
     group.add_argument("--attempts", type=int, default=5, help="holds tried per pack")
@@ -87,7 +87,8 @@ class Shopper(surge.Person):
               sessions: list[tuple[str, str]]) -> dict[str, Any] | str:  # fmt: skip
         body = {"packs": [{"items": [{"session": s, "category": c, "quantity": 1}
                                      for s, c in sessions]}]}  # fmt: skip
-        headers = {**auth, "Idempotency-Key": secrets.token_hex(8)}
+        key = secrets.token_hex(8)
+        headers = {**auth, "Idempotency-Key": key}
         with self.client.post(f"{base}/holds", json=body, headers=headers, name="hold",
                               catch_response=True) as r:  # fmt: skip
             if r.status_code == 409:
@@ -101,7 +102,7 @@ class Shopper(surge.Person):
                 raise surge._fail(r, "hold: wrong body", held)
             r.success()
         surge.TALLY.count("holds")
-        return dict(held)
+        return {**held, "_key": key}
 
     def _settle(self, base: str, auth: dict[str, str], held: dict[str, Any], buy: bool) -> None:
         url = f"{base}/holds/{held['id']}"

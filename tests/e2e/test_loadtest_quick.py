@@ -347,3 +347,44 @@ def test_window_rush_runs_clean(tmp_path: Path) -> None:
     people = summary["people"]
     assert people["holds"] == people["confirms"] + people.get("abandons", 0) == 40
     assert people["tickets_bought"] == 3 * people["confirms"]
+
+
+@pytest.mark.slow
+@needs_locust
+@pytest.mark.parametrize("scenario", ["steady_browsing", "sale_day"])
+def test_browsing_and_sale_day_run_clean(tmp_path: Path, scenario: str) -> None:
+    """A few seconds of each: every answer right, the stock invariant intact."""
+    out = tmp_path / scenario
+    args = [
+        "-m", "loadtest.surge", "--scenario", scenario, "--users", "30", "--spawn-rate", "30",
+        "--run-time", "6s", "--stop-timeout", "3", "--opens-in", "1", "--rate", "50",
+        "--max-active", "20", "--poll-scale", "0.1", "--think-time", "0.1", "--out", str(out),
+    ]  # fmt: skip
+    done = _run(args, timeout=120)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["total"]["failures"] == 0
+    assert summary["shop_audit_breaches"] == []
+    names = {e["name"] for e in summary["endpoints"]}
+    assert {"availability", "sale me", "draw", "my entry (none)"} <= names
+    if scenario == "sale_day":
+        assert {"join", "register", "hold", "hold (second tab)"} <= names
+        assert summary["people"]["second_tab_replays_ok"] == summary["people"]["holds"]
+
+
+@pytest.mark.slow
+@needs_locust
+def test_the_rehearsal_runs_end_to_end_small(tmp_path: Path) -> None:
+    """The whole rehearsal with small numbers, Valkey killed and restarted midway: no breach."""
+    args = ["-m", "loadtest.rehearsal", "--registrations", "600", "--winners", "200",
+            "--shoppers", "60", "--shop-time", "20", "--seats-scale", "0.005",
+            "--out", str(tmp_path / "reh")]  # fmt: skip
+    done = _run(args, timeout=300)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    report = json.loads((tmp_path / "reh" / "report.json").read_text())
+    assert report["breaches"] == []
+    assert report["registration"]["registered"] == 600
+    assert report["draw_verified"] is True
+    assert report["windows"] == 200
+    assert "redis_killed_at_s" in report
+    assert report["purchases_confirmed_and_present"] > 0
