@@ -28,8 +28,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from guichet.config import load_settings
+from guichet.embedded import free_port
 from loadtest import rush
 from loadtest.harness import (
     ROOT,
@@ -77,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"{SALE!r} (winners with open windows); steady_browsing: availability, /me and the "
         "draw with think times; sale_day: browsers, registrants and shoppers mixed 6:2:2",
     )
+    p.add_argument(
+        "--locust-workers",
+        type=int,
+        default=0,
+        help="distributed mode: a Locust master and this many worker processes (0: one process)",
+    )
     p.add_argument("--users", type=int, default=500, help="people (Locust users), one life each")
     p.add_argument("--spawn-rate", type=float, default=200, help="people arriving per second")
     p.add_argument("--run-time", type=timespan_s, default="30s", help="upper bound (Locust)")
@@ -97,6 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def merge_people(files: list[Path]) -> dict[str, Any]:
+    """The people tallies of every Locust process (one per worker in distributed mode):
+    counts add up, lists join, wall time is the longest."""
+    merged: dict[str, Any] = {}
+    for f in files:
+        for key, value in json.loads(f.read_text()).items():
+            if key == "wall_s":
+                merged[key] = max(merged.get(key, 0), value)
+            elif isinstance(value, list):
+                merged[key] = sorted(merged.get(key, []) + value) if key == "queue_s" else (
+                    merged.get(key, []) + value)  # fmt: skip
+            else:
+                merged[key] = merged.get(key, 0) + value
+    return merged
+
+
 def needs_sale(args: argparse.Namespace) -> bool:
     return str(args.scenario) in ("window_rush", "steady_browsing", "sale_day")
 
@@ -106,30 +130,10 @@ def needs_draw(args: argparse.Namespace) -> bool:
 
 
 def run_locust(args: argparse.Namespace, base_url: str, issuer_args: list[str], out: Path) -> int:
-    """Locust headless in its own process (it monkey-patches with gevent), bounded in time."""
+    """Locust headless in its own process (it monkey-patches with gevent), bounded in time;
+    with ``--locust-workers N``, a master and N worker processes (distributed mode)."""
     prefix = out / "locust"
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(SCENARIOS / f"{args.scenario}.py"),
-        "--headless",
-        "--only-summary",
-        "--host",
-        base_url,
-        "--users",
-        str(args.users),
-        "--spawn-rate",
-        str(args.spawn_rate),
-        "--run-time",
-        f"{args.run_time}s",
-        "--stop-timeout",
-        str(args.stop_timeout),
-        "--csv",
-        str(prefix),
-        "--html",
-        str(out / "report.html"),
+    scenario_args = [
         "--room",
         args.room,
         "--poll-scale",
@@ -146,11 +150,46 @@ def run_locust(args: argparse.Namespace, base_url: str, issuer_args: list[str], 
         *(["--account-prefix", WINNERS] if args.scenario == "window_rush" else []),
         *(["--winner-prefix", WINNERS] if args.scenario == "sale_day" else []),
     ]
+    locustfile = ["-m", "locust", "-f", str(SCENARIOS / f"{args.scenario}.py")]
+    master_port = free_port()
+    distributed = (
+        ["--master", "--expect-workers", str(args.locust_workers), "--master-bind-host",
+         "127.0.0.1", "--master-bind-port", str(master_port)]
+        if args.locust_workers else []
+    )  # fmt: skip
+    command = [
+        sys.executable,
+        *locustfile,
+        *distributed,
+        "--headless",
+        "--only-summary",
+        "--host",
+        base_url,
+        "--users",
+        str(args.users),
+        "--spawn-rate",
+        str(args.spawn_rate),
+        "--run-time",
+        f"{args.run_time}s",
+        "--stop-timeout",
+        str(args.stop_timeout),
+        "--csv",
+        str(prefix),
+        "--html",
+        str(out / "report.html"),
+        *scenario_args,
+    ]
     bound = args.run_time + args.stop_timeout + 60
+    workers: list[subprocess.Popen[bytes]] = []
     with (out / "locust.log").open("wb") as log:
         proc = subprocess.Popen(
             command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
         )
+        for _ in range(args.locust_workers):
+            worker = [sys.executable, *locustfile, "--worker", "--master-host", "127.0.0.1",
+                      "--master-port", str(master_port), *scenario_args]  # fmt: skip
+            workers.append(subprocess.Popen(worker, cwd=ROOT, stdin=subprocess.DEVNULL,
+                                            stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
         try:
             return proc.wait(bound)
         except subprocess.TimeoutExpired:
@@ -158,9 +197,12 @@ def run_locust(args: argparse.Namespace, base_url: str, issuer_args: list[str], 
             stop_process(proc)
             return 1
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            for p in [proc, *workers]:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(15)  # workers end when their master does
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
 
 
 def _issuer_args(issuer: Issuer, key_file: str) -> list[str]:
@@ -223,8 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             breaches = rush.audit(settings_now, SALE)
         draw = draw_public(base_url, DRAW) if needs_draw(args) else None
 
-    people_file = out / "people.json"
-    people = json.loads(people_file.read_text()) if people_file.exists() else {}
+    people = merge_people(sorted(out.glob("people*.json")))
     try:
         summary = read_locust(out / "final", people)
     except (OSError, ValueError) as exc:

@@ -28,6 +28,7 @@ import csv
 import itertools
 import json
 import logging
+import os
 import secrets
 import time
 from pathlib import Path
@@ -383,13 +384,20 @@ def _maybe_quit(environment: Environment) -> None:
 
 
 def _write_reports(environment: Environment, **_: Any) -> None:
-    """At exit, when the statistics are final: the people tally and the request stats."""
+    """At exit, when the statistics are final: the people tally and the request stats.
+
+    Distributed: each worker writes its own tally (``people-<pid>.json``, merged by the
+    runner); only the master, which holds the aggregated statistics, writes the CSV."""
     options = environment.parsed_options
+    role = type(environment.runner).__name__
     path = getattr(options, "surge_report", "")
-    if path:
-        Path(path).write_text(json.dumps(TALLY.as_dict(), indent=1))
+    if path and role != "MasterRunner":
+        target = Path(path)
+        if role == "WorkerRunner":
+            target = target.with_name(f"{target.stem}-{os.getpid()}{target.suffix}")
+        target.write_text(json.dumps(TALLY.as_dict(), indent=1))
     prefix = getattr(options, "final_csv", "")
-    if prefix:
+    if prefix and role != "WorkerRunner":
         writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
         with Path(f"{prefix}_stats.csv").open("w", newline="") as fh:
             writer.requests_csv(csv.writer(fh))

@@ -388,3 +388,22 @@ def test_the_rehearsal_runs_end_to_end_small(tmp_path: Path) -> None:
     assert report["windows"] == 200
     assert "redis_killed_at_s" in report
     assert report["purchases_confirmed_and_present"] > 0
+
+
+@pytest.mark.slow
+@needs_locust
+def test_distributed_mode_merges_the_workers_tallies(tmp_path: Path) -> None:
+    """A Locust master and 2 workers: every person is counted once, by one worker."""
+    out = tmp_path / "dist"
+    args = [
+        "-m", "loadtest.surge", "--locust-workers", "2", "--users", "20", "--spawn-rate", "20",
+        "--run-time", "8s", "--stop-timeout", "2", "--opens-in", "1", "--rate", "50",
+        "--max-active", "10", "--poll-scale", "0.1", "--think-time", "0.1", "--out", str(out),
+    ]  # fmt: skip
+    done = _run(args, timeout=120)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert len(list(out.glob("people-*.json"))) == 2  # one tally per worker
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["total"]["failures"] == 0
+    people = summary["people"]
+    assert people["people_joined"] == people["people_left"] == 20
