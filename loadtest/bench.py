@@ -273,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         "--py-spy", type=Path, help="record py-spy stacks of the room targets (1st round) here"
     )
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="WORD",
+        help="measure only the targets whose name contains one of these words (and the baseline)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
@@ -413,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
         targets.append(Target("bare aiohttp+uvloop /ok, again at the end", f"{base_url}/ok"))
+        if args.only:  # the baseline always; then only the targets asked for
+            targets = [targets[0], *(t for t in targets[1:-1]
+                                     if any(word in t.name for word in args.only))]  # fmt: skip
 
         rounds: list[list[Row]] = []
         for n in range(args.rounds):
@@ -437,8 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         if row.note:
             print(f"  {row.name}: {row.note}")
-    if redis_side is not None:
-        evalsha = next(r for r in rows if r.name == "guichet one EVALSHA per request")
+    evalsha = next((r for r in rows if r.name == "guichet one EVALSHA per request"), None)
+    if redis_side is not None and evalsha is not None:
         print(
             f"redis-benchmark EVALSHA (the same GCRA script, -c{args.connections}, no HTTP): "
             f"{redis_side:,.0f}/s; guichet's one-EVALSHA route reaches "

@@ -107,15 +107,15 @@ async def register(request: web.Request) -> web.Response:
     except errors.Problem:
         metrics.DRAW_REJECTIONS.labels("invalid").inc()
         raise
-    code, value, opens, closes = await request.app[DRAWS].register(
+    code, value, opens, closes, drawn = await request.app[DRAWS].register(
         draw, account.id, body.stratum or ""
     )
     if code == "created":
         entry = _entry(draw, account.id, value)
         metrics.DRAW_ENTRIES.labels(draw, entry.stratum).inc()
         return wire.respond(entry, status=201)
-    if code == "again":  # the same entry, with its status now (drawn, window…)
-        again = await request.app[DRAWS].entry(draw, account.id)
+    if code == "again":  # the same entry; once drawn, with its status now (window…)
+        again = await request.app[DRAWS].entry(draw, account.id) if drawn else None
         return wire.respond(again or _entry(draw, account.id, value))
     metrics.DRAW_REJECTIONS.labels(code).inc()
     if code == "unknown":

@@ -21,7 +21,8 @@ WITHDRAW = LuaScript("guichet.draw", "withdraw.lua")
 PUT = LuaScript("guichet.draw", "put.lua")
 COMMIT = LuaScript("guichet.draw", "commit.lua")
 WINDOW = LuaScript("guichet.draw", "window.lua")
-SCRIPTS = (REGISTER, WITHDRAW, PUT, COMMIT, WINDOW)
+ENTRY = LuaScript("guichet.draw", "entry.lua")
+SCRIPTS = (REGISTER, WITHDRAW, PUT, COMMIT, WINDOW, ENTRY)
 
 _US = 1_000_000
 
@@ -129,19 +130,24 @@ class Draws:
         )
         return Commitment(code.decode(), value.decode(), int(at), int(closes))
 
-    async def register(self, draw: str, account: str, stratum: str) -> tuple[str, str, int, int]:
-        """(code, entry, opens µs, closes µs) — see register.lua."""
+    async def register(
+        self, draw: str, account: str, stratum: str
+    ) -> tuple[str, str, int, int, bool]:
+        """(code, entry, opens µs, closes µs, drawn) — see register.lua."""
         k = DrawKeys(draw)
-        code, entry, opens, closes = await self.store.scripts(
+        code, entry, opens, closes, ran = await self.store.scripts(
             REGISTER, [k.cfg, k.entries_of(account), k.counts], [account, stratum]
         )
-        return code.decode(), entry.decode(), int(opens), int(closes)
+        return code.decode(), entry.decode(), int(opens), int(closes), ran == b"1"
 
     async def entry(self, draw: str, account: str) -> Entry | None:
-        """The account's entry with its status and, once given, its purchase window."""
+        """The account's entry with its status and, once given, its purchase window (one
+        script on the draw's slot; the window, on the sale's, only once the draw has run)."""
         k = DrawKeys(draw)
-        raw: Any = await self.store.client.hget(k.entries_of(account), account)
-        if raw is None:
+        raw, ran, spec_raw = await self.store.scripts(
+            ENTRY, [k.cfg, k.entries_of(account)], [account]
+        )
+        if not raw:
             return None
         stratum, _, registered_us = raw.decode().partition(":")
         entry = Entry(
@@ -151,9 +157,7 @@ class Draws:
             status="registered",
             registered_at=wire.rfc3339(int(registered_us) / _US),
         )
-        found: list[Any] = await self.store.client.hmget(k.cfg, ["ran_us", "spec"])
-        ran, spec_raw = found
-        if ran is None:
+        if not ran:
             return entry
         entry.status = "not_selected_yet"
         spec = msgspec.json.decode(spec_raw, type=DrawSpec)
