@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from guichet.app import create_app
 from guichet.config import Settings
+from guichet.embedded import EmbeddedValkey
 from guichet.shop import model
 from guichet.shop.routes import LIVE
 from guichet.shop.service import Shop, audit
@@ -442,3 +446,28 @@ async def test_expiry_under_load_returns_only_the_expired_holds(
     assert levels.stock["ATH-00:A"] == 3000
     assert await store.client.zcard(SaleKeys(SALE).expiries) >= 2000
     await invariant(store)
+
+
+@pytest.fixture
+def no_aof_app(tmp_path: Path) -> Iterator[tuple[web.Application, Tokens]]:
+    """The app on a Valkey with no append-only file (purchases could not be durable)."""
+    with EmbeddedValkey(tmp_path / "no-aof", extra_args=["--appendonly", "no"]) as server:
+        settings = make_settings(tmp_path, {"url": server.url})
+        yield create_app(settings), Tokens(settings)
+
+
+async def test_confirm_is_503_when_the_store_cannot_make_it_durable(
+    no_aof_app: tuple[web.Application, Tokens],
+) -> None:
+    app, tokens = no_aof_app
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        await setup_sale(c, tokens, {"window_required": False})
+        status, held = await post_hold(c, tokens, "fan", {"packs": [pack(0, 1, 2)]})
+        assert status == 201
+        bearer = {"Authorization": f"Bearer {tokens.account('fan')}"}
+        resp = await c.post(f"/v1/sales/{SALE}/holds/{held['id']}/confirm",
+                            json={"payment_reference": "p"}, headers=bearer)  # fmt: skip
+        problem = await resp.json()
+        assert resp.status == 503, problem
+        assert problem["type"].endswith("durability-unavailable")
+        assert resp.headers["Retry-After"] == "30"

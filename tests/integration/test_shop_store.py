@@ -156,3 +156,24 @@ def test_a_confirmed_purchase_survives_kill_9(tmp_path: Path) -> None:
         assert record is not None
         assert (record.state, record.payment_reference) == ("confirmed", "PAY-9")
         assert account_tag("buyer") != "buyer"  # the usage hash never holds the raw id
+
+
+def test_confirm_refuses_without_an_append_only_file(tmp_path: Path) -> None:
+    """A store that cannot make purchases durable (appendonly no) gets no confirm through."""
+    from redis.exceptions import ResponseError
+
+    with EmbeddedValkey(tmp_path / "valkey", extra_args=["--appendonly", "no"]) as server:
+        settings = make_settings(tmp_path, {"url": server.url})
+        three = [model.Item(session=s, category="A", quantity=1) for s in ("S1", "S2", "CER")]
+        request = model.HoldRequest(packs=[model.Pack(items=three)])
+
+        async def buy(shop: Shop) -> str:
+            await new_sale(shop, "paris", model.SaleSpec(window_required=False))
+            answer = await shop.hold("paris", "packs", "buyer", "k1", request)
+            try:
+                await shop.confirm("paris", "buyer", answer["hold"], "PAY", 500)
+            except ResponseError as exc:
+                return str(exc)
+            return "confirmed"
+
+        assert "appendonly" in with_shop(settings, buy).lower()

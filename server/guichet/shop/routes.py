@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
+from redis.exceptions import ResponseError
 
 from guichet import auth, errors, metrics, openapi, wire
 from guichet.draw.service import Draws  # the purchase-window check lives with the draw
@@ -326,9 +327,19 @@ async def confirm(request: web.Request) -> web.Response:
     hold_id = _hold_id(request)
     body = await wire.read_json(request, model.Confirm)
     timeout_ms = request.app[SETTINGS].shop.confirm_timeout_ms
-    code, record, fsynced = await request.app[SHOP].confirm(
-        sale, account.id, hold_id, body.payment_reference, timeout_ms
-    )
+    try:
+        code, record, fsynced = await request.app[SHOP].confirm(
+            sale, account.id, hold_id, body.payment_reference, timeout_ms
+        )
+    except ResponseError as exc:  # WAITAOF without appendonly: purchases cannot be durable
+        if "appendonly" not in str(exc).lower():
+            raise
+        log.error("confirm cannot wait for the AOF", extra={"error": str(exc)[:200]})
+        raise errors.Problem(
+            503, "durability-unavailable", "Purchases cannot be made durable",
+            "the store has no append-only file (appendonly no): confirms are refused",
+            retry_after_s=30,
+        ) from None  # fmt: skip
     if code == "not_found" or record is None:
         raise errors.not_found("no such hold")
     if code in ("expired", "released"):
