@@ -244,3 +244,13 @@ async def test_draws_from_the_config_file(app_with_a_defined_draw: web.Applicati
         body = await (await c.get("/v1/draws/from-file")).json()
         assert body["spec"]["strata"] == ["club", "general"]
         assert body["status"] == "registration_open"
+
+
+async def test_a_burst_of_public_reads_waits_for_connections_instead_of_failing(
+    client: TestClient, tokens: Tokens
+) -> None:
+    """400 people open the draw's page at once (plain Redis reads, more than the pool's
+    connections): every one gets it (on a Cluster the client queues them)."""
+    await put_draw(client, tokens, spec())
+    resps = await asyncio.gather(*(client.get("/v1/draws/d1") for _ in range(400)))
+    assert [r.status for r in resps] == [200] * 400

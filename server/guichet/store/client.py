@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -64,6 +64,27 @@ class Store:
         await self.client.aclose()
 
 
+class GatedCluster(RedisCluster):
+    """A Cluster client whose commands wait for a free slot instead of failing.
+
+    redis-py's async Cluster pool raises ``MaxConnectionsError`` when a node's pool is full
+    (the standalone client can use a blocking pool instead). Scripts are queued by the
+    registry; this gate does the same for plain commands (a burst of public reads), so that
+    at most ``max_connections`` commands are in flight per client.
+    """
+
+    def __init__(self, *args: Any, max_in_flight: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_flight = max_in_flight
+        self._gate: asyncio.Semaphore | None = None
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self._in_flight)
+        async with self._gate:
+            return await super().execute_command(*args, **kwargs)
+
+
 def connect(cfg: RedisConfig, url: str | None = None, scripts: Sequence[LuaScript] = ()) -> Store:
     """Build the client (connections open lazily). ``url`` overrides ``cfg.url`` (embedded)."""
     common = {
@@ -79,10 +100,11 @@ def connect(cfg: RedisConfig, url: str | None = None, scripts: Sequence[LuaScrip
         for seed in cfg.cluster_seeds:
             host, _, port = seed.rpartition(":")
             nodes.append(ClusterNode(host, int(port)))
-        cluster = RedisCluster(
+        cluster = GatedCluster(
             startup_nodes=nodes,
             max_connections=cfg.max_connections,
-            **common,  # type: ignore[arg-type]
+            max_in_flight=cfg.max_connections,
+            **common,
         )
         return Store(cluster, "cluster", scripts, max_in_flight=cfg.max_connections)
     target = url or cfg.url
