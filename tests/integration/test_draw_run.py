@@ -431,6 +431,17 @@ def test_wave_from_stock_and_the_outbox_commands(
     assert _cli(config, "outbox", "show", "s1") == 0
     shown = json.loads(capsys.readouterr().out)
     assert (shown["undelivered"], shown["pending"]) == (7, 2)
+    assert _cli(config, "outbox", "trim", "s1") == 0  # the 2 acknowledged ones, nothing else
+    assert "2 acknowledged notices deleted" in capsys.readouterr().out
+    assert _cli(config, "outbox", "show", "s1") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["length"], shown["undelivered"], shown["pending"]) == (9, 7, 2)
+    assert _cli(config, "outbox", "read", "s1", "--consumer", "m1", "--count", "20") == 0
+    rest = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rest) == 7
+    assert _cli(config, "outbox", "ack", "s1", *(n["id"] for n in notices[2:] + rest)) == 0
+    assert _cli(config, "outbox", "trim", "s1") == 0
+    assert "9 acknowledged notices deleted" in capsys.readouterr().out
     assert _cli(config, "draw", "show", "d1") == 0
     assert json.loads(capsys.readouterr().out)["waves"]["assigned"] == 11
 

@@ -300,6 +300,12 @@ def cmd_outbox_ack(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_outbox_trim(args: argparse.Namespace, settings: Settings) -> int:
+    gone = _with_store(settings, lambda s: outbox.trim(s.client, args.sale))
+    print(f"{gone} acknowledged notices deleted")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("draw", help="configure, commit, run, verify draws; release windows")
     inner = p.add_subparsers(dest="draw_command", required=True)
@@ -379,3 +385,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("sale")
     c.add_argument("ids", nargs="+")
     c.set_defaults(func=cmd_outbox_ack)
+    c = inner.add_parser("trim", help="delete acknowledged notices (they carry account ids)")
+    c.add_argument("sale")
+    c.set_defaults(func=cmd_outbox_trim)

@@ -101,3 +101,33 @@ async def read(client: Any, sale: str, consumer: str, count: int) -> list[Notice
 
 async def ack(client: Any, sale: str, ids: list[str]) -> int:
     return int(await client.xack(SaleKeys(sale).outbox, GROUP, *ids)) if ids else 0
+
+
+async def trim(client: Any, sale: str) -> int:
+    """Delete the notices the mailer has acknowledged (every entry before the oldest one
+    still pending or not yet delivered): they hold account ids and are no longer needed."""
+    key = SaleKeys(sale).outbox
+    group = _group(await client.xinfo_groups(key)) if await client.exists(key) else None
+    if group is None:
+        return 0
+    keep: list[str] = []
+    if int(group.get("pending") or 0):
+        summary = await client.xpending(key, GROUP)
+        keep.append(_text(summary["min"]))
+    last = _text(group["last-delivered-id"])
+    after = await client.xrange(key, f"({last}", "+", count=1)
+    if after:
+        keep.append(_text(after[0][0]))
+    if not keep:  # everything delivered and acknowledged
+        keep.append(_next_id(last))
+    oldest = min(keep, key=lambda i: tuple(int(x) for x in i.split("-")))
+    return int(await client.xtrim(key, minid=oldest, approximate=False))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _next_id(entry_id: str) -> str:
+    ms, _, seq = entry_id.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"
