@@ -7,8 +7,8 @@ import os
 
 from aiohttp import web
 
-from guichet import __version__, auth, metrics, openapi, wire
-from guichet.state import OPENAPI_CACHE, SETTINGS, STORE, VERIFIER, WORKER_ID
+from guichet import __version__, metrics, openapi, wire
+from guichet.state import OPENAPI_CACHE, SETTINGS, STORE, WORKER_ID, account_of, admin_of
 
 SCOPE_OPS_READ = "ops:read"
 
@@ -88,7 +88,7 @@ async def openapi_json(request: web.Request) -> web.Response:
     "The account the bearer token identifies", response=Me, auth="account", tags=("account",)
 )
 async def me(request: web.Request) -> web.Response:
-    account = auth.authenticate_account(request.app[VERIFIER], request.headers.get("Authorization"))
+    account = account_of(request)
     return wire.respond(Me(account=account.id, token_expires_at=wire.rfc3339(account.expires_at)))
 
 
@@ -100,9 +100,7 @@ async def me(request: web.Request) -> web.Response:
     tags=("admin",),
 )
 async def admin_status(request: web.Request) -> web.Response:
-    admin = auth.authenticate_admin(
-        request.app[VERIFIER], request.headers.get("Authorization"), SCOPE_OPS_READ
-    )
+    admin = admin_of(request, SCOPE_OPS_READ)
     settings = request.app[SETTINGS]
     return wire.respond(
         AdminStatus(

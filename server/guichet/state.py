@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from guichet.auth import Verifier
+from guichet.auth import Account, Admin, Verifier, authenticate_account, authenticate_admin
 from guichet.config import Settings
 from guichet.store.client import Store
 
@@ -15,3 +15,13 @@ WORKER_ID = web.AppKey("worker_id", int)
 OPENAPI_CACHE = web.AppKey("openapi_cache", bytes)
 REDIS_URL = web.AppKey("redis_url", str)  # the embedded server's, when no redis.url is set
 REQUEST_ID = web.RequestKey("request_id", str)
+
+
+def account_of(request: web.Request) -> Account:
+    """The account calling this request (its bearer token), or a 401 problem."""
+    return authenticate_account(request.app[VERIFIER], request.headers.get("Authorization"))
+
+
+def admin_of(request: web.Request, scope: str) -> Admin:
+    """The admin calling this request with ``scope``, or a 401/403 problem."""
+    return authenticate_admin(request.app[VERIFIER], request.headers.get("Authorization"), scope)

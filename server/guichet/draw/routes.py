@@ -11,10 +11,10 @@ from typing import Literal
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from guichet import auth, errors, metrics, openapi, wire
+from guichet import errors, metrics, openapi, wire
 from guichet.draw import model, monitor
 from guichet.draw.service import Committed, Draws, DrawState
-from guichet.state import SETTINGS, STORE, VERIFIER
+from guichet.state import SETTINGS, STORE, account_of, admin_of
 
 log = logging.getLogger("guichet.draw")
 
@@ -101,7 +101,7 @@ def _period(opens_us: int, closes_us: int) -> str:
 )
 async def register(request: web.Request) -> web.Response:
     draw = _draw_id(request)
-    account = auth.authenticate_account(request.app[VERIFIER], request.headers.get("Authorization"))
+    account = account_of(request)
     try:
         body = await wire.read_json(request, model.EntryRequest)
     except errors.Problem:
@@ -142,7 +142,7 @@ async def register(request: web.Request) -> web.Response:
 )
 async def my_entry(request: web.Request) -> web.Response:
     draw = _draw_id(request)
-    account = auth.authenticate_account(request.app[VERIFIER], request.headers.get("Authorization"))
+    account = account_of(request)
     entry = await request.app[DRAWS].entry(draw, account.id)
     if entry is None:
         raise errors.not_found(f"no entry of this account in draw {draw!r}")
@@ -158,7 +158,7 @@ async def my_entry(request: web.Request) -> web.Response:
 )
 async def withdraw(request: web.Request) -> web.Response:
     draw = _draw_id(request)
-    account = auth.authenticate_account(request.app[VERIFIER], request.headers.get("Authorization"))
+    account = account_of(request)
     code, closes = await request.app[DRAWS].withdraw(draw, account.id)
     if code in ("none", "unknown"):
         raise errors.not_found(f"no entry of this account in draw {draw!r}")
@@ -213,8 +213,7 @@ async def transcript(request: web.Request) -> web.Response:
     tags=("admin",),
 )
 async def put_draw(request: web.Request) -> web.Response:
-    verifier, header = request.app[VERIFIER], request.headers.get("Authorization")
-    auth.authenticate_admin(verifier, header, SCOPE_WRITE)
+    admin_of(request, SCOPE_WRITE)
     draw = _draw_id(request)
     spec = await wire.read_json(request, model.DrawSpec)
     try:

@@ -18,7 +18,7 @@ from guichet.config import RoomsConfig
 from guichet.room import model
 from guichet.room.service import Rooms, Runtime, UnknownRoom, spec_fields
 from guichet.room.tickets import Keyring, Ticket, TicketSigner, ticket_secret
-from guichet.state import SETTINGS, STORE, VERIFIER
+from guichet.state import SETTINGS, STORE, account_of, admin_of
 
 log = logging.getLogger("guichet.room")
 
@@ -81,7 +81,7 @@ def _ticket(request: web.Request, room: str, *, query: bool = False) -> Ticket:
 
 
 def _account_ticket(request: web.Request, room: str) -> tuple[auth.Account, Ticket]:
-    account = auth.authenticate_account(request.app[VERIFIER], request.headers.get("Authorization"))
+    account = account_of(request)
     ticket = _ticket(request, room)
     if ticket.account != account.id:
         raise _reject(
@@ -123,7 +123,7 @@ def _set_cookie(response: web.StreamResponse, room: str, ticket: str, cfg: Rooms
 )
 async def join(request: web.Request) -> web.Response:
     room = _room_id(request)
-    account = auth.authenticate_account(request.app[VERIFIER], request.headers.get("Authorization"))
+    account = account_of(request)
     rt = await _runtime(request, room)
     cfg = request.app[SETTINGS].rooms
     code, tid, retry_s = await request.app[ROOMS].join(rt, account.id, _client_ip(request, cfg))
@@ -400,12 +400,6 @@ async def jwks(request: web.Request) -> web.Response:
 # --- admin -----------------------------------------------------------------------------------
 
 
-def _admin(request: web.Request, scope: str) -> auth.Admin:
-    return auth.authenticate_admin(
-        request.app[VERIFIER], request.headers.get("Authorization"), scope
-    )
-
-
 @openapi.endpoint(
     "Every room with its live counters",
     response=model.RoomList,
@@ -414,7 +408,7 @@ def _admin(request: web.Request, scope: str) -> auth.Admin:
     tags=("admin",),
 )
 async def list_rooms(request: web.Request) -> web.Response:
-    _admin(request, SCOPE_READ)
+    admin_of(request, SCOPE_READ)
     rooms = request.app[ROOMS]
     return wire.respond(
         model.RoomList(
@@ -434,7 +428,7 @@ async def list_rooms(request: web.Request) -> web.Response:
     tags=("admin",),
 )
 async def show_room(request: web.Request) -> web.Response:
-    _admin(request, SCOPE_READ)
+    admin_of(request, SCOPE_READ)
     rt = await _runtime(request, _room_id(request))
     await request.app[ROOMS].tick(rt)  # fresh counters for ops (a tick is always safe)
     return wire.respond(request.app[ROOMS].stats(rt))
@@ -451,7 +445,7 @@ async def show_room(request: web.Request) -> web.Response:
     tags=("admin",),
 )
 async def put_room(request: web.Request) -> web.Response:
-    _admin(request, SCOPE_WRITE)
+    admin_of(request, SCOPE_WRITE)
     room = _room_id(request)
     spec = await wire.read_json(request, model.RoomSpec)
     code = await request.app[ROOMS].configure(room, "put", spec)
@@ -471,7 +465,7 @@ async def put_room(request: web.Request) -> web.Response:
     tags=("admin",),
 )
 async def patch_room(request: web.Request) -> web.Response:
-    _admin(request, SCOPE_WRITE)
+    admin_of(request, SCOPE_WRITE)
     room = _room_id(request)
     patch = await wire.read_json(request, model.RoomPatch)
     if not spec_fields(patch):
@@ -502,7 +496,7 @@ async def _patch(request: web.Request, room: str, patch: model.RoomPatch) -> web
     tags=("admin",),
 )
 async def pause_room(request: web.Request) -> web.Response:
-    _admin(request, SCOPE_WRITE)
+    admin_of(request, SCOPE_WRITE)
     return await _patch(request, _room_id(request), model.RoomPatch(paused=True))
 
 
@@ -515,7 +509,7 @@ async def pause_room(request: web.Request) -> web.Response:
     tags=("admin",),
 )
 async def resume_room(request: web.Request) -> web.Response:
-    _admin(request, SCOPE_WRITE)
+    admin_of(request, SCOPE_WRITE)
     return await _patch(request, _room_id(request), model.RoomPatch(paused=False))
 
 
@@ -530,7 +524,7 @@ async def resume_room(request: web.Request) -> web.Response:
     tags=("admin",),
 )
 async def put_stock(request: web.Request) -> web.Response:
-    _admin(request, SCOPE_WRITE)
+    admin_of(request, SCOPE_WRITE)
     room = _room_id(request)
     signal = await wire.read_json(request, model.StockSignal)
     rt = await _runtime(request, room)

@@ -20,7 +20,7 @@ from guichet.draw.service import Draws  # the purchase-window check lives with t
 from guichet.shop import model
 from guichet.shop.live import SUBSCRIBER_QUEUE, Availability, Live, SaleView
 from guichet.shop.service import HoldRecord, Shop
-from guichet.state import SETTINGS, STORE, VERIFIER
+from guichet.state import SETTINGS, STORE, account_of, admin_of
 
 log = logging.getLogger("guichet.shop")
 
@@ -79,10 +79,6 @@ async def _view(request: web.Request) -> SaleView:
     if v is None:
         raise errors.not_found(f"no sale {sale!r}")
     return v
-
-
-def _account(request: web.Request) -> auth.Account:
-    return auth.authenticate_account(request.app[VERIFIER], request.headers.get("Authorization"))
 
 
 def _hold_id(request: web.Request) -> str:
@@ -247,7 +243,7 @@ def _refusal(sale: str, answer: dict[str, Any]) -> errors.Problem:
 async def hold(request: web.Request) -> web.Response:
     started = time.perf_counter()
     v = await _view(request)
-    account = _account(request)
+    account = account_of(request)
     key = request.headers.get("Idempotency-Key", "")
     if not IDEMPOTENCY_KEY.match(key):
         raise errors.Problem(
@@ -308,7 +304,7 @@ async def _own(request: web.Request, sale: str, account: auth.Account) -> HoldRe
                   tags=("shop",))  # fmt: skip
 async def show_hold(request: web.Request) -> web.Response:
     sale = _sale_id(request)
-    account = _account(request)
+    account = account_of(request)
     return wire.respond(_hold(sale, await _own(request, sale, account)))
 
 
@@ -323,7 +319,7 @@ async def show_hold(request: web.Request) -> web.Response:
 )
 async def confirm(request: web.Request) -> web.Response:
     sale = _sale_id(request)
-    account = _account(request)
+    account = account_of(request)
     hold_id = _hold_id(request)
     body = await wire.read_json(request, model.Confirm)
     timeout_ms = request.app[SETTINGS].shop.confirm_timeout_ms
@@ -366,7 +362,7 @@ async def confirm(request: web.Request) -> web.Response:
 )
 async def release(request: web.Request) -> web.Response:
     sale = _sale_id(request)
-    account = _account(request)
+    account = account_of(request)
     code, record = await request.app[SHOP].release(sale, account.id, _hold_id(request))
     if code == "not_found" or record is None:
         raise errors.not_found("no such hold")
@@ -386,7 +382,7 @@ async def release(request: web.Request) -> web.Response:
 )
 async def me(request: web.Request) -> web.Response:
     v = await _view(request)
-    account = _account(request)
+    account = account_of(request)
     state, starts, ends = await Draws(request.app[STORE]).window_state(
         v.sale, v.spec.phase, account.id
     )
@@ -408,11 +404,6 @@ async def me(request: web.Request) -> web.Response:
 # --- admin -------------------------------------------------------------------------------------
 
 
-def _admin(request: web.Request) -> None:
-    verifier, header = request.app[VERIFIER], request.headers.get("Authorization")
-    auth.authenticate_admin(verifier, header, SCOPE_WRITE)
-
-
 @openapi.endpoint(
     "Create or replace a sale's phase and rules (201 when created)",
     request=model.SaleSpec,
@@ -424,7 +415,7 @@ def _admin(request: web.Request) -> None:
     tags=("admin",),
 )
 async def put_sale(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_of(request, SCOPE_WRITE)
     sale = _sale_id(request)
     spec = await wire.read_json(request, model.SaleSpec)
     created = await request.app[SHOP].put(sale, spec)
@@ -445,7 +436,7 @@ async def put_sale(request: web.Request) -> web.Response:
 )
 @wire.body_limit(CATALOGUE_MAX_BYTES)
 async def put_catalogue(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_of(request, SCOPE_WRITE)
     v = await _view(request)
     raw = await wire.read_large(request, CATALOGUE_MAX_BYTES)
     catalogue = wire.decode(raw, model.Catalogue)
