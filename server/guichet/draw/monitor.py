@@ -6,16 +6,15 @@ scrape; they write their progress and counts to Redis, and the serving workers e
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
 
-from redis.exceptions import RedisError
+import msgspec
 
 from guichet import metrics
 from guichet.draw import outbox
+from guichet.draw.model import DrawSpec
 from guichet.draw.service import Draws
 from guichet.store.keys import DrawKeys, SaleKeys
 
@@ -35,10 +34,10 @@ async def refresh(draws: Draws) -> None:
     client = draws.store.client
     sales: set[str] = set()
     for draw in await draws.ids():
-        raw: list[Any] = await client.hmget(DrawKeys(draw).cfg, ["run_progress", "ranked"])
+        raw: list[Any] = await client.hmget(DrawKeys(draw).cfg, ["run_progress", "ranked", "spec"])
         metrics.DRAW_PROGRESS.labels(draw).set(progress_ratio(raw[0]))
         metrics.DRAW_RANKED.labels(draw).set(int(raw[1] or 0))
-        spec = await draws.spec(draw)
+        spec = None if raw[2] is None else msgspec.json.decode(raw[2], type=DrawSpec)
         if spec is None or spec.sale is None:
             continue
         sales.add(spec.sale)
@@ -52,13 +51,3 @@ async def refresh(draws: Draws) -> None:
         metrics.OUTBOX_BACKLOG.labels(sale, "pending").set(b.pending)
         lag = 0.0 if b.oldest_due_us is None else max(0.0, now - b.oldest_due_us / 1e6)
         metrics.OUTBOX_LAG.labels(sale).set(lag)
-
-
-async def run(draws: Draws, interval_s: float, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            await refresh(draws)
-        except (RedisError, OSError) as exc:
-            log.warning("draw gauges not refreshed", extra={"error": type(exc).__name__})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -12,6 +11,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from guichet import errors, metrics, openapi, wire
+from guichet.background import Periodic
 from guichet.draw import model, monitor
 from guichet.draw.service import Committed, Draws, DrawState
 from guichet.state import SETTINGS, STORE, account_of, admin_of
@@ -237,14 +237,12 @@ async def _draws_ctx(app: web.Application) -> AsyncIterator[None]:
         await draws.ensure_defined(settings.draws.define)
     except (RedisError, OSError) as exc:  # Redis not up yet: ops can PUT them later
         log.warning("draws from config not created", extra={"error": type(exc).__name__})
-    stop = asyncio.Event()
-    task = asyncio.create_task(monitor.run(draws, settings.draws.monitor_interval_s, stop))
+    gauges = Periodic(
+        "draw gauges", settings.draws.monitor_interval_s, lambda: monitor.refresh(draws)
+    )
+    gauges.start()
     yield
-    stop.set()
-    try:
-        await asyncio.wait_for(task, 5)
-    except TimeoutError:
-        log.warning("draw monitor did not stop in time")
+    await gauges.stop()
 
 
 def setup(app: web.Application) -> None:

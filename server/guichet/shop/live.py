@@ -13,14 +13,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
-
-from redis.exceptions import RedisError
 
 from guichet import metrics, wire
 from guichet.shop import model
@@ -167,9 +164,8 @@ StockSignal = Callable[[str, float], Awaitable[None]]
 class Live:
     """The sales of this worker, refreshed in the background."""
 
-    def __init__(self, shop: Shop, interval_s: float, expire_batch: int) -> None:
+    def __init__(self, shop: Shop, expire_batch: int) -> None:
         self.shop = shop
-        self.interval_s = interval_s
         self.expire_batch = expire_batch
         self.sales: dict[str, SaleView] = {}
         self._config_at = 0.0
@@ -221,16 +217,11 @@ class Live:
                 v.remaining = remaining
                 await signal(v.sale, remaining)
 
-    async def run(self, stop: asyncio.Event, signal: StockSignal) -> None:
-        while not stop.is_set():
-            try:
-                if time.monotonic() - self._config_at > 5:  # new sales, rules, catalogue
-                    self._config_at = time.monotonic()
-                    for sale in await self.shop.ids():
-                        await self._load(sale)
-                for v in list(self.sales.values()):
-                    await self._refresh(v, signal)
-            except (RedisError, OSError) as exc:
-                log.warning("sale views not refreshed", extra={"error": type(exc).__name__})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval_s)
+    async def refresh_all(self, signal: StockSignal) -> None:
+        """One round of the background refresh (``background.Periodic``)."""
+        if time.monotonic() - self._config_at > 5:  # new sales, rules, catalogue
+            self._config_at = time.monotonic()
+            for sale in await self.shop.ids():
+                await self._load(sale)
+        for v in list(self.sales.values()):
+            await self._refresh(v, signal)

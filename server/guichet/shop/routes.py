@@ -16,6 +16,7 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from redis.exceptions import ResponseError
 
 from guichet import auth, errors, metrics, openapi, wire
+from guichet.background import Periodic
 from guichet.draw.service import Draws  # the purchase-window check lives with the draw
 from guichet.shop import model
 from guichet.shop.live import SUBSCRIBER_QUEUE, Availability, Live, SaleView
@@ -472,21 +473,17 @@ async def _stock_signal(app: web.Application, sale: str, remaining: float) -> No
 async def _shop_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[SETTINGS].shop
     shop = app[SHOP] = Shop(app[STORE])
-    live = app[LIVE] = Live(shop, cfg.refresh_interval_s, cfg.expire_batch)
-    stop = asyncio.Event()
+    live = app[LIVE] = Live(shop, cfg.expire_batch)
 
     async def signal(sale: str, remaining: float) -> None:
         await _stock_signal(app, sale, remaining)
 
-    task = asyncio.create_task(live.run(stop, signal))
+    views = Periodic("sale views", cfg.refresh_interval_s, lambda: live.refresh_all(signal))
+    views.start()
     yield
-    stop.set()
     for v in live.sales.values():
         v.subscribers.clear()
-    try:
-        await asyncio.wait_for(task, 5)
-    except TimeoutError:
-        log.warning("sale views did not stop in time")
+    await views.stop()
 
 
 def setup(app: web.Application) -> None:
