@@ -26,7 +26,7 @@ _TIMES = ("committed_at", "registration_closes_at", "ran_at")
 
 
 def arrays(entries: Iterable[tuple[str, str]], strata: Sequence[str]) -> ranking.Keyed:
-    """(stratum, id) pairs as arrays, keyed with an all-zero key (replaced by :func:`rank`)."""
+    """(stratum, id) pairs as arrays (not keyed yet: :func:`verify` keys them)."""
     position = {name: i for i, name in enumerate(strata)}
     ids: list[bytes] = []
     places: list[int] = []
@@ -35,7 +35,7 @@ def arrays(entries: Iterable[tuple[str, str]], strata: Sequence[str]) -> ranking
             raise ValueError(f"entry {entry_id!r}: unknown stratum {stratum!r}")
         ids.append(entry_id.encode())
         places.append(position[stratum])
-    return ranking.keyed(ids, np.array(places, dtype=np.uint8), b"\0" * 32)
+    return ranking.unkeyed(ids, np.array(places, dtype=np.uint8))
 
 
 def read_entries(path: str | Path, strata: Sequence[str]) -> Iterable[tuple[str, str]]:

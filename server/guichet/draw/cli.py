@@ -20,7 +20,7 @@ import numpy as np
 from guichet import opscli, wire
 from guichet.config import ConfigError, Settings
 from guichet.draw import audit, model, outbox, ranking, seal, waves
-from guichet.draw.run import RunError, ranked_ids, read_bucket, run
+from guichet.draw.run import RunError, chunk_size, ranked_ids, read_bucket, run
 from guichet.draw.service import SCRIPTS, Committed, Draws
 from guichet.store import sync
 from guichet.store.client import Store
@@ -199,7 +199,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             bucket_ids, positions = read_bucket(client, args.draw, strata, bucket, 5000)
             ids += bucket_ids
             places.append(positions)
-        entries = ranking.keyed(ids, np.concatenate(places), b"\0" * 32)
+        entries = ranking.unkeyed(ids, np.concatenate(places))
         by_id = entries.take(np.argsort(entries.ids, kind="stable"))
         with open(args.entries, "w", encoding="utf-8") as f:
             for position, entry_id in zip(by_id.strata.tolist(), by_id.ids.tolist(), strict=True):
@@ -209,10 +209,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         ranked: Any = client.hget(DrawKeys(args.draw).cfg, "ranked")
         if ranked is None:
             return _fail(f"draw {args.draw!r} has not run: no ranking to export")
-        rank = 0
+        rank, size = 0, chunk_size(client, args.draw)
         with open(args.ranking, "w", encoding="utf-8") as f:
             while rank < int(ranked):
-                for entry_id in ranked_ids(client, args.draw, rank, 50_000):
+                for entry_id in ranked_ids(client, args.draw, rank, 50_000, size):
                     rank += 1
                     f.write(f"{rank}\t{entry_id}\n")
         print(f"{rank} ranks written to {args.ranking}", file=sys.stderr)

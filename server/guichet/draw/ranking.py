@@ -40,6 +40,12 @@ def ids_array(ids: Sequence[bytes]) -> np.ndarray:
     return np.array(ids, dtype=bytes) if ids else np.empty(0, dtype="S1")
 
 
+def unkeyed(ids: Sequence[bytes], strata: np.ndarray) -> Keyed:
+    """Entries whose key is not needed (digests, exports): no hashing."""
+    zeros = np.zeros(len(ids), dtype=_U64)
+    return Keyed(ids_array(ids), np.asarray(strata, dtype=np.uint8), zeros, zeros)
+
+
 def keyed(ids: Sequence[bytes], strata: np.ndarray, key: bytes) -> Keyed:
     """Hash every id with the draw key ``K`` (see ``model.Ranker``)."""
     copy = hashlib.blake2b(key=key, digest_size=16).copy

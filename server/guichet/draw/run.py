@@ -297,12 +297,20 @@ class _Clock:
         self._last = now
 
 
-def ranked_ids(client: sync.SyncClient, draw: str, start: int, count: int) -> list[str]:
-    """Ids at ranks [start, start + count) from the stored ranking (0-based)."""
+def chunk_size(client: sync.SyncClient, draw: str) -> int:
+    """Ids per stored ranking chunk (frozen when the run began)."""
+    return int(client.hget(DrawKeys(draw).cfg, "ranking_chunk") or CHUNK)
+
+
+def ranked_ids(
+    client: sync.SyncClient, draw: str, start: int, count: int, size: int | None = None
+) -> list[str]:
+    """Ids at ranks [start, start + count) from the stored ranking (0-based); callers that
+    read many slices pass the :func:`chunk_size` they read once."""
     k = DrawKeys(draw)
     if count <= 0:
         return []
-    size = int(client.hget(k.cfg, "ranking_chunk") or CHUNK)
+    size = size or chunk_size(client, draw)
     first, last = start // size, (start + count - 1) // size
     blobs: list[Any] = client.hmget(k.ranking, [str(i) for i in range(first, last + 1)])
     ids: list[str] = []

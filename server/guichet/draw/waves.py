@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from guichet.draw import model
-from guichet.draw.run import RunError, ranked_ids
+from guichet.draw.run import RunError, chunk_size, ranked_ids
 from guichet.store import sync
 from guichet.store.keys import DrawKeys, SaleKeys
 from guichet.store.scripts import LuaScript
@@ -136,8 +136,9 @@ def release(
     first, cursor, assigned, skipped = s.cursor, s.cursor, 0, 0
     keys = [sk.waves(draw), sk.windows(spec.phase), sk.outbox]
     fixed = [starts_us, ends_us, spec.notice_s * _US, "1" if allow_short_notice else "0", draw]
+    size = chunk_size(client, draw)
     while cursor < target:
-        ids = ranked_ids(client, draw, cursor, min(batch, target - cursor))
+        ids = ranked_ids(client, draw, cursor, min(batch, target - cursor), size)
         code, new_cursor, a, k, _detail = sync.call(
             client, WAVE, keys, [number, cursor, target, *fixed, *ids]
         )
