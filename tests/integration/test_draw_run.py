@@ -19,7 +19,7 @@ import msgspec
 import pytest
 from loadtest.draw_bench import seed as seed_entries
 
-from guichet import cli
+from guichet import cli, opscli
 from guichet.app import SCRIPTS
 from guichet.config import Settings
 from guichet.draw import audit, model, outbox, seal, waves
@@ -27,7 +27,6 @@ from guichet.draw.run import RunError, ranked_ids, run
 from guichet.draw.service import Commitment, Draws
 from guichet.room.tickets import Keyring
 from guichet.store import sync
-from guichet.store.client import connect
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys, SaleKeys
 from tests.conftest import settings_file
 
@@ -50,15 +49,7 @@ def spec(**extra: Any) -> model.DrawSpec:
 
 def with_draws(settings: Settings, work: Callable[[Draws], Awaitable[T]]) -> T:
     """Run ``work`` with the server's async service, from these (blocking) tests."""
-
-    async def main() -> T:
-        store = connect(settings.redis, scripts=SCRIPTS)
-        try:
-            return await work(Draws(store))
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
+    return opscli.with_store(settings, SCRIPTS, lambda store: work(Draws(store)))
 
 
 def registered(settings: Settings, n: int, draw: str = "d1") -> list[tuple[str, str]]:

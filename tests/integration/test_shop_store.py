@@ -4,7 +4,6 @@ survives kill -9 of the server."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
@@ -17,13 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guichet import cli
+from guichet import cli, opscli
 from guichet.app import SCRIPTS
 from guichet.config import Settings
 from guichet.embedded import EmbeddedValkey
 from guichet.shop import model
 from guichet.shop.service import Shop, account_tag
-from guichet.store.client import connect
 from guichet.store.keys import SaleKeys
 from tests.conftest import make_settings, settings_file
 
@@ -38,14 +36,7 @@ CATALOGUE = msgspec.convert({"sessions": [
 
 
 def with_shop(settings: Settings, work: Callable[[Shop], Awaitable[T]]) -> T:
-    async def main() -> T:
-        store = connect(settings.redis, scripts=SCRIPTS)
-        try:
-            return await work(Shop(store))
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
+    return opscli.with_store(settings, SCRIPTS, lambda store: work(Shop(store)))
 
 
 async def new_sale(shop: Shop, sale: str, spec: model.SaleSpec) -> None:
