@@ -139,17 +139,19 @@ def room_spec(
     }
 
 
+def admin_put(base_url: str, issuer: Issuer, path: str, body: Any, scope: str) -> Any:
+    """``PUT /v1/admin/<path>`` with an admin token of ``scope``: the answer, or RuntimeError
+    unless 200/201."""
+    headers = {"Authorization": f"Bearer {issuer.admin(scope)}"}
+    status, answer = http_json("PUT", f"{base_url}/v1/admin/{path}", body, headers, timeout_s=60)
+    if status not in (200, 201):
+        raise RuntimeError(f"PUT /v1/admin/{path} failed: HTTP {status} {answer}")
+    return answer
+
+
 def put_room(base_url: str, issuer: Issuer, room: str, spec: Mapping[str, Any]) -> Any:
     """Create or replace ``room`` through ``PUT /v1/admin/rooms/{room}``; returns its stats."""
-    status, body = http_json(
-        "PUT",
-        f"{base_url}/v1/admin/rooms/{room}",
-        spec,
-        {"Authorization": f"Bearer {issuer.admin('rooms:write')}"},
-    )
-    if status not in (200, 201):
-        raise RuntimeError(f"creating room {room!r} failed: HTTP {status} {body}")
-    return body
+    return admin_put(base_url, issuer, f"rooms/{room}", spec, "rooms:write")
 
 
 def draw_spec(closes_in_s: float, strata: tuple[str, ...] = ("general",)) -> dict[str, Any]:
@@ -164,15 +166,7 @@ def draw_spec(closes_in_s: float, strata: tuple[str, ...] = ("general",)) -> dic
 
 def put_draw(base_url: str, issuer: Issuer, draw: str, spec: Mapping[str, Any]) -> Any:
     """Create or replace ``draw`` through ``PUT /v1/admin/draws/{draw}``."""
-    status, body = http_json(
-        "PUT",
-        f"{base_url}/v1/admin/draws/{draw}",
-        spec,
-        {"Authorization": f"Bearer {issuer.admin('draws:write')}"},
-    )
-    if status not in (200, 201):
-        raise RuntimeError(f"creating draw {draw!r} failed: HTTP {status} {body}")
-    return body
+    return admin_put(base_url, issuer, f"draws/{draw}", spec, "draws:write")
 
 
 def draw_public(base_url: str, draw: str) -> Any:

@@ -52,7 +52,15 @@ from guichet.shop.service import audit as audit_levels
 from guichet.store import sync
 from guichet.store.client import connect
 from guichet.store.keys import ENTRY_BUCKETS, SaleKeys
-from loadtest.harness import GENEROUS_JOIN_LIMITS, ROOT, GuichetServer, http_json, stop_process
+from loadtest.harness import (
+    GENEROUS_JOIN_LIMITS,
+    ROOT,
+    GuichetServer,
+    admin_put,
+    put_draw,
+    put_room,
+    stop_process,
+)
 from loadtest.report import format_summary, read_locust
 
 SALE = "rehearsal"
@@ -83,19 +91,6 @@ def _scaled_catalogue(scale: float) -> dict[str, Any]:
         for c in s["categories"]:
             c["seats"] = max(1, int(c["seats"] * scale))
     return cat  # type: ignore[no-any-return]
-
-
-def _admin(server: GuichetServer) -> dict[str, str]:
-    issuer = server.issuer()
-    token = issuer.admin("rooms:write", "rooms:read", "draws:write", "sales:write")
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _put(url: str, body: Any, headers: dict[str, str]) -> Any:
-    status, answer = http_json("PUT", url, body, headers, timeout_s=60)
-    if status not in (200, 201):
-        raise RuntimeError(f"PUT {url}: HTTP {status} {answer}")
-    return answer
 
 
 def _room(opens: datetime, rate: float, max_active: int, sale: str | None) -> dict[str, Any]:
@@ -169,15 +164,14 @@ async def _register_all(url: str, tokens: list[str], concurrency: int) -> dict[s
 # --- the draw ------------------------------------------------------------------------------------
 
 
-def _draw(server: GuichetServer, settings: Settings, report: Report, admin: dict[str, str],
-          url: str) -> None:  # fmt: skip
+def _draw(server: GuichetServer, settings: Settings, report: Report) -> None:
     """Close registration in 3 s, commit before that, run, verify from the exported data."""
     now = datetime.now(UTC)
     closes = now + timedelta(seconds=3)
-    _put(f"{url}/v1/admin/draws/{DRAW}", {
+    put_draw(server.url, server.issuer(), DRAW, {
         "registration_opens_at": (now - timedelta(hours=1)).isoformat(),
         "registration_closes_at": closes.isoformat(), "strata": ["club", "general"],
-        "sale": SALE, "phase": "packs"}, admin)  # fmt: skip
+        "sale": SALE, "phase": "packs"})  # fmt: skip
     key = seal.seal_key(settings.draws)
 
     async def commit() -> str:
@@ -333,22 +327,22 @@ def main(argv: list[str] | None = None) -> int:
         server.prepare()
         stack.enter_context(server)
         settings = server.settings()
-        admin = _admin(server)
+        issuer = server.issuer()
         url = server.url
         now = datetime.now(UTC)
-        _put(f"{url}/v1/admin/sales/{SALE}", {"phase": "packs", "hold_ttl_s": 120}, admin)
-        loaded = _put(f"{url}/v1/admin/sales/{SALE}/catalogue",
-                      _scaled_catalogue(args.seats_scale), admin)  # fmt: skip
+        admin_put(url, issuer, f"sales/{SALE}", {"phase": "packs", "hold_ttl_s": 120},
+                  "sales:write")  # fmt: skip
+        loaded = admin_put(url, issuer, f"sales/{SALE}/catalogue",
+                           _scaled_catalogue(args.seats_scale), "sales:write")  # fmt: skip
         report.facts["catalogue"] = {"sessions": loaded["sessions"], "seats": loaded["seats"]}
-        _put(f"{url}/v1/admin/rooms/{REG_ROOM}", _room(now, 5000, 1_000_000, None), admin)
-        _put(f"{url}/v1/admin/rooms/{SHOP_ROOM}", _room(now, 200, 5000, SALE), admin)
-        _put(f"{url}/v1/admin/draws/{DRAW}", {
+        put_room(url, issuer, REG_ROOM, _room(now, 5000, 1_000_000, None))
+        put_room(url, issuer, SHOP_ROOM, _room(now, 200, 5000, SALE))
+        put_draw(url, issuer, DRAW, {
             "registration_opens_at": (now - timedelta(hours=1)).isoformat(),
             "registration_closes_at": (now + timedelta(hours=2)).isoformat(),
-            "strata": ["club", "general"], "sale": SALE, "phase": "packs"}, admin)  # fmt: skip
+            "strata": ["club", "general"], "sale": SALE, "phase": "packs"})  # fmt: skip
         report.phase("setup")
 
-        issuer = server.issuer()
         tokens = [issuer.account(f"fan-{i:06d}", ttl_s=3 * 3600) for i in range(args.registrations)]
         report.phase(f"{args.registrations:,} tokens minted")
         counts = asyncio.run(_register_all(url, tokens, args.concurrency))
@@ -357,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             report.breaches.append(f"registrations: {counts}")
         report.phase("registration through the waiting room")
 
-        _draw(server, settings, report, admin, url)
+        _draw(server, settings, report)
         client = sync.connect(settings.redis, sync.target(settings.redis))
         seconds, _ = client.time()
         now_us = int(seconds) * 1_000_000

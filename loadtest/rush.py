@@ -12,21 +12,14 @@ from guichet.config import Settings
 from guichet.shop.service import SCRIPTS, Shop
 from guichet.shop.service import audit as audit_levels
 from guichet.store.keys import SaleKeys
-from loadtest.harness import Issuer, http_json
+from loadtest.harness import Issuer, admin_put
 
 
 def prepare(base_url: str, issuer: Issuer, settings: Settings, sale: str, prefix: str,
             winners: int) -> None:  # fmt: skip
-    admin = {"Authorization": f"Bearer {issuer.admin('sales:write')}"}
-    status, body = http_json("PUT", f"{base_url}/v1/admin/sales/{sale}", {"phase": "packs"}, admin)
-    if status not in (200, 201):
-        raise RuntimeError(f"creating sale {sale!r}: HTTP {status} {body}")
+    admin_put(base_url, issuer, f"sales/{sale}", {"phase": "packs"}, "sales:write")
     catalogue = resources.files("guichet.shop").joinpath("demo_catalogue.json").read_bytes()
-    status, body = http_json(
-        "PUT", f"{base_url}/v1/admin/sales/{sale}/catalogue", json.loads(catalogue), admin
-    )
-    if status != 200:
-        raise RuntimeError(f"loading the catalogue: HTTP {status} {body}")
+    admin_put(base_url, issuer, f"sales/{sale}/catalogue", json.loads(catalogue), "sales:write")
     client = opscli.sync_client(settings)
     seconds, _ = client.time()
     start, end = (int(seconds) - 60) * 1_000_000, (int(seconds) + 2 * 86_400) * 1_000_000
