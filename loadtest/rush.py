@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from typing import Any
 
 from guichet import opscli
 from guichet.config import Settings
@@ -20,13 +21,18 @@ def prepare(base_url: str, issuer: Issuer, settings: Settings, sale: str, prefix
     admin_put(base_url, issuer, f"sales/{sale}", {"phase": "packs"}, "sales:write")
     catalogue = resources.files("guichet.shop").joinpath("demo_catalogue.json").read_bytes()
     admin_put(base_url, issuer, f"sales/{sale}/catalogue", json.loads(catalogue), "sales:write")
-    client = opscli.sync_client(settings)
+    open_windows(opscli.sync_client(settings), sale, [f"{prefix}-{i}" for i in range(winners)])
+
+
+def open_windows(client: Any, sale: str, accounts: list[str], hours: int = 48) -> None:
+    """Purchase windows open now for ``accounts``, written as a wave writes them (the key
+    layout is the draw's contract with the shop), 1,000 at a time."""
     seconds, _ = client.time()
-    start, end = (int(seconds) - 60) * 1_000_000, (int(seconds) + 2 * 86_400) * 1_000_000
+    start, end = (int(seconds) - 60) * 1_000_000, (int(seconds) + hours * 3600) * 1_000_000
     windows = SaleKeys(sale).windows("packs")
-    for first in range(0, winners, 1000):
-        accounts = range(first, min(winners, first + 1000))
-        client.hset(windows, mapping={f"{prefix}-{i}": f"{start}:{end}:rush:1" for i in accounts})
+    for first in range(0, len(accounts), 1000):
+        batch = accounts[first : first + 1000]
+        client.hset(windows, mapping=dict.fromkeys(batch, f"{start}:{end}:loadtest:1"))
 
 
 def audit(settings: Settings, sale: str) -> list[str]:

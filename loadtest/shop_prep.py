@@ -14,9 +14,10 @@ from guichet.app import SCRIPTS
 from guichet.config import Settings
 from guichet.shop import model
 from guichet.shop.service import Shop
+from guichet.store import sync
 from guichet.store.client import connect
-from guichet.store.keys import SaleKeys
 from loadtest.harness import Issuer
+from loadtest.rush import open_windows
 
 SALE = "bench"
 SESSIONS = ("ATH-01", "SWM-01", "JUD-01")
@@ -32,9 +33,7 @@ def catalogue(seats: int) -> model.Catalogue:
     ]}, model.Catalogue)  # fmt: skip
 
 
-async def _prepare(
-    url: str, settings: Settings, holders: list[str], confirmers: list[str]
-) -> list[str]:
+async def _prepare(url: str, settings: Settings, confirmers: list[str]) -> list[str]:
     store = connect(settings.redis, url=url, scripts=SCRIPTS)
     try:
         shop = Shop(store)
@@ -43,13 +42,6 @@ async def _prepare(
         await shop.put(SALE, spec)
         code, _ = await shop.load(SALE, catalogue(200_000))
         assert code == "ok", code
-        seconds, _ = await store.client.time()
-        start, end = (int(seconds) - 60) * 1_000_000, (int(seconds) + 86_400) * 1_000_000
-        windows = SaleKeys(SALE).windows("packs")
-        everyone = holders + confirmers
-        for i in range(0, len(everyone), 1000):
-            await store.client.hset(windows, mapping={
-                a: f"{start}:{end}:bench:1" for a in everyone[i : i + 1000]})  # fmt: skip
         request = msgspec.convert(HOLD_BODY, model.HoldRequest)
         ids: list[str] = []
         for i in range(0, len(confirmers), 200):
@@ -67,7 +59,8 @@ def prepare(url: str, settings: Settings, issuer: Issuer, holders: list[str], tm
             confirms: int) -> tuple[Path, Path]:  # fmt: skip
     """(hold body file, confirm lines file "<hold id> <token>")."""
     confirmers = [f"confirm-{i}" for i in range(confirms)]
-    ids = asyncio.run(_prepare(url, settings, holders, confirmers))
+    open_windows(sync.connect(settings.redis, url), SALE, holders + confirmers, hours=24)
+    ids = asyncio.run(_prepare(url, settings, confirmers))
     body = tmp / "hold.json"
     body.write_text(json.dumps(HOLD_BODY))
     lines = tmp / "confirms.txt"
