@@ -11,6 +11,7 @@
 -- Returns {code, ticket, opened_now, retry_after_us}
 --   code: 'ok' (new ticket) | 'again' (same ticket as before) | 'unknown' | 'closed' |
 --         'limited_ip' | 'limited_account'
+--!include open_room.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
@@ -39,12 +40,7 @@ local existing = redis.call('HGET', KEYS[3], ARGV[1])
 if existing then return {'again', existing, 0, 0} end
 if now >= closes then return {'closed', '', 0, 0} end
 
-local opened_now = 0
-if now >= opens and redis.call('HSETNX', KEYS[2], 'opened_us', now) == 1 then
-  local pre = redis.call('HGET', KEYS[2], 'pre') or '0'
-  redis.call('HSET', KEYS[2], 'seed', ARGV[2], 'next', pre, 'last_us', now)
-  opened_now = 1
-end
+local opened_now = open_room(KEYS[2], now, opens, ARGV[2])
 
 local ticket
 if not redis.call('HGET', KEYS[2], 'opened_us') then

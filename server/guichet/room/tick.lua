@@ -14,6 +14,7 @@
 -- Returns {code, now, opens, closes, opened_us, pre, next, serving, floor, active,
 --          admitted, expired, measured_rate, effective_rate, stock, paused, seed, opened_now,
 --          reaped, cfg_version}
+--!include open_room.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local c = redis.call('HMGET', KEYS[1], 'opens_us', 'closes_us', 'rate_per_s', 'max_active',
@@ -23,12 +24,7 @@ local opens, closes = tonumber(c[1]), tonumber(c[2])
 local rate, max_active, paused = tonumber(c[3]), tonumber(c[4]), c[5] == '1'
 local grace, window = tonumber(ARGV[2]), tonumber(ARGV[3])
 
-local opened_now = 0
-if now >= opens and redis.call('HSETNX', KEYS[2], 'opened_us', now) == 1 then
-  local pre = redis.call('HGET', KEYS[2], 'pre') or '0'
-  redis.call('HSET', KEYS[2], 'seed', ARGV[1], 'next', pre, 'last_us', now)
-  opened_now = 1
-end
+local opened_now = open_room(KEYS[2], now, opens, ARGV[1])
 
 -- Reap sessions idle past their expiry: only the expired head of the zset is read.
 local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
