@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from guichet import errors, metrics, openapi, wire
 from guichet.background import Periodic
 from guichet.draw import model, monitor
-from guichet.draw.service import Committed, Draws, DrawState
+from guichet.draw.service import Committed, Draws, DrawState, registered_entry
 from guichet.state import SETTINGS, STORE, account_of, admin_of
 
 log = logging.getLogger("guichet.draw")
@@ -74,17 +74,6 @@ def _draw_id(request: web.Request) -> str:
     return draw
 
 
-def _entry(draw: str, account: str, value: str) -> model.Entry:
-    stratum, _, registered_us = value.partition(":")
-    return model.Entry(
-        draw=draw,
-        account=account,
-        stratum=stratum,
-        status="registered",
-        registered_at=wire.rfc3339(int(registered_us) / 1_000_000),
-    )
-
-
 def _period(opens_us: int, closes_us: int) -> str:
     return f"[{wire.rfc3339(opens_us / 1_000_000)}, {wire.rfc3339(closes_us / 1_000_000)})"
 
@@ -111,12 +100,12 @@ async def register(request: web.Request) -> web.Response:
         draw, account.id, body.stratum or ""
     )
     if code == "created":
-        entry = _entry(draw, account.id, value)
+        entry = registered_entry(draw, account.id, value)
         metrics.DRAW_ENTRIES.labels(draw, entry.stratum).inc()
         return wire.respond(entry, status=201)
     if code == "again":  # the same entry; once drawn, with its status now (window…)
         again = await request.app[DRAWS].entry(draw, account.id) if drawn else None
-        return wire.respond(again or _entry(draw, account.id, value))
+        return wire.respond(again or registered_entry(draw, account.id, value))
     metrics.DRAW_REJECTIONS.labels(code).inc()
     if code == "unknown":
         raise errors.not_found(f"no draw {draw!r}")

@@ -60,6 +60,18 @@ def spec_fields(spec: DrawSpec) -> dict[str, Any]:
     }
 
 
+def registered_entry(draw: str, account: str, value: str) -> Entry:
+    """An entry as stored (``"<stratum>:<registered µs>"``), status ``registered``."""
+    stratum, _, registered_us = value.partition(":")
+    return Entry(
+        draw=draw,
+        account=account,
+        stratum=stratum,
+        status="registered",
+        registered_at=wire.rfc3339(int(registered_us) / _US),
+    )
+
+
 def _int(raw: Any) -> int | None:
     return None if raw is None else int(raw)
 
@@ -149,14 +161,7 @@ class Draws:
         )
         if not raw:
             return None
-        stratum, _, registered_us = raw.decode().partition(":")
-        entry = Entry(
-            draw=draw,
-            account=account,
-            stratum=stratum,
-            status="registered",
-            registered_at=wire.rfc3339(int(registered_us) / _US),
-        )
+        entry = registered_entry(draw, account, raw.decode())
         if not ran:
             return entry
         entry.status = "not_selected_yet"
