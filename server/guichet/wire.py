@@ -27,6 +27,15 @@ def valid_slug(value: str) -> bool:
     return bool(_SLUG_RE.match(value))
 
 
+def slug_param(request: web.Request, name: str) -> str:
+    """The path parameter ``name`` (a room, draw or sale id), or a 404 naming it: an id that
+    is not a valid slug cannot exist."""
+    value: str = request.match_info[name]
+    if not valid_slug(value):
+        raise errors.not_found(f"no {name} {value[:60]!r}")
+    return value
+
+
 _encoder = msgspec.json.Encoder()
 
 #: A handler whose bodies may exceed ``server.max_body_bytes`` (e.g. a catalogue) carries its

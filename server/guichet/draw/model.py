@@ -177,7 +177,6 @@ def wave_size(
 # --- wire types --------------------------------------------------------------------------------
 
 DrawId = wire.Slug
-valid_draw_id = wire.valid_slug
 
 
 Stratum = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]

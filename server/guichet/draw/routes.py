@@ -68,10 +68,7 @@ class Withdrawn(wire.Reply, kw_only=True):
 
 
 def _draw_id(request: web.Request) -> str:
-    draw = request.match_info["draw"]
-    if not model.valid_draw_id(draw):
-        raise errors.not_found(f"no draw {draw[:60]!r}")
-    return draw
+    return wire.slug_param(request, "draw")
 
 
 def _period(opens_us: int, closes_us: int) -> str:

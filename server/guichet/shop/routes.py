@@ -68,10 +68,7 @@ class Loaded(wire.Reply, kw_only=True):
 
 
 def _sale_id(request: web.Request) -> str:
-    sale = request.match_info["sale"]
-    if not wire.valid_slug(sale):
-        raise errors.not_found(f"no sale {sale[:60]!r}")
-    return sale
+    return wire.slug_param(request, "sale")
 
 
 async def _view(request: web.Request) -> SaleView:
