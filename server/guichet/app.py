@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from guichet import errors, metrics, ops, ratelimit, wire
+from guichet import edge, errors, metrics, ops, ratelimit, streams, wire
 from guichet.auth import Verifier
 from guichet.config import Settings
 from guichet.draw import routes as draw_routes
@@ -142,6 +142,12 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+async def _edge_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer, streams included: no version advertised, no MIME sniffing."""
+    response.headers["Server"] = edge.SERVER_HEADER
+    response.headers["X-Content-Type-Options"] = "nosniff"
+
+
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = connect(settings.redis, app.get(REDIS_URL), SCRIPTS)
@@ -175,6 +181,9 @@ def create_app(
     app[SETTINGS] = settings
     app[WORKER_ID] = worker_id
     app[VERIFIER] = Verifier.from_config(settings.security)
+    app[streams.SLOTS] = streams.StreamSlots(settings.rooms)
+    app[wire.BODY_TIMEOUT] = settings.server.body_timeout_s
+    app.on_response_prepare.append(_edge_headers)
     if redis_url is not None:
         app[REDIS_URL] = redis_url
     app.cleanup_ctx.append(_store_ctx)

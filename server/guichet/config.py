@@ -7,6 +7,7 @@ them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -48,6 +49,17 @@ class ServerConfig(_Section, frozen=True):
     max_body_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
     shutdown_timeout_s: PositiveFloat = 10.0
     backlog: PositiveInt = 2048
+    #: A request head (line and headers) must arrive whole within this, once its first byte
+    #: came; else the connection is closed (slowloris).
+    header_timeout_s: Annotated[float, Meta(gt=0, le=300)] = 10.0
+    #: A request body must arrive whole within this once the handler reads it (408 beyond).
+    body_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
+    #: An idle keep-alive connection (or one that sends nothing) is closed after this.
+    keepalive_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 15.0
+    #: Request line and header block limits (431 beyond): total bytes, one line, count.
+    max_header_bytes: Annotated[int, Meta(ge=1024, le=1024 * 1024)] = 32 * 1024
+    max_header_line_bytes: Annotated[int, Meta(ge=256, le=65536)] = 8190
+    max_headers: Annotated[int, Meta(ge=8, le=1000)] = 64
 
 
 class RedisConfig(_Section, frozen=True):
@@ -129,11 +141,18 @@ class RoomsConfig(_Section, frozen=True):
     join_ip_burst: PositiveInt = 30
     join_per_account_per_min: PositiveInt = 12
     join_account_burst: PositiveInt = 6
-    cookie_secure: bool = False
+    #: Secure ticket cookie: true, false, or unset = Secure unless the request's Host is a
+    #: loopback name (http://127.0.0.1 and http://localhost in development).
+    cookie_secure: bool | None = None
+    #: Open SSE streams (room and shop together) per worker, per client address, per ticket.
     sse_max_clients: Annotated[int, Meta(ge=0, le=1_000_000)] = 20_000
+    sse_max_per_address: Annotated[int, Meta(ge=1, le=1_000_000)] = 16
+    sse_max_per_ticket: Annotated[int, Meta(ge=1, le=1000)] = 2
     #: Header carrying the client address when behind a trusted proxy (its last entry is
     #: used, as appended by that proxy), e.g. "X-Forwarded-For"; unset: the peer address.
     client_ip_header: str | None = None
+    #: Peers (CIDRs) whose ``client_ip_header`` is believed; others are known by their address.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     define: tuple[RoomDefinition, ...] = ()
 
     def __post_init__(self) -> None:
@@ -142,6 +161,12 @@ class RoomsConfig(_Section, frozen=True):
         ids = [room.id for room in self.define]
         if len(ids) != len(set(ids)):
             raise ValueError("`define` lists a room id twice")
+        for cidr in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                msg = f"`trusted_proxies` entry {cidr!r} is not an address or CIDR"
+                raise ValueError(msg) from None
 
 
 class DrawsConfig(_Section, frozen=True):

@@ -169,7 +169,12 @@ def _interrupt(signum: int, frame: object) -> None:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    from guichet.edge import port_in_use
+
     port = args.port or free_port()
+    if port_in_use("127.0.0.1", port):  # else the demo would talk to whatever listens there
+        print(f"guichet demo: port {port} on 127.0.0.1 is in use (try --port)", file=sys.stderr)
+        return 2
     config = workdir / "guichet.toml"
     config.write_text(tomli_w.dumps(_config(workdir, port)))
     demo_settings = load_settings(config, environ={})

@@ -54,6 +54,17 @@ HTTP_PROBLEMS = Counter(
     "Error responses, by problem type (the stable slug of the problem's `type`).",
     ["type"],
 )
+HTTP_EDGE_REFUSALS = Counter(
+    "guichet_http_edge_refusals_total",
+    "Connections or requests cut at the edge, by reason (header_timeout, headers_too_large, "
+    "body_timeout).",
+    ["reason"],
+)
+SSE_REFUSALS = Counter(
+    "guichet_sse_refusals_total",
+    "Server-Sent Events streams refused (429), by the limit hit (server, address, ticket).",
+    ["limit"],
+)
 AUTH_FAILURES = Counter(
     "guichet_auth_failures_total",
     "Refused bearer tokens, by reason.",

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import wait
@@ -22,7 +24,7 @@ from typing import Any
 import uvloop
 from aiohttp import web
 
-from guichet import logs, metrics
+from guichet import edge, logs, metrics
 from guichet.app import create_app
 from guichet.config import Settings, mask_url
 from guichet.embedded import embedded_valkey, set_parent_death_signal
@@ -31,6 +33,7 @@ log = logging.getLogger("guichet.server")
 
 AppFactory = Callable[..., web.Application]
 MAX_RESTARTS = 20  # over a process's life: a crash loop (port taken, bad config) stops serve
+PORT_IN_USE = 2  # exit code of serve and of a worker that cannot bind
 
 
 @contextlib.contextmanager
@@ -61,8 +64,12 @@ async def _run(
         if settings.logging.access_log
         else {"access_log": None}
     )
-    runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=settings.server.shutdown_timeout_s, **access
+    runner = edge.make_runner(
+        app,
+        settings.server,
+        handle_signals=False,
+        shutdown_timeout=settings.server.shutdown_timeout_s,
+        **access,
     )
     await runner.setup()
     site = web.TCPSite(
@@ -72,7 +79,15 @@ async def _run(
         reuse_port=settings.server.workers > 1,
         backlog=settings.server.backlog,
     )
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:  # taken between the start-up check and this bind
+        await runner.cleanup()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        log.error("port in use", extra={"host": settings.server.host,
+                                        "port": settings.server.port})  # fmt: skip
+        return PORT_IN_USE
     log.info(
         "listening",
         extra={
@@ -148,6 +163,9 @@ def supervise(settings: Settings, redis_url: str | None, factory: AppFactory) ->
                 metrics.worker_exited(proc.pid)
                 if stopping:
                     codes[worker_id] = proc.exitcode
+                elif proc.exitcode == PORT_IN_USE:  # restarting cannot help
+                    on_signal(signal.SIGTERM, None)
+                    codes[worker_id] = proc.exitcode
                 elif restarts >= MAX_RESTARTS:
                     log.error("workers keep dying; giving up", extra={"restarts": restarts})
                     on_signal(signal.SIGTERM, None)
@@ -159,6 +177,8 @@ def supervise(settings: Settings, redis_url: str | None, factory: AppFactory) ->
                         extra={"worker": worker_id, "exitcode": proc.exitcode},
                     )
                     spawn(worker_id)
+        if PORT_IN_USE in codes.values():
+            return PORT_IN_USE
         return 0 if all(code == 0 for code in codes.values()) else 1
     finally:
         for sig, handler in previous.items():
@@ -168,6 +188,19 @@ def supervise(settings: Settings, redis_url: str | None, factory: AppFactory) ->
 def serve(settings: Settings, factory: AppFactory = create_app) -> int:
     """``guichet serve``: returns the process exit code."""
     logs.setup(settings.logging.level)
+    host, port = settings.server.host, settings.server.port
+    if edge.port_in_use(host, port):
+        sys.stderr.write(f"guichet: port {port} on {host} is in use\n")
+        return PORT_IN_USE
+    soft, hard = edge.raise_open_files_limit()
+    log.info("open files limit", extra={"soft": soft, "hard": hard})
+    code = _serve(settings, factory)
+    if code == PORT_IN_USE:  # taken after the check above
+        sys.stderr.write(f"guichet: port {port} on {host} is in use\n")
+    return code
+
+
+def _serve(settings: Settings, factory: AppFactory) -> int:
     with redis_target(settings) as redis_url:
         if settings.server.workers == 1:
             return run_worker(settings, redis_url, 0, factory)

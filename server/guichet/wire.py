@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, TypeVar
@@ -11,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from guichet import errors
+from guichet import errors, metrics
 
 T = TypeVar("T")
 
@@ -77,18 +79,38 @@ def decode(body: bytes, typ: type[T]) -> T:
         raise errors.malformed(f"body is not valid JSON: {exc}") from None
 
 
+#: ``server.body_timeout_s`` of the app: a body must arrive whole within it (408 beyond).
+BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
+
+
+@contextlib.asynccontextmanager
+async def _body_deadline(request: web.Request) -> AsyncIterator[None]:
+    timeout = request.app.get(BODY_TIMEOUT, 30.0)
+    try:
+        async with asyncio.timeout(timeout):
+            yield
+    except TimeoutError:
+        metrics.HTTP_EDGE_REFUSALS.labels("body_timeout").inc()
+        raise errors.Problem(
+            408, "request-timeout", "Request timeout",
+            f"the body did not arrive within {timeout:g} s (server.body_timeout_s)",
+            headers={"Connection": "close"},
+        ) from None  # fmt: skip
+
+
 async def read_large(request: web.Request, max_bytes: int) -> bytes:
     """The whole body of a route with its own limit (:func:`body_limit`); 413 beyond it."""
     parts: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(1 << 16):
-        size += len(chunk)
-        if size > max_bytes:
-            raise errors.Problem(
-                413, "body-too-large", "Request body too large",
-                f"the body exceeds {max_bytes} bytes",
-            )  # fmt: skip
-        parts.append(chunk)
+    async with _body_deadline(request):
+        while chunk := await request.content.read(1 << 16):
+            size += len(chunk)
+            if size > max_bytes:
+                raise errors.Problem(
+                    413, "body-too-large", "Request body too large",
+                    f"the body exceeds {max_bytes} bytes",
+                )  # fmt: skip
+            parts.append(chunk)
     return b"".join(parts)
 
 
@@ -101,7 +123,9 @@ async def read_json(request: web.Request, typ: type[T]) -> T:
             "Unsupported media type",
             f"send the body as {JSON_CONTENT_TYPE}, not {request.content_type or 'nothing'}",
         )
-    return decode(await request.read(), typ)
+    async with _body_deadline(request):
+        body = await request.read()
+    return decode(body, typ)
 
 
 def respond(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

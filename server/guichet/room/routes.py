@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
-from guichet import auth, errors, metrics, openapi, wire
+from guichet import auth, errors, metrics, openapi, streams, wire
 from guichet.config import RoomsConfig
 from guichet.room import model
 from guichet.room.service import Rooms, Runtime, UnknownRoom, spec_fields
@@ -91,18 +91,15 @@ def _account_ticket(request: web.Request, room: str) -> tuple[auth.Account, Tick
 
 
 def _client_ip(request: web.Request, cfg: RoomsConfig) -> str:
-    if cfg.client_ip_header:
-        forwarded = request.headers.get(cfg.client_ip_header, "")
-        last = forwarded.rsplit(",", 1)[-1].strip()
-        if last:
-            return last[:64]
-    return request.remote or "unknown"
+    return streams.client_address(request, cfg)
 
 
-def _set_cookie(response: web.StreamResponse, room: str, ticket: str, cfg: RoomsConfig) -> None:
+def _set_cookie(
+    response: web.StreamResponse, room: str, ticket: str, cfg: RoomsConfig, request: web.Request
+) -> None:
     # Written directly: the room id and the token (base64url and dots) need no quoting, and
     # http.cookies costs ~15 µs a call on the join path.
-    secure = "; Secure" if cfg.cookie_secure else ""
+    secure = "; Secure" if streams.secure_cookie(request, cfg.cookie_secure) else ""
     response.headers.add(
         "Set-Cookie",
         f"{COOKIE_PREFIX}{room}={ticket}; HttpOnly; Max-Age=604800; Path=/; SameSite=Lax{secure}",
@@ -149,7 +146,7 @@ async def join(request: web.Request) -> web.Response:
     token = signer.sign(room, account.id, tid, rt.spec.closes_at.timestamp())
     body = rt.status(signer.verify(token, room), joined=(token, created))
     response = wire.respond(body, status=201 if created else 200)
-    _set_cookie(response, room, token, cfg)
+    _set_cookie(response, room, token, cfg, request)
     return response
 
 
@@ -178,23 +175,22 @@ async def events(request: web.Request) -> web.StreamResponse:
     rt = await _runtime(request, room)
     ticket = _ticket(request, room, query=True)
     cfg = request.app[SETTINGS].rooms
-    if _SSE_OPEN[0] >= cfg.sse_max_clients:
-        raise errors.too_many("too many live streams on this server; poll /status instead", 5)
-    _SSE_OPEN[0] += 1
-    metrics.ROOM_SSE_CLIENTS.inc()
-    try:
-        headers = {"Cache-Control": "no-store"}
-        stream: EventSourceResponse
-        async with sse_response(request, headers=headers, ping_interval=15) as stream:
-            async for payload in _changes(request.app[ROOMS], rt, ticket, request):
-                await stream.send(payload, event="status")
-    finally:
-        _SSE_OPEN[0] -= 1
-        metrics.ROOM_SSE_CLIENTS.dec()
+    slot = request.app[streams.SLOTS].hold(
+        "/status", streams.client_address(request, cfg), f"{room}/{ticket.tid}"
+    )
+    with slot:
+        metrics.ROOM_SSE_CLIENTS.inc()
+        try:
+            headers = {"Cache-Control": "no-store"}
+            stream: EventSourceResponse
+            async with sse_response(request, headers=headers, ping_interval=15) as stream:
+                async for payload in _changes(request.app[ROOMS], rt, ticket, request):
+                    await stream.send(payload, event="status")
+        finally:
+            metrics.ROOM_SSE_CLIENTS.dec()
     return stream
 
 
-_SSE_OPEN = [0]  # streams open in this worker
 _FINAL_STATES = ("admitted", "expired", "closed", "sold_out")
 
 
@@ -303,7 +299,7 @@ async def admit(request: web.Request) -> web.Response:
         ticket=new_ticket,
     )
     response = wire.respond(body)
-    _set_cookie(response, room, new_ticket, cfg)
+    _set_cookie(response, room, new_ticket, cfg, request)
     return response
 
 

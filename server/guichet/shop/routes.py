@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 from redis.exceptions import ResponseError
 
-from guichet import auth, errors, metrics, openapi, wire
+from guichet import auth, errors, metrics, openapi, streams, wire
 from guichet.background import Periodic
 from guichet.draw.service import Draws  # the purchase-window check lives with the draw
 from guichet.shop import model
@@ -131,9 +131,6 @@ async def availability(request: web.Request) -> web.Response:
     )
 
 
-_SSE_OPEN = [0]
-
-
 @openapi.endpoint(
     "Availability as Server-Sent Events: an `availability` event (the whole snapshot), then "
     "`changes` events with the items whose seats moved",
@@ -144,11 +141,14 @@ _SSE_OPEN = [0]
 async def availability_events(request: web.Request) -> web.StreamResponse:
     """SSE: an ``availability`` event (the whole snapshot), then ``changes`` events."""
     v = await _view(request)
-    if _SSE_OPEN[0] >= request.app[SETTINGS].rooms.sse_max_clients:
-        raise errors.too_many("too many live streams on this server; poll instead", 5)
+    address = streams.client_address(request, request.app[SETTINGS].rooms)
+    with request.app[streams.SLOTS].hold("the availability", address):
+        return await _stream_availability(request, v)
+
+
+async def _stream_availability(request: web.Request, v: SaleView) -> web.StreamResponse:
     queue: asyncio.Queue[bytes] = asyncio.Queue(SUBSCRIBER_QUEUE)
     v.subscribers.add(queue)
-    _SSE_OPEN[0] += 1
     try:
         stream: EventSourceResponse
         async with sse_response(request, headers={"Cache-Control": "no-store"},
@@ -157,7 +157,6 @@ async def availability_events(request: web.Request) -> web.StreamResponse:
             async for data in _drain(queue, v, request):
                 await stream.send(data.decode(), event="changes")
     finally:
-        _SSE_OPEN[0] -= 1
         v.subscribers.discard(queue)
     return stream
 
