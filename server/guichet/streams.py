@@ -103,7 +103,7 @@ def secure_cookie(request: web.Request, setting: bool | None) -> bool:
     request's Host is a loopback name (development over http://127.0.0.1 or localhost)."""
     if setting is not None:
         return setting
-    host = request.host.lower()
+    host = request.headers.get("Host", "").lower()  # request.host would resolve a name
     name = host[: host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
     loopback = (
         name in ("localhost", "[::1]") or name.startswith("127.") or (name.endswith(".localhost"))

@@ -13,9 +13,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from guichet.app import create_app
+from guichet.config import Settings
 from guichet.embedded import free_port
+from guichet.server import PORT_IN_USE, run_worker, supervise
 from tests.e2e.processes import ROOT, Served, guichet
 
 pytestmark = pytest.mark.slow
@@ -136,3 +140,14 @@ def test_slowloris_and_2000_idle_connections_do_not_starve_other_clients(
         for sock in idle + slow:
             sock.close()
         served.stop()
+
+
+def test_a_worker_losing_the_port_race_exits_2_and_is_not_restarted(
+    settings: Settings, held_port: int
+) -> None:
+    """The start-up check passed, then someone took the port: the bind fails in the worker."""
+    taken = msgspec.structs.replace(settings.server, port=held_port)
+    one = msgspec.structs.replace(settings, server=taken)
+    assert run_worker(one, None, 0) == PORT_IN_USE  # returns, does not hang
+    two = msgspec.structs.replace(one, server=msgspec.structs.replace(taken, workers=2))
+    assert supervise(two, None, create_app) == PORT_IN_USE  # no restart loop
