@@ -101,7 +101,8 @@ class GuardedHandler(RequestHandler):
         self._head_bytes += len(data)
         super().data_received(data)
         if self._request_count != count:  # a whole head (or more) arrived
-            self._refuse_large_heads(self._request_count - count)
+            if self._head_bytes > self._limits.max_header_bytes:  # else no head can be
+                self._refuse_large_heads(self._request_count - count)
             self._last_payload = self._messages[-1][1] if self._messages else None
             self._head_bytes = 0
             self._cancel_head_timer()
