@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,7 +82,9 @@ async def metric_total(client: Client, name: str, **labels: str) -> float:
     return metric_value(await (await client.get("/metrics")).text(), name, **labels)
 
 
-async def test_non_utf8_credentials_are_401_on_every_route(client: Client, tokens: Tokens) -> None:
+async def test_non_utf8_credentials_are_401_on_every_route(
+    client: Client, tokens: Tokens, caplog: pytest.LogCaptureFixture
+) -> None:
     await create_room(client, tokens)
     account = f"Authorization: Bearer {tokens.account()}\r\n".encode()
     bad_bearer = b"Authorization: Bearer abc" + NOT_UTF8 + b"\r\n"
@@ -111,6 +114,7 @@ async def test_non_utf8_credentials_are_401_on_every_route(client: Client, token
         after = await metric_total(client, name, reason="malformed")
         assert after == before + 1, head
     assert await metric_total(client, "guichet_http_problems_total", type="internal") == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 @pytest.mark.parametrize(
