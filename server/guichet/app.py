@@ -98,7 +98,7 @@ def _as_problem(request: web.Request, exc: Exception, limit: int) -> errors.Prob
 def _problem_response(request: web.Request, problem: errors.Problem) -> web.Response:
     metrics.HTTP_PROBLEMS.labels(problem.slug).inc()
     response = web.Response(
-        body=wire.encode(problem.body(request.path)),
+        body=wire.encode(problem.body(errors.instance_of(request.path))),
         status=problem.status,
         headers=problem.headers,
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -26,6 +28,12 @@ from guichet.cache import Bounded
 from guichet.config import SecurityConfig
 
 MAX_SUBJECT_LEN = 128
+MAX_TOKEN_LEN = 8192  # aiohttp refuses longer header lines anyway
+#: A compact JWS: three base64url segments. Anything else (non-ASCII, lone surrogates from
+#: non-UTF-8 header bytes, spaces, control characters) is refused before any decoder sees it.
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+#: What a JWT library may raise on odd but well-formed JSON (``1e400``, huge integers, …).
+DECODE_FAILURES = (ValueError, TypeError, OverflowError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,28 @@ class Refused(Exception):
         self.detail = detail
 
 
+def compact_jws(token: str, what: str = "token") -> str:
+    """``token`` if it has the shape of a compact JWS, else a ``malformed`` refusal."""
+    if len(token) > MAX_TOKEN_LEN or not _COMPACT_JWS.fullmatch(token):
+        raise Refused("malformed", f"{what} is not a JWT")
+    return token
+
+
+def printable(value: object, max_len: int = MAX_SUBJECT_LEN) -> bool:
+    """A claim usable as an id: a string of 1..max_len printable characters."""
+    return isinstance(value, str) and 0 < len(value) <= max_len and value.isprintable()
+
+
+def timestamp(value: object) -> bool:
+    """A claim usable as a UNIX time: a finite number (not a boolean)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and abs(value) < 2**53
+    )
+
+
 _PYJWT_REASONS: list[tuple[type[Exception], str, str]] = [
     (jwt.ExpiredSignatureError, "expired", "token has expired"),
     (jwt.ImmatureSignatureError, "not_yet_valid", "token is not valid yet"),
@@ -162,11 +192,14 @@ class Verifier:
         return cls(cfg, keys)
 
     def _decode(self, token: str, audience: str) -> dict[str, Any]:
+        compact_jws(token)
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+        except (jwt.PyJWTError, *DECODE_FAILURES):  # not JSON, a non-string kid, a crit, …
             raise Refused("malformed", "token is not a JWT") from None
         kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise Refused("malformed", "token header kid must be a string")
         # A known kid picks its key; otherwise (PEM keys have no kid) every key is tried.
         candidates = [self._keys[kid]] if kid in self._keys else list(self._keys.values())
         last: Exception | None = None
@@ -186,6 +219,8 @@ class Verifier:
                 last = exc  # another configured key may verify it
             except jwt.PyJWTError as exc:
                 raise self._refusal(exc) from None
+            except DECODE_FAILURES:
+                raise Refused("malformed", "token could not be decoded") from None
         raise self._refusal(last or jwt.InvalidSignatureError())
 
     @staticmethod
@@ -197,9 +232,10 @@ class Verifier:
 
     def _checked_claims(self, token: str, audience: str) -> dict[str, Any]:
         claims = self._decode(token, audience)
-        sub = claims["sub"]
-        if not isinstance(sub, str) or not 0 < len(sub) <= MAX_SUBJECT_LEN or not sub.isprintable():
+        if not printable(claims["sub"]):
             raise Refused("malformed", f"token subject must be 1-{MAX_SUBJECT_LEN} printable chars")
+        if not (timestamp(claims["exp"]) and timestamp(claims["iat"])):
+            raise Refused("malformed", "token exp and iat must be numeric dates")
         if float(claims["exp"]) - float(claims["iat"]) > self.cfg.max_token_ttl_s:
             raise Refused("ttl_too_long", "token lifetime exceeds security.max_token_ttl_s")
         return claims

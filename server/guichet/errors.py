@@ -7,11 +7,14 @@ aiohttp's HTTP errors and msgspec validation errors into ``application/problem+j
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_BASE = "https://guichet.dev/problems/"
+#: Characters of an RFC 3986 path kept as they are in ``instance``; all else is %-encoded.
+_PATH_SAFE = "/-._~!$&'()*+,;=:@"
 
 
 class FieldError(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -73,6 +76,14 @@ class Problem(Exception):
             retry_after_s=self.retry_after_s,
             context=self.context,
         )
+
+
+def instance_of(path: str) -> str:
+    """The request path as a safe relative reference for ``instance``: percent-encoded (a
+    ``\\``, a control character or a ``%`` cannot reach a browser as such) and with one
+    leading slash, so ``//evil.example/x`` never reads as a scheme-relative URL."""
+    encoded = quote(path.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
+    return "/" + encoded.lstrip("/")
 
 
 def invalid_body(errors: list[FieldError], detail: str | None = None) -> Problem:

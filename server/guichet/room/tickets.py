@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -20,13 +21,15 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from guichet.auth import Refused, public_jwk
+from guichet.auth import DECODE_FAILURES, Refused, compact_jws, printable, public_jwk, timestamp
 from guichet.cache import Bounded
 from guichet.config import RoomsConfig
 from guichet.files import write_once
 
 TICKET_AUDIENCE = "guichet-queue:"
 TICKET_LIFETIME_AFTER_CLOSE_S = 30 * 86_400  # outlives any sane closes_at extension
+#: The ticket ids join.lua hands out: kind, index in the queue, joined (UNIX seconds).
+_TID = re.compile(r"[pn]:[0-9]{1,15}:[0-9]{1,12}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class TicketSigner:
     def _decode(self, token: str) -> Ticket:
         if len(token) > 2048:
             raise Refused("malformed", "ticket too long")
+        compact_jws(token, "ticket")
         try:
             claims = jwt.decode(
                 token,
@@ -129,19 +133,20 @@ class TicketSigner:
             )
         except jwt.InvalidSignatureError:
             raise Refused("forged", "ticket signature does not verify") from None
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, *DECODE_FAILURES):
             raise Refused("malformed", "ticket is not a valid queue ticket") from None
         aud, sub, tid, exp = claims["aud"], claims["sub"], claims["tid"], claims["exp"]
         adm = claims.get("adm")
+        # Correctly signed is not enough: a claim of the wrong shape would fail far away.
         if not (
             isinstance(aud, str)
             and aud.startswith(TICKET_AUDIENCE)
-            and isinstance(sub, str)
+            and printable(sub)
             and isinstance(tid, str)
+            and _TID.fullmatch(tid)
             and isinstance(exp, int)
-            and tid[:2] in ("p:", "n:")
-            and tid.count(":") == 2
-            and (adm is None or isinstance(adm, int))
+            and timestamp(exp)
+            and (adm is None or (isinstance(adm, int) and timestamp(adm)))
         ):
             raise Refused("malformed", "ticket claims are not as issued")
         return Ticket(
@@ -235,11 +240,12 @@ class Keyring:
     def verify(self, token: str, *, audience: str, issuer: str) -> dict[str, Any]:
         """The claims of an admission token signed by one of our keys, or :class:`Refused`
         (reason: forged, expired, malformed)."""
+        compact_jws(token, "admission token")
         try:
             kid = jwt.get_unverified_header(token).get("kid", "")
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, *DECODE_FAILURES):
             raise Refused("malformed", "admission token is not a JWT") from None
-        key = self.public_key(kid)
+        key = self.public_key(kid) if isinstance(kid, str) else None
         if key is None:
             raise Refused("forged", "admission token key is unknown")
         try:
@@ -255,6 +261,10 @@ class Keyring:
             raise Refused("expired", "admission token has expired") from None
         except jwt.PyJWTError:
             raise Refused("forged", "admission token does not verify") from None
+        except DECODE_FAILURES:
+            raise Refused("malformed", "admission token could not be decoded") from None
+        if not all(printable(claims[name], 256) for name in ("sub", "room", "sid")):
+            raise Refused("malformed", "admission token claims are not as issued")
         return claims
 
     def sign(self, claims: dict[str, Any]) -> str:
