@@ -28,6 +28,7 @@ from guichet.config import ServerConfig
 log = logging.getLogger("guichet.edge")
 
 SERVER_HEADER = "guichet"
+REFUSED_MESSAGE = "bad request refused by the HTTP parser"
 LINGER_S = 2.0  # how long a refused connection's remaining bytes are drained before closing
 
 
@@ -187,6 +188,12 @@ class GuardedHandler(RequestHandler):
             metrics.HTTP_EDGE_REFUSALS.labels("headers_too_large").inc()
         else:
             problem = errors.malformed(f"not a valid HTTP request: {exc.message}"[:200])
+        # aiohttp would log the raw offending line (it may hold a credential): one WARNING
+        # naming the error class instead, never a byte of what the client sent.
+        log.warning(
+            REFUSED_MESSAGE,
+            extra={"error": type(exc).__name__, "status": problem.status, "remote": request.remote},
+        )
         response = web.Response(
             body=wire.encode(problem.body("/")),
             status=problem.status,

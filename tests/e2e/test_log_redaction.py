@@ -57,7 +57,7 @@ async def worker_then_refused(port: int, request: bytes) -> int:
         answer = await asyncio.wait_for(reader.read(), timeout=30)  # the server closes
         status_line = answer.split(b"\r\n")[0]
         assert status_line.startswith(b"HTTP/1.")
-        assert b" 400 " in status_line, answer
+        assert status_line.split(b" ")[1] in (b"400", b"431"), answer  # 431: a line too long
         return worker
     finally:
         writer.close()
@@ -97,7 +97,11 @@ async def test_refused_requests_never_log_the_credential(tmp_path: Path) -> None
         served.stop()
     assert {e["level"] for e in seen} == {"warning"}
     assert {e["error"] for e in seen} == {"BadHttpMessage", "InvalidURLError", "LineTooLong"}
-    assert all(e["status"] == 400 and e["remote"] == "127.0.0.1" for e in seen)
+    assert all(e["remote"] == "127.0.0.1" for e in seen)
+    assert {(e["error"], e["status"]) for e in seen if e["error"] != "BadHttpMessage"} == {
+        ("InvalidURLError", 400),
+        ("LineTooLong", 431),
+    }
     stderr = "".join(served.raw)
     assert '"level":"error"' not in stderr
     for token in tokens:
