@@ -187,7 +187,9 @@ class GuardedHandler(RequestHandler):
             problem = headers_too_large(self._limits)
             metrics.HTTP_EDGE_REFUSALS.labels("headers_too_large").inc()
         else:
-            problem = errors.malformed(f"not a valid HTTP request: {exc.message}"[:200])
+            # the first line only: aiohttp appends the raw bytes (a credential?) after it
+            first = str(exc.message or "").splitlines()[:1]
+            problem = errors.malformed(f"not a valid HTTP request: {''.join(first)}"[:200])
         # aiohttp would log the raw offending line (it may hold a credential): one WARNING
         # naming the error class instead, never a byte of what the client sent.
         log.warning(

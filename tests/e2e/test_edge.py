@@ -320,3 +320,14 @@ async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
         await refused(await open_stream(http, shop, **{"X-Forwarded-For": "203.0.113.2"}),
                       "rooms.sse_max_per_address")  # fmt: skip
         first.close()
+
+
+async def test_a_refused_head_never_echoes_the_credential(edge_url: str) -> None:
+    """aiohttp puts the offending bytes in its parser error; the problem keeps its first line."""
+    secret = "eyJsecretpart.eyJclaims.signaturebytes"
+    data = f"GET /v1/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {secret}\x01\r\n\r\n"
+    answer = await raw(edge_url, data.encode())
+    body = problem_of(answer, 400)
+    assert body["type"].endswith("malformed"), body
+    for part in secret.split("."):
+        assert part.encode() not in answer, answer
