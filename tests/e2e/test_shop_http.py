@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import msgspec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import strategies as st
 
 from guichet.app import create_app
 from guichet.config import Settings
@@ -471,3 +473,67 @@ async def test_confirm_is_503_when_the_store_cannot_make_it_durable(
         assert resp.status == 503, problem
         assert problem["type"].endswith("durability-unavailable")
         assert resp.headers["Retry-After"] == "30"
+
+
+async def test_catalogue_upload_takes_only_the_json_the_openapi_declares(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    await setup_sale(client, tokens)
+    doc = await (await client.get("/openapi.json")).json()
+    put = doc["paths"]["/v1/admin/sales/{sale}/catalogue"]["put"]
+    assert set(put["requestBody"]["content"]) == {"application/json"}
+    assert "415" in put["responses"]
+    admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+    url = f"/v1/admin/sales/{SALE}/catalogue"
+    body = json.dumps(catalogue(seats=150)).encode()  # would load (more seats) if taken
+    for content_type in (
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/xml",
+        "multipart/form-data; boundary=x",
+        "application/octet-stream",
+        None,
+    ):
+        headers = {**admin, **({"Content-Type": content_type} if content_type else {})}
+        resp = await client.put(url, data=body, headers=headers,
+                                skip_auto_headers=["Content-Type"])  # fmt: skip
+        problem = await resp.json(content_type=None)
+        assert resp.status == 415, (content_type, problem)
+        assert resp.content_type == "application/problem+json"
+        assert [e["field"] for e in problem["errors"]] == ["Content-Type"]
+    assert set((await Shop(store).levels(SALE)).loaded.values()) == {100}  # nothing changed
+    resp = await client.put(url, data=body, headers={
+        **admin, "Content-Type": "application/json; charset=utf-8"})  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    assert set((await Shop(store).levels(SALE)).loaded.values()) == {150}
+
+
+@hypothesis.settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(
+    content_type=st.one_of(st.none(), st.sampled_from(
+        ["application/json", "text/plain", "application/xml", "text/csv"]), st.text(max_size=30)),
+    data=st.one_of(st.binary(max_size=300), st.builds(lambda v: json.dumps(v).encode(),
+                   st.recursive(st.none() | st.integers() | st.text(max_size=8),
+                                lambda inner: st.lists(inner, max_size=3)
+                                | st.dictionaries(st.sampled_from(["sessions", "id", "seats",
+                                                                   "categories"]), inner,
+                                                  max_size=3), max_leaves=10))),
+)  # fmt: skip
+async def test_any_catalogue_upload_is_a_problem_never_a_5xx(
+    client: TestClient, tokens: Tokens, content_type: str | None, data: bytes
+) -> None:
+    admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+    assert (await client.put(f"/v1/admin/sales/{SALE}", json={}, headers=admin)).status < 300
+    headers = {**admin, **({"Content-Type": content_type} if content_type is not None else {})}
+    try:
+        resp = await client.put(f"/v1/admin/sales/{SALE}/catalogue", data=data, headers=headers,
+                                skip_auto_headers=["Content-Type"])  # fmt: skip
+    except ValueError:  # a header value aiohttp's client itself will not send
+        hypothesis.assume(False)
+        return
+    assert 400 <= resp.status < 500, await resp.text()
+    assert resp.content_type == "application/problem+json"

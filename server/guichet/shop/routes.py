@@ -435,6 +435,7 @@ async def put_sale(request: web.Request) -> web.Response:
 @wire.body_limit(CATALOGUE_MAX_BYTES)
 async def put_catalogue(request: web.Request) -> web.Response:
     admin_of(request, SCOPE_WRITE)
+    wire.require_json(request)
     v = await _view(request)
     raw = await wire.read_large(request, CATALOGUE_MAX_BYTES)
     catalogue = wire.decode(raw, model.Catalogue)
