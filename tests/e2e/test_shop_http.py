@@ -537,3 +537,47 @@ async def test_any_catalogue_upload_is_a_problem_never_a_5xx(
         return
     assert 400 <= resp.status < 500, await resp.text()
     assert resp.content_type == "application/problem+json"
+
+
+async def test_a_replayed_hold_answers_the_holds_state_now(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    """Replaying an Idempotency-Key answers what GET answers once the hold moved on
+    (released, confirmed, expired: 200 and that state); while held, the first answer (201)."""
+    await setup_sale(client, tokens)
+    await give_window(store, "fan")
+    bearer = {"Authorization": f"Bearer {tokens.account('fan')}"}
+    admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+    holds = f"/v1/sales/{SALE}/holds"
+    ids = {}
+    for n, key in enumerate(("released", "confirmed", "expired")):
+        if key == "expired":  # holds made from now on last one second
+            resp = await client.put(f"/v1/admin/sales/{SALE}", json={"hold_ttl_s": 1},
+                                    headers=admin)  # fmt: skip
+            assert resp.status == 200
+        body = {"packs": [pack(n, n + 1, n + 2)]}
+        status, held = await post_hold(client, tokens, "fan", body, key=key)
+        assert status == 201, held
+        again_status, again = await post_hold(client, tokens, "fan", body, key=key)
+        assert (again_status, again) == (201, held)  # still held: the first answer
+        ids[key] = held["id"]
+    assert (await client.delete(f"{holds}/{ids['released']}", headers=bearer)).status == 200
+    resp = await client.post(f"{holds}/{ids['confirmed']}/confirm",
+                             json={"payment_reference": "PAY-9"}, headers=bearer)  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    view = await client.app[LIVE].view(SALE)  # type: ignore[index]
+    assert view is not None
+    changes: asyncio.Queue[bytes] = asyncio.Queue(64)
+    view.subscribers.add(changes)
+    async with asyncio.timeout(15):  # the refresher returns the third one after its second
+        while getattr(await Shop(store).record(SALE, ids["expired"]), "state", "") != "expired":
+            await changes.get()
+    for n, key in enumerate(("released", "confirmed", "expired")):
+        status, replay = await post_hold(client, tokens, "fan",
+                                         {"packs": [pack(n, n + 1, n + 2)]}, key=key)  # fmt: skip
+        shown = await client.get(f"{holds}/{ids[key]}", headers=bearer)
+        assert (status, replay["state"]) == (200, key), replay
+        assert (shown.status, await shown.json()) == (200, replay)
+    assert replay["expires_at"]
+    await invariant(store)
+    assert sum((await Shop(store).levels(SALE)).held.values()) == 0  # a replay holds nothing

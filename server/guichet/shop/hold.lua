@@ -12,13 +12,20 @@
 -- Returns the answer as JSON: {code = 'ok', hold, expires_us} or a refusal {code, ...}:
 --   no_sale | idempotency_mismatch | phase | window | max_tickets | max_packs
 --   | max_per_session | unknown_item | stock
+-- A replayed 'ok' also carries `record`: the hold as stored now (it may have been released,
+-- expired or confirmed since), so the replay answers its current state.
 --!include guichet.draw:window_check.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local prior = redis.call('GET', KEYS[8])
 if prior then
-  if cjson.decode(prior).fingerprint ~= ARGV[4] then
+  local p = cjson.decode(prior)
+  if p.fingerprint ~= ARGV[4] then
     return cjson.encode({code = 'idempotency_mismatch'})
+  end
+  if p.code == 'ok' then
+    p.record = redis.call('HGET', KEYS[5], p.hold) or nil
+    return cjson.encode(p)
   end
   return prior
 end

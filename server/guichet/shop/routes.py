@@ -258,6 +258,10 @@ async def hold(request: web.Request) -> web.Response:
     answer = await request.app[SHOP].hold(v.sale, v.spec.phase, account.id, key, body)
     if answer["code"] != "ok":
         raise _refusal(v.sale, answer)
+    if answer.get("record"):  # a replay: the hold as it is now, as GET answers it
+        now = HoldRecord.decode(answer["hold"], answer["record"])
+        if now.state != "held":
+            return wire.respond(_hold(v.sale, now))
     held_total, latency = _hold_metrics(v.sale)
     held_total.inc()
     lines = model.merged(body.lines())
