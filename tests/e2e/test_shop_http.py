@@ -581,3 +581,49 @@ async def test_a_replayed_hold_answers_the_holds_state_now(
     assert replay["expires_at"]
     await invariant(store)
     assert sum((await Shop(store).levels(SALE)).held.values()) == 0  # a replay holds nothing
+
+
+@pytest.fixture
+def two_apps(tmp_path: Path, backend: Backend) -> tuple[web.Application, web.Application, Tokens]:
+    """Two apps on one store, as two workers are (built outside the event loop)."""
+    settings = make_settings(tmp_path, backend.redis_section, shop={"confirm_timeout_ms": 300})
+    return create_app(settings), create_app(settings), Tokens(settings)
+
+
+async def test_a_retried_confirm_answers_200_only_once_the_purchase_is_on_disk(
+    two_apps: tuple[web.Application, web.Application, Tokens], store: Store
+) -> None:
+    """The first confirm's WAITAOF times out (fsync switched off): 503. Its retry, on another
+    worker's connection (which wrote nothing before), must wait for the purchase's own write to
+    reach the disk too — 503 while fsync stays off, 200 once it is back."""
+    app_one, app_two, tokens = two_apps
+    async with (
+        TestClient(TestServer(app_one, host="127.0.0.1")) as one,
+        TestClient(TestServer(app_two, host="127.0.0.1")) as two,
+    ):
+        await setup_sale(one, tokens, {"window_required": False})
+        status, held = await post_hold(one, tokens, "fan", {"packs": [pack(0, 1, 2)]})
+        assert status == 201, held
+        url = f"/v1/sales/{SALE}/holds/{held['id']}/confirm"
+        bearer = {"Authorization": f"Bearer {tokens.account('fan')}"}
+        await two.get(f"/v1/sales/{SALE}/availability")  # worker two has used its connection
+        await store.client.config_set("appendfsync", "no")  # nothing reaches the disk now
+        try:
+            for attempt, worker in enumerate((one, two, two)):
+                resp = await worker.post(url, json={"payment_reference": "PAY-1"}, headers=bearer)
+                problem = await resp.json()
+                assert resp.status == 503, (attempt, problem)
+                assert problem["type"].endswith("not-durable-yet")
+                assert resp.headers["Retry-After"] == "1"
+            record = await Shop(store).record(SALE, held["id"])
+            assert record is not None
+            assert record.state == "confirmed"  # recorded, only not known to be on disk
+        finally:
+            await store.client.config_set("appendfsync", "everysec")
+        async with asyncio.timeout(30):  # each 503 waited confirm_timeout_ms for the fsync
+            while (resp := await two.post(url, json={"payment_reference": "PAY-1"},
+                                          headers=bearer)).status == 503:  # fmt: skip
+                pass
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["state"] == "confirmed"
+    await invariant(store)
