@@ -627,3 +627,58 @@ async def test_a_retried_confirm_answers_200_only_once_the_purchase_is_on_disk(
         assert resp.status == 200, await resp.text()
         assert (await resp.json())["state"] == "confirmed"
     await invariant(store)
+
+
+SINGLE = {"items": [{"session": "ATH-00", "category": "A", "quantity": 1}]}
+
+
+async def test_a_phase_switch_applies_to_the_very_next_hold(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    """One worker: a switch through its admin API, and one behind its back (``guichet shop
+    put``, another worker), each apply to the next hold — no cache decides with old rules."""
+    await setup_sale(client, tokens, {"window_required": False})
+    view = await client.app[LIVE].view(SALE)  # type: ignore[index]
+    assert view is not None
+    assert view.spec.phase == "packs"
+    admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+    resp = await client.put(f"/v1/admin/sales/{SALE}", json={"phase": "singles",
+                            "window_required": False}, headers=admin)  # fmt: skip
+    assert resp.status == 200
+    status, held = await post_hold(client, tokens, "a1", SINGLE)
+    assert status == 201, held
+    await Shop(store).put(SALE, model.SaleSpec(phase="packs", window_required=False))
+    status, held = await post_hold(client, tokens, "a2", {"packs": [pack(0, 1, 2)]})
+    assert status == 201, held
+    await Shop(store).put(SALE, model.SaleSpec(phase="singles", window_required=False))
+    status, held = await post_hold(client, tokens, "a3", SINGLE)  # refused by the cache first
+    assert status == 201, held
+    await Shop(store).put(SALE, model.SaleSpec(phase="packs", window_required=False))
+    status, problem = await post_hold(client, tokens, "a4", SINGLE)  # accepted by the cache
+    assert status == 422, problem
+    assert problem["errors"][0]["detail"].startswith("this sale is in its packs phase")
+    await invariant(store)
+
+
+async def test_a_phase_switch_on_one_worker_applies_at_once_on_another(
+    two_apps: tuple[web.Application, web.Application, Tokens], store: Store
+) -> None:
+    app_one, app_two, tokens = two_apps
+    async with (
+        TestClient(TestServer(app_one, host="127.0.0.1")) as one,
+        TestClient(TestServer(app_two, host="127.0.0.1")) as two,
+    ):
+        await setup_sale(one, tokens, {"window_required": False})
+        status, held = await post_hold(two, tokens, "p0", {"packs": [pack(0, 1, 2)]})
+        assert status == 201, held  # worker two has the sale, in its packs phase
+        admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+        for n, (phase, body) in enumerate([("singles", SINGLE),
+                                           ("packs", {"packs": [pack(0, 1, 2)]})] * 2):  # fmt: skip
+            resp = await one.put(f"/v1/admin/sales/{SALE}", json={"phase": phase,
+                                 "window_required": False}, headers=admin)  # fmt: skip
+            assert resp.status == 200
+            status, held = await post_hold(two, tokens, f"b{n}", body)
+            assert status == 201, (phase, held)
+            avail = await (await two.get(f"/v1/sales/{SALE}/availability")).json()
+            assert avail["phase"] == phase
+    await invariant(store)

@@ -95,6 +95,7 @@ class SaleView:
     as_of: float = 0.0
     subscribers: set[asyncio.Queue[bytes]] = field(default_factory=set)
     remaining: float | None = None  # last stock signal sent to the rooms
+    version: int = 0  # of the rules (``spec``): hold.lua refuses a decision made with another
 
     @property
     def seats_left(self) -> int:
@@ -180,13 +181,16 @@ class Live:
         return v
 
     async def _load(self, sale: str) -> SaleView | None:
-        spec = await self.shop.spec(sale)
-        if spec is None:
+        rules = await self.shop.rules(sale)
+        if rules is None:
             return None
+        spec, version = rules
         levels = await self.shop.levels(sale)
         sessions = await self.shop.sessions(sale)
         old = self.sales.get(sale)
-        v = SaleView(sale, spec, sessions, levels.loaded)
+        if old is not None and old.version > version:  # a reload overtook this slower read
+            return old
+        v = SaleView(sale, spec, sessions, levels.loaded, version=version)
         if old is not None:
             v.subscribers, v.remaining, v.stock = old.subscribers, old.remaining, old.stock
             same = (old.spec, old.sessions, old.loaded) == (spec, sessions, levels.loaded)
@@ -194,12 +198,21 @@ class Live:
         self.sales[sale] = v
         return v
 
-    async def reload(self, sale: str) -> None:
-        """After a change of rules or catalogue (this worker at once, others within 5 s)."""
+    async def reload(self, sale: str) -> SaleView | None:
+        """After a change of rules or catalogue: this worker at once; the others at their next
+        refresh (the version of the rules) or within 5 s (catalogue) — but a hold is decided
+        with the current rules on every worker (``hold.lua`` checks their version)."""
         v = await self._load(sale)
         if v is not None:
             v.body = b""
             await self._refresh(v, None)
+        return v
+
+    async def current(self, v: SaleView) -> SaleView:
+        """``v``, or the sale re-read if its rules changed since (one HGET)."""
+        if await self.shop.version(v.sale) == v.version:
+            return v
+        return await self.reload(v.sale) or v
 
     async def _refresh(self, v: SaleView, signal: StockSignal | None) -> None:
         expired = await self.shop.expire(v.sale, self.expire_batch)
@@ -224,4 +237,6 @@ class Live:
             for sale in await self.shop.ids():
                 await self._load(sale)
         for v in list(self.sales.values()):
+            if await self.shop.version(v.sale) != v.version:  # new rules: views follow at once
+                v = await self._load(v.sale) or v
             await self._refresh(v, signal)

@@ -177,6 +177,7 @@ async def _drain(
 # --- holds -----------------------------------------------------------------------------------
 
 _QUOTA_RULES = ("max_tickets", "max_packs", "max_per_session")
+_STALE_RETRIES = 3  # rules changed between reading them and the hold script: read them again
 
 
 def _refusal(sale: str, answer: dict[str, Any]) -> errors.Problem:
@@ -235,7 +236,7 @@ def _refusal(sale: str, answer: dict[str, Any]) -> errors.Problem:
     response=model.Hold,
     status=201,
     auth="account",
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
     tags=("shop",),
 )
 async def hold(request: web.Request) -> web.Response:
@@ -250,12 +251,27 @@ async def hold(request: web.Request) -> web.Response:
             errors=[errors.FieldError(field="Idempotency-Key", detail="missing or invalid")],
         )  # fmt: skip
     body = await wire.read_json(request, model.HoldRequest)
-    shape = model.check_shape(body, v.spec)
-    if shape is not None:
-        metrics.SHOP_HOLDS.labels(v.sale, shape.rule).inc()
-        field = shape.item or ("packs" if v.spec.phase == "packs" else "items")
-        raise errors.invalid_body([errors.FieldError(field=field, detail=shape.detail)])
-    answer = await request.app[SHOP].hold(v.sale, v.spec.phase, account.id, key, body)
+    live = request.app[LIVE]
+    for attempt in range(_STALE_RETRIES):
+        shape = model.check_shape(body, v.spec)
+        if shape is not None and attempt == 0:  # a refusal by cached rules: are they current?
+            v = await live.current(v)
+            shape = model.check_shape(body, v.spec)
+        if shape is not None:
+            metrics.SHOP_HOLDS.labels(v.sale, shape.rule).inc()
+            field = shape.item or ("packs" if v.spec.phase == "packs" else "items")
+            raise errors.invalid_body([errors.FieldError(field=field, detail=shape.detail)])
+        answer = await request.app[SHOP].hold(
+            v.sale, v.spec.phase, account.id, key, body, version=v.version
+        )
+        if answer["code"] != "stale":
+            break
+        v = await live.reload(v.sale) or v  # the rules changed since this worker read them
+    else:
+        raise errors.Problem(
+            503, "rules-changing", "Sale rules changing",
+            "the sale's rules are being changed; try again", retry_after_s=1,
+        )  # fmt: skip
     if answer["code"] != "ok":
         raise _refusal(v.sale, answer)
     if answer.get("record"):  # a replay: the hold as it is now, as GET answers it
