@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import hypothesis
 import msgspec
 import pytest
@@ -20,13 +22,14 @@ from hypothesis import strategies as st
 
 from guichet.app import create_app
 from guichet.config import Settings
-from guichet.embedded import EmbeddedValkey
+from guichet.embedded import EmbeddedValkey, free_port
 from guichet.shop import model
 from guichet.shop.routes import LIVE
 from guichet.shop.service import Shop, audit
 from guichet.store.client import Store
 from guichet.store.keys import SaleKeys
-from tests.conftest import Backend, Tokens, make_settings
+from tests.conftest import Backend, Tokens, make_settings, settings_file
+from tests.e2e.processes import Served, guichet
 
 SALE = "paris"
 H = 3600 * 1_000_000
@@ -682,3 +685,52 @@ async def test_a_phase_switch_on_one_worker_applies_at_once_on_another(
             avail = await (await two.get(f"/v1/sales/{SALE}/availability")).json()
             assert avail["phase"] == phase
     await invariant(store)
+
+
+@pytest.fixture
+def serve_config(tmp_path: Path, settings: Settings) -> Path:
+    return settings_file(settings, tmp_path / "serve.toml")
+
+
+@pytest.mark.slow
+async def test_a_phase_switch_reaches_both_workers_of_guichet_serve_at_once(
+    tmp_path: Path, serve_config: Path, tokens: Tokens
+) -> None:
+    """``guichet serve --workers 2``: switch the phase through the admin API; the very next
+    hold of the new phase succeeds on whichever worker a fresh connection reaches."""
+    port = free_port()
+    served = Served(guichet("--config", str(serve_config), "serve", "--port", str(port),
+                            "--workers", "2"), cwd=tmp_path)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+    try:
+        await asyncio.to_thread(served.wait_msg, "listening", 60, worker=0)
+        await asyncio.to_thread(served.wait_msg, "listening", 60, worker=1)
+        # A fresh connection per request lets SO_REUSEPORT spread them over both workers.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(base, connector=connector) as http:
+            async with http.put(f"/v1/admin/sales/{SALE}", json={"window_required": False},
+                                headers=admin) as resp:  # fmt: skip
+                assert resp.status == 201, await resp.text()
+            async with http.put(f"/v1/admin/sales/{SALE}/catalogue", json=catalogue(),
+                                headers=admin) as resp:  # fmt: skip
+                assert resp.status == 200, await resp.text()
+            for _ in range(30):  # both workers now hold the sale's view, in its packs phase
+                async with http.get(f"/v1/sales/{SALE}/availability") as resp:
+                    assert (await resp.json())["phase"] == "packs"
+            n = 0
+            for phase, body in [("singles", SINGLE), ("packs", {"packs": [pack(0, 1, 2)]})]:
+                spec = {"phase": phase, "window_required": False}
+                async with http.put(f"/v1/admin/sales/{SALE}", json=spec, headers=admin) as resp:
+                    assert resp.status == 200, await resp.text()
+                for _ in range(12):
+                    n += 1
+                    headers = {"Authorization": f"Bearer {tokens.account(f'fan-{n}')}",
+                               "Idempotency-Key": f"k{n}"}  # fmt: skip
+                    async with http.post(f"/v1/sales/{SALE}/holds", json=body,
+                                         headers=headers) as resp:  # fmt: skip
+                        assert resp.status == 201, (phase, await resp.text())
+        served.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(served.wait) == 0
+    finally:
+        await asyncio.to_thread(served.stop)
