@@ -734,3 +734,76 @@ async def test_a_phase_switch_reaches_both_workers_of_guichet_serve_at_once(
         assert await asyncio.to_thread(served.wait) == 0
     finally:
         await asyncio.to_thread(served.stop)
+
+
+def room_spec(**extra: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {"opens_at": (now - timedelta(hours=1)).isoformat(),
+            "closes_at": (now + timedelta(hours=2)).isoformat(), "rate_per_s": 5,
+            "max_active": 100, "audience": "shop", "target_url": "https://shop.example/",
+            **extra}  # fmt: skip
+
+
+async def room_shows(client: TestClient, room: str, remaining: float) -> None:
+    """Wait (pacer ticks, no sleeps) until ``room`` shows the sale's stock level."""
+    from guichet.room.routes import ROOMS
+
+    rooms = client.app[ROOMS]  # type: ignore[index]
+    rt = await rooms.runtime(room)
+    async with asyncio.timeout(15):
+        while rt.counters is None or rt.counters.stock_remaining != remaining:
+            await rt.updated.wait()
+
+
+async def test_a_room_linked_after_the_stock_moved_learns_the_level(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    """The stock moves (to sold out) while no room is linked; a room linked afterwards meters
+    by it (sold out: nobody is called)."""
+    await setup_sale(client, tokens, {"phase": "singles", "window_required": False},
+                     seats=1, sessions=1)  # fmt: skip
+    view = await client.app[LIVE].view(SALE)  # type: ignore[index]
+    assert view is not None
+    changes: asyncio.Queue[bytes] = asyncio.Queue(64)
+    view.subscribers.add(changes)
+    for category in ("A", "B"):
+        status, _ = await post_hold(client, tokens, f"buyer-{category}", {"items": [
+            {"session": "ATH-00", "category": category, "quantity": 1}]})  # fmt: skip
+        assert status == 201
+    async with asyncio.timeout(10):  # the refresher has seen it: the level was handed on
+        while not json.loads(await changes.get())["sold_out"]:
+            pass
+    admin = {"Authorization": f"Bearer {tokens.admin('rooms:write')}"}
+    resp = await client.put("/v1/admin/rooms/late", json=room_spec(sale=SALE), headers=admin)
+    assert resp.status == 201, await resp.text()
+    await room_shows(client, "late", 0.0)
+    waiting = {"Authorization": f"Bearer {tokens.account('w')}"}
+    ticket = (await (await client.post("/v1/rooms/late/join", headers=waiting)).json())["ticket"]
+    status = await (await client.get("/v1/rooms/late/status",
+                                     headers={"X-Queue-Ticket": ticket})).json()  # fmt: skip
+    assert status["state"] == "sold_out"
+    stats = await (await client.get("/v1/admin/rooms/late", headers={
+        "Authorization": f"Bearer {tokens.admin('rooms:read')}"})).json()  # fmt: skip
+    assert (stats["stock_remaining"], stats["sold_out"]) == (0.0, True)
+
+
+async def test_a_worker_starting_hands_the_stock_level_to_the_linked_rooms(
+    two_apps: tuple[web.Application, web.Application, Tokens], store: Store
+) -> None:
+    """The stock sells out while no worker runs (another host, the CLI): a worker starting
+    brings the linked room's level up to date."""
+    app_one, app_two, tokens = two_apps
+    admin = {"Authorization": f"Bearer {tokens.admin('rooms:write')}"}
+    async with TestClient(TestServer(app_one, host="127.0.0.1")) as one:
+        await setup_sale(one, tokens, {"phase": "singles", "window_required": False},
+                         seats=1, sessions=1)  # fmt: skip
+        resp = await one.put("/v1/admin/rooms/r1", json=room_spec(sale=SALE), headers=admin)
+        assert resp.status == 201, await resp.text()
+        await room_shows(one, "r1", 1.0)
+    shop = Shop(store)
+    for category in ("A", "B"):
+        request = msgspec.convert({"items": [{"session": "ATH-00", "category": category,
+                                              "quantity": 1}]}, model.HoldRequest)  # fmt: skip
+        assert (await shop.hold(SALE, "singles", category, "k", request))["code"] == "ok"
+    async with TestClient(TestServer(app_two, host="127.0.0.1")) as two:
+        await room_shows(two, "r1", 0.0)

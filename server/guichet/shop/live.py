@@ -7,7 +7,10 @@
   workers may run it).
 - **Metering**: the fraction of the sale's seats left goes to the waiting rooms linked to the
   sale (``sale`` in the room spec): the pacer slows admission as stock runs down and stops at
-  zero, and waiting people see ``sold_out`` (``room.model.metered_rate``).
+  zero, and waiting people see ``sold_out`` (``room.model.metered_rate``). Every refresh hands
+  the current level to the signal, which writes it to each linked room that does not show it
+  yet — so a room linked after the stock last moved, or a worker just started, learns it
+  within a refresh, not at the next sale.
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ class SaleView:
     body: bytes = b""
     as_of: float = 0.0
     subscribers: set[asyncio.Queue[bytes]] = field(default_factory=set)
-    remaining: float | None = None  # last stock signal sent to the rooms
+    remaining: float | None = None  # the last stock level handed to the rooms' signal
     version: int = 0  # of the rules (``spec``): hold.lua refuses a decision made with another
 
     @property
@@ -219,16 +222,13 @@ class Live:
         if expired:
             metrics.SHOP_EXPIRIES.labels(v.sale).inc(expired)
         changes = v.update(await self.shop.stock(v.sale), time.time())
-        if changes is None:
-            return
-        if changes.changes:
-            v.publish(changes)
-        metrics.shop_levels(v.sale, v.stock, v.sessions)
-        if signal is not None and v.total:
-            remaining = round(v.seats_left / v.total, 4)
-            if remaining != v.remaining:
-                v.remaining = remaining
-                await signal(v.sale, remaining)
+        if changes is not None:
+            if changes.changes:
+                v.publish(changes)
+            metrics.shop_levels(v.sale, v.stock, v.sessions)
+        if signal is not None and v.total:  # every round: the rooms that lack it get it
+            v.remaining = round(v.seats_left / v.total, 4)
+            await signal(v.sale, v.remaining)
 
     async def refresh_all(self, signal: StockSignal) -> None:
         """One round of the background refresh (``background.Periodic``)."""

@@ -476,7 +476,9 @@ async def put_catalogue(request: web.Request) -> web.Response:
 
 
 async def _stock_signal(app: web.Application, sale: str, remaining: float) -> None:
-    """Tell the rooms linked to ``sale`` how much stock is left (the pacer meters by it)."""
+    """Tell the rooms linked to ``sale`` how much stock is left (the pacer meters by it).
+    Called every refresh: only a room whose last snapshot shows another level is written to
+    (a room just linked or loaded, or one another worker wrote an older reading to)."""
     from guichet.room.routes import ROOMS
 
     rooms = app.get(ROOMS)
@@ -484,8 +486,11 @@ async def _stock_signal(app: web.Application, sale: str, remaining: float) -> No
         return
     for room in rooms.ids():
         rt = rooms.get(room)
-        if rt is not None and rt.spec.sale == sale:
-            await rooms.set_stock(room, remaining)
+        if rt is None or rt.spec.sale != sale:
+            continue
+        if rt.counters is not None and rt.counters.stock_remaining == remaining:
+            continue
+        await rooms.set_stock(room, remaining)
 
 
 async def _shop_ctx(app: web.Application) -> AsyncIterator[None]:
