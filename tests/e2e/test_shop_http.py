@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import strategies as st
+from redis.asyncio.cluster import RedisCluster
 
 from guichet.app import create_app
 from guichet.config import Settings
@@ -586,6 +587,14 @@ async def test_a_replayed_hold_answers_the_holds_state_now(
     assert sum((await Shop(store).levels(SALE)).held.values()) == 0  # a replay holds nothing
 
 
+async def set_appendfsync(store: Store, policy: str) -> None:
+    """``CONFIG SET appendfsync`` on the server, or on every node of a Cluster."""
+    if isinstance(store.client, RedisCluster):
+        await store.client.config_set("appendfsync", policy, target_nodes=RedisCluster.ALL_NODES)
+    else:
+        await store.client.config_set("appendfsync", policy)
+
+
 @pytest.fixture
 def two_apps(tmp_path: Path, backend: Backend) -> tuple[web.Application, web.Application, Tokens]:
     """Two apps on one store, as two workers are (built outside the event loop)."""
@@ -610,7 +619,7 @@ async def test_a_retried_confirm_answers_200_only_once_the_purchase_is_on_disk(
         url = f"/v1/sales/{SALE}/holds/{held['id']}/confirm"
         bearer = {"Authorization": f"Bearer {tokens.account('fan')}"}
         await two.get(f"/v1/sales/{SALE}/availability")  # worker two has used its connection
-        await store.client.config_set("appendfsync", "no")  # nothing reaches the disk now
+        await set_appendfsync(store, "no")  # nothing reaches the disk now
         try:
             for attempt, worker in enumerate((one, two, two)):
                 resp = await worker.post(url, json={"payment_reference": "PAY-1"}, headers=bearer)
@@ -622,7 +631,7 @@ async def test_a_retried_confirm_answers_200_only_once_the_purchase_is_on_disk(
             assert record is not None
             assert record.state == "confirmed"  # recorded, only not known to be on disk
         finally:
-            await store.client.config_set("appendfsync", "everysec")
+            await set_appendfsync(store, "everysec")
         async with asyncio.timeout(30):  # each 503 waited confirm_timeout_ms for the fsync
             while (resp := await two.post(url, json={"payment_reference": "PAY-1"},
                                           headers=bearer)).status == 503:  # fmt: skip
