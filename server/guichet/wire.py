@@ -114,15 +114,24 @@ async def read_large(request: web.Request, max_bytes: int) -> bytes:
     return b"".join(parts)
 
 
-async def read_json(request: web.Request, typ: type[T]) -> T:
-    """Read and validate a JSON body (415 if not JSON; 413 is raised by aiohttp's limit)."""
+def require_json(request: web.Request) -> None:
+    """415 naming ``Content-Type`` unless the body is declared ``application/json`` (the one
+    request media type of the OpenAPI document)."""
     if request.content_type != JSON_CONTENT_TYPE:
+        sent = request.headers.get("Content-Type", "")[:60] or "nothing"
         raise errors.Problem(
             415,
             "unsupported-media-type",
             "Unsupported media type",
-            f"send the body as {JSON_CONTENT_TYPE}, not {request.content_type or 'nothing'}",
+            f"send the body as {JSON_CONTENT_TYPE}, not {sent}",
+            errors=[errors.FieldError(field="Content-Type", detail=f"must be {JSON_CONTENT_TYPE}")],
         )
+
+
+async def read_json(request: web.Request, typ: type[T]) -> T:
+    """Read and validate a JSON body (415 if not JSON; 413 is raised by aiohttp's limit;
+    408 if it does not arrive within ``server.body_timeout_s``)."""
+    require_json(request)
     async with _body_deadline(request):
         body = await request.read()
     return decode(body, typ)

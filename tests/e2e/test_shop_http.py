@@ -6,25 +6,31 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import hypothesis
 import msgspec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import strategies as st
+from redis.asyncio.cluster import RedisCluster
 
 from guichet.app import create_app
 from guichet.config import Settings
-from guichet.embedded import EmbeddedValkey
+from guichet.embedded import EmbeddedValkey, free_port
 from guichet.shop import model
 from guichet.shop.routes import LIVE
 from guichet.shop.service import Shop, audit
 from guichet.store.client import Store
 from guichet.store.keys import SaleKeys
-from tests.conftest import Backend, Tokens, make_settings
+from tests.conftest import Backend, Tokens, make_settings, settings_file
+from tests.e2e.processes import Served, guichet
 
 SALE = "paris"
 H = 3600 * 1_000_000
@@ -471,3 +477,342 @@ async def test_confirm_is_503_when_the_store_cannot_make_it_durable(
         assert resp.status == 503, problem
         assert problem["type"].endswith("durability-unavailable")
         assert resp.headers["Retry-After"] == "30"
+
+
+async def test_catalogue_upload_takes_only_the_json_the_openapi_declares(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    await setup_sale(client, tokens)
+    doc = await (await client.get("/openapi.json")).json()
+    put = doc["paths"]["/v1/admin/sales/{sale}/catalogue"]["put"]
+    assert set(put["requestBody"]["content"]) == {"application/json"}
+    assert "415" in put["responses"]
+    admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+    url = f"/v1/admin/sales/{SALE}/catalogue"
+    body = json.dumps(catalogue(seats=150)).encode()  # would load (more seats) if taken
+    for content_type in (
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/xml",
+        "multipart/form-data; boundary=x",
+        "application/octet-stream",
+        None,
+    ):
+        headers = {**admin, **({"Content-Type": content_type} if content_type else {})}
+        resp = await client.put(url, data=body, headers=headers,
+                                skip_auto_headers=["Content-Type"])  # fmt: skip
+        problem = await resp.json(content_type=None)
+        assert resp.status == 415, (content_type, problem)
+        assert resp.content_type == "application/problem+json"
+        assert [e["field"] for e in problem["errors"]] == ["Content-Type"]
+    assert set((await Shop(store).levels(SALE)).loaded.values()) == {100}  # nothing changed
+    resp = await client.put(url, data=body, headers={
+        **admin, "Content-Type": "application/json; charset=utf-8"})  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    assert set((await Shop(store).levels(SALE)).loaded.values()) == {150}
+
+
+@hypothesis.settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(
+    content_type=st.one_of(st.none(), st.sampled_from(
+        ["application/json", "text/plain", "application/xml", "text/csv"]), st.text(max_size=30)),
+    data=st.one_of(st.binary(max_size=300), st.builds(lambda v: json.dumps(v).encode(),
+                   st.recursive(st.none() | st.integers() | st.text(max_size=8),
+                                lambda inner: st.lists(inner, max_size=3)
+                                | st.dictionaries(st.sampled_from(["sessions", "id", "seats",
+                                                                   "categories"]), inner,
+                                                  max_size=3), max_leaves=10))),
+)  # fmt: skip
+async def test_any_catalogue_upload_is_a_problem_never_a_5xx(
+    client: TestClient, tokens: Tokens, content_type: str | None, data: bytes
+) -> None:
+    admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+    assert (await client.put(f"/v1/admin/sales/{SALE}", json={}, headers=admin)).status < 300
+    headers = {**admin, **({"Content-Type": content_type} if content_type is not None else {})}
+    try:
+        resp = await client.put(f"/v1/admin/sales/{SALE}/catalogue", data=data, headers=headers,
+                                skip_auto_headers=["Content-Type"])  # fmt: skip
+    except ValueError:  # a header value aiohttp's client itself will not send
+        hypothesis.assume(False)
+        return
+    assert 400 <= resp.status < 500, await resp.text()
+    assert resp.content_type == "application/problem+json"
+
+
+async def test_a_replayed_hold_answers_the_holds_state_now(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    """Replaying an Idempotency-Key answers what GET answers once the hold moved on
+    (released, confirmed, expired: 200 and that state); while held, the first answer (201)."""
+    await setup_sale(client, tokens)
+    await give_window(store, "fan")
+    bearer = {"Authorization": f"Bearer {tokens.account('fan')}"}
+    admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+    holds = f"/v1/sales/{SALE}/holds"
+    ids = {}
+    for n, key in enumerate(("released", "confirmed", "expired")):
+        if key == "expired":  # holds made from now on last one second
+            resp = await client.put(f"/v1/admin/sales/{SALE}", json={"hold_ttl_s": 1},
+                                    headers=admin)  # fmt: skip
+            assert resp.status == 200
+        body = {"packs": [pack(n, n + 1, n + 2)]}
+        status, held = await post_hold(client, tokens, "fan", body, key=key)
+        assert status == 201, held
+        again_status, again = await post_hold(client, tokens, "fan", body, key=key)
+        assert (again_status, again) == (201, held)  # still held: the first answer
+        ids[key] = held["id"]
+    assert (await client.delete(f"{holds}/{ids['released']}", headers=bearer)).status == 200
+    resp = await client.post(f"{holds}/{ids['confirmed']}/confirm",
+                             json={"payment_reference": "PAY-9"}, headers=bearer)  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    view = await client.app[LIVE].view(SALE)  # type: ignore[index]
+    assert view is not None
+    changes: asyncio.Queue[bytes] = asyncio.Queue(64)
+    view.subscribers.add(changes)
+    async with asyncio.timeout(15):  # the refresher returns the third one after its second
+        while getattr(await Shop(store).record(SALE, ids["expired"]), "state", "") != "expired":
+            await changes.get()
+    for n, key in enumerate(("released", "confirmed", "expired")):
+        status, replay = await post_hold(client, tokens, "fan",
+                                         {"packs": [pack(n, n + 1, n + 2)]}, key=key)  # fmt: skip
+        shown = await client.get(f"{holds}/{ids[key]}", headers=bearer)
+        assert (status, replay["state"]) == (200, key), replay
+        assert (shown.status, await shown.json()) == (200, replay)
+    assert replay["expires_at"]
+    await invariant(store)
+    assert sum((await Shop(store).levels(SALE)).held.values()) == 0  # a replay holds nothing
+
+
+async def set_appendfsync(store: Store, policy: str) -> None:
+    """``CONFIG SET appendfsync`` on the server, or on every node of a Cluster."""
+    if isinstance(store.client, RedisCluster):
+        await store.client.config_set("appendfsync", policy, target_nodes=RedisCluster.ALL_NODES)
+    else:
+        await store.client.config_set("appendfsync", policy)
+
+
+@pytest.fixture
+def two_apps(tmp_path: Path, backend: Backend) -> tuple[web.Application, web.Application, Tokens]:
+    """Two apps on one store, as two workers are (built outside the event loop)."""
+    settings = make_settings(tmp_path, backend.redis_section, shop={"confirm_timeout_ms": 300})
+    return create_app(settings), create_app(settings), Tokens(settings)
+
+
+async def test_a_retried_confirm_answers_200_only_once_the_purchase_is_on_disk(
+    two_apps: tuple[web.Application, web.Application, Tokens], store: Store
+) -> None:
+    """The first confirm's WAITAOF times out (fsync switched off): 503. Its retry, on another
+    worker's connection (which wrote nothing before), must wait for the purchase's own write to
+    reach the disk too — 503 while fsync stays off, 200 once it is back."""
+    app_one, app_two, tokens = two_apps
+    async with (
+        TestClient(TestServer(app_one, host="127.0.0.1")) as one,
+        TestClient(TestServer(app_two, host="127.0.0.1")) as two,
+    ):
+        await setup_sale(one, tokens, {"window_required": False})
+        status, held = await post_hold(one, tokens, "fan", {"packs": [pack(0, 1, 2)]})
+        assert status == 201, held
+        url = f"/v1/sales/{SALE}/holds/{held['id']}/confirm"
+        bearer = {"Authorization": f"Bearer {tokens.account('fan')}"}
+        await two.get(f"/v1/sales/{SALE}/availability")  # worker two has used its connection
+        await set_appendfsync(store, "no")  # nothing reaches the disk now
+        try:
+            for attempt, worker in enumerate((one, two, two)):
+                resp = await worker.post(url, json={"payment_reference": "PAY-1"}, headers=bearer)
+                problem = await resp.json()
+                assert resp.status == 503, (attempt, problem)
+                assert problem["type"].endswith("not-durable-yet")
+                assert resp.headers["Retry-After"] == "1"
+            record = await Shop(store).record(SALE, held["id"])
+            assert record is not None
+            assert record.state == "confirmed"  # recorded, only not known to be on disk
+        finally:
+            await set_appendfsync(store, "everysec")
+        async with asyncio.timeout(30):  # each 503 waited confirm_timeout_ms for the fsync
+            while (resp := await two.post(url, json={"payment_reference": "PAY-1"},
+                                          headers=bearer)).status == 503:  # fmt: skip
+                pass
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["state"] == "confirmed"
+    await invariant(store)
+
+
+SINGLE = {"items": [{"session": "ATH-00", "category": "A", "quantity": 1}]}
+
+
+async def test_a_phase_switch_applies_to_the_very_next_hold(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    """One worker: a switch through its admin API, and one behind its back (``guichet shop
+    put``, another worker), each apply to the next hold — no cache decides with old rules."""
+    await setup_sale(client, tokens, {"window_required": False})
+    view = await client.app[LIVE].view(SALE)  # type: ignore[index]
+    assert view is not None
+    assert view.spec.phase == "packs"
+    admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+    resp = await client.put(f"/v1/admin/sales/{SALE}", json={"phase": "singles",
+                            "window_required": False}, headers=admin)  # fmt: skip
+    assert resp.status == 200
+    status, held = await post_hold(client, tokens, "a1", SINGLE)
+    assert status == 201, held
+    await Shop(store).put(SALE, model.SaleSpec(phase="packs", window_required=False))
+    status, held = await post_hold(client, tokens, "a2", {"packs": [pack(0, 1, 2)]})
+    assert status == 201, held
+    await Shop(store).put(SALE, model.SaleSpec(phase="singles", window_required=False))
+    status, held = await post_hold(client, tokens, "a3", SINGLE)  # refused by the cache first
+    assert status == 201, held
+    await Shop(store).put(SALE, model.SaleSpec(phase="packs", window_required=False))
+    status, problem = await post_hold(client, tokens, "a4", SINGLE)  # accepted by the cache
+    assert status == 422, problem
+    assert problem["errors"][0]["detail"].startswith("this sale is in its packs phase")
+    await invariant(store)
+
+
+async def test_a_phase_switch_on_one_worker_applies_at_once_on_another(
+    two_apps: tuple[web.Application, web.Application, Tokens], store: Store
+) -> None:
+    app_one, app_two, tokens = two_apps
+    async with (
+        TestClient(TestServer(app_one, host="127.0.0.1")) as one,
+        TestClient(TestServer(app_two, host="127.0.0.1")) as two,
+    ):
+        await setup_sale(one, tokens, {"window_required": False})
+        status, held = await post_hold(two, tokens, "p0", {"packs": [pack(0, 1, 2)]})
+        assert status == 201, held  # worker two has the sale, in its packs phase
+        admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+        for n, (phase, body) in enumerate([("singles", SINGLE),
+                                           ("packs", {"packs": [pack(0, 1, 2)]})] * 2):  # fmt: skip
+            resp = await one.put(f"/v1/admin/sales/{SALE}", json={"phase": phase,
+                                 "window_required": False}, headers=admin)  # fmt: skip
+            assert resp.status == 200
+            status, held = await post_hold(two, tokens, f"b{n}", body)
+            assert status == 201, (phase, held)
+            avail = await (await two.get(f"/v1/sales/{SALE}/availability")).json()
+            assert avail["phase"] == phase
+    await invariant(store)
+
+
+@pytest.fixture
+def serve_config(tmp_path: Path, settings: Settings) -> Path:
+    return settings_file(settings, tmp_path / "serve.toml")
+
+
+@pytest.mark.slow
+async def test_a_phase_switch_reaches_both_workers_of_guichet_serve_at_once(
+    tmp_path: Path, serve_config: Path, tokens: Tokens
+) -> None:
+    """``guichet serve --workers 2``: switch the phase through the admin API; the very next
+    hold of the new phase succeeds on whichever worker a fresh connection reaches."""
+    port = free_port()
+    served = Served(guichet("--config", str(serve_config), "serve", "--port", str(port),
+                            "--workers", "2"), cwd=tmp_path)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    admin = {"Authorization": f"Bearer {tokens.admin('sales:write')}"}
+    try:
+        await asyncio.to_thread(served.wait_msg, "listening", 60, worker=0)
+        await asyncio.to_thread(served.wait_msg, "listening", 60, worker=1)
+        # A fresh connection per request lets SO_REUSEPORT spread them over both workers.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(base, connector=connector) as http:
+            async with http.put(f"/v1/admin/sales/{SALE}", json={"window_required": False},
+                                headers=admin) as resp:  # fmt: skip
+                assert resp.status == 201, await resp.text()
+            async with http.put(f"/v1/admin/sales/{SALE}/catalogue", json=catalogue(),
+                                headers=admin) as resp:  # fmt: skip
+                assert resp.status == 200, await resp.text()
+            for _ in range(30):  # both workers now hold the sale's view, in its packs phase
+                async with http.get(f"/v1/sales/{SALE}/availability") as resp:
+                    assert (await resp.json())["phase"] == "packs"
+            n = 0
+            for phase, body in [("singles", SINGLE), ("packs", {"packs": [pack(0, 1, 2)]})]:
+                spec = {"phase": phase, "window_required": False}
+                async with http.put(f"/v1/admin/sales/{SALE}", json=spec, headers=admin) as resp:
+                    assert resp.status == 200, await resp.text()
+                for _ in range(12):
+                    n += 1
+                    headers = {"Authorization": f"Bearer {tokens.account(f'fan-{n}')}",
+                               "Idempotency-Key": f"k{n}"}  # fmt: skip
+                    async with http.post(f"/v1/sales/{SALE}/holds", json=body,
+                                         headers=headers) as resp:  # fmt: skip
+                        assert resp.status == 201, (phase, await resp.text())
+        served.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(served.wait) == 0
+    finally:
+        await asyncio.to_thread(served.stop)
+
+
+def room_spec(**extra: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {"opens_at": (now - timedelta(hours=1)).isoformat(),
+            "closes_at": (now + timedelta(hours=2)).isoformat(), "rate_per_s": 5,
+            "max_active": 100, "audience": "shop", "target_url": "https://shop.example/",
+            **extra}  # fmt: skip
+
+
+async def room_shows(client: TestClient, room: str, remaining: float) -> None:
+    """Wait (pacer ticks, no sleeps) until ``room`` shows the sale's stock level."""
+    from guichet.room.routes import ROOMS
+
+    rooms = client.app[ROOMS]  # type: ignore[index]
+    rt = await rooms.runtime(room)
+    async with asyncio.timeout(15):
+        while rt.counters is None or rt.counters.stock_remaining != remaining:
+            await rt.updated.wait()
+
+
+async def test_a_room_linked_after_the_stock_moved_learns_the_level(
+    client: TestClient, tokens: Tokens, store: Store
+) -> None:
+    """The stock moves (to sold out) while no room is linked; a room linked afterwards meters
+    by it (sold out: nobody is called)."""
+    await setup_sale(client, tokens, {"phase": "singles", "window_required": False},
+                     seats=1, sessions=1)  # fmt: skip
+    view = await client.app[LIVE].view(SALE)  # type: ignore[index]
+    assert view is not None
+    changes: asyncio.Queue[bytes] = asyncio.Queue(64)
+    view.subscribers.add(changes)
+    for category in ("A", "B"):
+        status, _ = await post_hold(client, tokens, f"buyer-{category}", {"items": [
+            {"session": "ATH-00", "category": category, "quantity": 1}]})  # fmt: skip
+        assert status == 201
+    async with asyncio.timeout(10):  # the refresher has seen it: the level was handed on
+        while not json.loads(await changes.get())["sold_out"]:
+            pass
+    admin = {"Authorization": f"Bearer {tokens.admin('rooms:write')}"}
+    resp = await client.put("/v1/admin/rooms/late", json=room_spec(sale=SALE), headers=admin)
+    assert resp.status == 201, await resp.text()
+    await room_shows(client, "late", 0.0)
+    waiting = {"Authorization": f"Bearer {tokens.account('w')}"}
+    ticket = (await (await client.post("/v1/rooms/late/join", headers=waiting)).json())["ticket"]
+    status = await (await client.get("/v1/rooms/late/status",
+                                     headers={"X-Queue-Ticket": ticket})).json()  # fmt: skip
+    assert status["state"] == "sold_out"
+    stats = await (await client.get("/v1/admin/rooms/late", headers={
+        "Authorization": f"Bearer {tokens.admin('rooms:read')}"})).json()  # fmt: skip
+    assert (stats["stock_remaining"], stats["sold_out"]) == (0.0, True)
+
+
+async def test_a_worker_starting_hands_the_stock_level_to_the_linked_rooms(
+    two_apps: tuple[web.Application, web.Application, Tokens], store: Store
+) -> None:
+    """The stock sells out while no worker runs (another host, the CLI): a worker starting
+    brings the linked room's level up to date."""
+    app_one, app_two, tokens = two_apps
+    admin = {"Authorization": f"Bearer {tokens.admin('rooms:write')}"}
+    async with TestClient(TestServer(app_one, host="127.0.0.1")) as one:
+        await setup_sale(one, tokens, {"phase": "singles", "window_required": False},
+                         seats=1, sessions=1)  # fmt: skip
+        resp = await one.put("/v1/admin/rooms/r1", json=room_spec(sale=SALE), headers=admin)
+        assert resp.status == 201, await resp.text()
+        await room_shows(one, "r1", 1.0)
+    shop = Shop(store)
+    for category in ("A", "B"):
+        request = msgspec.convert({"items": [{"session": "ATH-00", "category": category,
+                                              "quantity": 1}]}, model.HoldRequest)  # fmt: skip
+        assert (await shop.hold(SALE, "singles", category, "k", request))["code"] == "ok"
+    async with TestClient(TestServer(app_two, host="127.0.0.1")) as two:
+        await room_shows(two, "r1", 0.0)

@@ -1,6 +1,8 @@
 -- Confirm a hold: its seats move from held to sold (the caller then waits for the AOF fsync
--- before answering). Idempotent: a confirmed hold answers 'again'. A hold past its expiry is
--- expired here and then (its seats back in stock).
+-- before answering). Idempotent: a confirmed hold answers 'again' after rewriting its record
+-- unchanged — a write of this call, so the caller's WAITAOF waits for an fsync at or past this
+-- point of the AOF, which covers the purchase written by an earlier call (whose own wait may
+-- have timed out). A hold past its expiry is expired here and then (its seats back in stock).
 -- KEYS[1] holds  KEYS[2] stock  KEYS[3] held  KEYS[4] sold  KEYS[5] usage  KEYS[6] expiries
 -- ARGV[1] hold id  ARGV[2] account  ARGV[3] payment reference
 -- Returns {code, record}   code: 'ok' | 'again' | 'not_found' | 'expired' | 'released'
@@ -11,7 +13,10 @@ local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return {'not_found', ''} end
 local r = cjson.decode(raw)
 if r.account ~= ARGV[2] then return {'not_found', ''} end
-if r.state == 'confirmed' then return {'again', raw} end
+if r.state == 'confirmed' then
+  redis.call('HSET', KEYS[1], ARGV[1], raw)
+  return {'again', raw}
+end
 if r.state ~= 'held' then return {r.state, raw} end
 redis.call('ZREM', KEYS[6], ARGV[1])
 if now >= tonumber(r.expires_us) then

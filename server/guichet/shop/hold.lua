@@ -9,16 +9,26 @@
 -- ARGV[5] idempotency ttl s  ARGV[6] packs (0: singles)
 -- ARGV[7] the items, one per line: "<field> <session> <quantity>\n" (one argument: cheaper to
 --         send than three per item)
+-- ARGV[8] the version of the rules the caller checked the request against ('' = no check)
 -- Returns the answer as JSON: {code = 'ok', hold, expires_us} or a refusal {code, ...}:
 --   no_sale | idempotency_mismatch | phase | window | max_tickets | max_packs
 --   | max_per_session | unknown_item | stock
+--   or {code = 'stale', version}: the rules changed since the caller read them; nothing is
+--   kept under the idempotency key (the caller re-reads the rules and asks again)
+-- A replayed 'ok' also carries `record`: the hold as stored now (it may have been released,
+-- expired or confirmed since), so the replay answers its current state.
 --!include guichet.draw:window_check.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local prior = redis.call('GET', KEYS[8])
 if prior then
-  if cjson.decode(prior).fingerprint ~= ARGV[4] then
+  local p = cjson.decode(prior)
+  if p.fingerprint ~= ARGV[4] then
     return cjson.encode({code = 'idempotency_mismatch'})
+  end
+  if p.code == 'ok' then
+    p.record = redis.call('HGET', KEYS[5], p.hold) or nil
+    return cjson.encode(p)
   end
   return prior
 end
@@ -29,8 +39,11 @@ local function answer(a)
   return s
 end
 local c = redis.call('HMGET', KEYS[1], 'phase', 'window_required', 'hold_ttl_us', 'max_tickets',
-  'max_packs', 'max_per_session', 'max_per_session_limited')
+  'max_packs', 'max_per_session', 'max_per_session_limited', 'version')
 if not c[1] then return cjson.encode({code = 'no_sale'}) end
+if ARGV[8] ~= '' and (c[8] or '0') ~= ARGV[8] then
+  return cjson.encode({code = 'stale', version = tonumber(c[8] or '0')})
+end
 local packs = tonumber(ARGV[6])
 if (packs > 0) ~= (c[1] == 'packs') then return answer({code = 'phase', phase = c[1]}) end
 if c[2] == '1' then

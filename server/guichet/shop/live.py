@@ -7,7 +7,10 @@
   workers may run it).
 - **Metering**: the fraction of the sale's seats left goes to the waiting rooms linked to the
   sale (``sale`` in the room spec): the pacer slows admission as stock runs down and stops at
-  zero, and waiting people see ``sold_out`` (``room.model.metered_rate``).
+  zero, and waiting people see ``sold_out`` (``room.model.metered_rate``). Every refresh hands
+  the current level to the signal, which writes it to each linked room that does not show it
+  yet — so a room linked after the stock last moved, or a worker just started, learns it
+  within a refresh, not at the next sale.
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ class SaleView:
     body: bytes = b""
     as_of: float = 0.0
     subscribers: set[asyncio.Queue[bytes]] = field(default_factory=set)
-    remaining: float | None = None  # last stock signal sent to the rooms
+    remaining: float | None = None  # the last stock level handed to the rooms' signal
+    version: int = 0  # of the rules (``spec``): hold.lua refuses a decision made with another
 
     @property
     def seats_left(self) -> int:
@@ -180,13 +184,16 @@ class Live:
         return v
 
     async def _load(self, sale: str) -> SaleView | None:
-        spec = await self.shop.spec(sale)
-        if spec is None:
+        rules = await self.shop.rules(sale)
+        if rules is None:
             return None
+        spec, version = rules
         levels = await self.shop.levels(sale)
         sessions = await self.shop.sessions(sale)
         old = self.sales.get(sale)
-        v = SaleView(sale, spec, sessions, levels.loaded)
+        if old is not None and old.version > version:  # a reload overtook this slower read
+            return old
+        v = SaleView(sale, spec, sessions, levels.loaded, version=version)
         if old is not None:
             v.subscribers, v.remaining, v.stock = old.subscribers, old.remaining, old.stock
             same = (old.spec, old.sessions, old.loaded) == (spec, sessions, levels.loaded)
@@ -194,28 +201,34 @@ class Live:
         self.sales[sale] = v
         return v
 
-    async def reload(self, sale: str) -> None:
-        """After a change of rules or catalogue (this worker at once, others within 5 s)."""
+    async def reload(self, sale: str) -> SaleView | None:
+        """After a change of rules or catalogue: this worker at once; the others at their next
+        refresh (the version of the rules) or within 5 s (catalogue) — but a hold is decided
+        with the current rules on every worker (``hold.lua`` checks their version)."""
         v = await self._load(sale)
         if v is not None:
             v.body = b""
             await self._refresh(v, None)
+        return v
+
+    async def current(self, v: SaleView) -> SaleView:
+        """``v``, or the sale re-read if its rules changed since (one HGET)."""
+        if await self.shop.version(v.sale) == v.version:
+            return v
+        return await self.reload(v.sale) or v
 
     async def _refresh(self, v: SaleView, signal: StockSignal | None) -> None:
         expired = await self.shop.expire(v.sale, self.expire_batch)
         if expired:
             metrics.SHOP_EXPIRIES.labels(v.sale).inc(expired)
         changes = v.update(await self.shop.stock(v.sale), time.time())
-        if changes is None:
-            return
-        if changes.changes:
-            v.publish(changes)
-        metrics.shop_levels(v.sale, v.stock, v.sessions)
-        if signal is not None and v.total:
-            remaining = round(v.seats_left / v.total, 4)
-            if remaining != v.remaining:
-                v.remaining = remaining
-                await signal(v.sale, remaining)
+        if changes is not None:
+            if changes.changes:
+                v.publish(changes)
+            metrics.shop_levels(v.sale, v.stock, v.sessions)
+        if signal is not None and v.total:  # every round: the rooms that lack it get it
+            v.remaining = round(v.seats_left / v.total, 4)
+            await signal(v.sale, v.remaining)
 
     async def refresh_all(self, signal: StockSignal) -> None:
         """One round of the background refresh (``background.Periodic``)."""
@@ -224,4 +237,6 @@ class Live:
             for sale in await self.shop.ids():
                 await self._load(sale)
         for v in list(self.sales.values()):
+            if await self.shop.version(v.sale) != v.version:  # new rules: views follow at once
+                v = await self._load(v.sale) or v
             await self._refresh(v, signal)

@@ -176,6 +176,7 @@ async def _drain(
 # --- holds -----------------------------------------------------------------------------------
 
 _QUOTA_RULES = ("max_tickets", "max_packs", "max_per_session")
+_STALE_RETRIES = 3  # rules changed between reading them and the hold script: read them again
 
 
 def _refusal(sale: str, answer: dict[str, Any]) -> errors.Problem:
@@ -234,7 +235,7 @@ def _refusal(sale: str, answer: dict[str, Any]) -> errors.Problem:
     response=model.Hold,
     status=201,
     auth="account",
-    errors=(400, 403, 404, 409, 422),
+    errors=(400, 403, 404, 409, 422, 503),
     tags=("shop",),
 )
 async def hold(request: web.Request) -> web.Response:
@@ -249,14 +250,33 @@ async def hold(request: web.Request) -> web.Response:
             errors=[errors.FieldError(field="Idempotency-Key", detail="missing or invalid")],
         )  # fmt: skip
     body = await wire.read_json(request, model.HoldRequest)
-    shape = model.check_shape(body, v.spec)
-    if shape is not None:
-        metrics.SHOP_HOLDS.labels(v.sale, shape.rule).inc()
-        field = shape.item or ("packs" if v.spec.phase == "packs" else "items")
-        raise errors.invalid_body([errors.FieldError(field=field, detail=shape.detail)])
-    answer = await request.app[SHOP].hold(v.sale, v.spec.phase, account.id, key, body)
+    live = request.app[LIVE]
+    for attempt in range(_STALE_RETRIES):
+        shape = model.check_shape(body, v.spec)
+        if shape is not None and attempt == 0:  # a refusal by cached rules: are they current?
+            v = await live.current(v)
+            shape = model.check_shape(body, v.spec)
+        if shape is not None:
+            metrics.SHOP_HOLDS.labels(v.sale, shape.rule).inc()
+            field = shape.item or ("packs" if v.spec.phase == "packs" else "items")
+            raise errors.invalid_body([errors.FieldError(field=field, detail=shape.detail)])
+        answer = await request.app[SHOP].hold(
+            v.sale, v.spec.phase, account.id, key, body, version=v.version
+        )
+        if answer["code"] != "stale":
+            break
+        v = await live.reload(v.sale) or v  # the rules changed since this worker read them
+    else:
+        raise errors.Problem(
+            503, "rules-changing", "Sale rules changing",
+            "the sale's rules are being changed; try again", retry_after_s=1,
+        )  # fmt: skip
     if answer["code"] != "ok":
         raise _refusal(v.sale, answer)
+    if answer.get("record"):  # a replay: the hold as it is now, as GET answers it
+        now = HoldRecord.decode(answer["hold"], answer["record"])
+        if now.state != "held":
+            return wire.respond(_hold(v.sale, now))
     held_total, latency = _hold_metrics(v.sale)
     held_total.inc()
     lines = model.merged(body.lines())
@@ -434,6 +454,7 @@ async def put_sale(request: web.Request) -> web.Response:
 @wire.body_limit(CATALOGUE_MAX_BYTES)
 async def put_catalogue(request: web.Request) -> web.Response:
     admin_of(request, SCOPE_WRITE)
+    wire.require_json(request)
     v = await _view(request)
     raw = await wire.read_large(request, CATALOGUE_MAX_BYTES)
     catalogue = wire.decode(raw, model.Catalogue)
@@ -454,7 +475,9 @@ async def put_catalogue(request: web.Request) -> web.Response:
 
 
 async def _stock_signal(app: web.Application, sale: str, remaining: float) -> None:
-    """Tell the rooms linked to ``sale`` how much stock is left (the pacer meters by it)."""
+    """Tell the rooms linked to ``sale`` how much stock is left (the pacer meters by it).
+    Called every refresh: only a room whose last snapshot shows another level is written to
+    (a room just linked or loaded, or one another worker wrote an older reading to)."""
     from guichet.room.routes import ROOMS
 
     rooms = app.get(ROOMS)
@@ -462,8 +485,11 @@ async def _stock_signal(app: web.Application, sale: str, remaining: float) -> No
         return
     for room in rooms.ids():
         rt = rooms.get(room)
-        if rt is not None and rt.spec.sale == sale:
-            await rooms.set_stock(room, remaining)
+        if rt is None or rt.spec.sale != sale:
+            continue
+        if rt.counters is not None and rt.counters.stock_remaining == remaining:
+            continue
+        await rooms.set_stock(room, remaining)
 
 
 async def _shop_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -22,7 +22,8 @@ CONFIRM = LuaScript("guichet.shop", "confirm.lua")
 RELEASE = LuaScript("guichet.shop", "release.lua")
 EXPIRE = LuaScript("guichet.shop", "expire.lua")
 LEVELS = LuaScript("guichet.shop", "levels.lua")
-SCRIPTS = (LOAD, HOLD, CONFIRM, RELEASE, EXPIRE, LEVELS)
+RULES = LuaScript("guichet.shop", "rules.lua")
+SCRIPTS = (LOAD, HOLD, CONFIRM, RELEASE, EXPIRE, LEVELS, RULES)
 
 _US = 1_000_000
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -96,7 +97,8 @@ class Shop:
     # --- configuration -------------------------------------------------------------------------
 
     async def put(self, sale: str, spec: model.SaleSpec) -> bool:
-        """Create or replace the sale's rules (one HSET); True when it is new."""
+        """Create or replace the sale's rules and bump their version (``rules.lua``); True when
+        it is new."""
         k = SaleKeys(sale)
         fields: dict[str, Any] = {
             "spec": msgspec.json.encode(spec),
@@ -108,13 +110,26 @@ class Shop:
             "max_per_session": spec.max_per_session,
             "max_per_session_limited": spec.max_per_session_limited,
         }
-        added = await self.store.client.hset(k.cfg, mapping=fields)  # type: ignore[arg-type]
+        created, _version = await self.store.scripts(
+            RULES, [k.cfg], [x for pair in fields.items() for x in pair]
+        )
         await self.store.client.sadd(keys.SALES_INDEX, sale)
-        return int(added) == len(fields)
+        return bool(created)
 
     async def spec(self, sale: str) -> model.SaleSpec | None:
-        raw: Any = await self.store.client.hget(SaleKeys(sale).cfg, "spec")
-        return None if raw is None else msgspec.json.decode(raw, type=model.SaleSpec)
+        rules = await self.rules(sale)
+        return None if rules is None else rules[0]
+
+    async def rules(self, sale: str) -> tuple[model.SaleSpec, int] | None:
+        """The sale's rules and their version (one HMGET: the two agree)."""
+        raw, version = await self.store.client.hmget(SaleKeys(sale).cfg, ["spec", "version"])
+        if raw is None:
+            return None
+        return msgspec.json.decode(raw, type=model.SaleSpec), int(version or 0)
+
+    async def version(self, sale: str) -> int:
+        """The version of the sale's rules (0: no sale, or rules from before versions)."""
+        return int(await self.store.client.hget(SaleKeys(sale).cfg, "version") or 0)
 
     async def ids(self) -> list[str]:
         members: set[Any] = await self.store.client.smembers(keys.SALES_INDEX)
@@ -143,9 +158,17 @@ class Shop:
     # --- holds -------------------------------------------------------------------------------
 
     async def hold(
-        self, sale: str, phase: str, account: str, idempotency_key: str, request: model.HoldRequest
+        self,
+        sale: str,
+        phase: str,
+        account: str,
+        idempotency_key: str,
+        request: model.HoldRequest,
+        *,
+        version: int | None = None,
     ) -> dict[str, Any]:
-        """The hold script's answer (see hold.lua), decoded."""
+        """The hold script's answer (see hold.lua), decoded. With ``version`` (the rules the
+        caller checked the request against), a change of rules since answers ``stale``."""
         k = self._keys(sale)
         lines = "".join(
             f"{field} {field.partition(':')[0]} {quantity}\n"
@@ -156,7 +179,8 @@ class Shop:
             [k.cfg, k.stock, k.held, k.usage, k.holds, k.expiries, k.windows(phase),
              k.idempotency(account, idempotency_key), k.limited],
             [account, account_tag(account), self._new_id(), fingerprint(request),
-             IDEMPOTENCY_TTL_S, len(request.packs or ()), lines],
+             IDEMPOTENCY_TTL_S, len(request.packs or ()), lines,
+             "" if version is None else version],
         )  # fmt: skip
         answer: dict[str, Any] = msgspec.json.decode(raw)
         return answer
