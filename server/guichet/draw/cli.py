@@ -21,7 +21,7 @@ from guichet import opscli, wire
 from guichet.config import ConfigError, Settings
 from guichet.draw import audit, model, outbox, ranking, seal, waves
 from guichet.draw.run import RunError, chunk_size, ranked_ids, read_bucket, run
-from guichet.draw.service import SCRIPTS, Committed, Draws
+from guichet.draw.service import SCRIPTS, Committed, Draws, OrphanedEntries
 from guichet.store import sync
 from guichet.store.client import Store
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
@@ -72,6 +72,8 @@ def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
         created = _with_store(settings, lambda s: Draws(s).put(args.draw, parsed))
     except Committed:
         return _fail(f"draw {args.draw!r} is committed: its rules can no longer change")
+    except OrphanedEntries as exc:
+        return _fail(f"stratum {exc.stratum!r} holds {exc.entries} entries: keep it in --strata")
     print(f"draw {args.draw} {'created' if created else 'updated'}")
     return 0
 

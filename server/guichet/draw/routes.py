@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from guichet import errors, metrics, openapi, wire
 from guichet.background import Periodic
 from guichet.draw import model, monitor
-from guichet.draw.service import Committed, Draws, DrawState, registered_entry
+from guichet.draw.service import Committed, Draws, DrawState, OrphanedEntries, registered_entry
 from guichet.state import SETTINGS, STORE, account_of, admin_of
 
 log = logging.getLogger("guichet.draw")
@@ -189,7 +189,8 @@ async def transcript(request: web.Request) -> web.Response:
 
 
 @openapi.endpoint(
-    "Create or replace a draw (201 when created; 409 once committed)",
+    "Create or replace a draw (201 when created; 409 once committed, or when the new strata "
+    "leave out a stratum that entries name)",
     request=model.DrawSpec,
     response=DrawPublic,
     status=201,
@@ -209,6 +210,15 @@ async def put_draw(request: web.Request) -> web.Response:
             "draw-committed",
             "The draw is committed",
             f"draw {draw!r} is committed: its rules are fixed and can no longer change",
+        ) from None
+    except OrphanedEntries as exc:
+        raise errors.Problem(
+            409,
+            "draw-stratum-has-entries",
+            "A removed stratum has entries",
+            f"stratum {exc.stratum!r} holds {exc.entries} entries: keep it in `strata` "
+            "(entries are never moved between strata)",
+            context={"stratum": exc.stratum, "entries": exc.entries},
         ) from None
     state = await request.app[DRAWS].state(draw)
     assert state is not None

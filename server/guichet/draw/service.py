@@ -31,6 +31,15 @@ class Committed(Exception):
     """The draw is committed: its spec can no longer change."""
 
 
+class OrphanedEntries(Exception):
+    """The new spec leaves out a stratum that entries still name."""
+
+    def __init__(self, stratum: str, entries: int) -> None:
+        super().__init__(f"{entries} entries name stratum {stratum!r}")
+        self.stratum = stratum
+        self.entries = entries
+
+
 @dataclass(frozen=True)
 class Commitment:
     code: str  # 'ok' | 'exists' | 'closed' | 'unknown'
@@ -84,12 +93,16 @@ class Draws:
 
     async def put(self, draw: str, spec: DrawSpec) -> bool:
         """Create or replace the draw's spec; True when it is new. :class:`Committed` once the
-        draw is committed."""
+        draw is committed, :class:`OrphanedEntries` when entries name a stratum it leaves out
+        (both decided in put.lua, atomically with the write)."""
         fields = spec_fields(spec)
         args = [x for pair in fields.items() for x in pair]
-        code, added = await self.store.scripts(PUT, [DrawKeys(draw).cfg], args)
+        k = DrawKeys(draw)
+        code, added, detail = await self.store.scripts(PUT, [k.cfg, k.counts], args)
         if code == b"committed":
             raise Committed(draw)
+        if code == b"orphans":
+            raise OrphanedEntries(detail.decode(), int(added))
         await self.store.client.sadd(keys.DRAWS_INDEX, draw)
         return int(added) == len(fields)
 
