@@ -397,6 +397,46 @@ def test_the_run_command_killed_with_sigkill_resumes_to_the_same_ranking(
     assert audit.verify_pairs(transcript, entries) == []
 
 
+def test_the_run_command_killed_with_sigkill_mid_scan_takes_its_workers_along(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`guichet draw run` SIGKILLed while its workers scan: the workers (and the
+    multiprocessing resource tracker) are gone within seconds, not minutes."""
+    registered(settings, 1)
+    client = client_of(settings)
+    seed_entries(client, "d1", 100_000)
+    assert commit(settings).code == "ok"
+    close_now(client)
+    slow = msgspec.structs.replace(
+        settings, draws=msgspec.structs.replace(settings.draws, scan_batch=100)
+    )
+    config = settings_file(slow, tmp_path / "ops.toml")
+    argv = ["-m", "guichet", "--config", str(config), "draw", "run", "d1", "--quiet"]
+    log = tmp_path / "run.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+    children: set[int] = set()
+    deadline = time.monotonic() + 60
+    cfg = DrawKeys("d1").cfg
+    while True:  # kill once a bucket is back and others are still being scanned
+        children |= _children(proc.pid)
+        progress = client.hget(cfg, "run_progress")
+        if progress is not None and progress.startswith(b"scan:") and len(children) >= 3:
+            break
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the run never reached the scan"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    progress = client.hget(cfg, "run_progress")
+    assert progress is not None
+    assert progress != b"scan:64:64"
+    assert client.hget(cfg, "run_started_us") is None, "killed after the scan"
+    assert len(children) >= 3  # two workers and the resource tracker
+    assert _gone(children, 10), "the run's worker processes outlived it"
+
+
 def test_wave_from_stock_and_the_outbox_commands(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,6 +23,8 @@ import concurrent.futures
 import hashlib
 import logging
 import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ import numpy as np
 from guichet import __version__, wire
 from guichet.config import RedisConfig
 from guichet.draw import audit, model, ranking, seal
+from guichet.embedded import set_parent_death_signal
 from guichet.store import sync
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
 from guichet.store.scripts import LuaScript
@@ -66,6 +69,15 @@ class Scan:
 
 
 _clients: dict[Any, sync.SyncClient] = {}
+
+
+def _worker_init(parent: int) -> None:
+    """In each worker: die with the run (SIGKILL from the kernel when the parent goes, even by
+    ``kill -9``), so no worker keeps scanning, nor keeps the resource tracker's pipe open,
+    after it. A parent gone before this ran is caught by the ppid check."""
+    set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _client(job: Scan) -> sync.SyncClient:
@@ -188,7 +200,10 @@ def run(
     job = Scan(redis_cfg, where, draw, strata, model.draw_key(draw, seed, beacon), scan_batch)
 
     with concurrent.futures.ProcessPoolExecutor(
-        processes, mp_context=multiprocessing.get_context("spawn")
+        processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
     ) as pool:
         ranked, set_digest = _scan(pool, job, client, report, clock)
     total = len(ranked)
