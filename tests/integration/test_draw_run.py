@@ -319,7 +319,7 @@ def test_the_window_check_and_the_outbox(settings: Settings) -> None:
         assert (backlog.length, backlog.undelivered, backlog.pending) == (20, 20, 0)
         assert backlog.oldest_due_us is not None
         assert backlog.oldest_due_us < now
-        read = await outbox.read(c, "s1", "mailer-1", 15)
+        read = await outbox.read(draws.store, "s1", "mailer-1", 15, 600_000)
         assert [n.account for n in read] == ranked[:15]
         assert read[0].wave == 1
         assert read[-1].wave == 2
@@ -475,6 +475,81 @@ def test_wave_from_stock_and_the_outbox_commands(
     assert "9 acknowledged notices deleted" in capsys.readouterr().out
     assert _cli(config, "draw", "show", "d1") == 0
     assert json.loads(capsys.readouterr().out)["waves"]["assigned"] == 11
+
+
+def _show(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, int, int]:
+    assert _cli(config, "outbox", "show", "s1") == 0
+    shown = json.loads(capsys.readouterr().out)
+    return shown["length"], shown["undelivered"], shown["pending"]
+
+
+def test_notices_of_a_reader_that_never_acked_go_to_the_next_reader(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real `guichet outbox read` process reads 5 notices and exits without acking (the
+    mail sender died): once they have been idle for the claim bound, the next reader gets
+    them; before that, it gets only new ones."""
+    committed_and_closed(settings, 20)
+    do_run(settings)
+    client = client_of(settings)
+    seconds, _ = client.time()
+    release_all(settings, 8, (int(seconds) + 3 * 86_400) * 1_000_000)
+    config = settings_file(settings, tmp_path / "ops.toml")
+    argv = ["-m", "guichet", "--config", str(config), "outbox", "read", "s1",
+            "--consumer", "died", "--count", "5"]  # fmt: skip
+    dead = subprocess.run([sys.executable, *argv], stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=120, text=True)  # fmt: skip
+    assert dead.returncode == 0, dead.stderr
+    lost = {json.loads(line)["id"] for line in dead.stdout.splitlines()}
+    assert len(lost) == 5
+    capsys.readouterr()
+    assert _show(config, capsys) == (8, 3, 5)
+    # Within the bound the dead reader's notices are left alone: only the 3 new ones.
+    read = ["outbox", "read", "s1", "--count", "10"]
+    assert _cli(config, *read, "--consumer", "m2", "--claim-idle-s", "3600") == 0
+    fresh = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(fresh) == 3
+    assert not lost & {n["id"] for n in fresh}
+    # Past the bound (1 s here) the next reader takes them over.
+    deadline = time.monotonic() + 60
+    taken: list[dict[str, Any]] = []
+    while {n["id"] for n in taken} < lost:
+        assert time.monotonic() < deadline, "the unacknowledged notices never came back"
+        time.sleep(0.1)  # idle time has to pass: poll it
+        assert _cli(config, *read, "--consumer", "m3", "--claim-idle-s", "1") == 0
+        taken += [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert _cli(config, "outbox", "ack", "s1", *lost) == 0
+    assert "5 acknowledged" in capsys.readouterr().out
+    assert _show(config, capsys)[1:] == (0, 3)  # m2's 3 (or m3's, if claimed) stay pending
+
+
+def test_trim_deletes_every_acknowledged_notice_among_pending_ones(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    committed_and_closed(settings, 20)
+    do_run(settings)
+    client = client_of(settings)
+    seconds, _ = client.time()
+    release_all(settings, 12, (int(seconds) + 3 * 86_400) * 1_000_000)
+    config = settings_file(settings, tmp_path / "ops.toml")
+    capsys.readouterr()
+    assert _cli(config, "outbox", "read", "s1", "--consumer", "m1", "--count", "8") == 0
+    ids = [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()]
+    assert len(ids) == 8
+    acked, pending = ids[1::2], ids[0::2]  # interleaved; the first and the last delivered
+    assert _cli(config, "outbox", "ack", "s1", *acked) == 0  # ids[7]: the last delivered
+    capsys.readouterr()
+    assert _cli(config, "outbox", "trim", "s1") == 0
+    assert "4 acknowledged notices deleted" in capsys.readouterr().out
+    left = [i.decode() for i, _ in client.xrange(SaleKeys("s1").outbox)]
+    assert left[:4] == pending  # the pending ones stay, and the 4 never delivered
+    assert len(left) == 8
+    assert _show(config, capsys) == (8, 4, 4)
+    assert _cli(config, "outbox", "trim", "s1") == 0
+    assert "0 acknowledged notices deleted" in capsys.readouterr().out
+    assert _cli(config, "outbox", "read", "s1", "--consumer", "m1", "--count", "8") == 0
+    rest = [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()]
+    assert rest == left[4:]  # the undelivered ones still arrive, in order
 
 
 @pytest.mark.parametrize("n", [0, 1])

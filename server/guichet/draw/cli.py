@@ -126,6 +126,16 @@ def cmd_commit(args: argparse.Namespace, settings: Settings) -> int:
 # --- run / transcript / export / verify -----------------------------------------------------
 
 
+def _positive_s(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.001 <= value <= 86_400:
+        raise argparse.ArgumentTypeError("must be between 0.001 and 86400 seconds")
+    return value
+
+
 def _beacon(args: argparse.Namespace) -> bytes:
     if args.beacon_text is not None:
         return str(args.beacon_text).encode()
@@ -289,8 +299,11 @@ def cmd_outbox_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_outbox_read(args: argparse.Namespace, settings: Settings) -> int:
-    notices = _with_store(settings, lambda s: outbox.read(s.client, args.sale, args.consumer,
-                                                          args.count))  # fmt: skip
+    idle = args.claim_idle_s
+    idle_ms = max(1, round(1000 * (settings.draws.outbox_claim_idle_s if idle is None else idle)))
+    notices = _with_store(
+        settings, lambda s: outbox.read(s, args.sale, args.consumer, args.count, idle_ms)
+    )
     for n in notices:
         sys.stdout.write(json.dumps(msgspec.to_builtins(n)) + "\n")
     return 0
@@ -303,7 +316,7 @@ def cmd_outbox_ack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_outbox_trim(args: argparse.Namespace, settings: Settings) -> int:
-    gone = _with_store(settings, lambda s: outbox.trim(s.client, args.sale))
+    gone = _with_store(settings, lambda s: outbox.trim(s, args.sale))
     print(f"{gone} acknowledged notices deleted")
     return 0
 
@@ -378,10 +391,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = inner.add_parser("show", help="backlog of a sale's outbox")
     c.add_argument("sale")
     c.set_defaults(func=cmd_outbox_show)
-    c = inner.add_parser("read", help="read new notices as a consumer (JSON lines)")
+    c = inner.add_parser("read", help="read notices as a consumer (JSON lines): those left "
+                         "unacknowledged longer than the claim bound, then new ones")  # fmt: skip
     c.add_argument("sale")
     c.add_argument("--consumer", default="cli")
     c.add_argument("--count", type=int, default=100)
+    c.add_argument("--claim-idle-s", dest="claim_idle_s", type=_positive_s,
+                   help="take over notices left unacknowledged this long "
+                   "(draws.outbox_claim_idle_s)")  # fmt: skip
     c.set_defaults(func=cmd_outbox_read)
     c = inner.add_parser("ack", help="acknowledge notices sent")
     c.add_argument("sale")

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from guichet import wire
-from guichet.draw import seal
+from guichet.draw import outbox, seal
 from guichet.draw.model import DrawSpec, Entry, Transcript, Window
 from guichet.store import keys
 from guichet.store.client import Store
@@ -22,7 +22,7 @@ PUT = LuaScript("guichet.draw", "put.lua")
 COMMIT = LuaScript("guichet.draw", "commit.lua")
 WINDOW = LuaScript("guichet.draw", "window.lua")
 ENTRY = LuaScript("guichet.draw", "entry.lua")
-SCRIPTS = (REGISTER, WITHDRAW, PUT, COMMIT, WINDOW, ENTRY)
+SCRIPTS = (REGISTER, WITHDRAW, PUT, COMMIT, WINDOW, ENTRY, *outbox.SCRIPTS)
 
 _US = 1_000_000
 
