@@ -155,6 +155,10 @@ class DrawsConfig(_Section, frozen=True):
 
     seal_key: Annotated[str | None, Meta(extra=SECRET)] = None
     seal_key_file: str = ".guichet/draw-seal-key"
+    #: Ed25519 keys signing transcripts (``<created>.pem``, newest signs; made on first use).
+    #: Kept apart from the admission keys: a transcript must verify for good, so every key
+    #: that signed one is published at ``/.well-known/draw-jwks.json`` for good.
+    signing_key_dir: str = ".guichet/draw-signing-keys"
     run_processes: Annotated[int, Meta(ge=1, le=64)] = 2
     scan_batch: Annotated[int, Meta(ge=100, le=100_000)] = 5000
     #: How often each worker refreshes the draw and outbox gauges from Redis.

@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 
 import msgspec
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from loadtest.draw_bench import seed as seed_entries
 
 from guichet import cli, opscli
-from guichet.app import SCRIPTS
+from guichet.app import SCRIPTS, create_app
 from guichet.config import Settings
 from guichet.draw import audit, model, outbox, seal, waves
 from guichet.draw.run import RunError, ranked_ids, run
@@ -79,7 +80,7 @@ def do_run(settings: Settings, draw: str = "d1", **kwargs: Any) -> tuple[model.T
     options: dict[str, Any] = {
         "beacon": b"\x01\x02",
         "seal_key": seal.seal_key(settings.draws),
-        "signer": Keyring(settings.rooms.signing_key_dir),
+        "signer": Keyring(settings.draws.signing_key_dir),
         "processes": 2,
         "chunk": 100,
         **kwargs,
@@ -120,7 +121,7 @@ def test_run_ranks_every_entry_as_the_reference_and_verifies(
     assert _cli(config, "draw", "transcript", "d1", "--out", str(paths["t.json"])) == 0
     assert _cli(config, "draw", "export", "d1", "--entries", str(paths["e.tsv"]),
                 "--ranking", str(paths["r.tsv"])) == 0  # fmt: skip
-    keyring = Keyring(settings.rooms.signing_key_dir)
+    keyring = Keyring(settings.draws.signing_key_dir)
     paths["jwks.json"].write_text(json.dumps({"keys": keyring.published()}))
     verify = ["draw", "verify", str(paths["t.json"]), str(paths["e.tsv"]),
               "--jwks", str(paths["jwks.json"]), "--ranking", str(paths["r.tsv"])]  # fmt: skip
@@ -139,6 +140,68 @@ def test_run_ranks_every_entry_as_the_reference_and_verifies(
     again, ran_again = do_run(settings)
     assert not ran_again
     assert again == transcript
+
+
+def _published_jwks(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(admission JWKS, draw JWKS) as a freshly started server publishes them over HTTP."""
+
+    async def fetch() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with TestClient(TestServer(app, host="127.0.0.1")) as http:
+            admission = await (await http.get("/.well-known/jwks.json")).json()
+            resp = await http.get("/.well-known/draw-jwks.json")
+            assert resp.status == 200, await resp.text()
+            return admission, await resp.json()
+
+    app = create_app(settings)  # outside the loop, as in production
+    return asyncio.run(fetch())
+
+
+def test_an_old_transcript_verifies_after_admission_key_rotation_and_a_reforged_one_fails(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The transcript is signed with a draw key published for good: rotating the admission
+    key and passing its retirement changes nothing. A transcript re-made with a new seed, its
+    own commitment and matching digests (signed by an insider) fails with --commitment."""
+    entries = committed_and_closed(settings, 40)
+    config = settings_file(settings, tmp_path / "ops.toml")
+    paths = {name: tmp_path / name for name in ("t.json", "e.tsv", "jwks.json", "forged.json")}
+    assert _cli(config, "draw", "run", "d1", "--quiet", "--out", str(paths["t.json"])) == 0
+    assert _cli(config, "draw", "export", "d1", "--entries", str(paths["e.tsv"])) == 0
+    published = audit.load_transcript(paths["t.json"]).commitment
+    admission = Keyring(settings.rooms.signing_key_dir)
+    old_kid = admission.active.kid
+    admission.rotate(now=time.time() - 7200)  # its successor came 2 h ago: the old key retired
+    admission_jwks, draw_jwks = _published_jwks(settings)
+    assert old_kid not in {k["kid"] for k in admission_jwks["keys"]}
+    assert not {k["kid"] for k in admission_jwks["keys"]} & {k["kid"] for k in draw_jwks["keys"]}
+    paths["jwks.json"].write_text(json.dumps(draw_jwks))
+    verify = ["draw", "verify", str(paths["t.json"]), str(paths["e.tsv"]),
+              "--jwks", str(paths["jwks.json"])]  # fmt: skip
+    capsys.readouterr()
+    assert _cli(config, *verify, "--commitment", published.upper()) == 0
+    assert "OK: draw d1 verifies" in capsys.readouterr().out
+    # An insider re-makes the draw with a seed of their choosing and signs it.
+    transcript = audit.load_transcript(paths["t.json"])
+    seed = bytes(range(32))
+    key = model.draw_key("d1", seed, bytes.fromhex(transcript.beacon))
+    forged = msgspec.structs.replace(
+        transcript,
+        seed=seed.hex(),
+        commitment=model.commitment(seed),
+        ranking_digest=model.ranking_digest(e for _, e in model.rank(entries, STRATA, key)),
+        signature="",
+    )
+    forged = audit.sign(forged, Keyring(settings.draws.signing_key_dir))
+    paths["forged.json"].write_bytes(msgspec.json.encode(forged))
+    forged_verify = [verify[0], verify[1], str(paths["forged.json"]), *verify[3:]]
+    assert _cli(config, *forged_verify) == 0  # every digest and the signature hold…
+    assert "commitment not checked" in capsys.readouterr().err
+    assert _cli(config, *forged_verify, "--commitment", published) == 1  # …not the commitment
+    assert "commitment is not the one published" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:  # not a commitment: usage error, naming it
+        _cli(config, *verify, "--commitment", "12ab")
+    assert bad.value.code == 2
+    assert "--commitment" in capsys.readouterr().err
 
 
 def _cli(config: Path, *argv: str) -> int:

@@ -126,6 +126,12 @@ def cmd_commit(args: argparse.Namespace, settings: Settings) -> int:
 # --- run / transcript / export / verify -----------------------------------------------------
 
 
+def _commitment(text: str) -> str:
+    if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise argparse.ArgumentTypeError("a commitment is 64 hex digits (sha256 of the seed)")
+    return text.lower()
+
+
 def _positive_s(text: str) -> float:
     try:
         value = float(text)
@@ -168,7 +174,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             args.draw,
             beacon=_beacon(args),
             seal_key=seal.seal_key(settings.draws),
-            signer=Keyring(settings.rooms.signing_key_dir),
+            signer=Keyring(settings.draws.signing_key_dir),
             processes=args.processes or settings.draws.run_processes,
             scan_batch=settings.draws.scan_batch,
             chunk=args.chunk,
@@ -243,13 +249,18 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
                 ranked = [line.rstrip("\n").partition("\t")[2] for line in f]
     except (OSError, ValueError, msgspec.DecodeError) as exc:
         return _fail(f"cannot read the draw files: {exc}")
-    problems = audit.verify(transcript, entries, jwks=jwks, ranked_ids=ranked)
+    problems = audit.verify(
+        transcript, entries, jwks=jwks, ranked_ids=ranked, commitment=args.commitment
+    )
     for problem in problems:
         print(f"MISMATCH: {problem}", file=sys.stderr)
     if problems:
         return 1
     if jwks is None:
         print("note: signature not checked (pass --jwks)", file=sys.stderr)
+    if args.commitment is None:
+        print("note: commitment not checked against the one published before the close "
+              "(pass --commitment)", file=sys.stderr)  # fmt: skip
     print(f"OK: draw {transcript.draw} verifies ({transcript.entries} entries)")
     return 0
 
@@ -370,7 +381,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = inner.add_parser("verify", help="re-run a draw from its transcript (no Redis)")
     c.add_argument("transcript")
     c.add_argument("entries")
-    c.add_argument("--jwks", help="JWKS file to check the transcript's signature")
+    c.add_argument("--jwks", help="JWKS file to check the transcript's signature "
+                   "(/.well-known/draw-jwks.json)")  # fmt: skip
+    c.add_argument("--commitment", type=_commitment, metavar="HEX",
+                   help="sha256(seed) as published before registration closed")  # fmt: skip
     c.add_argument("--ranking", help="exported ranking to check against the transcript")
     c.set_defaults(func=cmd_verify)
 

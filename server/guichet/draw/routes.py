@@ -188,6 +188,22 @@ async def transcript(request: web.Request) -> web.Response:
     return wire.respond(published)
 
 
+class DrawJwks(wire.Reply, kw_only=True):
+    keys: list[dict[str, str]]
+
+
+@openapi.endpoint(
+    "Public keys that verify draw transcripts (JWKS, RFC 7517): every key that ever signed a "
+    "published transcript, kept for good (`guichet draw verify --jwks`)",
+    response=DrawJwks,
+    tags=("draw",),
+)
+async def draw_jwks(request: web.Request) -> web.Response:
+    response = wire.respond(DrawJwks(keys=await request.app[DRAWS].signing_keys()))
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
+
+
 @openapi.endpoint(
     "Create or replace a draw (201 when created; 409 once committed, or when the new strata "
     "leave out a stratum that entries name)",
@@ -247,6 +263,7 @@ def setup(app: web.Application) -> None:
     r = app.router
     r.add_get("/v1/draws/{draw}", show_draw)
     r.add_get("/v1/draws/{draw}/transcript", transcript)
+    r.add_get("/.well-known/draw-jwks.json", draw_jwks)
     r.add_post("/v1/draws/{draw}/entries", register)
     r.add_get("/v1/draws/{draw}/entries/me", my_entry)
     r.add_delete("/v1/draws/{draw}/entries/me", withdraw)

@@ -11,7 +11,8 @@ Steps, each safe to repeat after a kill:
    count and entry-set digest (a resumed run must find the same).
 4. **Store** the ranking as chunks of ids (``HSETNX``: a chunk stored before a kill is kept,
    never doubled), hashing them into the ranking digest on the way.
-5. **Finish**: ``finish.lua`` publishes the signed transcript once every chunk is there.
+5. **Finish**: ``finish.lua`` publishes the transcript, signed with the draw keyring
+   (``draws.signing_key_dir``), with the public key that signed it, once every chunk is there.
 
 The entry set cannot change after the close (registration and withdrawal scripts refuse), so
 a re-run computes the same ranking; ``begin.lua`` checks it.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import json
 import logging
 import multiprocessing
 import os
@@ -241,7 +243,10 @@ def run(
     )
     transcript = audit.sign(transcript, signer)
     code, published = sync.call(
-        client, FINISH, [k.cfg, k.ranking], [chunks, total, msgspec.json.encode(transcript)]
+        client,
+        FINISH,
+        [k.cfg, k.ranking],
+        [chunks, total, msgspec.json.encode(transcript), json.dumps(signer.active.jwk)],
     )
     if code == b"incomplete":
         raise RunError(f"only {published.decode()} of {chunks} ranking chunks are stored")

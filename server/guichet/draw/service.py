@@ -3,6 +3,8 @@ entries and their windows (one script per decision; the batch jobs are in run.py
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +142,19 @@ class Draws:
     async def counts(self, draw: str) -> dict[str, int]:
         raw: dict[Any, Any] = await self.store.client.hgetall(DrawKeys(draw).counts)
         return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def signing_keys(self) -> list[dict[str, Any]]:
+        """Every public JWK that signed a published transcript (each draw's stays with it)."""
+        ids = await self.ids()
+        raw: list[Any] = await asyncio.gather(
+            *(self.store.client.hget(DrawKeys(d).cfg, "signing_jwk") for d in ids)
+        )
+        keys = {}
+        for value in raw:
+            if value is not None:
+                jwk = json.loads(value)
+                keys[str(jwk.get("kid"))] = jwk
+        return [keys[kid] for kid in sorted(keys)]
 
     async def transcript(self, draw: str) -> Transcript | None:
         raw: Any = await self.store.client.hget(DrawKeys(draw).cfg, "transcript")
