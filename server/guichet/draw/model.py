@@ -138,7 +138,7 @@ class Transcript(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     registration_closes_at: str
     seed: str  # hex, revealed at the draw
     beacon: str = ""  # hex of the public beacon value, "" when none
-    strata: list[str]
+    strata: Annotated[list[str], Meta(max_length=16)]  # as DrawSpec.strata
     entries: int
     entries_by_stratum: dict[str, int]
     entry_set_digest: str
