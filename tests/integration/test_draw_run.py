@@ -584,6 +584,12 @@ def test_notices_of_a_reader_that_never_acked_go_to_the_next_reader(
     assert _cli(config, "outbox", "ack", "s1", *lost) == 0
     assert "5 acknowledged" in capsys.readouterr().out
     assert _show(config, capsys)[1:] == (0, 3)  # m2's 3 (or m3's, if claimed) stay pending
+    for flag, value in (("--count", "0"), ("--claim-idle-s", "0"), ("--claim-idle-s", "x")):
+        with pytest.raises(SystemExit) as bad:  # a usage error naming the flag; nothing read
+            _cli(config, "outbox", "read", "s1", flag, value)
+        assert bad.value.code == 2
+        assert flag in capsys.readouterr().err
+    assert _show(config, capsys)[1:] == (0, 3)
 
 
 def test_trim_deletes_every_acknowledged_notice_among_pending_ones(

@@ -132,6 +132,12 @@ def _commitment(text: str) -> str:
     return text.lower()
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise argparse.ArgumentTypeError("a count is a whole number from 1 to 10000")
+    return int(text)
+
+
 def _positive_s(text: str) -> float:
     try:
         value = float(text)
@@ -409,7 +415,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                          "unacknowledged longer than the claim bound, then new ones")  # fmt: skip
     c.add_argument("sale")
     c.add_argument("--consumer", default="cli")
-    c.add_argument("--count", type=int, default=100)
+    c.add_argument("--count", type=_count, default=100, help="at most this many (1-10000)")
     c.add_argument("--claim-idle-s", dest="claim_idle_s", type=_positive_s,
                    help="take over notices left unacknowledged this long "
                    "(draws.outbox_claim_idle_s)")  # fmt: skip
