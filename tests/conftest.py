@@ -80,7 +80,10 @@ def make_settings(
             "ticket_secret_file": str(tmp_path / "ticket-secret"),
             "signing_key_dir": str(tmp_path / "admission-keys"),
         },
-        "draws": {"seal_key_file": str(tmp_path / "draw-seal-key")},
+        "draws": {
+            "seal_key_file": str(tmp_path / "draw-seal-key"),
+            "signing_key_dir": str(tmp_path / "draw-signing-keys"),
+        },
         "logging": {"access_log": False},
     }
     for name, values in sections.items():

@@ -180,10 +180,17 @@ class DrawsConfig(_Section, frozen=True):
 
     seal_key: Annotated[str | None, Meta(extra=SECRET)] = None
     seal_key_file: str = ".guichet/draw-seal-key"
+    #: Ed25519 keys signing transcripts (``<created>.pem``, newest signs; made on first use).
+    #: Kept apart from the admission keys: a transcript must verify for good, so every key
+    #: that signed one is published at ``/.well-known/draw-jwks.json`` for good.
+    signing_key_dir: str = ".guichet/draw-signing-keys"
     run_processes: Annotated[int, Meta(ge=1, le=64)] = 2
     scan_batch: Annotated[int, Meta(ge=100, le=100_000)] = 5000
     #: How often each worker refreshes the draw and outbox gauges from Redis.
     monitor_interval_s: Annotated[float, Meta(ge=0.5, le=300)] = 5.0
+    #: ``outbox read`` takes over notices read but not acknowledged for this long (their
+    #: reader is taken for dead): longer than sending one batch of mails ever takes.
+    outbox_claim_idle_s: Annotated[float, Meta(ge=0.1, le=86_400)] = 600.0
     define: tuple[DrawDefinition, ...] = ()
 
     def __post_init__(self) -> None:

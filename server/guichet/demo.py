@@ -83,7 +83,10 @@ def _config(workdir: Path, port: int) -> dict[str, Any]:
             "ticket_secret_file": str(workdir / "ticket-secret"),
             "signing_key_dir": str(workdir / "admission-keys"),
         },
-        "draws": {"seal_key_file": str(workdir / "draw-seal-key")},
+        "draws": {
+            "seal_key_file": str(workdir / "draw-seal-key"),
+            "signing_key_dir": str(workdir / "draw-signing-keys"),
+        },
         "logging": {"level": "WARNING"},
     }
 
@@ -133,7 +136,7 @@ def setup(url: str, settings: Settings, accounts: int, close_in_s: float) -> dic
     time.sleep(max(0.0, (closes - datetime.now(UTC)).total_seconds()) + 0.1)
     where = sync.target(settings.redis)
     transcript, _ = run_draw(settings.redis, where, DRAW, beacon=b"guichet demo",
-                             seal_key=seal_key, signer=Keyring(settings.rooms.signing_key_dir),
+                             seal_key=seal_key, signer=Keyring(settings.draws.signing_key_dir),
                              processes=settings.draws.run_processes)  # fmt: skip
     client = sync.connect(settings.redis, where)
     seconds, micros = client.time()

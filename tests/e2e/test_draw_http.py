@@ -254,3 +254,35 @@ async def test_a_burst_of_public_reads_waits_for_connections_instead_of_failing(
     await put_draw(client, tokens, spec())
     resps = await asyncio.gather(*(client.get("/v1/draws/d1") for _ in range(400)))
     assert [r.status for r in resps] == [200] * 400
+
+
+async def test_a_strata_change_that_orphans_entries_is_409_and_changes_nothing(
+    client: TestClient, tokens: Tokens
+) -> None:
+    """Entries naming a stratum the new spec leaves out: refused, naming the stratum and how
+    many entries it holds; a change keeping every stratum with entries goes through."""
+    assert await put_draw(client, tokens, spec(strata=["club", "general", "press"])) == 201
+    for i, stratum in enumerate(["club", "club", "general"]):
+        bearer = {"Authorization": f"Bearer {tokens.account(f'fan-{i}')}"}
+        resp = await client.post(
+            "/v1/draws/d1/entries", json={**CONSENT, "stratum": stratum}, headers=bearer
+        )
+        assert resp.status == 201, await resp.text()
+    admin = {"Authorization": f"Bearer {tokens.admin('draws:write')}"}
+    before = await (await client.get("/v1/draws/d1")).json()
+    resp = await client.put("/v1/admin/draws/d1", json=spec(strata=["general"]), headers=admin)
+    assert resp.status == 409
+    assert resp.content_type == "application/problem+json"
+    problem = await resp.json()
+    assert problem["type"].endswith("draw-stratum-has-entries")
+    assert problem["context"] == {"stratum": "club", "entries": 2}
+    assert "'club'" in problem["detail"]
+    assert "2 entries" in problem["detail"]
+    assert await (await client.get("/v1/draws/d1")).json() == before  # nothing changed
+    # A withdrawn stratum's last entry frees it; an empty stratum may go.
+    fan2 = {"Authorization": f"Bearer {tokens.account('fan-2')}"}
+    assert (await client.delete("/v1/draws/d1/entries/me", headers=fan2)).status == 200
+    body = spec(strata=["club"], default_stratum="club")
+    assert await put_draw(client, tokens, body) == 200  # 'general' (0 left), 'press' gone
+    shown = await (await client.get("/v1/draws/d1")).json()
+    assert shown["spec"]["strata"] == ["club"]

@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 
 import msgspec
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from loadtest.draw_bench import seed as seed_entries
 
 from guichet import cli, opscli
-from guichet.app import SCRIPTS
+from guichet.app import SCRIPTS, create_app
 from guichet.config import Settings
 from guichet.draw import audit, model, outbox, seal, waves
 from guichet.draw.run import RunError, ranked_ids, run
@@ -79,7 +80,7 @@ def do_run(settings: Settings, draw: str = "d1", **kwargs: Any) -> tuple[model.T
     options: dict[str, Any] = {
         "beacon": b"\x01\x02",
         "seal_key": seal.seal_key(settings.draws),
-        "signer": Keyring(settings.rooms.signing_key_dir),
+        "signer": Keyring(settings.draws.signing_key_dir),
         "processes": 2,
         "chunk": 100,
         **kwargs,
@@ -120,7 +121,7 @@ def test_run_ranks_every_entry_as_the_reference_and_verifies(
     assert _cli(config, "draw", "transcript", "d1", "--out", str(paths["t.json"])) == 0
     assert _cli(config, "draw", "export", "d1", "--entries", str(paths["e.tsv"]),
                 "--ranking", str(paths["r.tsv"])) == 0  # fmt: skip
-    keyring = Keyring(settings.rooms.signing_key_dir)
+    keyring = Keyring(settings.draws.signing_key_dir)
     paths["jwks.json"].write_text(json.dumps({"keys": keyring.published()}))
     verify = ["draw", "verify", str(paths["t.json"]), str(paths["e.tsv"]),
               "--jwks", str(paths["jwks.json"]), "--ranking", str(paths["r.tsv"])]  # fmt: skip
@@ -139,6 +140,68 @@ def test_run_ranks_every_entry_as_the_reference_and_verifies(
     again, ran_again = do_run(settings)
     assert not ran_again
     assert again == transcript
+
+
+def _published_jwks(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(admission JWKS, draw JWKS) as a freshly started server publishes them over HTTP."""
+
+    async def fetch() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with TestClient(TestServer(app, host="127.0.0.1")) as http:
+            admission = await (await http.get("/.well-known/jwks.json")).json()
+            resp = await http.get("/.well-known/draw-jwks.json")
+            assert resp.status == 200, await resp.text()
+            return admission, await resp.json()
+
+    app = create_app(settings)  # outside the loop, as in production
+    return asyncio.run(fetch())
+
+
+def test_an_old_transcript_verifies_after_admission_key_rotation_and_a_reforged_one_fails(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The transcript is signed with a draw key published for good: rotating the admission
+    key and passing its retirement changes nothing. A transcript re-made with a new seed, its
+    own commitment and matching digests (signed by an insider) fails with --commitment."""
+    entries = committed_and_closed(settings, 40)
+    config = settings_file(settings, tmp_path / "ops.toml")
+    paths = {name: tmp_path / name for name in ("t.json", "e.tsv", "jwks.json", "forged.json")}
+    assert _cli(config, "draw", "run", "d1", "--quiet", "--out", str(paths["t.json"])) == 0
+    assert _cli(config, "draw", "export", "d1", "--entries", str(paths["e.tsv"])) == 0
+    published = audit.load_transcript(paths["t.json"]).commitment
+    admission = Keyring(settings.rooms.signing_key_dir)
+    old_kid = admission.active.kid
+    admission.rotate(now=time.time() - 7200)  # its successor came 2 h ago: the old key retired
+    admission_jwks, draw_jwks = _published_jwks(settings)
+    assert old_kid not in {k["kid"] for k in admission_jwks["keys"]}
+    assert not {k["kid"] for k in admission_jwks["keys"]} & {k["kid"] for k in draw_jwks["keys"]}
+    paths["jwks.json"].write_text(json.dumps(draw_jwks))
+    verify = ["draw", "verify", str(paths["t.json"]), str(paths["e.tsv"]),
+              "--jwks", str(paths["jwks.json"])]  # fmt: skip
+    capsys.readouterr()
+    assert _cli(config, *verify, "--commitment", published.upper()) == 0
+    assert "OK: draw d1 verifies" in capsys.readouterr().out
+    # An insider re-makes the draw with a seed of their choosing and signs it.
+    transcript = audit.load_transcript(paths["t.json"])
+    seed = bytes(range(32))
+    key = model.draw_key("d1", seed, bytes.fromhex(transcript.beacon))
+    forged = msgspec.structs.replace(
+        transcript,
+        seed=seed.hex(),
+        commitment=model.commitment(seed),
+        ranking_digest=model.ranking_digest(e for _, e in model.rank(entries, STRATA, key)),
+        signature="",
+    )
+    forged = audit.sign(forged, Keyring(settings.draws.signing_key_dir))
+    paths["forged.json"].write_bytes(msgspec.json.encode(forged))
+    forged_verify = [verify[0], verify[1], str(paths["forged.json"]), *verify[3:]]
+    assert _cli(config, *forged_verify) == 0  # every digest and the signature hold…
+    assert "commitment not checked" in capsys.readouterr().err
+    assert _cli(config, *forged_verify, "--commitment", published) == 1  # …not the commitment
+    assert "commitment is not the one published" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:  # not a commitment: usage error, naming it
+        _cli(config, *verify, "--commitment", "12ab")
+    assert bad.value.code == 2
+    assert "--commitment" in capsys.readouterr().err
 
 
 def _cli(config: Path, *argv: str) -> int:
@@ -319,7 +382,7 @@ def test_the_window_check_and_the_outbox(settings: Settings) -> None:
         assert (backlog.length, backlog.undelivered, backlog.pending) == (20, 20, 0)
         assert backlog.oldest_due_us is not None
         assert backlog.oldest_due_us < now
-        read = await outbox.read(c, "s1", "mailer-1", 15)
+        read = await outbox.read(draws.store, "s1", "mailer-1", 15, 600_000)
         assert [n.account for n in read] == ranked[:15]
         assert read[0].wave == 1
         assert read[-1].wave == 2
@@ -397,6 +460,46 @@ def test_the_run_command_killed_with_sigkill_resumes_to_the_same_ranking(
     assert audit.verify_pairs(transcript, entries) == []
 
 
+def test_the_run_command_killed_with_sigkill_mid_scan_takes_its_workers_along(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`guichet draw run` SIGKILLed while its workers scan: the workers (and the
+    multiprocessing resource tracker) are gone within seconds, not minutes."""
+    registered(settings, 1)
+    client = client_of(settings)
+    seed_entries(client, "d1", 100_000)
+    assert commit(settings).code == "ok"
+    close_now(client)
+    slow = msgspec.structs.replace(
+        settings, draws=msgspec.structs.replace(settings.draws, scan_batch=100)
+    )
+    config = settings_file(slow, tmp_path / "ops.toml")
+    argv = ["-m", "guichet", "--config", str(config), "draw", "run", "d1", "--quiet"]
+    log = tmp_path / "run.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+    children: set[int] = set()
+    deadline = time.monotonic() + 60
+    cfg = DrawKeys("d1").cfg
+    while True:  # kill once a bucket is back and others are still being scanned
+        children |= _children(proc.pid)
+        progress = client.hget(cfg, "run_progress")
+        if progress is not None and progress.startswith(b"scan:") and len(children) >= 3:
+            break
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the run never reached the scan"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    progress = client.hget(cfg, "run_progress")
+    assert progress is not None
+    assert progress != b"scan:64:64"
+    assert client.hget(cfg, "run_started_us") is None, "killed after the scan"
+    assert len(children) >= 3  # two workers and the resource tracker
+    assert _gone(children, 10), "the run's worker processes outlived it"
+
+
 def test_wave_from_stock_and_the_outbox_commands(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -435,6 +538,87 @@ def test_wave_from_stock_and_the_outbox_commands(
     assert "9 acknowledged notices deleted" in capsys.readouterr().out
     assert _cli(config, "draw", "show", "d1") == 0
     assert json.loads(capsys.readouterr().out)["waves"]["assigned"] == 11
+
+
+def _show(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, int, int]:
+    assert _cli(config, "outbox", "show", "s1") == 0
+    shown = json.loads(capsys.readouterr().out)
+    return shown["length"], shown["undelivered"], shown["pending"]
+
+
+def test_notices_of_a_reader_that_never_acked_go_to_the_next_reader(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real `guichet outbox read` process reads 5 notices and exits without acking (the
+    mail sender died): once they have been idle for the claim bound, the next reader gets
+    them; before that, it gets only new ones."""
+    committed_and_closed(settings, 20)
+    do_run(settings)
+    client = client_of(settings)
+    seconds, _ = client.time()
+    release_all(settings, 8, (int(seconds) + 3 * 86_400) * 1_000_000)
+    config = settings_file(settings, tmp_path / "ops.toml")
+    argv = ["-m", "guichet", "--config", str(config), "outbox", "read", "s1",
+            "--consumer", "died", "--count", "5"]  # fmt: skip
+    dead = subprocess.run([sys.executable, *argv], stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=120, text=True)  # fmt: skip
+    assert dead.returncode == 0, dead.stderr
+    lost = {json.loads(line)["id"] for line in dead.stdout.splitlines()}
+    assert len(lost) == 5
+    capsys.readouterr()
+    assert _show(config, capsys) == (8, 3, 5)
+    # Within the bound the dead reader's notices are left alone: only the 3 new ones.
+    read = ["outbox", "read", "s1", "--count", "10"]
+    assert _cli(config, *read, "--consumer", "m2", "--claim-idle-s", "3600") == 0
+    fresh = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(fresh) == 3
+    assert not lost & {n["id"] for n in fresh}
+    # Past the bound (1 s here) the next reader takes them over.
+    deadline = time.monotonic() + 60
+    taken: list[dict[str, Any]] = []
+    while {n["id"] for n in taken} < lost:
+        assert time.monotonic() < deadline, "the unacknowledged notices never came back"
+        time.sleep(0.1)  # idle time has to pass: poll it
+        assert _cli(config, *read, "--consumer", "m3", "--claim-idle-s", "1") == 0
+        taken += [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert _cli(config, "outbox", "ack", "s1", *lost) == 0
+    assert "5 acknowledged" in capsys.readouterr().out
+    assert _show(config, capsys)[1:] == (0, 3)  # m2's 3 (or m3's, if claimed) stay pending
+    for flag, value in (("--count", "0"), ("--claim-idle-s", "0"), ("--claim-idle-s", "x")):
+        with pytest.raises(SystemExit) as bad:  # a usage error naming the flag; nothing read
+            _cli(config, "outbox", "read", "s1", flag, value)
+        assert bad.value.code == 2
+        assert flag in capsys.readouterr().err
+    assert _show(config, capsys)[1:] == (0, 3)
+
+
+def test_trim_deletes_every_acknowledged_notice_among_pending_ones(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    committed_and_closed(settings, 20)
+    do_run(settings)
+    client = client_of(settings)
+    seconds, _ = client.time()
+    release_all(settings, 12, (int(seconds) + 3 * 86_400) * 1_000_000)
+    config = settings_file(settings, tmp_path / "ops.toml")
+    capsys.readouterr()
+    assert _cli(config, "outbox", "read", "s1", "--consumer", "m1", "--count", "8") == 0
+    ids = [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()]
+    assert len(ids) == 8
+    acked, pending = ids[1::2], ids[0::2]  # interleaved; the first and the last delivered
+    assert _cli(config, "outbox", "ack", "s1", *acked) == 0  # ids[7]: the last delivered
+    capsys.readouterr()
+    assert _cli(config, "outbox", "trim", "s1") == 0
+    assert "4 acknowledged notices deleted" in capsys.readouterr().out
+    left = [i.decode() for i, _ in client.xrange(SaleKeys("s1").outbox)]
+    assert left[:4] == pending  # the pending ones stay, and the 4 never delivered
+    assert len(left) == 8
+    assert _show(config, capsys) == (8, 4, 4)
+    assert _cli(config, "outbox", "trim", "s1") == 0
+    assert "0 acknowledged notices deleted" in capsys.readouterr().out
+    assert _cli(config, "outbox", "read", "s1", "--consumer", "m1", "--count", "8") == 0
+    rest = [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()]
+    assert rest == left[4:]  # the undelivered ones still arrive, in order
 
 
 @pytest.mark.parametrize("n", [0, 1])

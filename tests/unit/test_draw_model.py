@@ -8,7 +8,7 @@ import secrets
 import msgspec
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from guichet.draw import audit, model, ranking, seal
@@ -252,3 +252,60 @@ def test_wave_size_uses_priors_until_enough_buyers_are_seen() -> None:
     assert model.wave_size(600, 0, 0, 0) == 220  # 600 / (0.5 * 6) * 1.1
     assert model.wave_size(600, 1000, 99, 5000) == 220  # still the priors
     assert model.wave_size(600, 1000, 200, 1200) == 550  # 600 / (0.2 * 6) * 1.1
+
+
+_VALID = msgspec.json.encode(make_transcript(ENTRIES))
+_VALID_ENTRIES = "".join(f"{s}\t{i}\n" for s, i in ENTRIES).encode()
+_FIELDS = ["strata", "entries", "seed", "beacon", "entries_by_stratum", "ran_at"]
+_VALUES = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=5),
+    st.lists(st.text(max_size=3), max_size=300),
+    st.builds(lambda n: [f"s{i}" for i in range(n)], st.sampled_from([3, 300])),  # many strata
+)
+
+
+def _spliced(extra: bytes, at: int) -> bytes:
+    return _VALID[:at] + extra + _VALID[at:]
+
+
+def _replaced(fields: dict[str, object]) -> bytes:
+    return msgspec.json.encode({**msgspec.json.decode(_VALID), **fields})
+
+
+_TRANSCRIPTS = st.one_of(
+    st.binary(max_size=300),
+    st.builds(_spliced, st.binary(max_size=8), st.integers(0, len(_VALID))),
+    st.builds(_replaced, st.dictionaries(st.sampled_from(_FIELDS), _VALUES, max_size=3)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@example(  # more strata than a uint8 position holds (was an OverflowError)
+    transcript=_replaced({"strata": [f"s{i}" for i in range(300)]}),
+    entries=b"s299\tx\n",
+    commitment=None,
+)
+@given(
+    transcript=_TRANSCRIPTS,
+    entries=st.one_of(st.binary(max_size=200), st.sampled_from([_VALID_ENTRIES, b"s299\tx\n"])),
+    commitment=st.one_of(st.none(), st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)),
+)
+def test_verify_of_any_files_answers_ok_or_mismatch_never_a_crash(
+    transcript: bytes, entries: bytes, commitment: str | None
+) -> None:
+    """The auditor's files are outside bytes: `draw verify` exits 0 or 1 with a message."""
+    import tempfile
+    from pathlib import Path
+
+    from guichet import cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t, e = Path(tmp) / "t.json", Path(tmp) / "e.tsv"
+        t.write_bytes(transcript)
+        e.write_bytes(entries)
+        argv = ["--config", str(Path(tmp) / "none.toml"), "draw", "verify", str(t), str(e)]
+        (Path(tmp) / "none.toml").touch()
+        extra = [] if commitment is None else ["--commitment", commitment]
+        assert cli.main([*argv, *extra]) in (0, 1)

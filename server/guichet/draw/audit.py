@@ -10,6 +10,7 @@ The export formats are plain text so that an auditor can re-check them with any 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -49,7 +50,8 @@ def read_entries(path: str | Path, strata: Sequence[str]) -> Iterable[tuple[str,
 
 
 def sign(transcript: model.Transcript, signer: Any) -> model.Transcript:
-    """The transcript with ``signature`` set; ``signer`` is the admission ``Keyring``."""
+    """The transcript with ``signature`` set; ``signer`` is the draw ``Keyring``
+    (``draws.signing_key_dir``): see :class:`model.Transcript` for what it covers."""
     digest = hashlib.sha256(transcript.unsigned()).hexdigest()
     token = signer.sign({"draw": transcript.draw, "transcript_sha256": digest})
     return msgspec.structs.replace(transcript, signature=token)
@@ -84,13 +86,23 @@ def verify(
     *,
     jwks: dict[str, Any] | None = None,
     ranked_ids: Sequence[str] | None = None,
+    commitment: str | None = None,
 ) -> list[str]:
     """Recompute the draw from ``transcript`` and the exported ``entries`` (stratum positions
-    as in ``transcript.strata``); every mismatch found (empty: the draw verifies)."""
+    as in ``transcript.strata``); every mismatch found (empty: the draw verifies).
+    ``commitment``: the hash published before the close, which the transcript must bring (a
+    transcript re-made with another seed and matching digests is caught by it alone)."""
     t = transcript
     if t.formula != model.FORMULA:
         return [f"formula {t.formula!r} is not {model.FORMULA!r}"]
     problems: list[str] = []
+    if commitment is not None and not hmac.compare_digest(
+        t.commitment.lower().encode(), commitment.lower().encode()
+    ):
+        problems.append(
+            "the transcript's commitment is not the one published before the close: "
+            "its seed was not the one committed to"
+        )
     if jwks is not None:
         problems += check_signature(t, jwks)
     try:

@@ -21,7 +21,7 @@ from guichet import opscli, wire
 from guichet.config import ConfigError, Settings
 from guichet.draw import audit, model, outbox, ranking, seal, waves
 from guichet.draw.run import RunError, chunk_size, ranked_ids, read_bucket, run
-from guichet.draw.service import SCRIPTS, Committed, Draws
+from guichet.draw.service import SCRIPTS, Committed, Draws, OrphanedEntries
 from guichet.store import sync
 from guichet.store.client import Store
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
@@ -72,6 +72,8 @@ def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
         created = _with_store(settings, lambda s: Draws(s).put(args.draw, parsed))
     except Committed:
         return _fail(f"draw {args.draw!r} is committed: its rules can no longer change")
+    except OrphanedEntries as exc:
+        return _fail(f"stratum {exc.stratum!r} holds {exc.entries} entries: keep it in --strata")
     print(f"draw {args.draw} {'created' if created else 'updated'}")
     return 0
 
@@ -124,6 +126,28 @@ def cmd_commit(args: argparse.Namespace, settings: Settings) -> int:
 # --- run / transcript / export / verify -----------------------------------------------------
 
 
+def _commitment(text: str) -> str:
+    if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise argparse.ArgumentTypeError("a commitment is 64 hex digits (sha256 of the seed)")
+    return text.lower()
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise argparse.ArgumentTypeError("a count is a whole number from 1 to 10000")
+    return int(text)
+
+
+def _positive_s(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.001 <= value <= 86_400:
+        raise argparse.ArgumentTypeError("must be between 0.001 and 86400 seconds")
+    return value
+
+
 def _beacon(args: argparse.Namespace) -> bytes:
     if args.beacon_text is not None:
         return str(args.beacon_text).encode()
@@ -156,7 +180,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             args.draw,
             beacon=_beacon(args),
             seal_key=seal.seal_key(settings.draws),
-            signer=Keyring(settings.rooms.signing_key_dir),
+            signer=Keyring(settings.draws.signing_key_dir),
             processes=args.processes or settings.draws.run_processes,
             scan_batch=settings.draws.scan_batch,
             chunk=args.chunk,
@@ -231,13 +255,18 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
                 ranked = [line.rstrip("\n").partition("\t")[2] for line in f]
     except (OSError, ValueError, msgspec.DecodeError) as exc:
         return _fail(f"cannot read the draw files: {exc}")
-    problems = audit.verify(transcript, entries, jwks=jwks, ranked_ids=ranked)
+    problems = audit.verify(
+        transcript, entries, jwks=jwks, ranked_ids=ranked, commitment=args.commitment
+    )
     for problem in problems:
         print(f"MISMATCH: {problem}", file=sys.stderr)
     if problems:
         return 1
     if jwks is None:
         print("note: signature not checked (pass --jwks)", file=sys.stderr)
+    if args.commitment is None:
+        print("note: commitment not checked against the one published before the close "
+              "(pass --commitment)", file=sys.stderr)  # fmt: skip
     print(f"OK: draw {transcript.draw} verifies ({transcript.entries} entries)")
     return 0
 
@@ -287,8 +316,11 @@ def cmd_outbox_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_outbox_read(args: argparse.Namespace, settings: Settings) -> int:
-    notices = _with_store(settings, lambda s: outbox.read(s.client, args.sale, args.consumer,
-                                                          args.count))  # fmt: skip
+    idle = args.claim_idle_s
+    idle_ms = max(1, round(1000 * (settings.draws.outbox_claim_idle_s if idle is None else idle)))
+    notices = _with_store(
+        settings, lambda s: outbox.read(s, args.sale, args.consumer, args.count, idle_ms)
+    )
     for n in notices:
         sys.stdout.write(json.dumps(msgspec.to_builtins(n)) + "\n")
     return 0
@@ -301,7 +333,7 @@ def cmd_outbox_ack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_outbox_trim(args: argparse.Namespace, settings: Settings) -> int:
-    gone = _with_store(settings, lambda s: outbox.trim(s.client, args.sale))
+    gone = _with_store(settings, lambda s: outbox.trim(s, args.sale))
     print(f"{gone} acknowledged notices deleted")
     return 0
 
@@ -355,7 +387,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = inner.add_parser("verify", help="re-run a draw from its transcript (no Redis)")
     c.add_argument("transcript")
     c.add_argument("entries")
-    c.add_argument("--jwks", help="JWKS file to check the transcript's signature")
+    c.add_argument("--jwks", help="JWKS file to check the transcript's signature "
+                   "(/.well-known/draw-jwks.json)")  # fmt: skip
+    c.add_argument("--commitment", type=_commitment, metavar="HEX",
+                   help="sha256(seed) as published before registration closed")  # fmt: skip
     c.add_argument("--ranking", help="exported ranking to check against the transcript")
     c.set_defaults(func=cmd_verify)
 
@@ -376,10 +411,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = inner.add_parser("show", help="backlog of a sale's outbox")
     c.add_argument("sale")
     c.set_defaults(func=cmd_outbox_show)
-    c = inner.add_parser("read", help="read new notices as a consumer (JSON lines)")
+    c = inner.add_parser("read", help="read notices as a consumer (JSON lines): those left "
+                         "unacknowledged longer than the claim bound, then new ones")  # fmt: skip
     c.add_argument("sale")
     c.add_argument("--consumer", default="cli")
-    c.add_argument("--count", type=int, default=100)
+    c.add_argument("--count", type=_count, default=100, help="at most this many (1-10000)")
+    c.add_argument("--claim-idle-s", dest="claim_idle_s", type=_positive_s,
+                   help="take over notices left unacknowledged this long "
+                   "(draws.outbox_claim_idle_s)")  # fmt: skip
     c.set_defaults(func=cmd_outbox_read)
     c = inner.add_parser("ack", help="acknowledge notices sent")
     c.add_argument("sale")

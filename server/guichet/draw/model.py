@@ -120,9 +120,15 @@ def ranking_digest(ranked_ids: Iterable[str]) -> str:
 class Transcript(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything needed to re-run a draw, published once it has run.
 
-    ``signature`` is a compact JWS (EdDSA, a key of the published JWKS) over the SHA-256 of
-    the transcript's other fields, so a changed date or version is caught as well as a changed
-    seed or digest.
+    ``signature`` is a compact JWS (EdDSA, header ``kid`` naming a key of the draw JWKS,
+    ``/.well-known/draw-jwks.json``, where every key that ever signed a transcript stays)
+    whose payload is exactly ``{"draw": <draw id>, "transcript_sha256": <hex>}``, the hex
+    being the SHA-256 of :meth:`unsigned`: the transcript as compact JSON (msgspec: no
+    whitespace, fields in the order declared here, every field present) with ``signature``
+    set to ``""``. So it covers every other field — a changed date or version is caught as
+    well as a changed seed or digest — but not that the seed is the one committed to before
+    the close: whoever holds the key can sign a re-made transcript with a new seed and its
+    own commitment. ``verify --commitment`` (the hash published before the close) catches that.
     """
 
     draw: str
@@ -132,7 +138,7 @@ class Transcript(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     registration_closes_at: str
     seed: str  # hex, revealed at the draw
     beacon: str = ""  # hex of the public beacon value, "" when none
-    strata: list[str]
+    strata: Annotated[list[str], Meta(max_length=16)]  # as DrawSpec.strata
     entries: int
     entries_by_stratum: dict[str, int]
     entry_set_digest: str

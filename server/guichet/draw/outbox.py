@@ -1,5 +1,7 @@
 """The outbox of window notices: one Redis Stream per sale, read by the e-mail sender through
-the consumer group ``mailer`` (at-least-once: a notice stays pending until acknowledged).
+the consumer group ``mailer``. Delivery is at-least-once: a notice stays pending until
+acknowledged, and a notice pending longer than the claim bound (its reader died, or exited
+without acking) is handed to the next reader (``outbox_read.lua``).
 
 Each entry: account, draw, wave, starts_us, ends_us, due_us (starts minus the notice period:
 when the sender should send it).
@@ -7,16 +9,19 @@ when the sender should send it).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import ResponseError
-
 from guichet import wire
+from guichet.store.client import Store
 from guichet.store.keys import SaleKeys
+from guichet.store.scripts import LuaScript
 
 GROUP = "mailer"
+READ = LuaScript("guichet.draw", "outbox_read.lua")
+TRIM = LuaScript("guichet.draw", "outbox_trim.lua")
+SCRIPTS = (READ, TRIM)
+TRIM_BATCH = 1000  # ids looked at per trim step (one script call each)
 _US = 1_000_000
 
 
@@ -76,7 +81,7 @@ async def backlog(client: Any, sale: str) -> Backlog:
     if group is None:
         return Backlog(length, length, 0, None)
     pending = int(group.get("pending") or 0)
-    undelivered = int(group.get("lag") or 0)
+    undelivered = await _undelivered(client, key, group)
     dues = []
     if pending:
         summary = await client.xpending(key, GROUP)
@@ -89,45 +94,50 @@ async def backlog(client: Any, sale: str) -> Backlog:
     return Backlog(length, undelivered, pending, min(known) if known else None)
 
 
-async def read(client: Any, sale: str, consumer: str, count: int) -> list[Notice]:
-    """Up to ``count`` new notices for ``consumer`` of the mailer group (they stay pending
-    until :func:`ack`)."""
-    key = SaleKeys(sale).outbox
-    with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
-        await client.xgroup_create(key, GROUP, id="0", mkstream=True)
-    replies = await client.xreadgroup(GROUP, consumer, {key: ">"}, count=count)
-    return [notice(i, f) for _, entries in replies for i, f in entries]
+async def _undelivered(client: Any, key: str, group: dict[str, Any]) -> int:
+    """The group's lag. Redis leaves it unknown after a deletion at its last delivered id
+    (as :func:`trim` makes); entries added minus entries read still counts it exactly, since
+    nothing after that id is ever deleted."""
+    lag = group.get("lag")
+    if lag is not None:
+        return int(lag)
+    info = await client.xinfo_stream(key)
+    added = info.get("entries-added", info.get(b"entries-added"))
+    read = group.get("entries-read")
+    if added is not None and read is not None:
+        return int(added) - int(read)
+    last = _text(group["last-delivered-id"])
+    return len(await client.xrange(key, f"({last}", "+"))
+
+
+async def read(
+    store: Store, sale: str, consumer: str, count: int, claim_idle_ms: int
+) -> list[Notice]:
+    """Up to ``count`` notices for ``consumer`` of the mailer group: first those pending for
+    ``claim_idle_ms`` or longer (read by a reader that never acknowledged them), then new
+    ones. They stay pending until :func:`ack`."""
+    _, entries = await store.scripts(
+        READ, [SaleKeys(sale).outbox], [GROUP, consumer, count, claim_idle_ms]
+    )
+    return [notice(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in entries]
 
 
 async def ack(client: Any, sale: str, ids: list[str]) -> int:
     return int(await client.xack(SaleKeys(sale).outbox, GROUP, *ids)) if ids else 0
 
 
-async def trim(client: Any, sale: str) -> int:
-    """Delete the notices the mailer has acknowledged (every entry before the oldest one
-    still pending or not yet delivered): they hold account ids and are no longer needed."""
-    key = SaleKeys(sale).outbox
-    group = _group(await client.xinfo_groups(key)) if await client.exists(key) else None
-    if group is None:
-        return 0
-    keep: list[str] = []
-    if int(group.get("pending") or 0):
-        summary = await client.xpending(key, GROUP)
-        keep.append(_text(summary["min"]))
-    last = _text(group["last-delivered-id"])
-    after = await client.xrange(key, f"({last}", "+", count=1)
-    if after:
-        keep.append(_text(after[0][0]))
-    if not keep:  # everything delivered and acknowledged
-        keep.append(_next_id(last))
-    oldest = min(keep, key=lambda i: tuple(int(x) for x in i.split("-")))
-    return int(await client.xtrim(key, minid=oldest, approximate=False))
+async def trim(store: Store, sale: str) -> int:
+    """Delete every notice the mailer has acknowledged (delivered and no longer pending),
+    wherever it sits among pending ones: they hold account ids and are no longer needed.
+    One script call per :data:`TRIM_BATCH` ids, each atomic (``outbox_trim.lua``)."""
+    key, after, deleted = SaleKeys(sale).outbox, "", 0
+    while True:
+        gone, last = await store.scripts(TRIM, [key], [GROUP, after, TRIM_BATCH])
+        deleted += int(gone)
+        if not last:
+            return deleted
+        after = _text(last)
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _next_id(entry_id: str) -> str:
-    ms, _, seq = entry_id.partition("-")
-    return f"{ms}-{int(seq or 0) + 1}"

@@ -1,7 +1,21 @@
 -- Create or replace a draw's spec, refused once the draw is committed (its rules are then
--- fixed: the commitment was published against them).
--- KEYS[1] cfg   ARGV: field, value, field, value, ...
--- Returns {code, added}   code: 'ok' | 'committed'
-if redis.call('HEXISTS', KEYS[1], 'commitment') == 1 then return {'committed', 0} end
+-- fixed: the commitment was published against them), and refused when the new strata leave
+-- out a stratum that entries still name (the run could never rank them).
+-- KEYS[1] cfg   KEYS[2] counts (stratum -> entries)   ARGV: field, value, field, value, ...
+-- (one of the fields is 'strata', comma-separated)
+-- Returns {code, added, detail}   code: 'ok' | 'committed'
+--   | 'orphans' (added: the entries of the stratum named by detail)
+if redis.call('HEXISTS', KEYS[1], 'commitment') == 1 then return {'committed', 0, ''} end
+local strata = ''
+for i = 1, #ARGV, 2 do
+  if ARGV[i] == 'strata' then strata = ARGV[i + 1] end
+end
+local counts = redis.call('HGETALL', KEYS[2])
+for i = 1, #counts, 2 do
+  local n = tonumber(counts[i + 1])
+  if n > 0 and not string.find(',' .. strata .. ',', ',' .. counts[i] .. ',', 1, true) then
+    return {'orphans', n, counts[i]}
+  end
+end
 local added = redis.call('HSET', KEYS[1], unpack(ARGV))
-return {'ok', added}
+return {'ok', added, ''}

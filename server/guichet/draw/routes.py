@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from guichet import errors, metrics, openapi, wire
 from guichet.background import Periodic
 from guichet.draw import model, monitor
-from guichet.draw.service import Committed, Draws, DrawState, registered_entry
+from guichet.draw.service import Committed, Draws, DrawState, OrphanedEntries, registered_entry
 from guichet.state import SETTINGS, STORE, account_of, admin_of
 
 log = logging.getLogger("guichet.draw")
@@ -188,8 +188,25 @@ async def transcript(request: web.Request) -> web.Response:
     return wire.respond(published)
 
 
+class DrawJwks(wire.Reply, kw_only=True):
+    keys: list[dict[str, str]]
+
+
 @openapi.endpoint(
-    "Create or replace a draw (201 when created; 409 once committed)",
+    "Public keys that verify draw transcripts (JWKS, RFC 7517): every key that ever signed a "
+    "published transcript, kept for good (`guichet draw verify --jwks`)",
+    response=DrawJwks,
+    tags=("draw",),
+)
+async def draw_jwks(request: web.Request) -> web.Response:
+    response = wire.respond(DrawJwks(keys=await request.app[DRAWS].signing_keys()))
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
+
+
+@openapi.endpoint(
+    "Create or replace a draw (201 when created; 409 once committed, or when the new strata "
+    "leave out a stratum that entries name)",
     request=model.DrawSpec,
     response=DrawPublic,
     status=201,
@@ -209,6 +226,15 @@ async def put_draw(request: web.Request) -> web.Response:
             "draw-committed",
             "The draw is committed",
             f"draw {draw!r} is committed: its rules are fixed and can no longer change",
+        ) from None
+    except OrphanedEntries as exc:
+        raise errors.Problem(
+            409,
+            "draw-stratum-has-entries",
+            "A removed stratum has entries",
+            f"stratum {exc.stratum!r} holds {exc.entries} entries: keep it in `strata` "
+            "(entries are never moved between strata)",
+            context={"stratum": exc.stratum, "entries": exc.entries},
         ) from None
     state = await request.app[DRAWS].state(draw)
     assert state is not None
@@ -237,6 +263,7 @@ def setup(app: web.Application) -> None:
     r = app.router
     r.add_get("/v1/draws/{draw}", show_draw)
     r.add_get("/v1/draws/{draw}/transcript", transcript)
+    r.add_get("/.well-known/draw-jwks.json", draw_jwks)
     r.add_post("/v1/draws/{draw}/entries", register)
     r.add_get("/v1/draws/{draw}/entries/me", my_entry)
     r.add_delete("/v1/draws/{draw}/entries/me", withdraw)

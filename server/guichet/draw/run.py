@@ -11,7 +11,8 @@ Steps, each safe to repeat after a kill:
    count and entry-set digest (a resumed run must find the same).
 4. **Store** the ranking as chunks of ids (``HSETNX``: a chunk stored before a kill is kept,
    never doubled), hashing them into the ranking digest on the way.
-5. **Finish**: ``finish.lua`` publishes the signed transcript once every chunk is there.
+5. **Finish**: ``finish.lua`` publishes the transcript, signed with the draw keyring
+   (``draws.signing_key_dir``), with the public key that signed it, once every chunk is there.
 
 The entry set cannot change after the close (registration and withdrawal scripts refuse), so
 a re-run computes the same ranking; ``begin.lua`` checks it.
@@ -21,8 +22,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import json
 import logging
 import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +38,7 @@ import numpy as np
 from guichet import __version__, wire
 from guichet.config import RedisConfig
 from guichet.draw import audit, model, ranking, seal
+from guichet.embedded import set_parent_death_signal
 from guichet.store import sync
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
 from guichet.store.scripts import LuaScript
@@ -66,6 +71,15 @@ class Scan:
 
 
 _clients: dict[Any, sync.SyncClient] = {}
+
+
+def _worker_init(parent: int) -> None:
+    """In each worker: die with the run (SIGKILL from the kernel when the parent goes, even by
+    ``kill -9``), so no worker keeps scanning, nor keeps the resource tracker's pipe open,
+    after it. A parent gone before this ran is caught by the ppid check."""
+    set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _client(job: Scan) -> sync.SyncClient:
@@ -188,7 +202,10 @@ def run(
     job = Scan(redis_cfg, where, draw, strata, model.draw_key(draw, seed, beacon), scan_batch)
 
     with concurrent.futures.ProcessPoolExecutor(
-        processes, mp_context=multiprocessing.get_context("spawn")
+        processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
     ) as pool:
         ranked, set_digest = _scan(pool, job, client, report, clock)
     total = len(ranked)
@@ -226,7 +243,10 @@ def run(
     )
     transcript = audit.sign(transcript, signer)
     code, published = sync.call(
-        client, FINISH, [k.cfg, k.ranking], [chunks, total, msgspec.json.encode(transcript)]
+        client,
+        FINISH,
+        [k.cfg, k.ranking],
+        [chunks, total, msgspec.json.encode(transcript), json.dumps(signer.active.jwk)],
     )
     if code == b"incomplete":
         raise RunError(f"only {published.decode()} of {chunks} ranking chunks are stored")

@@ -3,13 +3,15 @@ entries and their windows (one script per decision; the batch jobs are in run.py
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from guichet import wire
-from guichet.draw import seal
+from guichet.draw import outbox, seal
 from guichet.draw.model import DrawSpec, Entry, Transcript, Window
 from guichet.store import keys
 from guichet.store.client import Store
@@ -22,13 +24,22 @@ PUT = LuaScript("guichet.draw", "put.lua")
 COMMIT = LuaScript("guichet.draw", "commit.lua")
 WINDOW = LuaScript("guichet.draw", "window.lua")
 ENTRY = LuaScript("guichet.draw", "entry.lua")
-SCRIPTS = (REGISTER, WITHDRAW, PUT, COMMIT, WINDOW, ENTRY)
+SCRIPTS = (REGISTER, WITHDRAW, PUT, COMMIT, WINDOW, ENTRY, *outbox.SCRIPTS)
 
 _US = 1_000_000
 
 
 class Committed(Exception):
     """The draw is committed: its spec can no longer change."""
+
+
+class OrphanedEntries(Exception):
+    """The new spec leaves out a stratum that entries still name."""
+
+    def __init__(self, stratum: str, entries: int) -> None:
+        super().__init__(f"{entries} entries name stratum {stratum!r}")
+        self.stratum = stratum
+        self.entries = entries
 
 
 @dataclass(frozen=True)
@@ -84,12 +95,16 @@ class Draws:
 
     async def put(self, draw: str, spec: DrawSpec) -> bool:
         """Create or replace the draw's spec; True when it is new. :class:`Committed` once the
-        draw is committed."""
+        draw is committed, :class:`OrphanedEntries` when entries name a stratum it leaves out
+        (both decided in put.lua, atomically with the write)."""
         fields = spec_fields(spec)
         args = [x for pair in fields.items() for x in pair]
-        code, added = await self.store.scripts(PUT, [DrawKeys(draw).cfg], args)
+        k = DrawKeys(draw)
+        code, added, detail = await self.store.scripts(PUT, [k.cfg, k.counts], args)
         if code == b"committed":
             raise Committed(draw)
+        if code == b"orphans":
+            raise OrphanedEntries(detail.decode(), int(added))
         await self.store.client.sadd(keys.DRAWS_INDEX, draw)
         return int(added) == len(fields)
 
@@ -127,6 +142,19 @@ class Draws:
     async def counts(self, draw: str) -> dict[str, int]:
         raw: dict[Any, Any] = await self.store.client.hgetall(DrawKeys(draw).counts)
         return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def signing_keys(self) -> list[dict[str, Any]]:
+        """Every public JWK that signed a published transcript (each draw's stays with it)."""
+        ids = await self.ids()
+        raw: list[Any] = await asyncio.gather(
+            *(self.store.client.hget(DrawKeys(d).cfg, "signing_jwk") for d in ids)
+        )
+        keys = {}
+        for value in raw:
+            if value is not None:
+                jwk = json.loads(value)
+                keys[str(jwk.get("kid"))] = jwk
+        return [keys[kid] for kid in sorted(keys)]
 
     async def transcript(self, draw: str) -> Transcript | None:
         raw: Any = await self.store.client.hget(DrawKeys(draw).cfg, "transcript")
