@@ -24,7 +24,7 @@ from aiohttp import web
 
 from guichet import logs, metrics
 from guichet.app import create_app
-from guichet.config import Settings, mask_url
+from guichet.config import Settings, mask_seed, mask_url
 from guichet.embedded import embedded_valkey, set_parent_death_signal
 
 log = logging.getLogger("guichet.server")
@@ -38,7 +38,7 @@ def redis_target(settings: Settings) -> Iterator[str | None]:
     """Start the private Valkey when no Redis is configured; yield its URL (else None)."""
     cfg = settings.redis
     if cfg.cluster_seeds:
-        log.info("using redis cluster", extra={"seeds": cfg.cluster_seeds})
+        log.info("using redis cluster", extra={"seeds": [mask_seed(s) for s in cfg.cluster_seeds]})
         yield None
     elif cfg.url is not None:
         log.info("using redis", extra={"url": mask_url(cfg.url)})

@@ -228,3 +228,47 @@ def test_token_command_mints_verifiable_tokens(tmp_path: Path) -> None:
         ).returncode
         == 2
     )
+
+
+def test_start_up_log_masks_every_credential_form(tmp_path: Path) -> None:
+    """The `using redis` line of a real process, for each way a password can be given."""
+    closed = free_port()  # nothing listens: the server starts anyway (/readyz says 503)
+    quoted = "s3cr%23t%2Fp%3Fw"
+    sock = tmp_path / "none.sock"
+    forms = {
+        "userinfo": (f"redis://user:{quoted}@127.0.0.1:{closed}/0", "user:***@"),
+        "password only": (f"redis://:{quoted}@127.0.0.1:{closed}/0", "redis://:***@"),
+        "lone userinfo": (f"redis://{quoted}@127.0.0.1:{closed}/0", "redis://***@"),
+        "query": (f"redis://127.0.0.1:{closed}/0?password={quoted}", "password=***"),
+        "unix query": (f"unix://{sock}?db=0&password={quoted}", "&password=***"),
+        "unix userinfo": (f"unix://:{quoted}@{sock}?db=0", "unix://:***@"),
+        "rediss": (f"rediss://default:{quoted}@127.0.0.1:{closed}/0", "rediss://default:***@"),
+    }
+    runs: dict[str, tuple[Served, str]] = {}
+    try:
+        for name, (url, shown) in forms.items():
+            env = {"GUICHET_REDIS_URL": url}
+            runs[name] = (
+                Served(guichet("serve", "--port", str(free_port())), tmp_path, env),
+                shown,
+            )
+        seeds = f"app:{quoted}@127.0.0.1:{closed},127.0.0.1:{free_port()}"
+        cluster = Served(
+            guichet("serve", "--port", str(free_port())),
+            tmp_path,
+            {"GUICHET_REDIS_CLUSTER_SEEDS": seeds},
+        )
+        runs["cluster seeds"] = (cluster, "app:***@127.0.0.1")
+        for name, (served, shown) in runs.items():
+            if name == "cluster seeds":
+                line = served.wait_msg("using redis cluster", timeout=60)
+                assert shown in line["seeds"][0], name
+            else:
+                line = served.wait_msg("using redis", timeout=60)
+                assert shown in line["url"], name
+                served.wait_msg("listening", timeout=60)
+    finally:
+        for served, _ in runs.values():
+            served.stop()
+    for name, (served, _) in runs.items():
+        assert "s3cr" not in "".join(served.raw), name
