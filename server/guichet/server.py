@@ -47,7 +47,7 @@ def redis_target(settings: Settings) -> Iterator[str | None]:
         with embedded_valkey(cfg.data_dir, cfg.embedded_binary) as server:
             log.info(
                 "using embedded valkey",
-                extra={"url": server.url, "data_dir": str(server.data_dir), "aof": True},
+                extra={"url": mask_url(server.url), "data_dir": str(server.data_dir), "aof": True},
             )
             yield server.url
 
