@@ -26,6 +26,7 @@ from guichet import logs, metrics
 from guichet.app import create_app
 from guichet.config import Settings, mask_seed, mask_url
 from guichet.embedded import embedded_valkey, set_parent_death_signal
+from guichet.embedded_watchdog import Watchdog
 
 log = logging.getLogger("guichet.server")
 
@@ -44,7 +45,10 @@ def redis_target(settings: Settings) -> Iterator[str | None]:
         log.info("using redis", extra={"url": mask_url(cfg.url)})
         yield None
     else:
-        with embedded_valkey(cfg.data_dir, cfg.embedded_binary) as server:
+        with (
+            embedded_valkey(cfg.data_dir, cfg.embedded_binary) as server,
+            Watchdog(server, on_restart=metrics.embedded_valkey_restarted),
+        ):
             log.info(
                 "using embedded valkey",
                 extra={"url": mask_url(server.url), "data_dir": str(server.data_dir), "aof": True},
