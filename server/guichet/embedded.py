@@ -179,8 +179,8 @@ def running_url(data_dir: str | os.PathLike[str]) -> str | None:
 class EmbeddedValkey:
     """One private ``valkey-server`` on loopback with AOF on, data in ``data_dir``.
 
-    ``auth=True`` requires a password (see the module doc); the fixtures of the tests leave it
-    off."""
+    ``auth=True`` requires a password (see the module doc), as does a ``password`` given; the
+    fixtures of the tests leave both off."""
 
     data_dir: Path
     binary: str | None = None
@@ -205,8 +205,9 @@ class EmbeddedValkey:
         self.reap_orphan()
         binary = find_binary("valkey-server", self.binary)
         config = self.data_dir.resolve() / CONFIG_FILE
-        if self.auth:
+        if self.auth and self.password is None:
             self.password = load_or_create_password(self.data_dir)
+        if self.password:
             _write_private(config, f"requirepass {self.password}\n")
         else:
             _write_private(config, "")
@@ -322,6 +323,11 @@ class EmbeddedCluster:
     primaries: int = 3
     binary: str | None = None
     nodes: list[EmbeddedValkey] = field(default_factory=list)
+    password: str | None = field(default=None, repr=False)  # requirepass on every node
+
+    def _cli_env(self) -> dict[str, str]:
+        """valkey-cli reads the password from the environment, not argv."""
+        return {**os.environ, "REDISCLI_AUTH": self.password} if self.password else {**os.environ}
 
     @property
     def seeds(self) -> list[str]:
@@ -333,6 +339,7 @@ class EmbeddedCluster:
                 node = EmbeddedValkey(
                     self.data_dir / f"node{i}",
                     binary=self.binary,
+                    password=self.password,
                     extra_args=[
                         *("--cluster-enabled", "yes"),
                         *("--cluster-config-file", "nodes.conf"),
@@ -349,6 +356,7 @@ class EmbeddedCluster:
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=timeout_s,
+                env=self._cli_env(),
             )  # fmt: skip
             self._wait_ok(cli, timeout_s)
         except BaseException:
@@ -365,6 +373,7 @@ class EmbeddedCluster:
                     capture_output=True,
                     text=True,
                     check=False,
+                    env=self._cli_env(),
                 ).stdout
                 for node in self.nodes
             ]
