@@ -32,10 +32,14 @@ class Watchdog:
     """Restart ``server`` whenever it dies, until :meth:`stop` (a context manager too)."""
 
     def __init__(
-        self, server: EmbeddedValkey, on_restart: Callable[[], None] = lambda: None
+        self,
+        server: EmbeddedValkey,
+        on_restart: Callable[[], None] = lambda: None,
+        first_backoff_s: float = FIRST_BACKOFF_S,
     ) -> None:
         self.server = server
         self.on_restart = on_restart
+        self.first_backoff_s = first_backoff_s
         self.restarts = 0
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # start/stop of the server: one at a time
@@ -57,7 +61,7 @@ class Watchdog:
             self._thread.join(RESTART_TIMEOUT_S)
 
     def _run(self) -> None:
-        backoff = FIRST_BACKOFF_S
+        backoff = self.first_backoff_s
         while True:
             process = self.server.process
             if process is None:
@@ -68,7 +72,7 @@ class Watchdog:
             if self._stopping.is_set():
                 return
             if started - up_since > STABLE_S:
-                backoff = FIRST_BACKOFF_S
+                backoff = self.first_backoff_s
             log.error(
                 "embedded valkey died",
                 extra={"pid": process.pid, "exitcode": code, "port": self.server.port},
@@ -76,7 +80,7 @@ class Watchdog:
             while True:
                 if self._stopping.wait(backoff):
                     return
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                backoff = min(backoff * 2, max(MAX_BACKOFF_S, self.first_backoff_s))
                 with self._lock:
                     if self._stopping.is_set():
                         return
