@@ -170,7 +170,7 @@ def running_url(data_dir: str | os.PathLike[str]) -> str | None:
         return None
     try:
         password: str | None = (Path(data_dir) / PASSWORD_FILE).read_text().strip() or None
-    except FileNotFoundError:
+    except OSError:  # none (a server without auth) or not ours to read: try without
         password = None
     return _url(port, password)
 

@@ -177,3 +177,12 @@ _PASSWORDS = st.text(st.characters(codec="utf-8", exclude_characters="@"), min_s
 def test_mask_url_never_shows_the_password(password: str, form: str) -> None:
     assume(password not in form.replace("{}", ""))
     assert password not in mask_url(form.format(password))
+
+
+def test_sentinel_urls_are_refused_without_echoing_the_password(tmp_path: Path) -> None:
+    """Sentinel is not supported: the URL is refused, and the message shows only its scheme."""
+    text = f"[redis]\nurl = 'redis+sentinel://:{QUOTED}@h:26379/mymaster'\n"
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), environ={})
+    assert "redis+sentinel" in str(info.value)
+    assert "s3cr" not in str(info.value)
