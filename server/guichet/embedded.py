@@ -122,14 +122,25 @@ def _ping(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+#: What Valkey and Guichet keep in the data folder (tightened if an older version left them
+#: readable; nothing else there is touched).
+_OWN_FILES = (PID_FILE, PASSWORD_FILE, CONFIG_FILE, "valkey.log", "nodes.conf", "dump.rdb")
+_AOF_DIR = "appendonlydir"
+
+
 def _private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) with the folder itself 0700, even if it already existed
-    (then its files, made by an older version under a wider umask, become 0600 too)."""
+    """Create ``path`` (and parents) with the folder itself 0700, even if it already existed;
+    its own files become 0600."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path, 0o700)
-    for inner in path.rglob("*"):
-        if not inner.is_symlink():
-            inner.chmod(0o700 if inner.is_dir() else 0o600)
+    aof = path / _AOF_DIR
+    own = [path / name for name in _OWN_FILES]
+    if aof.is_dir() and not aof.is_symlink():
+        aof.chmod(0o700)
+        own += list(aof.iterdir())
+    for file in own:
+        if file.is_file() and not file.is_symlink():
+            file.chmod(0o600)
 
 
 def _write_private(path: Path, text: str) -> None:

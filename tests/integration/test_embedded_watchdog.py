@@ -1,5 +1,6 @@
 """The watchdog of the embedded Valkey: restart on the same port, retry with backoff while it
-cannot, keep the data (AOF), and never restart what was stopped on purpose."""
+cannot, keep the data (AOF), and never restart what was stopped on purpose; and its folder
+stays private."""
 
 from __future__ import annotations
 
@@ -71,3 +72,19 @@ def test_restart_waits_for_its_port_and_keeps_the_data(tmp_path: Path, events: E
             assert client.get("kept") == b"yes"
     assert server.process is None  # stopped with the watchdog, not restarted
     assert watchdog.restarts == 1
+
+
+def test_files_an_older_version_left_readable_become_private(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "appendonlydir").mkdir(parents=True)
+    old_aof = data / "appendonlydir" / "appendonly.aof.1.incr.aof"
+    old_aof.write_text("")
+    unrelated = data / "notes.txt"  # not Valkey's: left alone
+    unrelated.write_text("")
+    for path in (data, data / "appendonlydir", old_aof, unrelated):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    with EmbeddedValkey(data, auth=True):
+        assert data.stat().st_mode & 0o777 == 0o700
+        assert (data / "appendonlydir").stat().st_mode & 0o777 == 0o700
+        assert old_aof.stat().st_mode & 0o777 == 0o600
+        assert unrelated.stat().st_mode & 0o777 == 0o644
