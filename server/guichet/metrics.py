@@ -84,10 +84,11 @@ REDIS_SCRIPT_RELOADS = Counter(
     "guichet_redis_script_loads_total",
     "Lua scripts (re)loaded into Redis: at start-up and after NOSCRIPT.",
 )
-EMBEDDED_VALKEY_RESTARTS = Counter(
+_RESTARTS = (
     "guichet_embedded_valkey_restarts_total",
     "Times the embedded Valkey died and was restarted from its AOF by `guichet serve`.",
 )
+EMBEDDED_VALKEY_RESTARTS = Counter(*_RESTARTS)
 
 # --- waiting rooms (label `room`: rooms are created by ops, a handful per sale) -----------
 ROOM_WAITING = Gauge(
@@ -358,11 +359,7 @@ def _shared_restarts() -> Counter:
     previous = values.ValueClass
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     try:
-        return Counter(
-            "guichet_embedded_valkey_restarts_total",
-            EMBEDDED_VALKEY_RESTARTS._documentation,
-            registry=None,
-        )
+        return Counter(*_RESTARTS, registry=None)
     finally:
         values.ValueClass = previous
 
