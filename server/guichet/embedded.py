@@ -219,7 +219,8 @@ class EmbeddedValkey:
         if self.auth and self.password is None:
             self.password = load_or_create_password(self.data_dir)
         if self.password:
-            _write_private(config, f"requirepass {self.password}\n")
+            quoted = self.password.replace("\\", "\\\\").replace('"', '\\"')
+            _write_private(config, f'requirepass "{quoted}"\n')
         else:
             _write_private(config, "")
         for _attempt in range(5):

@@ -17,7 +17,7 @@ from guichet.store import sync
 from guichet.store.client import connect
 from tests.conftest import make_settings
 
-PASSWORD = secrets.token_hex(16) + "/?#"  # characters a seed must carry as they are
+PASSWORD = secrets.token_hex(16) + '/?#" \\x'  # characters a seed must carry as they are
 
 
 @pytest.fixture(scope="module")
