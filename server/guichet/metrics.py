@@ -22,6 +22,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 
 from guichet import __version__
@@ -94,6 +95,11 @@ REDIS_SCRIPT_RELOADS = Counter(
     "guichet_redis_script_loads_total",
     "Lua scripts (re)loaded into Redis: at start-up and after NOSCRIPT.",
 )
+_RESTARTS = (
+    "guichet_embedded_valkey_restarts_total",
+    "Times the embedded Valkey died and was restarted from its AOF by `guichet serve`.",
+)
+EMBEDDED_VALKEY_RESTARTS = Counter(*_RESTARTS)
 
 # --- waiting rooms (label `room`: rooms are created by ops, a handful per sale) -----------
 ROOM_WAITING = Gauge(
@@ -344,6 +350,29 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def embedded_valkey_restarted() -> None:
+    """Count a restart of the embedded Valkey (from the serving process, not a worker).
+
+    With several workers the serving process imported this module before the multiprocess
+    folder existed, so its module-level counter lives in memory where /metrics (served by the
+    workers) cannot see it; then the count goes to a counter built on the shared folder.
+    """
+    if os.environ.get(MULTIPROC_ENV):
+        _shared_restarts().inc()
+    else:
+        EMBEDDED_VALKEY_RESTARTS.inc()
+
+
+@functools.cache
+def _shared_restarts() -> Counter:
+    previous = values.ValueClass
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    try:
+        return Counter(*_RESTARTS, registry=None)
+    finally:
+        values.ValueClass = previous
 
 
 def worker_exited(pid: int) -> None:

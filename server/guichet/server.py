@@ -26,8 +26,9 @@ from aiohttp import web
 
 from guichet import edge, logs, metrics
 from guichet.app import create_app
-from guichet.config import Settings, mask_url
+from guichet.config import Settings, mask_seed, mask_url
 from guichet.embedded import embedded_valkey, set_parent_death_signal
+from guichet.embedded_watchdog import Watchdog
 
 log = logging.getLogger("guichet.server")
 
@@ -41,16 +42,19 @@ def redis_target(settings: Settings) -> Iterator[str | None]:
     """Start the private Valkey when no Redis is configured; yield its URL (else None)."""
     cfg = settings.redis
     if cfg.cluster_seeds:
-        log.info("using redis cluster", extra={"seeds": cfg.cluster_seeds})
+        log.info("using redis cluster", extra={"seeds": [mask_seed(s) for s in cfg.cluster_seeds]})
         yield None
     elif cfg.url is not None:
         log.info("using redis", extra={"url": mask_url(cfg.url)})
         yield None
     else:
-        with embedded_valkey(cfg.data_dir, cfg.embedded_binary) as server:
+        with (
+            embedded_valkey(cfg.data_dir, cfg.embedded_binary) as server,
+            Watchdog(server, on_restart=metrics.embedded_valkey_restarted),
+        ):
             log.info(
                 "using embedded valkey",
-                extra={"url": server.url, "data_dir": str(server.data_dir), "aof": True},
+                extra={"url": mask_url(server.url), "data_dir": str(server.data_dir), "aof": True},
             )
             yield server.url
 

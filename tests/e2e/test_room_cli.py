@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -125,3 +126,34 @@ async def test_rooms_from_the_config_file_are_created_once(
     async with TestClient(TestServer(app, host="127.0.0.1")) as c:
         resp = await c.get("/v1/admin/rooms/from-config", headers=admin)
         assert (await resp.json())["spec"]["rate_per_s"] == 7
+
+
+def exits(argv: list[str]) -> object:
+    """The exit code of an argparse exit (``--help``, a usage error)."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    return info.value.code
+
+
+async def test_room_put_takes_the_time_its_help_shows(
+    client: TestClient, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`room put --help` shows 2026-12-01T08:00Z (no seconds): the server gets it as a time."""
+    assert await asyncio.to_thread(exits, ["room", "put", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    example = re.search(r"--opens-at OPENS_AT .*?e\.g\. (\S+)", shown)
+    assert example is not None, shown
+    config = str(await asyncio.to_thread(write_config, tmp_path, settings))
+    code, out, err = await run_cli(
+        capsys, "--config", config, "room", "put", "help-example", "--url",
+        str(client.make_url("/")), "--opens-at", example.group(1),
+        "--closes-at", "2030-01-01T00:00Z", "--rate", "2", "--max-active", "10",
+        "--audience", "shop", "--target-url", "https://shop.example/",
+    )  # fmt: skip
+    assert code == 0, err
+    spec = json.loads(out)["spec"]
+    assert datetime.fromisoformat(spec["opens_at"]) == datetime(2026, 12, 1, 8, tzinfo=UTC)
+    assert datetime.fromisoformat(spec["closes_at"]) == datetime(2030, 1, 1, tzinfo=UTC)
+    # A date alone: a usage error naming the flag.
+    assert await asyncio.to_thread(exits, ["room", "put", "x", "--opens-at", "2026-12-01"]) == 2
+    assert "--opens-at" in capsys.readouterr().err

@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -228,3 +230,102 @@ def test_token_command_mints_verifiable_tokens(tmp_path: Path) -> None:
         ).returncode
         == 2
     )
+
+
+def test_start_up_log_masks_every_credential_form(tmp_path: Path) -> None:
+    """The `using redis` line of a real process, for each way a password can be given."""
+    closed = free_port()  # nothing listens: the server starts anyway (/readyz says 503)
+    quoted = "s3cr%23t%2Fp%3Fw"
+    sock = tmp_path / "none.sock"
+    forms = {
+        "userinfo": (f"redis://user:{quoted}@127.0.0.1:{closed}/0", "user:***@"),
+        "password only": (f"redis://:{quoted}@127.0.0.1:{closed}/0", "redis://:***@"),
+        "lone userinfo": (f"redis://{quoted}@127.0.0.1:{closed}/0", "redis://***@"),
+        "query": (f"redis://127.0.0.1:{closed}/0?password={quoted}", "password=***"),
+        "unix query": (f"unix://{sock}?db=0&password={quoted}", "&password=***"),
+        "unix userinfo": (f"unix://:{quoted}@{sock}?db=0", "unix://:***@"),
+        "rediss": (f"rediss://default:{quoted}@127.0.0.1:{closed}/0", "rediss://default:***@"),
+    }
+    runs: dict[str, tuple[Served, str]] = {}
+    try:
+        for name, (url, shown) in forms.items():
+            env = {"GUICHET_REDIS_URL": url}
+            runs[name] = (
+                Served(guichet("serve", "--port", str(free_port())), tmp_path, env),
+                shown,
+            )
+        seeds = f"app:{quoted}@127.0.0.1:{closed},127.0.0.1:{free_port()}"
+        cluster = Served(
+            guichet("serve", "--port", str(free_port())),
+            tmp_path,
+            {"GUICHET_REDIS_CLUSTER_SEEDS": seeds},
+        )
+        runs["cluster seeds"] = (cluster, "app:***@127.0.0.1")
+        for name, (served, shown) in runs.items():
+            if name == "cluster seeds":
+                line = served.wait_msg("using redis cluster", timeout=60)
+                assert shown in line["seeds"][0], name
+            else:
+                line = served.wait_msg("using redis", timeout=60)
+                assert shown in line["url"], name
+                served.wait_msg("listening", timeout=60)
+    finally:
+        for served, _ in runs.values():
+            served.stop()
+    for name, (served, _) in runs.items():
+        assert "s3cr" not in "".join(served.raw), name
+
+
+async def test_embedded_valkey_wants_a_password_and_keeps_its_files_private(
+    tmp_path: Path, port: int
+) -> None:
+    """Under umask 022: folder 0700, files 0600, AUTH required, the password in no argv and no
+    log line, and both workers and the ops commands find it."""
+    previous = os.umask(0o022)
+    try:
+        served = Served(guichet("serve", "--port", str(port), "--workers", "2"), cwd=tmp_path)
+    finally:
+        os.umask(previous)
+    data = tmp_path / ".guichet/data"
+    try:
+        valkey = served.wait_msg("embedded valkey started", timeout=60)
+        served.wait_msg("listening", worker=0, timeout=60)
+        served.wait_msg("listening", worker=1, timeout=60)
+        password = (data / "valkey-password").read_text().strip()
+        assert len(password) >= 32
+        with socket.create_connection(("127.0.0.1", valkey["port"]), timeout=5) as raw:
+            raw.sendall(b"GET anything\r\n")
+            assert raw.recv(64).startswith(b"-NOAUTH")
+        cmdline = Path(f"/proc/{valkey['pid']}/cmdline")
+        assert password not in await asyncio.to_thread(cmdline.read_text)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            workers = set()
+            for _ in range(200):  # both workers reach Redis with the password
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    assert resp.status == 200, await resp.text()
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    workers.add((await resp.json())["worker"])
+                if workers == {0, 1}:
+                    break
+        ops = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, *guichet("outbox", "show", "paris")],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert ops.returncode == 0, ops.stderr
+        assert password not in ops.stdout + ops.stderr
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        files = [p for p in data.rglob("*") if p.is_file()]
+        assert any(p.name.endswith(".aof") for p in files)
+        for path in [*files, *(p for p in data.rglob("*") if p.is_dir())]:
+            expected = 0o700 if path.is_dir() else 0o600
+            assert stat.S_IMODE(path.stat().st_mode) == expected, path
+        served.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(served.wait) == 0
+    finally:
+        served.stop()
+    assert password not in "".join(served.raw)

@@ -3,9 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from guichet import cli
-from guichet.config import ConfigError, load_settings, masked
+from guichet.config import ConfigError, load_settings, mask_url, masked
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -109,3 +111,78 @@ def test_cli_bad_config_exits_2_with_message(
     path = write(tmp_path, "[server]\nport = -1\n")
     assert cli.main(["--config", str(path), "version"]) == 2
     assert "server.port" in capsys.readouterr().err
+
+
+SECRET = "s3cr#t/p?w"  # with the characters that break naive URL parsing
+QUOTED = "s3cr%23t%2Fp%3Fw"
+#: Every credential form of redis.url: (url, what `config show` must print).
+CREDENTIAL_URLS = [
+    (f"redis://user:{QUOTED}@h:6379/0", "redis://user:***@h:6379/0"),
+    (f"redis://:{QUOTED}@h:6379/0", "redis://:***@h:6379/0"),
+    (f"redis://user:{SECRET}@h:6379/0", "redis://user:***@h:6379/0"),
+    (f"redis://{QUOTED}@h:6379/0", "redis://***@h:6379/0"),
+    (f"redis://h:6379/0?password={QUOTED}", "redis://h:6379/0?password=***"),
+    (f"redis://u@h/0?db=1&password={QUOTED}", "redis://***@h/0?db=1&password=***"),
+    (f"unix:///run/valkey.sock?db=0&password={QUOTED}", "unix:///run/valkey.sock?db=0&password=***"),
+    (f"unix://:{QUOTED}@/run/valkey.sock?db=0", "unix://:***@/run/valkey.sock?db=0"),
+    (f"rediss://default:{QUOTED}@h:6380/0?ssl_cert_reqs=required",
+     "rediss://default:***@h:6380/0?ssl_cert_reqs=required"),
+    (f"rediss://h:6380/0?ssl_password={QUOTED}", "rediss://h:6380/0?ssl_password=***"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("url", "shown"), CREDENTIAL_URLS)
+def test_config_show_masks_every_credential_form(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    shown: str,
+) -> None:
+    monkeypatch.setenv("GUICHET_REDIS_URL", url)
+    assert cli.main(["--config", str(write(tmp_path, "")), "config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert f'url = "{shown}"' in out
+    assert "s3cr" not in out
+
+
+def test_masked_cluster_seeds_with_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GUICHET_REDIS_CLUSTER_SEEDS", f"app:{SECRET}@a:7000,{SECRET}@b:7001,c:7002")
+    path = write(tmp_path, "")
+    assert cli.main(["--config", str(path), "config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert 'cluster_seeds = [\n    "app:***@a:7000",\n    "***@b:7001",\n    "c:7002",\n]' in out
+    assert "s3cr" not in out
+    redis = load_settings(path).redis
+    assert redis.cluster_nodes == [("a", 7000), ("b", 7001), ("c", 7002)]
+    assert redis.cluster_auth == {"username": "app", "password": SECRET}
+
+
+def test_bad_seed_message_does_not_echo_its_password(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, f"[redis]\ncluster_seeds = ['u:{SECRET}@nohost']\n"), {})
+    assert "u:***@nohost" in str(info.value)
+    assert "s3cr" not in str(info.value)
+
+
+_PASSWORDS = st.text(st.characters(codec="utf-8", exclude_characters="@"), min_size=6)
+
+
+@given(password=_PASSWORDS, form=st.sampled_from([
+    "redis://user:{}@h:1/0", "redis://:{}@h/0", "redis://{}@h", "redis://h/0?password={}",
+    "unix:///s.sock?db=0&password={}", "unix://:{}@/s.sock", "rediss://u:{}@h:2/0?x=1",
+]))  # fmt: skip
+def test_mask_url_never_shows_the_password(password: str, form: str) -> None:
+    assume(password not in form.replace("{}", ""))
+    assert password not in mask_url(form.format(password))
+
+
+def test_sentinel_urls_are_refused_without_echoing_the_password(tmp_path: Path) -> None:
+    """Sentinel is not supported: the URL is refused, and the message shows only its scheme."""
+    text = f"[redis]\nurl = 'redis+sentinel://:{QUOTED}@h:26379/mymaster'\n"
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), environ={})
+    assert "redis+sentinel" in str(info.value)
+    assert "s3cr" not in str(info.value)

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import msgspec
 import numpy as np
 
-from guichet import opscli, wire
+from guichet import clitime, opscli, wire
+from guichet.clitime import rfc3339
 from guichet.config import ConfigError, Settings
 from guichet.draw import audit, model, outbox, ranking, seal, waves
 from guichet.draw.run import RunError, chunk_size, ranked_ids, read_bucket, run
@@ -345,8 +346,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = inner.add_parser("put", help="create or replace a draw (until it is committed)")
     c.add_argument("draw")
     c.add_argument("--file", help="JSON draw spec; flags override its fields")
-    c.add_argument("--opens", help="registration opens (RFC 3339)")
-    c.add_argument("--closes", help="registration closes (RFC 3339)")
+    c.add_argument("--opens", type=rfc3339, help=f"registration opens ({clitime.HELP})")
+    c.add_argument("--closes", type=rfc3339, help=f"registration closes ({clitime.HELP})")
     c.add_argument("--strata", help="strata in priority order, comma-separated")
     c.add_argument("--default-stratum", dest="default_stratum")
     c.add_argument("--sale", help="the sale the windows are for")
@@ -400,7 +401,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     size.add_argument("--count", type=int, help="entrants in this wave")
     size.add_argument("--from-stock", dest="from_stock", type=int, metavar="TICKETS",
                       help="size the wave from the sale's remaining tickets")  # fmt: skip
-    c.add_argument("--start", required=True, help="window start (RFC 3339)")
+    c.add_argument("--start", required=True, type=rfc3339, help=f"window start ({clitime.HELP})")
     c.add_argument("--stratum", help="keep the wave within this stratum (e.g. club days)")
     c.add_argument("--allow-short-notice", dest="allow_short_notice", action="store_true")
     c.add_argument("--quiet", action="store_true", help="no progress bar")

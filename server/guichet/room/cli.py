@@ -9,6 +9,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from guichet import clitime
+from guichet.clitime import rfc3339
 from guichet.config import ConfigError, Settings
 
 
@@ -131,13 +133,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def spec_flags(q: argparse.ArgumentParser, full: bool) -> None:
         if full:
             q.add_argument("--file", help="JSON room spec; flags override its fields")
-            q.add_argument("--opens-at", dest="opens_at", help="RFC 3339, e.g. 2026-12-01T08:00Z")
+            q.add_argument("--opens-at", dest="opens_at", type=rfc3339, help=clitime.HELP)
             q.add_argument("--audience", help="audience of admission tokens")
             q.add_argument("--target-url", dest="target_url", help="where admitted people go")
             q.add_argument("--mode", choices=("fifo", "shuffle-then-fifo"))
             q.add_argument("--sale", help="linked sale whose stock meters admission")
             q.add_argument("--token-ttl", dest="token_ttl", type=int, help="seconds")
-        q.add_argument("--closes-at", dest="closes_at", help="RFC 3339")
+        q.add_argument("--closes-at", dest="closes_at", type=rfc3339, help=clitime.HELP)
         q.add_argument("--rate", type=float, help="people admitted per second")
         q.add_argument("--max-active", dest="max_active", type=int, help="most active shoppers")
         q.add_argument("--idle-timeout", dest="idle_timeout", type=int, help="seconds")

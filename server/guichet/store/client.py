@@ -96,15 +96,13 @@ def connect(cfg: RedisConfig, url: str | None = None, scripts: Sequence[LuaScrip
         "driver_info": None,
     }
     if cfg.cluster_seeds:
-        nodes = []
-        for seed in cfg.cluster_seeds:
-            host, _, port = seed.rpartition(":")
-            nodes.append(ClusterNode(host, int(port)))
+        nodes = [ClusterNode(host, port) for host, port in cfg.cluster_nodes]
         cluster = GatedCluster(
             startup_nodes=nodes,
             max_connections=cfg.max_connections,
             max_in_flight=cfg.max_connections,
             **common,
+            **cfg.cluster_auth,
         )
         return Store(cluster, "cluster", scripts, max_in_flight=cfg.max_connections)
     target = url or cfg.url

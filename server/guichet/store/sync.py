@@ -42,7 +42,9 @@ def connect(cfg: RedisConfig, where: str | tuple[str, ...]) -> SyncClient:
         "decode_responses": False,
     }
     if isinstance(where, tuple):
-        nodes = [ClusterNode(h, int(p)) for h, _, p in (s.rpartition(":") for s in where)]  # type: ignore[no-untyped-call]
+        seeds = RedisConfig(cluster_seeds=where)
+        nodes = [ClusterNode(h, p) for h, p in seeds.cluster_nodes]  # type: ignore[no-untyped-call]
+        common.update(seeds.cluster_auth)
         return RedisCluster(startup_nodes=nodes, **common)
     return redis.Redis.from_url(where, **common)
 

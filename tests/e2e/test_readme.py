@@ -1,0 +1,66 @@
+"""The README's waiting-room walk-through, run by bash as written, against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from guichet.embedded import free_port
+from tests.e2e.processes import ROOT, Served, guichet
+
+pytestmark = pytest.mark.slow
+
+
+def block_after(text: str, heading: str) -> str:
+    """The first ```sh block after the line ``heading``."""
+    found = re.search(re.escape(heading) + r"\n\n```sh\n(.*?)```", text, flags=re.S)
+    assert found is not None, heading
+    return found.group(1)
+
+
+def test_readme_room_walkthrough_ends_admitted(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    token_line = next(
+        line for line in block_after(readme, "Try it:").splitlines() if line.startswith("TOKEN=")
+    )
+    port = free_port()
+    script = "set -eu\n" + token_line + "\n" + block_after(readme, "A waiting room, end to end:")
+    script = script.replace(":8080", f":{port}")
+    bin_dir = tmp_path / "bin"  # `guichet` and `python` as the README's reader has them
+    bin_dir.mkdir()
+    for name, command in (("guichet", f"{sys.executable} -m guichet"), ("python", sys.executable)):
+        (bin_dir / name).write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+        (bin_dir / name).chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "GUICHET_SERVER_PORT": str(port),
+    }
+    # A pacer ticking once a second, as a busy one may: admission must wait for the call.
+    slow = {"GUICHET_SERVER_PORT": str(port), "GUICHET_ROOMS_TICK_INTERVAL_S": "1"}
+    served = Served(guichet("serve"), cwd=tmp_path, env=slow)
+    try:
+        served.wait_msg("listening", port=port, timeout=60)
+        run = subprocess.run(
+            ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        served.stop()
+    assert run.returncode == 0, run.stderr
+    answers, rest, decoder = [], run.stdout.strip(), json.JSONDecoder()
+    while rest:  # curl prints the bodies back to back
+        value, end = decoder.raw_decode(rest)
+        answers.append(value)
+        rest = rest[end:].strip()
+    admitted = answers[-1]
+    assert admitted.get("room") == "final", admitted  # an admission, not a 409 problem
+    assert admitted["token"]
+    assert admitted["redirect_url"].startswith("https://shop.example/")
