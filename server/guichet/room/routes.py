@@ -162,7 +162,9 @@ async def join(request: web.Request) -> web.Response:
 )
 async def status(request: web.Request) -> web.Response:
     room = _room_id(request)
-    rt = request.app[ROOMS].get(room) or await _runtime(request, room)
+    rt = request.app[ROOMS].get(room)
+    if rt is None or rt.counters is None:
+        rt = await _runtime(request, room)
     return wire.respond(rt.status(_ticket(request, room)))
 
 

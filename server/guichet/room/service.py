@@ -183,16 +183,17 @@ class Runtime:
         it is new) a :class:`Joined` reply."""
         c = self.counters
         opens, closes = self.window
-        if c is None:
+        if c is None:  # Rooms.runtime() waits for a snapshot: only a defensive answer
+            if joined is not None:  # a join always answers its ticket
+                return Joined(
+                    room=self.id, state="waiting", serving=0, admission_rate=0.0,
+                    poll_after_ms=1000, opens_at=opens, closes_at=closes, ticket=joined[0],
+                    created=joined[1],
+                )  # fmt: skip
             return Status(
-                room=self.id,
-                state="waiting",
-                serving=0,
-                admission_rate=0.0,
-                poll_after_ms=1000,
-                opens_at=opens,
-                closes_at=closes,
-            )
+                room=self.id, state="waiting", serving=0, admission_rate=0.0,
+                poll_after_ms=1000, opens_at=opens, closes_at=closes,
+            )  # fmt: skip
         now = self.now()
         number = self.number_of(ticket)
         state: State
@@ -240,6 +241,7 @@ class Rooms:
         self.store = store
         self.cfg = cfg
         self._rooms: dict[str, Runtime] = {}
+        self._loading: dict[str, asyncio.Future[Runtime]] = {}
         self._index_checked = 0.0
         self._grace_us = cfg.ready_grace_s * _US
         self._window_us = cfg.rate_window_s * _US
@@ -255,13 +257,33 @@ class Rooms:
         return room in self._rooms
 
     async def runtime(self, room: str) -> Runtime:
-        """The room's runtime; a room created by another worker is loaded on first use."""
+        """The room's runtime with a snapshot; a room created by another worker (or found in
+        the index by the pacer but not ticked yet) is loaded and ticked on first use, once for
+        all the requests waiting for it: none is answered from a runtime without counters."""
         rt = self._rooms.get(room)
+        if rt is not None and rt.counters is not None:
+            return rt
+        task = self._loading.get(room)
+        if task is None:
+            task = self._loading[room] = asyncio.ensure_future(self._first_snapshot(room))
+            task.add_done_callback(self._loaded)
+        return await asyncio.shield(task)
+
+    def _loaded(self, task: asyncio.Future[Runtime]) -> None:
+        for room, pending in list(self._loading.items()):
+            if pending is task:
+                del self._loading[room]
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter got it already
+
+    async def _first_snapshot(self, room: str) -> Runtime:
+        rt = self._rooms.get(room) or await self._load(room)
         if rt is None:
-            rt = await self._load(room)
-            if rt is None:
-                raise UnknownRoom(room)
+            raise UnknownRoom(room)
+        if rt.counters is None:
             await self.tick(rt)
+        if rt.counters is None or room not in self._rooms:  # deleted meanwhile
+            raise UnknownRoom(room)
         return rt
 
     async def _load(self, room: str) -> Runtime | None:

@@ -1,0 +1,195 @@
+"""The waiting room across ``guichet serve --workers 2`` processes: a join always answers its
+ticket, a client's position never goes back up, and a cold burst of joins on a Cluster gets no
+500 and no unexplained 503."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from guichet import auth
+from guichet.config import Settings
+from guichet.embedded import free_port
+from guichet.room.routes import ROOMS
+from tests.conftest import Backend, Tokens, make_settings
+from tests.e2e.processes import Served, guichet
+
+pytestmark = pytest.mark.slow
+
+ADMIN_SCOPES = ["rooms:read", "rooms:write"]
+
+
+def redis_env(backend: Backend) -> dict[str, str]:
+    if backend.seeds:
+        return {"GUICHET_REDIS_CLUSTER_SEEDS": ",".join(backend.seeds)}
+    assert backend.url is not None
+    return {"GUICHET_REDIS_URL": backend.url}
+
+
+class Workers:
+    """``guichet serve --workers 2`` in ``cwd`` with the dev issuer, ready for requests."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self.cwd = cwd
+        self.port = free_port()
+        self.env = {
+            **env,
+            "GUICHET_SERVER_PORT": str(self.port),
+            # One client address sends everything: the per-IP join limit is not under test.
+            "GUICHET_ROOMS_JOIN_PER_IP_PER_MIN": "10000000",
+            "GUICHET_ROOMS_JOIN_IP_BURST": "100000",
+        }
+        self.key = auth.load_or_create_dev_key(str(cwd / ".guichet/dev-issuer.pem"))
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.served = Served(guichet("serve", "--workers", "2"), cwd=cwd, env=self.env)
+
+    def wait_ready(self) -> None:
+        self.served.wait_msg("listening", worker=0, timeout=60)
+        self.served.wait_msg("listening", worker=1, timeout=60)
+
+    def account(self, name: str) -> str:
+        return "Bearer " + auth.mint(
+            self.key, issuer="guichet-dev", audience="guichet", subject=name, ttl_s=600
+        )
+
+    def admin(self) -> str:
+        return "Bearer " + auth.mint(
+            self.key, issuer="guichet-dev", audience="guichet-admin", subject="admin:test",
+            ttl_s=600, scopes=ADMIN_SCOPES,
+        )  # fmt: skip
+
+    def room_put(self, room: str, rate: float, paused: bool = False) -> None:
+        """``guichet room put`` as ops run it (the CLI calls the admin API of one worker)."""
+        now = datetime.now(UTC)
+        argv = [
+            sys.executable, *guichet(
+                "room", "put", room,
+                "--opens-at", (now - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "--closes-at", (now + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "--rate", str(rate), "--max-active", "1000000", "--audience", "shop",
+                "--target-url", "https://shop.example/",
+            ),
+        ]  # fmt: skip
+        if paused:
+            argv.append("--paused")
+        result = subprocess.run(
+            argv, cwd=self.cwd, env={**os.environ, **self.env}, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+
+    def stop(self) -> None:
+        self.served.stop()
+
+
+@pytest.fixture
+def workers(tmp_path: Path, backend: Backend) -> Iterator[Workers]:
+    served = Workers(tmp_path, redis_env(backend))
+    try:
+        served.wait_ready()
+        yield served
+    finally:
+        served.stop()
+
+
+async def burst_join(
+    url: str, room: str, bearers: dict[str, str]
+) -> list[tuple[int, dict[str, Any], str]]:
+    """Every account joins at once, each on a connection of its own (SO_REUSEPORT spreads
+    them over the workers): (status, body, account)."""
+    connector = aiohttp.TCPConnector(force_close=True, limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def one(account: str, bearer: str) -> tuple[int, dict[str, Any], str]:
+            async with http.post(
+                f"{url}/v1/rooms/{room}/join", headers={"Authorization": bearer}
+            ) as resp:
+                return resp.status, await resp.json(content_type=None), account
+
+        return await asyncio.gather(*(one(a, b) for a, b in bearers.items()))
+
+
+async def test_a_join_always_answers_its_ticket_on_a_fresh_room(workers: Workers) -> None:
+    """Issue 11 item 9: joins sent right after ``guichet room put`` reach the worker that has
+    not loaded the room yet; each must still carry its ticket and number."""
+    bearers = await asyncio.to_thread(
+        lambda: {f"acc-{i}": workers.account(f"acc-{i}") for i in range(500)}
+    )
+    for attempt in range(3):  # a fresh room each time: the race is at first sight of a room
+        room = f"fresh-{attempt}"
+        await asyncio.to_thread(workers.room_put, room, 5.0)
+        replies = await burst_join(workers.url, room, bearers)
+        numbers = set()
+        for status, body, account in replies:
+            assert status == 201, (account, status, body)
+            assert body["created"] is True, body
+            assert isinstance(body["ticket"], str), body
+            assert body["ticket"], body
+            assert isinstance(body["number"], int), body
+            numbers.add(body["number"])
+        assert numbers == set(range(500))  # unique and gap-free
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: Backend) -> Settings:
+    # The pacer at its slowest (1 s): a room the index brought in stays unticked meanwhile.
+    return make_settings(tmp_path, backend.redis_section, rooms={"tick_interval_s": 1.0})
+
+
+async def test_a_room_known_from_the_index_but_not_ticked_answers_tickets(
+    client: TestClient, tokens: Tokens
+) -> None:
+    """The state of the worker that did not create the room: the pacer found it in the room
+    index (``_refresh_index``) and has not ticked it yet. A join still answers its ticket, and
+    a status its real place, not ``serving: 0``."""
+    now = datetime.now(UTC)
+    spec = {
+        "opens_at": (now - timedelta(minutes=1)).isoformat(),
+        "closes_at": (now + timedelta(hours=1)).isoformat(),
+        "rate_per_s": 1000, "max_active": 1000, "audience": "shop",
+        "target_url": "https://shop.example/",
+    }  # fmt: skip
+    admin = {"Authorization": f"Bearer {tokens.admin('rooms:write')}"}
+    resp = await client.put("/v1/admin/rooms/cold", json=spec, headers=admin)
+    assert resp.status == 201, await resp.text()
+    first = await client.post(
+        "/v1/rooms/cold/join", headers={"Authorization": f"Bearer {tokens.account('a')}"}
+    )
+    ticket = (await first.json())["ticket"]
+    rooms = client.app[ROOMS]
+    async with asyncio.timeout(10):  # the pacer calls number 0 within a second
+        while (await (await client.get(
+            "/v1/rooms/cold/status", headers={"X-Queue-Ticket": ticket}
+        )).json())["state"] != "ready":  # fmt: skip
+            runtime = rooms.get("cold")
+            assert runtime is not None
+            await runtime.updated.wait()
+    for account in ("b", "c"):
+        rooms._rooms.clear()  # as another worker: it has not seen the room …
+        await rooms._refresh_index()  # … until the pacer read the index (no tick yet)
+        seen = rooms.get("cold")
+        assert seen is not None
+        assert seen.counters is None
+        resp = await client.post(
+            "/v1/rooms/cold/join", headers={"Authorization": f"Bearer {tokens.account(account)}"}
+        )
+        body = await resp.json()
+        assert resp.status == 201, body
+        assert body["ticket"], body
+        assert body["number"] == ord(account) - ord("a"), body
+    rooms._rooms.clear()
+    await rooms._refresh_index()
+    resp = await client.get("/v1/rooms/cold/status", headers={"X-Queue-Ticket": ticket})
+    body = await resp.json()
+    assert (body["state"], body["position"]) == ("ready", 0), body
+    assert body["serving"] >= 1, body
