@@ -5,6 +5,8 @@ ticket, a client's position never goes back up, and a cold burst of joins on a C
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import os
 import subprocess
 import sys
@@ -17,11 +19,15 @@ import aiohttp
 import pytest
 import redis
 from aiohttp.test_utils import TestClient
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from guichet import auth
 from guichet.config import Settings
 from guichet.embedded import EmbeddedCluster, free_port
-from guichet.room.routes import ROOMS
+from guichet.room.progress import Mark
+from guichet.room.routes import MARKS, ROOMS
 from tests.conftest import Backend, Tokens, make_settings
 from tests.e2e.processes import Served, guichet
 
@@ -237,7 +243,7 @@ async def test_a_cold_burst_of_joins_on_a_cluster_gets_no_500(
         served = await asyncio.to_thread(cold_start, start)
         try:
             bearers = await asyncio.to_thread(
-                lambda: {f"acc-{i}": served.account(f"acc-{i}") for i in range(500)}
+                lambda s=served: {f"acc-{i}": s.account(f"acc-{i}") for i in range(500)}
             )
             spec = {
                 "opens_at": (now - timedelta(minutes=1)).isoformat(),
@@ -260,3 +266,125 @@ async def test_a_cold_burst_of_joins_on_a_cluster_gets_no_500(
         bad = [(status, body) for status, body, _ in replies if status != 201]
         errors = [line for line in served.served.raw if '"level":"error"' in line]
         assert statuses == [201], (start, bad[:3], errors[:5])
+
+
+async def test_positions_never_go_up_across_two_workers(workers: Workers) -> None:
+    """Issue 11 item 10: 2 workers, a new connection per poll (so polls land on either
+    worker's snapshot), thousands of polls while the pacer admits: within each client's
+    sequence the position never increases, as long as the client sends back ``seen``."""
+    await asyncio.to_thread(workers.room_put, "steady", 25.0)
+    bearers = await asyncio.to_thread(
+        lambda: {f"acc-{i}": workers.account(f"acc-{i}") for i in range(400)}
+    )
+    joined = await burst_join(workers.url, "steady", bearers)
+    tickets = sorted((body["number"], body["ticket"]) for status, body, _ in joined)
+    followed = [ticket for _, ticket in tickets[-12:]]  # the back of the line: still waiting
+    connector = aiohttp.TCPConnector(force_close=True, limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def follow(ticket: str) -> list[tuple[int, int]]:
+            seen: str | None = None
+            shown: list[tuple[int, int]] = []
+            for _ in range(200):
+                headers = {"X-Queue-Ticket": ticket, **({"X-Queue-Seen": seen} if seen else {})}
+                async with http.get(
+                    f"{workers.url}/v1/rooms/steady/status", headers=headers
+                ) as resp:
+                    body = await resp.json()
+                assert resp.status == 200, body
+                assert body["state"] == "waiting", body
+                seen = body["seen"]
+                shown.append((body["position"], body["serving"]))
+            return shown
+
+        sequences = await asyncio.gather(*(follow(t) for t in followed))
+    for shown in sequences:
+        positions = [position for position, _ in shown]
+        went_up = [(a, b) for a, b in itertools.pairwise(positions) if b > a]
+        assert went_up == [], (went_up[:5], positions[:40])
+        assert positions[-1] < positions[0]  # the pacer admitted meanwhile
+
+
+async def test_a_status_is_never_behind_what_the_client_was_shown(
+    client: TestClient, tokens: Tokens
+) -> None:
+    """A worker whose snapshot lags (here: a paused room still at serving 0) answers from the
+    client's ``seen`` (a mark another worker signed) when that is further: by poll and by the
+    event stream's Last-Event-ID. A mark not signed for this room is a 400 naming it."""
+    now = datetime.now(UTC)
+    spec = {
+        "opens_at": (now - timedelta(minutes=1)).isoformat(),
+        "closes_at": (now + timedelta(hours=1)).isoformat(),
+        "rate_per_s": 1000, "max_active": 1000, "audience": "shop",
+        "target_url": "https://shop.example/", "paused": True,
+    }  # fmt: skip
+    admin = {"Authorization": f"Bearer {tokens.admin('rooms:write')}"}
+    for room in ("lag", "other"):
+        resp = await client.put(f"/v1/admin/rooms/{room}", json=spec, headers=admin)
+        assert resp.status == 201, await resp.text()
+    ticket = ""
+    for i in range(6):
+        resp = await client.post(
+            "/v1/rooms/lag/join", headers={"Authorization": f"Bearer {tokens.account(str(i))}"}
+        )
+        ticket = (await resp.json())["ticket"]  # number 5
+    own = await (
+        await client.get("/v1/rooms/lag/status", headers={"X-Queue-Ticket": ticket})
+    ).json()
+    assert (own["serving"], own["position"]) == (0, 6), own
+    marks = client.app[MARKS]
+    ahead = marks.sign("lag", Mark(3, 0))  # what a worker further ahead showed this client
+    resp = await client.get(
+        "/v1/rooms/lag/status", headers={"X-Queue-Ticket": ticket, "X-Queue-Seen": ahead}
+    )
+    body = await resp.json()
+    assert (body["serving"], body["position"], body["ahead"]) == (3, 3, 2), body
+    assert body["seen"] == ahead
+
+    async with client.get(
+        "/v1/rooms/lag/events", params={"ticket": ticket}, headers={"Last-Event-ID": ahead}
+    ) as stream:
+        assert stream.status == 200
+        event: dict[str, str] = {}
+        async with asyncio.timeout(10):
+            while (line := (await stream.content.readline()).decode().rstrip("\r\n")) or not event:
+                if line and not line.startswith(":"):
+                    name, _, value = line.partition(":")
+                    event[name] = value.strip()
+    assert event["id"] == ahead, event
+    assert json.loads(event["data"])["position"] == 3, event
+
+    forged = ahead.replace("3.0.", "4.0.", 1)
+    for raw in (forged, marks.sign("other", Mark(3, 0)), "3.0", "x" * 500):
+        resp = await client.get(
+            "/v1/rooms/lag/status", headers={"X-Queue-Ticket": ticket, "X-Queue-Seen": raw}
+        )
+        assert resp.status == 400, await resp.text()
+        assert resp.content_type == "application/problem+json"
+        assert (await resp.json())["errors"][0]["field"] == "X-Queue-Seen"
+    resp = await client.get(
+        "/v1/rooms/lag/events", params={"ticket": ticket}, headers={"Last-Event-ID": forged}
+    )
+    assert resp.status == 400
+    assert (await resp.json())["errors"][0]["field"] == "Last-Event-ID"
+
+    # Anything in the header: a 200 or a 400 problem, never a 5xx.
+    loop = asyncio.get_running_loop()
+
+    async def ask(raw: str) -> tuple[int, str]:
+        headers = {"X-Queue-Ticket": ticket, "X-Queue-Seen": raw}
+        async with client.get("/v1/rooms/lag/status", headers=headers) as resp:
+            return resp.status, resp.content_type
+
+    @hyp_settings(max_examples=150, deadline=None)
+    @given(
+        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1)
+        | st.from_regex(r"\A[0-9]{1,40}\.[0-9]{1,40}\.[A-Za-z0-9_=-]{0,24}\Z")
+    )
+    def probe(raw: str) -> None:
+        status, content_type = asyncio.run_coroutine_threadsafe(ask(raw), loop).result(30)
+        assert status in (200, 400), (raw, status)
+        if status == 400:
+            assert content_type == "application/problem+json"
+
+    await asyncio.to_thread(probe)
