@@ -272,7 +272,7 @@ async def test_positions_never_go_up_across_two_workers(workers: Workers) -> Non
     """Issue 11 item 10: 2 workers, a new connection per poll (so polls land on either
     worker's snapshot), thousands of polls while the pacer admits: within each client's
     sequence the position never increases, as long as the client sends back ``seen``."""
-    await asyncio.to_thread(workers.room_put, "steady", 25.0)
+    await asyncio.to_thread(workers.room_put, "steady", 10.0)
     bearers = await asyncio.to_thread(
         lambda: {f"acc-{i}": workers.account(f"acc-{i}") for i in range(400)}
     )
@@ -292,7 +292,7 @@ async def test_positions_never_go_up_across_two_workers(workers: Workers) -> Non
                 ) as resp:
                     body = await resp.json()
                 assert resp.status == 200, body
-                assert body["state"] == "waiting", body
+                assert body["state"] in ("waiting", "ready"), body  # ready: position 0
                 seen = body["seen"]
                 shown.append((body["position"], body["serving"]))
             return shown
