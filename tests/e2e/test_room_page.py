@@ -430,6 +430,7 @@ async def test_polling_fallback_and_leave(
         await wait_value(page, "#position", 3)
         assert await page.evaluate("document.documentElement.lang") == "en"
     assert (await polled.value).headers["x-queue-ticket"]  # the stream failed: polling
+    assert (await polled.value).headers["x-queue-seen"]  # never shown a place behind the last
 
     # Leave with the keyboard only: Tab to the button, confirm with the second one.
     await tab_until(page, "leave")

@@ -91,7 +91,11 @@ class StockSignal(wire.Base, kw_only=True):
 
 
 class Status(wire.Reply, kw_only=True):
-    """Where a queue ticket stands. ``position`` is 1 for the next person to be called."""
+    """Where a queue ticket stands. ``position`` is 1 for the next person to be called.
+
+    ``seen`` is opaque: send it back in the ``X-Queue-Seen`` header of the next poll (the event
+    stream sends it as the event id) and the answer is never behind it, whichever server
+    answers: the position never goes back up."""
 
     room: str
     state: State
@@ -104,6 +108,7 @@ class Status(wire.Reply, kw_only=True):
     poll_after_ms: int
     opens_at: str
     closes_at: str
+    seen: str | None = None  # signed furthest counters shown: send back as X-Queue-Seen
 
 
 class Joined(Status, kw_only=True):

@@ -16,6 +16,7 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from guichet import auth, errors, metrics, openapi, streams, wire
 from guichet.config import RoomsConfig
 from guichet.room import model
+from guichet.room.progress import BadMark, Mark, Marks
 from guichet.room.service import Rooms, Runtime, UnknownRoom, spec_fields
 from guichet.room.tickets import Keyring, Ticket, TicketSigner, ticket_secret
 from guichet.state import SETTINGS, STORE, account_of, admin_of
@@ -25,10 +26,12 @@ log = logging.getLogger("guichet.room")
 ROOMS = web.AppKey("rooms", Rooms)
 SIGNER = web.AppKey("ticket_signer", TicketSigner)
 KEYRING = web.AppKey("keyring", Keyring)
+MARKS = web.AppKey("seen_marks", Marks)
 
 SCOPE_READ = "rooms:read"
 SCOPE_WRITE = "rooms:write"
 TICKET_HEADER = "X-Queue-Ticket"
+SEEN_HEADER = "X-Queue-Seen"
 COOKIE_PREFIX = "guichet_ticket_"
 
 _REJECT = {reason: metrics.ROOM_REJECTIONS.labels(reason) for reason in (
@@ -78,6 +81,24 @@ def _ticket(request: web.Request, room: str, *, query: bool = False) -> Ticket:
             else (errors.unauthorized(f"{TICKET_HEADER}: {exc.detail}"))
         )
         raise _reject(exc.reason, problem) from None
+
+
+def _seen(request: web.Request, room: str, *, stream: bool = False) -> Mark | None:
+    """What the client was last shown (``seen`` of its previous status), if it says."""
+    source, raw = SEEN_HEADER, request.headers.get(SEEN_HEADER)
+    if not raw and stream:
+        source, raw = "Last-Event-ID", request.headers.get("Last-Event-ID")
+        if not raw:
+            source, raw = "seen", request.query.get("seen")
+    if not raw:
+        return None
+    try:
+        return request.app[MARKS].verify(room, raw)
+    except BadMark as exc:
+        raise errors.Problem(
+            400, "malformed", "Malformed request", f"{source}: {exc}",
+            errors=[errors.FieldError(field=source, detail=str(exc))],
+        ) from None  # fmt: skip
 
 
 def _account_ticket(request: web.Request, room: str) -> tuple[auth.Account, Ticket]:
@@ -152,28 +173,35 @@ async def join(request: web.Request) -> web.Response:
 
 @openapi.endpoint(
     f"Where my ticket stands (ticket in the {TICKET_HEADER} header or the cookie). Answered "
-    "from this worker's snapshot of the room: no Redis round trip.",
+    "from this worker's snapshot of the room: no Redis round trip. Send the last answer's "
+    f"`seen` back in {SEEN_HEADER}: the answer is never behind it (400 if it was not issued "
+    "for this room).",
     response=model.Status,
-    errors=(401, 403, 404),
+    errors=(400, 401, 403, 404),
     tags=("room",),
 )
 async def status(request: web.Request) -> web.Response:
     room = _room_id(request)
-    rt = request.app[ROOMS].get(room) or await _runtime(request, room)
-    return wire.respond(rt.status(_ticket(request, room)))
+    rt = request.app[ROOMS].get(room)
+    if rt is None or rt.counters is None:
+        rt = await _runtime(request, room)
+    ticket = _ticket(request, room)
+    return wire.respond(rt.status(ticket, seen=_seen(request, room)))
 
 
 @openapi.endpoint(
     "The same status as a Server-Sent Events stream (`event: status`), sent when it changes; "
-    "ticket from the cookie, the header or `?ticket=`.",
+    "ticket from the cookie, the header or `?ticket=`. Each event's id is its `seen`: a "
+    f"reconnect's Last-Event-ID (or {SEEN_HEADER}, or `?seen=`) keeps it from going back.",
     content_type="text/event-stream",
-    errors=(401, 403, 404, 429),
+    errors=(400, 401, 403, 404, 429),
     tags=("room",),
 )
 async def events(request: web.Request) -> web.StreamResponse:
     room = _room_id(request)
     rt = await _runtime(request, room)
     ticket = _ticket(request, room, query=True)
+    seen = _seen(request, room, stream=True)
     cfg = request.app[SETTINGS].rooms
     slot = request.app[streams.SLOTS].hold(
         "/status", streams.client_address(request, cfg), f"{room}/{ticket.tid}"
@@ -184,8 +212,8 @@ async def events(request: web.Request) -> web.StreamResponse:
             headers = {"Cache-Control": "no-store"}
             stream: EventSourceResponse
             async with sse_response(request, headers=headers, ping_interval=15) as stream:
-                async for payload in _changes(request.app[ROOMS], rt, ticket, request):
-                    await stream.send(payload, event="status")
+                async for payload, mark in _changes(request.app[ROOMS], rt, ticket, seen, request):
+                    await stream.send(payload, id=mark, event="status")
         finally:
             metrics.ROOM_SSE_CLIENTS.dec()
     return stream
@@ -195,19 +223,23 @@ _FINAL_STATES = ("admitted", "expired", "closed", "sold_out")
 
 
 async def _changes(
-    rooms: Rooms, rt: Runtime, ticket: Ticket, request: web.Request
-) -> AsyncIterator[str]:
-    """The ticket's status whenever it changes, at most once a second; ends when final or
-    when the client has gone (checked at every snapshot, so a quiet stream is freed too)."""
+    rooms: Rooms, rt: Runtime, ticket: Ticket, seen: Mark | None, request: web.Request
+) -> AsyncIterator[tuple[str, str | None]]:
+    """The ticket's status (and its ``seen``, the event id) whenever it changes, at most once
+    a second, never behind what the client was shown; ends when final or when the client has
+    gone (checked at every snapshot, so a quiet stream is freed too)."""
     last = ""
     while True:
         if request.transport is None or request.transport.is_closing():
             return
         current = rooms.get(rt.id) or rt
-        st = current.status(ticket)
+        st = current.status(ticket, seen=seen)
+        if (c := current.counters) is not None:
+            seen = Mark(max(c.serving, seen.serving if seen else 0),
+                        max(c.floor, seen.floor if seen else 0))  # fmt: skip
         payload = wire.encode(st).decode()
         if payload != last:
-            yield payload
+            yield payload, st.seen
             last = payload
         if st.state in _FINAL_STATES:
             return
@@ -533,7 +565,7 @@ async def put_stock(request: web.Request) -> web.Response:
 
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    rooms = Rooms(app[STORE], settings.rooms)
+    rooms = Rooms(app[STORE], settings.rooms, app[MARKS])
     app[ROOMS] = rooms
     try:
         await rooms.ensure_defined(settings.rooms.define)
@@ -548,9 +580,9 @@ def setup(app: web.Application) -> None:
     """Routes, keys and the pacer loop; call after the store's cleanup context."""
     settings = app[SETTINGS]
     cfg = settings.rooms
-    app[SIGNER] = TicketSigner(
-        ticket_secret(cfg), cfg.admission_issuer, settings.security.verified_cache_size
-    )
+    secret = ticket_secret(cfg)
+    app[SIGNER] = TicketSigner(secret, cfg.admission_issuer, settings.security.verified_cache_size)
+    app[MARKS] = Marks(secret, settings.security.verified_cache_size)
     app[KEYRING] = Keyring(cfg.signing_key_dir)
     app.cleanup_ctx.append(_rooms_ctx)
     r = app.router

@@ -37,6 +37,7 @@ from guichet.room.model import (
     queue_order,
     state_of,
 )
+from guichet.room.progress import Mark, Marks
 from guichet.room.tickets import Ticket
 from guichet.store import keys
 from guichet.store.client import Store
@@ -152,7 +153,16 @@ class Runtime:
     order: np.ndarray | None = None
     order_task: asyncio.Task[None] | None = None
     updated: asyncio.Event = field(default_factory=asyncio.Event)
+    marks: Marks | None = None  # signs the `seen` of each status
     _window: tuple[RoomSpec | None, tuple[str, str]] = (None, ("", ""))
+    _mark: tuple[Mark, str] | None = None  # the last one signed (the same for every poll)
+
+    def _signed(self, mark: Mark) -> str | None:
+        if self.marks is None:
+            return None
+        if self._mark is None or self._mark[0] != mark:
+            self._mark = (mark, self.marks.sign(self.id, mark))
+        return self._mark[1]
 
     @property
     def window(self) -> tuple[str, str]:
@@ -178,21 +188,33 @@ class Runtime:
             return None
         return int(self.order[ticket.index])
 
-    def status(self, ticket: Ticket, joined: tuple[str, bool] | None = None) -> Status:
-        """Where ``ticket`` stands, from the snapshot; with ``joined`` (the token and whether
-        it is new) a :class:`Joined` reply."""
+    def status(
+        self, ticket: Ticket, joined: tuple[str, bool] | None = None, seen: Mark | None = None
+    ) -> Status:
+        """Where ``ticket`` stands, from the snapshot or from what the client was last shown
+        (``seen``, verified), whichever is further; with ``joined`` (the token and whether it
+        is new) a :class:`Joined` reply."""
         c = self.counters
-        opens, closes = self.window
-        if c is None:
-            return Status(
-                room=self.id,
-                state="waiting",
-                serving=0,
-                admission_rate=0.0,
-                poll_after_ms=1000,
-                opens_at=opens,
-                closes_at=closes,
+        if (
+            c is not None
+            and seen is not None
+            and (seen.serving > c.serving or seen.floor > c.floor)
+        ):
+            c = msgspec.structs.replace(
+                c, serving=max(c.serving, seen.serving), floor=max(c.floor, seen.floor)
             )
+        opens, closes = self.window
+        if c is None:  # Rooms.runtime() waits for a snapshot: only a defensive answer
+            if joined is not None:  # a join always answers its ticket
+                return Joined(
+                    room=self.id, state="waiting", serving=0, admission_rate=0.0,
+                    poll_after_ms=1000, opens_at=opens, closes_at=closes, ticket=joined[0],
+                    created=joined[1],
+                )  # fmt: skip
+            return Status(
+                room=self.id, state="waiting", serving=0, admission_rate=0.0,
+                poll_after_ms=1000, opens_at=opens, closes_at=closes,
+            )  # fmt: skip
         now = self.now()
         number = self.number_of(ticket)
         state: State
@@ -220,26 +242,30 @@ class Runtime:
         )
         position = None if ahead is None else ahead + 1 if state == "waiting" else 0
         rate = round(c.rate, 3)
+        mark = self._signed(Mark(c.serving, c.floor))
         if joined is not None:
             return Joined(
                 room=self.id, state=state, number=number, position=position, ahead=ahead,
                 eta_s=eta, serving=c.serving, admission_rate=rate, poll_after_ms=hint,
-                opens_at=opens, closes_at=closes, ticket=joined[0], created=joined[1],
+                opens_at=opens, closes_at=closes, seen=mark, ticket=joined[0],
+                created=joined[1],
             )  # fmt: skip
         return Status(
             room=self.id, state=state, number=number, position=position, ahead=ahead,
             eta_s=eta, serving=c.serving, admission_rate=rate, poll_after_ms=hint,
-            opens_at=opens, closes_at=closes,
+            opens_at=opens, closes_at=closes, seen=mark,
         )  # fmt: skip
 
 
 class Rooms:
     """Every room, as one worker sees it, and the script calls that change them."""
 
-    def __init__(self, store: Store, cfg: RoomsConfig) -> None:
+    def __init__(self, store: Store, cfg: RoomsConfig, marks: Marks | None = None) -> None:
         self.store = store
         self.cfg = cfg
+        self.marks = marks
         self._rooms: dict[str, Runtime] = {}
+        self._loading: dict[str, asyncio.Future[Runtime]] = {}
         self._index_checked = 0.0
         self._grace_us = cfg.ready_grace_s * _US
         self._window_us = cfg.rate_window_s * _US
@@ -255,13 +281,33 @@ class Rooms:
         return room in self._rooms
 
     async def runtime(self, room: str) -> Runtime:
-        """The room's runtime; a room created by another worker is loaded on first use."""
+        """The room's runtime with a snapshot; a room created by another worker (or found in
+        the index by the pacer but not ticked yet) is loaded and ticked on first use, once for
+        all the requests waiting for it: none is answered from a runtime without counters."""
         rt = self._rooms.get(room)
+        if rt is not None and rt.counters is not None:
+            return rt
+        task = self._loading.get(room)
+        if task is None:
+            task = self._loading[room] = asyncio.ensure_future(self._first_snapshot(room))
+            task.add_done_callback(self._loaded)
+        return await asyncio.shield(task)
+
+    def _loaded(self, task: asyncio.Future[Runtime]) -> None:
+        for room, pending in list(self._loading.items()):
+            if pending is task:
+                del self._loading[room]
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter got it already
+
+    async def _first_snapshot(self, room: str) -> Runtime:
+        rt = self._rooms.get(room) or await self._load(room)
         if rt is None:
-            rt = await self._load(room)
-            if rt is None:
-                raise UnknownRoom(room)
+            raise UnknownRoom(room)
+        if rt.counters is None:
             await self.tick(rt)
+        if rt.counters is None or room not in self._rooms:  # deleted meanwhile
+            raise UnknownRoom(room)
         return rt
 
     async def _load(self, room: str) -> Runtime | None:
@@ -272,7 +318,7 @@ class Rooms:
         spec = spec_from_hash(raw)
         rt = self._rooms.get(room)
         if rt is None:
-            rt = self._rooms[room] = Runtime(room, k, spec)
+            rt = self._rooms[room] = Runtime(room, k, spec, marks=self.marks)
         else:
             rt.spec = spec
         rt.version = raw.get(b"version", b"")
@@ -365,6 +411,8 @@ class Rooms:
             )
         if reaped:
             metrics.ROOM_EXPIRED.labels(rt.id).inc(reaped)
+        if rt.counters is not None and counters.now < rt.counters.now:
+            return  # an older tick's reply overtaken by a newer one: never step back
         rt.counters, rt.fetched = counters, time.monotonic()
         if counters.opened and counters.prequeue and rt.order is None and rt.order_task is None:
             rt.order_task = asyncio.create_task(self._compute_order(rt, counters))

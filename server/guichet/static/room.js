@@ -181,6 +181,7 @@
   let token = null;
   let ticket = null;
   let last = null; // the last Status (or Joined) received
+  let seen = null; // its signed `seen`: sent back, no server answers behind it
   // A page-side state overriding the server's, once there is nothing more to follow:
   // no_token, auth, unknown_room, closed, expired, session_ended, left, error, redirecting.
   let clientState = null;
@@ -539,6 +540,7 @@
     failures = 0;
     if (!(errorMsg && errorMsg.key === 'error_full' && status.state === 'ready')) errorMsg = null;
     if (status.ticket) ticket = status.ticket;
+    if (typeof status.seen === 'string') seen = status.seen;
     if (status.number !== null && status.number !== undefined && status.ahead !== null
         && status.ahead !== undefined) {
       const key = `guichet:first-ahead:${room}:${status.number}`;
@@ -593,7 +595,8 @@
       return;
     }
     closeStream();
-    const source = new EventSource(`${api}/events?ticket=${encodeURIComponent(ticket)}`);
+    const since = seen ? `&seen=${encodeURIComponent(seen)}` : '';
+    const source = new EventSource(`${api}/events?ticket=${encodeURIComponent(ticket)}${since}`);
     let errors = 0;
     stream = source;
     source.addEventListener('open', () => {
@@ -639,8 +642,10 @@
     if (stopped) return;
     let res = null;
     try {
+      const headers = { Accept: 'application/json', 'X-Queue-Ticket': ticket };
+      if (seen) headers['X-Queue-Seen'] = seen;
       res = await fetch(`${api}/status`, {
-        headers: { Accept: 'application/json', 'X-Queue-Ticket': ticket },
+        headers,
         credentials: 'same-origin',
         cache: 'no-store',
       });
@@ -654,6 +659,11 @@
         // a garbled answer: try again at the usual pace
       }
       schedulePoll();
+      return;
+    }
+    if (res && res.status === 400 && seen) {
+      seen = null; // a mark this server no longer accepts (new secret): ask without it
+      schedulePoll(0);
       return;
     }
     if (res && (res.status === 401 || res.status === 403 || res.status === 404) && token) {

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,11 +36,10 @@ class Store:
         client: Client,
         mode: Literal["standalone", "cluster"],
         scripts: Sequence[LuaScript] = (),
-        max_in_flight: int | None = None,
     ) -> None:
         self.client = client
         self.mode = mode
-        self.scripts = ScriptRegistry(client, scripts, max_in_flight)
+        self.scripts = ScriptRegistry(client, scripts)
 
     async def health(self, timeout_s: float) -> Health:
         """Reachable and every script loaded; missing scripts are loaded again on the way."""
@@ -64,13 +65,19 @@ class Store:
         await self.client.aclose()
 
 
+_GATE_HELD: ContextVar[bool] = ContextVar("guichet_cluster_gate_held", default=False)
+
+
 class GatedCluster(RedisCluster):
-    """A Cluster client whose commands wait for a free slot instead of failing.
+    """A Cluster client that never needs more than ``max_in_flight`` connections to a node.
 
     redis-py's async Cluster pool raises ``MaxConnectionsError`` when a node's pool is full
-    (the standalone client can use a blocking pool instead). Scripts are queued by the
-    registry; this gate does the same for plain commands (a burst of public reads), so that
-    at most ``max_connections`` commands are in flight per client.
+    (the standalone client can use a blocking pool instead), and a pipeline that meets it
+    closes the whole client (``ERRORS_ALLOW_RETRY``), cutting every other call in flight
+    ("TCPTransport closed"). So every user of a connection queues on one gate first: a plain
+    command, and a whole auto-pipelined batch of scripts (which takes at most one connection
+    per node). Calls made while the gate is held (a pipeline's redirections, a multi-node
+    command) pass through: the holder already counts for them.
     """
 
     def __init__(self, *args: Any, max_in_flight: int, **kwargs: Any) -> None:
@@ -78,10 +85,23 @@ class GatedCluster(RedisCluster):
         self._in_flight = max_in_flight
         self._gate: asyncio.Semaphore | None = None
 
-    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+    @contextlib.asynccontextmanager
+    async def gated(self) -> AsyncIterator[None]:
+        """Hold one of the ``max_in_flight`` places (re-entrant within a task tree)."""
+        if _GATE_HELD.get():
+            yield
+            return
         if self._gate is None:
             self._gate = asyncio.Semaphore(self._in_flight)
         async with self._gate:
+            token = _GATE_HELD.set(True)
+            try:
+                yield
+            finally:
+                _GATE_HELD.reset(token)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.gated():
             return await super().execute_command(*args, **kwargs)
 
 
@@ -104,7 +124,7 @@ def connect(cfg: RedisConfig, url: str | None = None, scripts: Sequence[LuaScrip
             **common,
             **cfg.cluster_auth,
         )
-        return Store(cluster, "cluster", scripts, max_in_flight=cfg.max_connections)
+        return Store(cluster, "cluster", scripts)
     target = url or cfg.url
     if target is None:
         raise ValueError("no redis url: start the embedded server first")

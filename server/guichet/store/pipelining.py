@@ -11,6 +11,7 @@ ioredis calls auto-pipelining; it turns N round trips and N socket writes into o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,13 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 _Call = tuple[str, Sequence[Any], "asyncio.Future[Any]"]
+
+
+def gate(client: Redis | RedisCluster) -> contextlib.AbstractAsyncContextManager[None]:
+    """The client's connection gate (``GatedCluster.gated``), or none: a standalone client's
+    blocking pool already waits for a free connection."""
+    gated = getattr(client, "gated", None)
+    return contextlib.nullcontext() if gated is None else gated()
 
 
 class Coalescer:
@@ -75,20 +83,25 @@ class Coalescer:
         finally:
             await pool.release(conn)
 
+    @staticmethod
+    async def _cluster(client: RedisCluster, batch: list[_Call]) -> list[Any]:
+        if len(batch) == 1:
+            sha, args, _ = batch[0]
+            return [await client.evalsha(sha, *args)]
+        pipe = client.pipeline(transaction=False)
+        for sha, args, _ in batch:
+            # execute_command: redis-py blocks the evalsha() helper on Cluster pipelines
+            pipe.execute_command("EVALSHA", sha, *args)
+        return list(await pipe.execute(raise_on_error=False))
+
     async def _send(self, batch: list[_Call]) -> None:
         results: list[Any]
         try:
             if isinstance(self._client, Redis):
                 results = await self._direct(self._client, batch)
-            elif len(batch) == 1:
-                sha, args, future = batch[0]
-                results = [await self._client.evalsha(sha, *args)]
             else:
-                pipe = self._client.pipeline(transaction=False)
-                for sha, args, _ in batch:
-                    # execute_command: redis-py blocks the evalsha() helper on Cluster pipelines
-                    pipe.execute_command("EVALSHA", sha, *args)
-                results = await pipe.execute(raise_on_error=False)
+                async with gate(self._client):  # at most one connection per node for all
+                    results = await self._cluster(self._client, batch)
         except BaseException as exc:  # the whole trip failed: every caller learns why
             for _, _, future in batch:
                 if not future.done():

@@ -10,7 +10,6 @@ and the call retried once.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import time
@@ -26,7 +25,7 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from guichet import metrics
-from guichet.store.pipelining import Coalescer
+from guichet.store.pipelining import Coalescer, gate
 
 Client = Redis | RedisCluster
 _INCLUDE = re.compile(r"^--!include (\S+)$", re.MULTILINE)
@@ -76,12 +75,8 @@ def error_kind(exc: BaseException) -> str:
 class ScriptRegistry:
     """The declared scripts bound to one client."""
 
-    def __init__(
-        self, client: Client, scripts: Sequence[LuaScript], max_in_flight: int | None = None
-    ) -> None:
+    def __init__(self, client: Client, scripts: Sequence[LuaScript]) -> None:
         self._client = client
-        # redis-py's cluster pool raises instead of waiting when full: queue here instead.
-        self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._scripts = {s.name: s for s in scripts}
         if len(self._scripts) != len(scripts):
             raise ValueError("two scripts share a name")
@@ -116,11 +111,7 @@ class ScriptRegistry:
             raise KeyError(f"script {script.name} is not registered")
         start = time.perf_counter()
         try:
-            if self._gate is None:
-                result = await self._run(script, keys, args)
-            else:
-                async with self._gate:
-                    result = await self._run(script, keys, args)
+            result = await self._run(script, keys, args)
         except RedisError as exc:
             metrics.REDIS_ERRORS.labels(script.name, error_kind(exc)).inc()
             raise
@@ -162,7 +153,8 @@ class ScriptRegistry:
             node = self._client.get_node_from_key(keys[0])
             assert node is not None
             commands = [PipelineCommand(0, *call), PipelineCommand(1, *wait)]
-            await node.execute_pipeline(commands)
+            async with gate(self._client):
+                await node.execute_pipeline(commands)
             return commands[0].result, commands[1].result
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.execute_command(*call)
