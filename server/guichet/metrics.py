@@ -104,8 +104,8 @@ ROOM_ACTIVE = Gauge(
     multiprocess_mode="livemax",
 )
 ROOM_SERVING = Gauge(
-    "guichet_room_serving_counter",
-    "Numbers called so far (the serving counter).",
+    "guichet_room_serving_number",
+    "Numbers called so far (the room's serving counter, a gauge).",
     ["room"],
     multiprocess_mode="livemax",
 )
