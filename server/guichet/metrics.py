@@ -60,6 +60,13 @@ AUTH_FAILURES = Counter(
     ["reason"],
 )
 
+READY = Gauge(
+    "guichet_ready",
+    "1 when the worker is ready (Redis answers and every Lua script is loaded: /readyz), else "
+    "0; the lowest over the live workers. Set by /readyz and a probe every few seconds.",
+    multiprocess_mode="livemin",
+)
+
 # --- event loop ---------------------------------------------------------------------------
 LOOP_LAG = Gauge(
     "guichet_event_loop_lag_seconds",
