@@ -94,6 +94,7 @@ async def invariant(store: Store) -> None:
     assert audit(await Shop(store).levels(SALE)) == []
 
 
+@pytest.mark.inprocess("reloads the worker's sale view (client.app[LIVE])")
 async def test_a_pack_held_replayed_confirmed_and_seen_in_availability(
     client: TestClient, tokens: Tokens, store: Store
 ) -> None:
@@ -227,6 +228,7 @@ async def test_one_account_firing_50_parallel_holds_stays_within_its_quotas(
     await invariant(store)
 
 
+@pytest.mark.inprocess("subscribes to the worker's sale view (client.app[LIVE])")
 async def test_release_and_expiry_return_seats(
     client: TestClient, tokens: Tokens, store: Store
 ) -> None:
@@ -261,6 +263,7 @@ async def test_release_and_expiry_return_seats(
     await invariant(store)
 
 
+@pytest.mark.inprocess("awaits the worker's room snapshot (client.app[ROOMS])")
 async def test_stock_running_out_meters_the_linked_room_down_to_sold_out(
     client: TestClient, tokens: Tokens, store: Store
 ) -> None:
@@ -391,6 +394,7 @@ async def test_bad_input_is_refused_with_a_problem_naming_it_and_changes_nothing
     await invariant(store)
 
 
+@pytest.mark.inprocess("subscribes to the worker's sale view (client.app[LIVE])")
 async def test_expiry_under_load_returns_only_the_expired_holds(
     client: TestClient, tokens: Tokens, store: Store
 ) -> None:
