@@ -4,8 +4,9 @@ over a real loopback socket."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from guichet.app import SCRIPTS, create_app
 from guichet.config import Settings, load_settings
 from guichet.embedded import EmbeddedCluster, EmbeddedValkey
 from guichet.store.client import Store, connect
+from tests.served import SERVE, ProcessServer
 
 MODE = os.environ.get("GUICHET_TEST_REDIS", "standalone")
 if MODE not in ("standalone", "cluster"):
@@ -129,11 +131,34 @@ def app(settings: Settings) -> web.Application:
 
 
 @pytest.fixture
-async def client(app: web.Application) -> AsyncIterator[TestClient]:
+def http_server(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> TestServer | ProcessServer:
+    """What ``client`` talks to: the app in this process (built here, outside the event loop),
+    or, under ``GUICHET_TEST_SERVE=workers2``, ``guichet serve --workers 2`` (tests/served.py)."""
+    if SERVE == "workers2":
+        return ProcessServer(settings, tmp_path / "serve")
+    return TestServer(request.getfixturevalue("app"), host="127.0.0.1")
+
+
+@pytest.fixture
+async def client(http_server: TestServer | ProcessServer) -> AsyncIterator[TestClient]:
     """The whole app on a real loopback socket."""
-    server = TestServer(app, host="127.0.0.1")
-    async with TestClient(server) as c:
+    async with TestClient(http_server) as c:
         yield c
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``GUICHET_TEST_SERVE=workers2``, skip what needs the app in this process."""
+    if SERVE != "workers2":
+        return
+    for item in items:
+        marker = item.get_closest_marker("inprocess")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else "needs the app in this process"
+            item.add_marker(pytest.mark.skip(reason=f"workers2: {reason}"))
+        elif "client" not in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.skip(reason="workers2: runs no `client` fixture"))
 
 
 class Tokens:
@@ -178,6 +203,19 @@ def metric_value(exposition: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+async def metrics_when(
+    client: TestClient, ready: Callable[[str], bool], within_s: float = 15.0
+) -> str:
+    """``/metrics`` once ``ready(text)`` holds. With several workers a request's count reaches
+    the exposition at its worker's next flush (every 250 ms), so ask again until then."""
+    async with asyncio.timeout(within_s):
+        while True:
+            text = await (await client.get("/metrics")).text()
+            if ready(text):
+                return text
+            await asyncio.sleep(0.05)
 
 
 @pytest.fixture(autouse=True)

@@ -188,6 +188,7 @@ def create_app(
         app[REDIS_URL] = redis_url
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_loop_lag_ctx)
+    app.cleanup_ctx.append(ops.readiness_probe_ctx)
     ops.setup_routes(app)
     room_routes.setup(app)
     room_page.setup_routes(app)

@@ -72,6 +72,13 @@ AUTH_FAILURES = Counter(
     ["reason"],
 )
 
+READY = Gauge(
+    "guichet_ready",
+    "1 when the worker is ready (Redis answers and every Lua script is loaded: /readyz), else "
+    "0; the lowest over the live workers. Set by /readyz and a probe every few seconds.",
+    multiprocess_mode="livemin",
+)
+
 # --- event loop ---------------------------------------------------------------------------
 LOOP_LAG = Gauge(
     "guichet_event_loop_lag_seconds",
@@ -121,8 +128,8 @@ ROOM_ACTIVE = Gauge(
     multiprocess_mode="livemax",
 )
 ROOM_SERVING = Gauge(
-    "guichet_room_serving_counter",
-    "Numbers called so far (the serving counter).",
+    "guichet_room_serving_number",
+    "Numbers called so far (the room's serving counter, a gauge).",
     ["room"],
     multiprocess_mode="livemax",
 )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from guichet import __version__, metrics, openapi, wire
+from guichet import __version__, background, metrics, openapi, wire
 from guichet.state import OPENAPI_CACHE, SETTINGS, STORE, WORKER_ID, account_of, admin_of
 
 SCOPE_OPS_READ = "ops:read"
@@ -54,6 +55,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     store = request.app[STORE]
     health = await store.health(request.app[SETTINGS].redis.health_timeout_s)
+    metrics.READY.set(1 if health.ok else 0)
     body = Readiness(
         status="ready" if health.ok else "not_ready",
         reason=health.reason,
@@ -112,6 +114,24 @@ async def admin_status(request: web.Request) -> web.Response:
             pid=os.getpid(),
         )
     )
+
+
+READINESS_PROBE_S = 5.0
+
+
+async def readiness_probe_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Probe readiness every few seconds for ``guichet_ready`` (an alert needs it even when
+    no load balancer asks /readyz); a worker starts not ready."""
+    metrics.READY.set(0)
+    store, timeout_s = app[STORE], app[SETTINGS].redis.health_timeout_s
+
+    async def probe() -> None:
+        metrics.READY.set(1 if (await store.health(timeout_s)).ok else 0)
+
+    probing = background.Periodic("readiness probe", READINESS_PROBE_S, probe)
+    probing.start()
+    yield
+    await probing.stop()
 
 
 def setup_routes(app: web.Application) -> None:

@@ -18,7 +18,14 @@ from guichet.draw import monitor
 from guichet.draw.routes import DRAWS
 from guichet.store import sync
 from guichet.store.keys import DrawKeys
-from tests.conftest import Backend, Tokens, make_settings, metric_value, settings_file
+from tests.conftest import (
+    Backend,
+    Tokens,
+    make_settings,
+    metric_value,
+    metrics_when,
+    settings_file,
+)
 
 CONSENT = {"accept_rules": True, "accept_data_processing": True}
 
@@ -220,8 +227,12 @@ async def test_a_draw_through_its_life_over_http(
     assert again.status == 200
     assert (await again.json())["status"] == "window_assigned"
     # Ops see it: the gauges come from Redis (the batch jobs are not scraped).
-    await monitor.refresh(client.app[DRAWS])  # type: ignore[index]
-    text = await (await client.get("/metrics")).text()
+    if client.app is not None:
+        await monitor.refresh(client.app[DRAWS])
+    # With worker processes, wait for their monitor's next round (draws.monitor_interval_s).
+    text = await metrics_when(
+        client, lambda t: metric_value(t, "guichet_draw_windows_assigned", draw="d1") == 2
+    )
     assert metric_value(text, "guichet_draw_ranked_entries", draw="d1") == 3
     assert metric_value(text, "guichet_draw_windows_assigned", draw="d1") == 2
     assert metric_value(text, "guichet_draw_run_progress_ratio", draw="d1") == 1
