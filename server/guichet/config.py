@@ -168,9 +168,9 @@ class RoomsConfig(_Section, frozen=True):
     join_ip_burst: PositiveInt = 30
     join_per_account_per_min: PositiveInt = 12
     join_account_burst: PositiveInt = 6
-    #: Secure ticket cookie: true, false, or unset = Secure unless the request's Host is a
-    #: loopback name (http://127.0.0.1 and http://localhost in development).
-    cookie_secure: bool | None = None
+    #: The ticket cookie is Secure; false only where the service is served over plain HTTP
+    #: (development). Browsers take Secure cookies from http://localhost and 127.0.0.1 anyway.
+    cookie_secure: bool = True
     #: Open SSE streams (room and shop together) per worker, per client address, per ticket.
     sse_max_clients: Annotated[int, Meta(ge=0, le=1_000_000)] = 20_000
     sse_max_per_address: Annotated[int, Meta(ge=1, le=1_000_000)] = 16

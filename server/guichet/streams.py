@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
+import logging
 from collections.abc import Iterator
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from aiohttp import web
 from guichet import errors, metrics
 from guichet.config import RoomsConfig
 
+log = logging.getLogger("guichet.streams")
 RETRY_AFTER_S = 5
 
 
@@ -38,12 +40,31 @@ def _trusted(peer: str, cidrs: tuple[str, ...]) -> bool:
 def client_address(request: web.Request, cfg: RoomsConfig) -> str:
     """The client's address (see the module doc); ``unknown`` without a peer."""
     peer = request.remote or "unknown"
-    if cfg.client_ip_header and _trusted(peer, cfg.trusted_proxies):
+    if cfg.client_ip_header:
         forwarded = request.headers.get(cfg.client_ip_header, "")
+        if not _trusted(peer, cfg.trusted_proxies):
+            if forwarded and not _UNTRUSTED_WARNED:
+                _warn_untrusted(peer, cfg.client_ip_header)
+            return peer
         last = forwarded.rsplit(",", 1)[-1].strip()
         if last:
             return last[:64]
     return peer
+
+
+_UNTRUSTED_WARNED = False
+
+
+def _warn_untrusted(peer: str, header: str) -> None:
+    """Once per worker: a proxy off ``rooms.trusted_proxies`` makes every client one address
+    (one rate limit, one SSE allowance), which ops must hear of before the sale does."""
+    global _UNTRUSTED_WARNED
+    _UNTRUSTED_WARNED = True
+    log.warning(
+        "client_ip_header from an untrusted peer: its clients count as one address; "
+        "add the proxy to rooms.trusted_proxies",
+        extra={"peer": peer, "header": header},
+    )
 
 
 class StreamSlots:
@@ -96,16 +117,3 @@ def _release(counts: dict[str, int], key: str) -> None:
 
 
 SLOTS = web.AppKey("sse_slots", StreamSlots)
-
-
-def secure_cookie(request: web.Request, setting: bool | None) -> bool:
-    """Whether a cookie is ``Secure``: ``rooms.cookie_secure`` when set, else unless the
-    request's Host is a loopback name (development over http://127.0.0.1 or localhost)."""
-    if setting is not None:
-        return setting
-    host = request.headers.get("Host", "").lower()  # request.host would resolve a name
-    name = host[: host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
-    loopback = (
-        name in ("localhost", "[::1]") or name.startswith("127.") or (name.endswith(".localhost"))
-    )
-    return not loopback

@@ -118,7 +118,8 @@ def require_json(request: web.Request) -> None:
     """415 naming ``Content-Type`` unless the body is declared ``application/json`` (the one
     request media type of the OpenAPI document)."""
     if request.content_type != JSON_CONTENT_TYPE:
-        sent = request.headers.get("Content-Type", "")[:60] or "nothing"
+        # request.content_type, not the raw header: its bytes may not even encode (surrogates)
+        sent = request.content_type[:60] or "nothing"
         raise errors.Problem(
             415,
             "unsupported-media-type",

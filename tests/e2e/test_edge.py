@@ -17,7 +17,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guichet import edge
+from guichet import edge, streams
 from guichet.app import create_app
 from guichet.errors import PROBLEM_CONTENT_TYPE
 from tests.conftest import Backend, Tokens, make_settings, metric_value
@@ -201,14 +201,14 @@ async def join_cookie(url: str, tokens: Tokens, host: str | None = None) -> str:
 @pytest.mark.parametrize(
     ("setting", "host", "secure"),
     [
-        (None, None, False),  # development: http://127.0.0.1:PORT
-        (None, "localhost:8080", False),
-        (None, "tickets.example", True),  # anything else: served over HTTPS
-        (True, None, True),
-        (False, "tickets.example", False),
+        (None, None, True),  # the default, even on http://127.0.0.1:PORT
+        (None, "127.0.0.1:8080", True),  # what nginx sends by default: no guess from the Host
+        (None, "tickets.example", True),
+        (True, "localhost:8080", True),
+        (False, "tickets.example", False),  # plain HTTP, said by the configuration
     ],
 )
-async def test_the_ticket_cookie_is_secure_unless_on_loopback(
+async def test_the_ticket_cookie_is_secure_unless_configured_for_plain_http(
     tmp_path: Path,
     backend: Backend,
     tokens: Tokens,
@@ -307,8 +307,9 @@ async def test_sse_slots_per_ticket_per_address_and_one_count_for_room_and_shop(
 
 
 async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
-    tmp_path: Path, backend: Backend, tokens: Tokens
+    tmp_path: Path, backend: Backend, tokens: Tokens, caplog: pytest.LogCaptureFixture
 ) -> None:
+    streams._UNTRUSTED_WARNED = False  # once per worker: this test is the worker's first
     rooms = {"sse_max_per_address": 1, "client_ip_header": "X-Forwarded-For",
              "trusted_proxies": ["10.0.0.0/8"]}  # fmt: skip
     async with served(tmp_path, backend, rooms=rooms) as url, aiohttp.ClientSession(url) as http:
@@ -320,6 +321,10 @@ async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
         await refused(await open_stream(http, shop, **{"X-Forwarded-For": "203.0.113.2"}),
                       "rooms.sse_max_per_address")  # fmt: skip
         first.close()
+    warned = [r for r in caplog.records if "untrusted peer" in r.getMessage()]
+    assert len(warned) == 1, warned  # ops hear of it, once
+    assert warned[0].levelname == "WARNING"
+    assert "trusted_proxies" in warned[0].getMessage()
 
 
 async def test_a_refused_head_never_echoes_the_credential(edge_url: str) -> None:
@@ -331,3 +336,14 @@ async def test_a_refused_head_never_echoes_the_credential(edge_url: str) -> None
     assert body["type"].endswith("malformed"), body
     for part in secret.split("."):
         assert part.encode() not in answer, answer
+
+
+async def test_a_non_utf8_content_type_is_415_naming_it(edge_url: str, tokens: Tokens) -> None:
+    """The raw header's bytes never go into the problem (they may not even encode)."""
+    token = tokens.admin("rooms:write")
+    data = (
+        f"PUT /v1/admin/rooms/ct HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Length: 2\r\nConnection: close\r\nContent-Type: application/\xff\r\n\r\n{}"
+    ).encode("latin-1")
+    body = problem_of(await raw(edge_url, data), 415)
+    assert body["errors"][0]["field"] == "Content-Type", body

@@ -388,3 +388,23 @@ async def test_a_status_is_never_behind_what_the_client_was_shown(
             assert content_type == "application/problem+json"
 
     await asyncio.to_thread(probe)
+
+    # Raw non-UTF-8 bytes (aiohttp hands them on as lone surrogates), in both headers.
+    good = ahead.encode()
+    for name, path in (
+        (b"X-Queue-Seen", b"/v1/rooms/lag/status"),
+        (b"Last-Event-ID", b"/v1/rooms/lag/events?ticket=" + ticket.encode()),
+    ):
+        for value in (good[:-3] + b"\xff\xfe(", b"3.0.\xff", b"\xc3(.0.x"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+            writer.write(
+                b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Queue-Ticket: "
+                + ticket.encode() + b"\r\n" + name + b": " + value + b"\r\n\r\n"
+            )  # fmt: skip
+            async with asyncio.timeout(20):
+                answer = await reader.read()
+            writer.close()
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.split(b" ")[1] == b"400", answer[:300]
+            assert b"application/problem+json" in head, head
+            assert json.loads(body)["errors"][0]["field"] == name.decode(), body

@@ -393,6 +393,20 @@ def test_the_window_check_and_the_outbox(settings: Settings) -> None:
     with_draws(settings, mailer)
 
 
+def _spawn_run(
+    settings: Settings, tmp_path: Path, *extra: str
+) -> tuple[subprocess.Popen[bytes], Path, list[str]]:
+    """`guichet draw run d1` as a real process; its stderr goes to the returned log file;
+    the argv, to run it again."""
+    config = settings_file(settings, tmp_path / "ops.toml")
+    argv = ["-m", "guichet", "--config", str(config), "draw", "run", "d1", "--quiet", *extra]
+    log = tmp_path / "run.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+    return proc, log, argv
+
+
 def _children(pid: int) -> set[int]:
     found = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -425,13 +439,7 @@ def test_the_run_command_killed_with_sigkill_resumes_to_the_same_ranking(
     seed_entries(client, "d1", 30_000)
     assert commit(settings).code == "ok"
     close_now(client)
-    config = settings_file(settings, tmp_path / "ops.toml")
-    argv = ["-m", "guichet", "--config", str(config), "draw", "run", "d1", "--quiet",
-            "--chunk", "1"]  # fmt: skip
-    log = tmp_path / "run.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+    proc, log, argv = _spawn_run(settings, tmp_path, "--chunk", "1")
     workers: set[int] = set()
     deadline = time.monotonic() + 60
     while client.hlen(DrawKeys("d1").ranking) < 100:  # the store phase has begun
@@ -473,12 +481,7 @@ def test_the_run_command_killed_with_sigkill_mid_scan_takes_its_workers_along(
     slow = msgspec.structs.replace(
         settings, draws=msgspec.structs.replace(settings.draws, scan_batch=100)
     )
-    config = settings_file(slow, tmp_path / "ops.toml")
-    argv = ["-m", "guichet", "--config", str(config), "draw", "run", "d1", "--quiet"]
-    log = tmp_path / "run.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+    proc, log, _ = _spawn_run(slow, tmp_path)
     children: set[int] = set()
     deadline = time.monotonic() + 60
     cfg = DrawKeys("d1").cfg

@@ -53,7 +53,11 @@ class Marks:
         if cached is not None:
             return cached
         parts = raw.split(".") if len(raw) <= _MAX_LEN else ()
-        if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts[:2]):
+        if (
+            len(parts) != 3
+            or not all(p.isascii() and p.isdigit() for p in parts[:2])
+            or not parts[2].isascii()  # non-UTF-8 header bytes arrive as lone surrogates
+        ):
             raise BadMark("not a mark this server issued (<serving>.<floor>.<mac>)")
         mark = Mark(int(parts[0]), int(parts[1]))
         if not hmac.compare_digest(parts[2].encode(), self._mac(room, *mark).encode()):
