@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from hypothesis import assume, given
@@ -175,8 +176,11 @@ _PASSWORDS = st.text(st.characters(codec="utf-8", exclude_characters="@"), min_s
     "unix:///s.sock?db=0&password={}", "unix://:{}@/s.sock", "rediss://u:{}@h:2/0?x=1",
 ]))  # fmt: skip
 def test_mask_url_never_shows_the_password(password: str, form: str) -> None:
-    assume(password not in form.replace("{}", ""))
-    assert password not in mask_url(form.format(password))
+    # In a query a password is percent-encoded (redis-py unquotes it), else '&' or '#' in it
+    # would end it; in the userinfo it is taken as written.
+    value = quote(password, safe="") if "password={}" in form else password
+    assume(value not in form.replace("{}", ""))
+    assert value not in mask_url(form.format(value))
 
 
 def test_sentinel_urls_are_refused_without_echoing_the_password(tmp_path: Path) -> None:
