@@ -81,6 +81,9 @@ def make_settings(
         "rooms": {
             "ticket_secret_file": str(tmp_path / "ticket-secret"),
             "signing_key_dir": str(tmp_path / "admission-keys"),
+            # the tests speak plain HTTP to 127.0.0.1, as development does (the default, Secure,
+            # is tested in test_config and test_edge)
+            "cookie_secure": False,
         },
         "draws": {
             "seal_key_file": str(tmp_path / "draw-seal-key"),

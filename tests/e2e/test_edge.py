@@ -201,9 +201,9 @@ async def join_cookie(url: str, tokens: Tokens, host: str | None = None) -> str:
 @pytest.mark.parametrize(
     ("setting", "host", "secure"),
     [
-        (None, None, True),  # the default, even on http://127.0.0.1:PORT
-        (None, "127.0.0.1:8080", True),  # what nginx sends by default: no guess from the Host
-        (None, "tickets.example", True),
+        (True, None, True),  # the default (test_config), even on http://127.0.0.1:PORT
+        (True, "127.0.0.1:8080", True),  # what nginx sends by default: no guess from the Host
+        (True, "tickets.example", True),
         (True, "localhost:8080", True),
         (False, "tickets.example", False),  # plain HTTP, said by the configuration
     ],

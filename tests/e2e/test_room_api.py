@@ -628,7 +628,7 @@ async def test_join_gives_one_ticket_per_account(api: Api) -> None:
     assert cookie["httponly"] is True
     assert cookie["path"] == "/"
     assert cookie["samesite"] == "Lax"
-    assert not cookie["secure"]
+    assert not cookie["secure"]  # rooms.cookie_secure = false in the tests (plain HTTP)
 
     resp = await api.join_resp(ROOM, "acc-1")
     again = await ok(resp, 200)

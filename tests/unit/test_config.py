@@ -21,6 +21,7 @@ def test_defaults_use_embedded_redis(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, ""), environ={})
     assert settings.redis.embedded
     assert settings.server.port == 8080
+    assert settings.rooms.cookie_secure is True  # plain HTTP only when the config says so
 
 
 def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
