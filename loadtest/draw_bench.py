@@ -29,7 +29,7 @@ from guichet.config import Settings, load_settings
 from guichet.draw import model, run, seal
 from guichet.draw.service import SCRIPTS, Draws
 from guichet.embedded import EmbeddedValkey
-from guichet.room.tickets import Keyring
+from guichet.signing import Keyring
 from guichet.store.client import connect
 from guichet.store.keys import DrawKeys, entry_bucket
 
@@ -83,7 +83,7 @@ def _run_child(url: str, workdir: str, processes: int, out: multiprocessing.Queu
         "bench",
         beacon=b"",
         seal_key=seal.seal_key(settings.draws),
-        signer=Keyring(settings.rooms.signing_key_dir),
+        signer=Keyring(settings.draws.signing_key_dir),
         processes=processes,
         scan_batch=settings.draws.scan_batch,
         timings=phases,
@@ -99,7 +99,7 @@ def measure(n: int, processes: int) -> Result:
         workdir = Path(tmp)
         (workdir / "guichet.toml").write_text(
             f'[draws]\nseal_key_file = "{workdir / "seal"}"\n'
-            f'[rooms]\nsigning_key_dir = "{workdir / "keys"}"\n'
+            f'signing_key_dir = "{workdir / "keys"}"\n'
         )
         with EmbeddedValkey(workdir / "valkey") as server:
             client = redis.Redis.from_url(server.url)

@@ -38,7 +38,7 @@ from guichet.draw.run import run as run_draw
 from guichet.draw.service import SCRIPTS as DRAW_SCRIPTS
 from guichet.draw.service import Draws
 from guichet.embedded import free_port
-from guichet.room.tickets import Keyring
+from guichet.signing import Keyring
 from guichet.store import sync
 
 SALE = ROOM = "paris-2024"

@@ -23,6 +23,7 @@ from guichet.config import ConfigError, Settings
 from guichet.draw import audit, model, outbox, ranking, seal, waves
 from guichet.draw.run import RunError, chunk_size, ranked_ids, read_bucket, run
 from guichet.draw.service import SCRIPTS, Committed, Draws, OrphanedEntries
+from guichet.signing import Keyring
 from guichet.store import sync
 from guichet.store.client import Store
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
@@ -160,8 +161,6 @@ def _beacon(args: argparse.Namespace) -> bytes:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
-
-    from guichet.room.tickets import Keyring
 
     bars: dict[str, Any] = {}
 

@@ -39,6 +39,7 @@ from guichet import __version__, wire
 from guichet.config import RedisConfig
 from guichet.draw import audit, model, ranking, seal
 from guichet.embedded import set_parent_death_signal
+from guichet.signing import Signer
 from guichet.store import sync
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
 from guichet.store.scripts import LuaScript
@@ -172,7 +173,7 @@ def run(
     *,
     beacon: bytes,
     seal_key: bytes,
-    signer: Any,
+    signer: Signer,
     processes: int = 2,
     scan_batch: int = 5000,
     chunk: int = CHUNK,
@@ -246,7 +247,7 @@ def run(
         client,
         FINISH,
         [k.cfg, k.ranking],
-        [chunks, total, msgspec.json.encode(transcript), json.dumps(signer.active.jwk)],
+        [chunks, total, msgspec.json.encode(transcript), json.dumps(signer.jwk)],
     )
     if code == b"incomplete":
         raise RunError(f"only {published.decode()} of {chunks} ranking chunks are stored")
