@@ -32,6 +32,7 @@ from guichet.embedded import EmbeddedValkey
 from guichet.signing import Keyring
 from guichet.store.client import connect
 from guichet.store.keys import DrawKeys, entry_bucket
+from guichet.units import US_PER_S
 
 SEED_BATCH = 2000  # field/value pairs per HSET while seeding
 
@@ -116,7 +117,7 @@ def measure(n: int, processes: int) -> Result:
             print(f"  seeded {n:,} entries in {time.perf_counter() - t:.1f} s", file=sys.stderr)
             asyncio.run(configure(settings, server.url, spec))
             seconds, micros = client.time()
-            client.hset(DrawKeys("bench").cfg, "closes_us", seconds * 1_000_000 + micros)
+            client.hset(DrawKeys("bench").cfg, "closes_us", seconds * US_PER_S + micros)
             context = multiprocessing.get_context("spawn")
             out = context.Queue()
             child = context.Process(target=_run_child, args=(server.url, tmp, processes, out))

@@ -52,6 +52,7 @@ from guichet.signing import Keyring
 from guichet.store import sync
 from guichet.store.client import connect
 from guichet.store.keys import ENTRY_BUCKETS, SaleKeys
+from guichet.units import US_PER_S
 from loadtest.harness import (
     GENEROUS_JOIN_LIMITS,
     ROOT,
@@ -354,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         _draw(server, settings, report)
         client = sync.connect(settings.redis, sync.target(settings.redis))
         seconds, _ = client.time()
-        now_us = int(seconds) * 1_000_000
+        now_us = int(seconds) * US_PER_S
         half = args.winners // 2
         first = waves.release(client, DRAW, count=half, starts_us=now_us, allow_short_notice=True)
         second = waves.release(

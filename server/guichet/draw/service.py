@@ -17,6 +17,7 @@ from guichet.store import keys
 from guichet.store.client import Store
 from guichet.store.keys import DrawKeys, SaleKeys
 from guichet.store.scripts import LuaScript
+from guichet.units import US_PER_S
 
 REGISTER = LuaScript("guichet.draw", "register.lua")
 WITHDRAW = LuaScript("guichet.draw", "withdraw.lua")
@@ -25,8 +26,6 @@ COMMIT = LuaScript("guichet.draw", "commit.lua")
 WINDOW = LuaScript("guichet.draw", "window.lua")
 ENTRY = LuaScript("guichet.draw", "entry.lua")
 SCRIPTS = (REGISTER, WITHDRAW, PUT, COMMIT, WINDOW, ENTRY, *outbox.SCRIPTS)
-
-_US = 1_000_000
 
 
 class Committed(Exception):
@@ -64,8 +63,8 @@ class DrawState:
 def spec_fields(spec: DrawSpec) -> dict[str, Any]:
     return {
         "spec": msgspec.json.encode(spec),
-        "opens_us": int(spec.registration_opens_at.timestamp() * _US),
-        "closes_us": int(spec.registration_closes_at.timestamp() * _US),
+        "opens_us": int(spec.registration_opens_at.timestamp() * US_PER_S),
+        "closes_us": int(spec.registration_closes_at.timestamp() * US_PER_S),
         "strata": ",".join(spec.strata),
         "default_stratum": spec.default_stratum,
     }
@@ -79,7 +78,7 @@ def registered_entry(draw: str, account: str, value: str) -> Entry:
         account=account,
         stratum=stratum,
         status="registered",
-        registered_at=wire.rfc3339(int(registered_us) / _US),
+        registered_at=wire.rfc3339(int(registered_us) / US_PER_S),
     )
 
 
@@ -203,8 +202,8 @@ class Draws:
                     entry.status = "window_assigned"
                     entry.window = Window(
                         sale=sale,
-                        starts_at=wire.rfc3339(int(starts) / _US),
-                        ends_at=wire.rfc3339(int(ends) / _US),
+                        starts_at=wire.rfc3339(int(starts) / US_PER_S),
+                        ends_at=wire.rfc3339(int(ends) / US_PER_S),
                         wave=int(wave),
                     )
         return entry
