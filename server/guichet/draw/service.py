@@ -13,6 +13,7 @@ import msgspec
 from guichet import wire
 from guichet.draw import outbox, seal
 from guichet.draw.model import DrawSpec, Entry, Transcript, Window
+from guichet.signing import JWK
 from guichet.store import keys
 from guichet.store.client import Store
 from guichet.store.keys import DrawKeys, SaleKeys
@@ -142,16 +143,16 @@ class Draws:
         raw: dict[Any, Any] = await self.store.client.hgetall(DrawKeys(draw).counts)
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    async def signing_keys(self) -> list[dict[str, Any]]:
+    async def signing_keys(self) -> list[JWK]:
         """Every public JWK that signed a published transcript (each draw's stays with it)."""
         ids = await self.ids()
         raw: list[Any] = await asyncio.gather(
             *(self.store.client.hget(DrawKeys(d).cfg, "signing_jwk") for d in ids)
         )
-        keys = {}
+        keys: dict[str, JWK] = {}
         for value in raw:
             if value is not None:
-                jwk = json.loads(value)
+                jwk: JWK = json.loads(value)
                 keys[str(jwk.get("kid"))] = jwk
         return [keys[kid] for kid in sorted(keys)]
 
