@@ -29,9 +29,10 @@ from guichet.config import Settings, load_settings
 from guichet.draw import model, run, seal
 from guichet.draw.service import SCRIPTS, Draws
 from guichet.embedded import EmbeddedValkey
-from guichet.room.tickets import Keyring
+from guichet.signing import Keyring
 from guichet.store.client import connect
 from guichet.store.keys import DrawKeys, entry_bucket
+from guichet.units import US_PER_S
 
 SEED_BATCH = 2000  # field/value pairs per HSET while seeding
 
@@ -83,7 +84,7 @@ def _run_child(url: str, workdir: str, processes: int, out: multiprocessing.Queu
         "bench",
         beacon=b"",
         seal_key=seal.seal_key(settings.draws),
-        signer=Keyring(settings.rooms.signing_key_dir),
+        signer=Keyring(settings.draws.signing_key_dir),
         processes=processes,
         scan_batch=settings.draws.scan_batch,
         timings=phases,
@@ -99,7 +100,7 @@ def measure(n: int, processes: int) -> Result:
         workdir = Path(tmp)
         (workdir / "guichet.toml").write_text(
             f'[draws]\nseal_key_file = "{workdir / "seal"}"\n'
-            f'[rooms]\nsigning_key_dir = "{workdir / "keys"}"\n'
+            f'signing_key_dir = "{workdir / "keys"}"\n'
         )
         with EmbeddedValkey(workdir / "valkey") as server:
             client = redis.Redis.from_url(server.url)
@@ -116,7 +117,7 @@ def measure(n: int, processes: int) -> Result:
             print(f"  seeded {n:,} entries in {time.perf_counter() - t:.1f} s", file=sys.stderr)
             asyncio.run(configure(settings, server.url, spec))
             seconds, micros = client.time()
-            client.hset(DrawKeys("bench").cfg, "closes_us", seconds * 1_000_000 + micros)
+            client.hset(DrawKeys("bench").cfg, "closes_us", seconds * US_PER_S + micros)
             context = multiprocessing.get_context("spawn")
             out = context.Queue()
             child = context.Process(target=_run_child, args=(server.url, tmp, processes, out))

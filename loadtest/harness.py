@@ -263,6 +263,7 @@ class GuichetServer:
                 "signing_key_dir": str(w / "admission-keys"),
                 **self.rooms,
             },
+            "draws": {"signing_key_dir": str(w / "draw-signing-keys")},
             "logging": {"level": self.log_level, "access_log": False},
         }
 

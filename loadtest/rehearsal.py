@@ -45,13 +45,14 @@ from guichet.draw import audit, seal, waves
 from guichet.draw.run import ranked_ids, read_bucket, run
 from guichet.draw.service import Draws
 from guichet.embedded import EmbeddedValkey
-from guichet.room.tickets import Keyring
 from guichet.shop import demo
 from guichet.shop.service import Shop
 from guichet.shop.service import audit as audit_levels
+from guichet.signing import Keyring
 from guichet.store import sync
 from guichet.store.client import connect
 from guichet.store.keys import ENTRY_BUCKETS, SaleKeys
+from guichet.units import US_PER_S
 from loadtest.harness import (
     GENEROUS_JOIN_LIMITS,
     ROOT,
@@ -187,7 +188,7 @@ def _draw(server: GuichetServer, settings: Settings, report: Report) -> None:
         raise RuntimeError(f"commit: {code}")
     time.sleep(max(0.0, (closes - datetime.now(UTC)).total_seconds()) + 0.2)
     transcript, _ = run(settings.redis, sync.target(settings.redis), DRAW, beacon=b"rehearsal",
-                        seal_key=key, signer=Keyring(settings.rooms.signing_key_dir))  # fmt: skip
+                        seal_key=key, signer=Keyring(settings.draws.signing_key_dir))  # fmt: skip
     report.facts["draw_entries"] = transcript.entries
     report.phase("draw run")
     client = sync.connect(settings.redis, sync.target(settings.redis))
@@ -200,7 +201,7 @@ def _draw(server: GuichetServer, settings: Settings, report: Report) -> None:
         places += positions.tolist()
     entries = [(strata[p], i.decode()) for p, i in zip(places, ids, strict=True)]
     ranked = ranked_ids(client, DRAW, 0, transcript.entries)
-    jwks = {"keys": Keyring(settings.rooms.signing_key_dir).published()}
+    jwks = {"keys": Keyring(settings.draws.signing_key_dir).published()}
     problems = audit.verify_pairs(transcript, entries, jwks=jwks, ranked_ids=ranked)
     report.facts["draw_verified"] = not problems
     report.breaches += [f"draw verify: {p}" for p in problems]
@@ -354,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         _draw(server, settings, report)
         client = sync.connect(settings.redis, sync.target(settings.redis))
         seconds, _ = client.time()
-        now_us = int(seconds) * 1_000_000
+        now_us = int(seconds) * US_PER_S
         half = args.winners // 2
         first = waves.release(client, DRAW, count=half, starts_us=now_us, allow_short_notice=True)
         second = waves.release(

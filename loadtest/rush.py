@@ -13,6 +13,7 @@ from guichet.config import Settings
 from guichet.shop.service import SCRIPTS, Shop
 from guichet.shop.service import audit as audit_levels
 from guichet.store.keys import SaleKeys
+from guichet.units import US_PER_S
 from loadtest.harness import Issuer, admin_put
 
 
@@ -28,7 +29,7 @@ def open_windows(client: Any, sale: str, accounts: list[str], hours: int = 48) -
     """Purchase windows open now for ``accounts``, written as a wave writes them (the key
     layout is the draw's contract with the shop), 1,000 at a time."""
     seconds, _ = client.time()
-    start, end = (int(seconds) - 60) * 1_000_000, (int(seconds) + hours * 3600) * 1_000_000
+    start, end = (int(seconds) - 60) * US_PER_S, (int(seconds) + hours * 3600) * US_PER_S
     windows = SaleKeys(sale).windows("packs")
     for first in range(0, len(accounts), 1000):
         batch = accounts[first : first + 1000]

@@ -38,8 +38,9 @@ from guichet.draw.run import run as run_draw
 from guichet.draw.service import SCRIPTS as DRAW_SCRIPTS
 from guichet.draw.service import Draws
 from guichet.embedded import free_port
-from guichet.room.tickets import Keyring
+from guichet.signing import Keyring
 from guichet.store import sync
+from guichet.units import US_PER_S
 
 SALE = ROOM = "paris-2024"
 DRAW = "paris-2024-packs"
@@ -141,7 +142,7 @@ def setup(url: str, settings: Settings, accounts: int, close_in_s: float) -> dic
     client = sync.connect(settings.redis, where)
     seconds, micros = client.time()
     wave = waves.release(client, DRAW, count=max(1, accounts // 2),
-                         starts_us=int(seconds) * 1_000_000 + int(micros),
+                         starts_us=int(seconds) * US_PER_S + int(micros),
                          allow_short_notice=True)  # fmt: skip
     winners = ranked_ids(client, DRAW, 0, min(3, wave.target))
     return {

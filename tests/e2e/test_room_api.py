@@ -27,7 +27,8 @@ from guichet.config import Settings
 from guichet.embedded import EmbeddedValkey
 from guichet.errors import PROBLEM_CONTENT_TYPE, TYPE_BASE
 from guichet.room.model import queue_order
-from guichet.room.tickets import Keyring, TicketSigner, ticket_secret
+from guichet.room.tickets import TicketSigner, ticket_secret
+from guichet.signing import Keyring
 from tests.conftest import MODE, Backend, Tokens, make_settings, metric_value
 
 Client = TestClient[web.Request, web.Application]

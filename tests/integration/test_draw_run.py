@@ -26,7 +26,7 @@ from guichet.config import Settings
 from guichet.draw import audit, model, outbox, seal, waves
 from guichet.draw.run import RunError, ranked_ids, run
 from guichet.draw.service import Commitment, Draws
-from guichet.room.tickets import Keyring
+from guichet.signing import Keyring
 from guichet.store import sync
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys, SaleKeys
 from tests.conftest import settings_file

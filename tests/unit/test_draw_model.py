@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from guichet.draw import audit, model, ranking, seal
-from guichet.room.tickets import Keyring
+from guichet.signing import Keyring
 
 STRATA = ["club", "general"]
 ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-é", min_size=1, max_size=20)

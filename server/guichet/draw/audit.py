@@ -22,6 +22,7 @@ import msgspec
 import numpy as np
 
 from guichet.draw import model, ranking
+from guichet.signing import Signer
 
 _TIMES = ("committed_at", "registration_closes_at", "ran_at")
 
@@ -49,8 +50,8 @@ def read_entries(path: str | Path, strata: Sequence[str]) -> Iterable[tuple[str,
             yield stratum, entry_id
 
 
-def sign(transcript: model.Transcript, signer: Any) -> model.Transcript:
-    """The transcript with ``signature`` set; ``signer`` is the draw ``Keyring``
+def sign(transcript: model.Transcript, signer: Signer) -> model.Transcript:
+    """The transcript with ``signature`` set; ``signer`` is the draw keyring
     (``draws.signing_key_dir``): see :class:`model.Transcript` for what it covers."""
     digest = hashlib.sha256(transcript.unsigned()).hexdigest()
     token = signer.sign({"draw": transcript.draw, "transcript_sha256": digest})

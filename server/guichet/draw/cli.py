@@ -23,12 +23,13 @@ from guichet.config import ConfigError, Settings
 from guichet.draw import audit, model, outbox, ranking, seal, waves
 from guichet.draw.run import RunError, chunk_size, ranked_ids, read_bucket, run
 from guichet.draw.service import SCRIPTS, Committed, Draws, OrphanedEntries
+from guichet.signing import Keyring
 from guichet.store import sync
 from guichet.store.client import Store
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
+from guichet.units import US_PER_S
 
 T = TypeVar("T")
-_US = 1_000_000
 
 
 _print = opscli.show
@@ -91,8 +92,8 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
             "spec": msgspec.to_builtins(state.spec),
             "entries": await draws.counts(args.draw),
             "commitment": state.commitment,
-            "committed_at": state.committed_us and wire.rfc3339(state.committed_us / _US),
-            "ran_at": state.ran_us and wire.rfc3339(state.ran_us / _US),
+            "committed_at": state.committed_us and wire.rfc3339(state.committed_us / US_PER_S),
+            "ran_at": state.ran_us and wire.rfc3339(state.ran_us / US_PER_S),
             "ranked": state.ranked,
             "run_progress": progress and progress.decode(),
         }
@@ -115,11 +116,11 @@ def cmd_commit(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(f"no draw {args.draw!r}")
     if c.code == "closed":
         return _fail(
-            f"registration closed at {wire.rfc3339(c.closes_us / _US)}: too late to commit, "
+            f"registration closed at {wire.rfc3339(c.closes_us / US_PER_S)}: too late to commit, "
             "and a draw without a commitment cannot run"
         )
     if c.code == "exists":
-        print(f"already committed at {wire.rfc3339(c.committed_us / _US)}", file=sys.stderr)
+        print(f"already committed at {wire.rfc3339(c.committed_us / US_PER_S)}", file=sys.stderr)
     print(c.commitment)
     return 0
 
@@ -160,8 +161,6 @@ def _beacon(args: argparse.Namespace) -> bytes:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
-
-    from guichet.room.tickets import Keyring
 
     bars: dict[str, Any] = {}
 
@@ -285,7 +284,7 @@ def cmd_release_wave(args: argparse.Namespace, settings: Settings) -> int:
             _, s = waves.state(client, args.draw)
             count = waves.size_from_stock(s, args.from_stock)
             print(f"wave sized from stock: {count} windows", file=sys.stderr)
-        starts_us = int(_time(args.start).timestamp() * _US)
+        starts_us = int(_time(args.start).timestamp() * US_PER_S)
         with tqdm(desc="windows", file=sys.stderr, disable=args.quiet) as bar:
 
             def progress(done: int, total: int) -> None:
@@ -301,8 +300,8 @@ def cmd_release_wave(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(str(exc))
     if wave.resumed:
         print(f"finished wave {wave.number}, left pending by an earlier release", file=sys.stderr)
-    _print({"wave": wave.number, "starts_at": wire.rfc3339(wave.starts_us / _US),
-            "ends_at": wire.rfc3339(wave.ends_us / _US),
+    _print({"wave": wave.number, "starts_at": wire.rfc3339(wave.starts_us / US_PER_S),
+            "ends_at": wire.rfc3339(wave.ends_us / US_PER_S),
             "ranks": [wave.first_rank + 1, wave.target],
             "assigned": wave.assigned, "already_had_a_window": wave.skipped})  # fmt: skip
     return 0
@@ -310,9 +309,9 @@ def cmd_release_wave(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_outbox_show(args: argparse.Namespace, settings: Settings) -> int:
     b = _with_store(settings, lambda s: outbox.backlog(s.client, args.sale))
+    oldest = b.oldest_due_us and wire.rfc3339(b.oldest_due_us / US_PER_S)
     _print({"sale": args.sale, "length": b.length, "undelivered": b.undelivered,
-            "pending": b.pending,
-            "oldest_due_at": b.oldest_due_us and wire.rfc3339(b.oldest_due_us / _US)})  # fmt: skip
+            "pending": b.pending, "oldest_due_at": oldest})  # fmt: skip
     return 0
 
 

@@ -16,13 +16,13 @@ from guichet import wire
 from guichet.store.client import Store
 from guichet.store.keys import SaleKeys
 from guichet.store.scripts import LuaScript
+from guichet.units import US_PER_S
 
 GROUP = "mailer"
 READ = LuaScript("guichet.draw", "outbox_read.lua")
 TRIM = LuaScript("guichet.draw", "outbox_trim.lua")
 SCRIPTS = (READ, TRIM)
 TRIM_BATCH = 1000  # ids looked at per trim step (one script call each)
-_US = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,9 @@ def notice(entry_id: bytes, fields: dict[bytes, bytes]) -> Notice:
         account=f["account"],
         draw=f["draw"],
         wave=int(f["wave"]),
-        starts_at=wire.rfc3339(int(f["starts_us"]) / _US),
-        ends_at=wire.rfc3339(int(f["ends_us"]) / _US),
-        due_at=wire.rfc3339(int(f["due_us"]) / _US),
+        starts_at=wire.rfc3339(int(f["starts_us"]) / US_PER_S),
+        ends_at=wire.rfc3339(int(f["ends_us"]) / US_PER_S),
+        due_at=wire.rfc3339(int(f["due_us"]) / US_PER_S),
         due_us=int(f["due_us"]),
     )
 

@@ -15,6 +15,7 @@ from guichet.background import Periodic
 from guichet.draw import model, monitor
 from guichet.draw.service import Committed, Draws, DrawState, OrphanedEntries, registered_entry
 from guichet.state import SETTINGS, STORE, account_of, admin_of
+from guichet.units import US_PER_S
 
 log = logging.getLogger("guichet.draw")
 
@@ -72,7 +73,7 @@ def _draw_id(request: web.Request) -> str:
 
 
 def _period(opens_us: int, closes_us: int) -> str:
-    return f"[{wire.rfc3339(opens_us / 1_000_000)}, {wire.rfc3339(closes_us / 1_000_000)})"
+    return f"[{wire.rfc3339(opens_us / US_PER_S)}, {wire.rfc3339(closes_us / US_PER_S)})"
 
 
 @openapi.endpoint(
@@ -152,7 +153,7 @@ async def withdraw(request: web.Request) -> web.Response:
         raise errors.conflict(
             "registration-closed",
             "Registration closed",
-            f"entries can be withdrawn until {wire.rfc3339(closes / 1_000_000)}",
+            f"entries can be withdrawn until {wire.rfc3339(closes / US_PER_S)}",
         )
     metrics.DRAW_WITHDRAWALS.labels(draw).inc()
     return wire.respond(Withdrawn(draw=draw, status="withdrawn"))

@@ -39,16 +39,17 @@ from guichet import __version__, wire
 from guichet.config import RedisConfig
 from guichet.draw import audit, model, ranking, seal
 from guichet.embedded import set_parent_death_signal
+from guichet.signing import Signer
 from guichet.store import sync
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
 from guichet.store.scripts import LuaScript
+from guichet.units import US_PER_S
 
 log = logging.getLogger("guichet.draw")
 BEGIN = LuaScript("guichet.draw", "begin.lua")
 FINISH = LuaScript("guichet.draw", "finish.lua")
 CHUNK = 10_000  # ids per stored ranking chunk
 _PIPELINE_CHUNKS = 8
-_US = 1_000_000
 
 #: progress(phase, done, total): 'scan' counts buckets, 'store' counts chunks.
 Progress = Callable[[str, int, int], None]
@@ -162,7 +163,7 @@ def plan(client: sync.SyncClient, draw: str) -> Plan:
 
 def _now_us(client: sync.SyncClient) -> int:
     seconds, micros = client.time()
-    return int(seconds) * _US + int(micros)
+    return int(seconds) * US_PER_S + int(micros)
 
 
 def run(
@@ -172,7 +173,7 @@ def run(
     *,
     beacon: bytes,
     seal_key: bytes,
-    signer: Any,
+    signer: Signer,
     processes: int = 2,
     scan_batch: int = 5000,
     chunk: int = CHUNK,
@@ -191,7 +192,7 @@ def run(
     if p.committed_us >= p.closes_us:
         raise RunError("the commitment was made after registration closed: the draw cannot run")
     if _now_us(client) < p.closes_us:
-        raise RunError(f"registration is open until {wire.rfc3339(p.closes_us / _US)}")
+        raise RunError(f"registration is open until {wire.rfc3339(p.closes_us / US_PER_S)}")
     if p.run_beacon is not None and p.run_beacon != beacon.hex():
         raise RunError(
             f"this draw's run started with beacon {p.run_beacon!r}; resume it with the same "
@@ -229,8 +230,8 @@ def run(
     transcript = model.Transcript(
         draw=draw,
         commitment=p.commitment,
-        committed_at=wire.rfc3339(p.committed_us / _US),
-        registration_closes_at=wire.rfc3339(p.closes_us / _US),
+        committed_at=wire.rfc3339(p.committed_us / US_PER_S),
+        registration_closes_at=wire.rfc3339(p.closes_us / US_PER_S),
         seed=seed.hex(),
         beacon=beacon.hex(),
         strata=list(strata),
@@ -238,7 +239,7 @@ def run(
         entries_by_stratum=dict(zip(strata, counts, strict=True)),
         entry_set_digest=set_digest,
         ranking_digest=ranking_digest,
-        ran_at=wire.rfc3339(int(started) / _US),
+        ran_at=wire.rfc3339(int(started) / US_PER_S),
         software_version=__version__,
     )
     transcript = audit.sign(transcript, signer)
@@ -246,7 +247,7 @@ def run(
         client,
         FINISH,
         [k.cfg, k.ranking],
-        [chunks, total, msgspec.json.encode(transcript), json.dumps(signer.active.jwk)],
+        [chunks, total, msgspec.json.encode(transcript), json.dumps(signer.jwk)],
     )
     if code == b"incomplete":
         raise RunError(f"only {published.decode()} of {chunks} ranking chunks are stored")

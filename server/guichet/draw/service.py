@@ -13,10 +13,12 @@ import msgspec
 from guichet import wire
 from guichet.draw import outbox, seal
 from guichet.draw.model import DrawSpec, Entry, Transcript, Window
+from guichet.signing import JWK
 from guichet.store import keys
 from guichet.store.client import Store
 from guichet.store.keys import DrawKeys, SaleKeys
 from guichet.store.scripts import LuaScript
+from guichet.units import US_PER_S
 
 REGISTER = LuaScript("guichet.draw", "register.lua")
 WITHDRAW = LuaScript("guichet.draw", "withdraw.lua")
@@ -25,8 +27,6 @@ COMMIT = LuaScript("guichet.draw", "commit.lua")
 WINDOW = LuaScript("guichet.draw", "window.lua")
 ENTRY = LuaScript("guichet.draw", "entry.lua")
 SCRIPTS = (REGISTER, WITHDRAW, PUT, COMMIT, WINDOW, ENTRY, *outbox.SCRIPTS)
-
-_US = 1_000_000
 
 
 class Committed(Exception):
@@ -64,8 +64,8 @@ class DrawState:
 def spec_fields(spec: DrawSpec) -> dict[str, Any]:
     return {
         "spec": msgspec.json.encode(spec),
-        "opens_us": int(spec.registration_opens_at.timestamp() * _US),
-        "closes_us": int(spec.registration_closes_at.timestamp() * _US),
+        "opens_us": int(spec.registration_opens_at.timestamp() * US_PER_S),
+        "closes_us": int(spec.registration_closes_at.timestamp() * US_PER_S),
         "strata": ",".join(spec.strata),
         "default_stratum": spec.default_stratum,
     }
@@ -79,7 +79,7 @@ def registered_entry(draw: str, account: str, value: str) -> Entry:
         account=account,
         stratum=stratum,
         status="registered",
-        registered_at=wire.rfc3339(int(registered_us) / _US),
+        registered_at=wire.rfc3339(int(registered_us) / US_PER_S),
     )
 
 
@@ -143,16 +143,16 @@ class Draws:
         raw: dict[Any, Any] = await self.store.client.hgetall(DrawKeys(draw).counts)
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    async def signing_keys(self) -> list[dict[str, Any]]:
+    async def signing_keys(self) -> list[JWK]:
         """Every public JWK that signed a published transcript (each draw's stays with it)."""
         ids = await self.ids()
         raw: list[Any] = await asyncio.gather(
             *(self.store.client.hget(DrawKeys(d).cfg, "signing_jwk") for d in ids)
         )
-        keys = {}
+        keys: dict[str, JWK] = {}
         for value in raw:
             if value is not None:
-                jwk = json.loads(value)
+                jwk: JWK = json.loads(value)
                 keys[str(jwk.get("kid"))] = jwk
         return [keys[kid] for kid in sorted(keys)]
 
@@ -203,8 +203,8 @@ class Draws:
                     entry.status = "window_assigned"
                     entry.window = Window(
                         sale=sale,
-                        starts_at=wire.rfc3339(int(starts) / _US),
-                        ends_at=wire.rfc3339(int(ends) / _US),
+                        starts_at=wire.rfc3339(int(starts) / US_PER_S),
+                        ends_at=wire.rfc3339(int(ends) / US_PER_S),
                         wave=int(wave),
                     )
         return entry

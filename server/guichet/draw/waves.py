@@ -19,9 +19,9 @@ from guichet.draw.run import RunError, chunk_size, ranked_ids
 from guichet.store import sync
 from guichet.store.keys import DrawKeys, SaleKeys
 from guichet.store.scripts import LuaScript
+from guichet.units import US_PER_S
 
 WAVE = LuaScript("guichet.draw", "wave.lua")
-_US = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -131,11 +131,11 @@ def release(
             target = min(target, end)
         if target == s.cursor:
             raise RunError("every ranked entrant already has a window")
-        ends_us = starts_us + spec.window_s * _US
+        ends_us = starts_us + spec.window_s * US_PER_S
         resumed = False
     first, cursor, assigned, skipped = s.cursor, s.cursor, 0, 0
     keys = [sk.waves(draw), sk.windows(spec.phase), sk.outbox]
-    fixed = [starts_us, ends_us, spec.notice_s * _US, "1" if allow_short_notice else "0", draw]
+    fixed = [starts_us, ends_us, spec.notice_s * US_PER_S, "1" if allow_short_notice else "0", draw]
     size = chunk_size(client, draw)
     while cursor < target:
         ids = ranked_ids(client, draw, cursor, min(batch, target - cursor), size)

@@ -12,6 +12,7 @@ from typing import Any
 from guichet import clitime
 from guichet.clitime import rfc3339
 from guichet.config import ConfigError, Settings
+from guichet.signing import Keyring
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> str:
@@ -112,8 +113,6 @@ def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
-    from guichet.room.tickets import Keyring
-
     path = Keyring(settings.rooms.signing_key_dir).rotate()
     print(f"new admission-token key {path}; workers sign with it within seconds, and the old "
           "key stays in the JWKS until its tokens have expired")  # fmt: skip

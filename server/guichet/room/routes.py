@@ -18,7 +18,8 @@ from guichet.config import RoomsConfig
 from guichet.room import model
 from guichet.room.progress import BadMark, Mark, Marks
 from guichet.room.service import Rooms, Runtime, UnknownRoom, spec_fields
-from guichet.room.tickets import Keyring, Ticket, TicketSigner, ticket_secret
+from guichet.room.tickets import Ticket, TicketSigner, ticket_secret, verify_admission
+from guichet.signing import Keyring
 from guichet.state import SETTINGS, STORE, account_of, admin_of
 
 log = logging.getLogger("guichet.room")
@@ -399,7 +400,8 @@ async def heartbeat(request: web.Request) -> web.Response:
 def _admission_subject(request: web.Request, rt: Runtime) -> tuple[str, str]:
     """(account, session id) of the admission token in the bearer header, for this room."""
     try:
-        claims = request.app[KEYRING].verify(
+        claims = verify_admission(
+            request.app[KEYRING],
             auth.bearer(request.headers.get("Authorization")),
             audience=rt.spec.audience,
             issuer=request.app[SETTINGS].rooms.admission_issuer,

@@ -42,6 +42,7 @@ from guichet.room.tickets import Ticket
 from guichet.store import keys
 from guichet.store.client import Store
 from guichet.store.scripts import LuaScript
+from guichet.units import US_PER_S as _US
 from guichet.wire import rfc3339
 
 log = logging.getLogger("guichet.room")
@@ -54,7 +55,6 @@ HEARTBEAT = LuaScript("guichet.room", "heartbeat.lua")
 CONFIGURE = LuaScript("guichet.room", "configure.lua")
 SCRIPTS = (JOIN, TICK, ADMIT, LEAVE, HEARTBEAT, CONFIGURE)
 
-_US = 1_000_000
 _INDEX_REFRESH_S = 2.0
 
 

@@ -1,5 +1,6 @@
-"""Queue tickets (HS256 JWTs, only Guichet reads them) and admission tokens (EdDSA JWTs the
-protected site verifies with ``/.well-known/jwks.json``), with signing-key rotation.
+"""Queue tickets (HS256 JWTs, only Guichet reads them) and the check of admission tokens (EdDSA
+JWTs signed by the room's :class:`guichet.signing.Keyring`, which the protected site verifies
+with ``/.well-known/jwks.json``).
 
 A queue ticket says: this account holds ticket ``tid`` in this room. Its claims are fixed for
 an account, so joining again returns the very same string. A verified ticket is remembered
@@ -8,8 +9,6 @@ an account, so joining again returns the very same string. A verified ticket is 
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import secrets
 import time
@@ -18,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from guichet.auth import DECODE_FAILURES, Refused, compact_jws, printable, public_jwk, timestamp
+from guichet import signing
+from guichet.auth import DECODE_FAILURES, Refused, compact_jws, printable, timestamp
 from guichet.cache import Bounded
 from guichet.config import RoomsConfig
 from guichet.files import write_once
+from guichet.signing import KeySource
 
 TICKET_AUDIENCE = "guichet-queue:"
 TICKET_LIFETIME_AFTER_CLOSE_S = 30 * 86_400  # outlives any sane closes_at extension
@@ -160,113 +159,21 @@ class TicketSigner:
 
 # --- admission tokens ------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class SigningKey:
-    created: int  # UNIX seconds, from the file name
-    key: Ed25519PrivateKey
-    jwk: dict[str, Any]
-
-    @property
-    def kid(self) -> str:
-        return str(self.jwk["kid"])
+#: Claims every admission token carries (``sub``, ``room`` and ``sid`` are ids).
+_ADMISSION_CLAIMS = ("exp", "sub", "room", "sid")
 
 
-class Keyring:
-    """Ed25519 admission-token keys kept as ``<created>.pem`` files in one directory.
-
-    The newest key signs. A retired key stays published in the JWKS until every token it
-    signed has expired (``max_ttl_s`` after its successor appeared), so the protected site can
-    verify across a rotation. ``guichet room rotate-key`` adds a key; workers see it at the
-    next :meth:`refresh` (every few seconds).
-    """
-
-    def __init__(self, directory: str | os.PathLike[str], max_ttl_s: int = 3600) -> None:
-        self.directory = Path(directory)
-        self.max_ttl_s = max_ttl_s
-        self._keys: list[SigningKey] = []
-        self._seen: tuple[str, ...] = ()
-        self.refresh()
-        if not self._keys:
-            self.rotate(now=0)
-            self.refresh()
-
-    def rotate(self, now: float | None = None) -> Path:
-        """Add a new key (it signs from the next refresh on)."""
-        created = int(time.time() if now is None else now)
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        path = self.directory / f"{created:010d}.pem"
-        write_once(path, pem)
-        return path
-
-    def refresh(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            names = tuple(sorted(p.name for p in self.directory.glob("*.pem")))
-            if names == self._seen:
-                return
-            keys = []
-            for name in names:
-                key = serialization.load_pem_private_key(
-                    (self.directory / name).read_bytes(), password=None
-                )
-                if isinstance(key, Ed25519PrivateKey):
-                    keys.append(SigningKey(int(name.split(".")[0]), key, public_jwk(key)))
-            self._keys, self._seen = keys, names
-
-    @property
-    def active(self) -> SigningKey:
-        return self._keys[-1]
-
-    def published(self, now: float | None = None) -> list[dict[str, Any]]:
-        """Public JWKs that may still verify a live token: the active key and recent ones."""
-        now = time.time() if now is None else now
-        out = [self._keys[-1].jwk]
-        for older, successor in zip(self._keys[:-1], self._keys[1:], strict=True):
-            if successor.created + self.max_ttl_s + 60 > now:
-                out.append(older.jwk)
-        return out
-
-    def public_key(self, kid: str) -> Ed25519PublicKey | None:
-        for k in self._keys:
-            if k.kid == kid:
-                return k.key.public_key()
-        return None
-
-    def verify(self, token: str, *, audience: str, issuer: str) -> dict[str, Any]:
-        """The claims of an admission token signed by one of our keys, or :class:`Refused`
-        (reason: forged, expired, malformed)."""
-        compact_jws(token, "admission token")
-        try:
-            kid = jwt.get_unverified_header(token).get("kid", "")
-        except (jwt.PyJWTError, *DECODE_FAILURES):
-            raise Refused("malformed", "admission token is not a JWT") from None
-        key = self.public_key(kid) if isinstance(kid, str) else None
-        if key is None:
-            raise Refused("forged", "admission token key is unknown")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=["EdDSA"],
-                audience=audience,
-                issuer=issuer,
-                options={"require": ["exp", "sub", "room", "sid"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Refused("expired", "admission token has expired") from None
-        except jwt.PyJWTError:
-            raise Refused("forged", "admission token does not verify") from None
-        except DECODE_FAILURES:
-            raise Refused("malformed", "admission token could not be decoded") from None
-        if not all(printable(claims[name], 256) for name in ("sub", "room", "sid")):
-            raise Refused("malformed", "admission token claims are not as issued")
-        return claims
-
-    def sign(self, claims: dict[str, Any]) -> str:
-        active = self.active
-        return jwt.encode(claims, active.key, algorithm="EdDSA", headers={"kid": active.kid})
+def verify_admission(keys: KeySource, token: str, *, audience: str, issuer: str) -> dict[str, Any]:
+    """The claims of an admission token signed by one of ``keys`` (the room's keyring), or
+    :class:`Refused` (reason: forged, expired, malformed)."""
+    claims = signing.verify(
+        keys,
+        token,
+        what="admission token",
+        audience=audience,
+        issuer=issuer,
+        require=_ADMISSION_CLAIMS,
+    )
+    if not all(printable(claims[name], 256) for name in ("sub", "room", "sid")):
+        raise Refused("malformed", "admission token claims are not as issued")
+    return claims

@@ -22,6 +22,7 @@ from guichet.shop import model
 from guichet.shop.live import SUBSCRIBER_QUEUE, Availability, Live, SaleView
 from guichet.shop.service import HoldRecord, Shop
 from guichet.state import SETTINGS, STORE, account_of, admin_of
+from guichet.units import US_PER_S
 
 log = logging.getLogger("guichet.shop")
 
@@ -31,7 +32,6 @@ SCOPE_WRITE = "sales:write"
 HOLD_ID = re.compile(r"^[A-Za-z0-9_-]{9,40}$")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
 CATALOGUE_MAX_BYTES = 8 * 1024 * 1024
-_US = 1_000_000
 
 
 class SaleWindow(wire.Reply, kw_only=True):
@@ -91,8 +91,8 @@ def _window(state: str, starts_us: int, ends_us: int) -> SaleWindow:
         return SaleWindow(state=state)
     return SaleWindow(
         state=state,
-        starts_at=wire.rfc3339(starts_us / _US),
-        ends_at=wire.rfc3339(ends_us / _US),
+        starts_at=wire.rfc3339(starts_us / US_PER_S),
+        ends_at=wire.rfc3339(ends_us / US_PER_S),
     )
 
 
@@ -107,7 +107,7 @@ def _hold(sale: str, r: HoldRecord) -> model.Hold:
         ],
         tickets=r.tickets,
         packs=r.packs,
-        expires_at=wire.rfc3339(r.expires_us / _US),
+        expires_at=wire.rfc3339(r.expires_us / US_PER_S),
         payment_reference=r.payment_reference,
     )
 
@@ -290,7 +290,7 @@ async def hold(request: web.Request) -> web.Response:
         ],
         tickets=sum(lines.values()),
         packs=len(body.packs or ()),
-        expires_at=wire.rfc3339(int(answer["expires_us"]) / _US),
+        expires_at=wire.rfc3339(int(answer["expires_us"]) / US_PER_S),
     )
     latency.observe(time.perf_counter() - started)
     return wire.respond(held, status=201)

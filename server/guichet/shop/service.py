@@ -15,6 +15,7 @@ from guichet.store import keys
 from guichet.store.client import Store
 from guichet.store.keys import SaleKeys, subject_digest
 from guichet.store.scripts import LuaScript
+from guichet.units import US_PER_S
 
 LOAD = LuaScript("guichet.shop", "load.lua")
 HOLD = LuaScript("guichet.shop", "hold.lua")
@@ -25,7 +26,6 @@ LEVELS = LuaScript("guichet.shop", "levels.lua")
 RULES = LuaScript("guichet.shop", "rules.lua")
 SCRIPTS = (LOAD, HOLD, CONFIRM, RELEASE, EXPIRE, LEVELS, RULES)
 
-_US = 1_000_000
 IDEMPOTENCY_TTL_S = 24 * 3600
 
 
@@ -104,7 +104,7 @@ class Shop:
             "spec": msgspec.json.encode(spec),
             "phase": spec.phase,
             "window_required": "1" if spec.window_required else "0",
-            "hold_ttl_us": spec.hold_ttl_s * _US,
+            "hold_ttl_us": spec.hold_ttl_s * US_PER_S,
             "max_tickets": spec.max_tickets,
             "max_packs": spec.max_packs,
             "max_per_session": spec.max_per_session,
