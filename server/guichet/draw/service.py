@@ -12,7 +12,8 @@ import msgspec
 
 from guichet import wire
 from guichet.draw import outbox, seal
-from guichet.draw.model import DrawSpec, Entry, Transcript, Window
+from guichet.draw.model import DrawSpec, Entry, Transcript, Window, WindowState
+from guichet.draw.refusals import code_of
 from guichet.store import keys
 from guichet.store.client import Store
 from guichet.store.keys import DrawKeys, SaleKeys
@@ -209,11 +210,13 @@ class Draws:
                     )
         return entry
 
-    async def window_state(self, sale: str, phase: str, account: str) -> tuple[str, int, int]:
+    async def window_state(
+        self, sale: str, phase: str, account: str
+    ) -> tuple[WindowState, int, int]:
         """('open' | 'before' | 'after' | 'none', starts µs, ends µs), by Redis TIME."""
         windows = SaleKeys(sale).windows(phase)
         state, starts, ends = await self.store.scripts(WINDOW, [windows], [account])
-        return state.decode(), int(starts), int(ends)
+        return code_of(state, WindowState, "window"), int(starts), int(ends)
 
     async def withdraw(self, draw: str, account: str) -> tuple[str, int]:
         k = DrawKeys(draw)
