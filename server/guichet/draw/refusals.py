@@ -13,7 +13,8 @@ from guichet import errors, wire
 RegisterCode = Literal["created", "again", "unknown", "not_open", "closed", "bad_stratum"]
 #: withdraw.lua: 'none' is no entry of this account, 'unknown' no such draw.
 WithdrawCode = Literal["ok", "none", "closed", "unknown"]
-#: put.lua (and the service: 'ok' is 'created' or 'replaced').
+PutScriptCode = Literal["ok", "committed", "orphans"]
+#: put.lua's codes as the service answers them: its 'ok' is 'created' or 'replaced'.
 PutCode = Literal["created", "replaced", "committed", "orphans"]
 #: commit.lua: 'exists' carries the first commitment (never replaced).
 CommitCode = Literal["ok", "exists", "closed", "unknown"]
