@@ -49,7 +49,7 @@ async def _prepare(url: str, settings: Settings, confirmers: list[str]) -> list[
             answers = await asyncio.gather(
                 *(shop.hold(SALE, "packs", a, "prep", request) for a in batch)
             )
-            ids += [a["hold"] for a in answers]
+            ids += [a.hold for a in answers]
         return ids
     finally:
         await store.close()

@@ -426,7 +426,7 @@ async def test_expiry_under_load_returns_only_the_expired_holds(
     short = model.SaleSpec(phase="singles", window_required=False, hold_ttl_s=1)
     await shop.put(SALE, short)  # holds made from now on last one second
     short_ids = [
-        a["hold"] for a in await asyncio.gather(
+        a.hold for a in await asyncio.gather(
             *(shop.hold(SALE, "singles", f"short-{j}", "k", one) for j in range(300)))
     ]  # fmt: skip
     stop = asyncio.Event()
@@ -825,6 +825,6 @@ async def test_a_worker_starting_hands_the_stock_level_to_the_linked_rooms(
     for category in ("A", "B"):
         request = msgspec.convert({"items": [{"session": "ATH-00", "category": category,
                                               "quantity": 1}]}, model.HoldRequest)  # fmt: skip
-        assert (await shop.hold(SALE, "singles", category, "k", request))["code"] == "ok"
+        assert (await shop.hold(SALE, "singles", category, "k", request)).code == "ok"
     async with TestClient(TestServer(app_two, host="127.0.0.1")) as two:
         await room_shows(two, "r1", 0.0)

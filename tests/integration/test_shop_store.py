@@ -77,7 +77,7 @@ def test_the_hold_script_decides_as_the_pure_rules(
             expected = verdict.rule if verdict else next(
                 ("stock" for f, q in wanted.items() if stock[f] < q), "ok")  # fmt: skip
             answer = await shop.hold(sale, "singles", "acc", f"k{n}", request)
-            assert answer["code"] == expected, (lines, answer)
+            assert answer.code == expected, (lines, answer)
             if expected == "ok":
                 for f, q in wanted.items():
                     stock[f] -= q
@@ -132,9 +132,9 @@ def test_a_confirmed_purchase_survives_kill_9(tmp_path: Path) -> None:
         async def buy(shop: Shop) -> tuple[str, int]:
             await new_sale(shop, "paris", spec)
             answer = await shop.hold("paris", "packs", "buyer", "k1", request)
-            code, _, fsynced = await shop.confirm("paris", "buyer", answer["hold"], "PAY-9", 2000)
+            code, _, fsynced = await shop.confirm("paris", "buyer", answer.hold, "PAY-9", 2000)
             assert (code, fsynced) == ("ok", 1)
-            return answer["hold"], fsynced
+            return answer.hold, fsynced
 
         hold_id, _ = with_shop(settings, buy)
         assert server.process is not None
@@ -162,7 +162,7 @@ def test_confirm_refuses_without_an_append_only_file(tmp_path: Path) -> None:
             await new_sale(shop, "paris", model.SaleSpec(window_required=False))
             answer = await shop.hold("paris", "packs", "buyer", "k1", request)
             try:
-                await shop.confirm("paris", "buyer", answer["hold"], "PAY", 500)
+                await shop.confirm("paris", "buyer", answer.hold, "PAY", 500)
             except ResponseError as exc:
                 return str(exc)
             return "confirmed"

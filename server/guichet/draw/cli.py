@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 
 import msgspec
 import numpy as np
@@ -22,7 +22,7 @@ from guichet.clitime import rfc3339
 from guichet.config import ConfigError, Settings
 from guichet.draw import audit, model, outbox, ranking, seal, waves
 from guichet.draw.run import RunError, chunk_size, ranked_ids, read_bucket, run
-from guichet.draw.service import SCRIPTS, Committed, Draws, OrphanedEntries
+from guichet.draw.service import SCRIPTS, Draws
 from guichet.signing import Keyring
 from guichet.store import sync
 from guichet.store.client import Store
@@ -70,13 +70,18 @@ def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
         parsed = wire.decode(json.dumps(spec).encode(), model.DrawSpec)
     except Exception as exc:  # a Problem naming the field
         return _fail(f"invalid draw spec: {getattr(exc, 'detail', exc)}")
-    try:
-        created = _with_store(settings, lambda s: Draws(s).put(args.draw, parsed))
-    except Committed:
-        return _fail(f"draw {args.draw!r} is committed: its rules can no longer change")
-    except OrphanedEntries as exc:
-        return _fail(f"stratum {exc.stratum!r} holds {exc.entries} entries: keep it in --strata")
-    print(f"draw {args.draw} {'created' if created else 'updated'}")
+    put = _with_store(settings, lambda s: Draws(s).put(args.draw, parsed))
+    match put.code:
+        case "committed":
+            return _fail(f"draw {args.draw!r} is committed: its rules can no longer change")
+        case "orphans":
+            return _fail(
+                f"stratum {put.stratum!r} holds {put.entries} entries: keep it in --strata"
+            )
+        case "created" | "replaced":
+            print(f"draw {args.draw} {'created' if put.code == 'created' else 'updated'}")
+        case _:
+            assert_never(put.code)
     return 0
 
 

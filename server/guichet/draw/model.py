@@ -187,6 +187,8 @@ DrawId = wire.Slug
 
 Stratum = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 EntryStatus = Literal["registered", "not_selected_yet", "window_assigned"]
+#: Where now stands against an account's purchase window (window_check.lua).
+WindowState = Literal["open", "before", "after", "none"]
 
 
 class DrawSpec(wire.Base, kw_only=True):

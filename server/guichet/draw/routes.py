@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import Literal, assert_never
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
 from guichet import errors, metrics, openapi, wire
 from guichet.background import Periodic
-from guichet.draw import model, monitor
-from guichet.draw.service import Committed, Draws, DrawState, OrphanedEntries, registered_entry
+from guichet.draw import model, monitor, refusals
+from guichet.draw.service import Draws, DrawState, registered_entry
 from guichet.state import SETTINGS, STORE, account_of, admin_of
-from guichet.units import US_PER_S
 
 log = logging.getLogger("guichet.draw")
 
@@ -72,10 +71,6 @@ def _draw_id(request: web.Request) -> str:
     return wire.slug_param(request, "draw")
 
 
-def _period(opens_us: int, closes_us: int) -> str:
-    return f"[{wire.rfc3339(opens_us / US_PER_S)}, {wire.rfc3339(closes_us / US_PER_S)})"
-
-
 @openapi.endpoint(
     "Enter the draw (consent required). 201 the first time, 200 with the same entry after: "
     "idempotent under retries. Outside the registration period: 409 naming the period.",
@@ -97,26 +92,22 @@ async def register(request: web.Request) -> web.Response:
     code, value, opens, closes, drawn = await request.app[DRAWS].register(
         draw, account.id, body.stratum or ""
     )
-    if code == "created":
-        entry = registered_entry(draw, account.id, value)
-        metrics.DRAW_ENTRIES.labels(draw, entry.stratum).inc()
-        return wire.respond(entry, status=201)
-    if code == "again":  # the same entry; once drawn, with its status now (window…)
-        again = await request.app[DRAWS].entry(draw, account.id) if drawn else None
-        return wire.respond(again or registered_entry(draw, account.id, value))
+    match code:
+        case "created":
+            entry = registered_entry(draw, account.id, value)
+            metrics.DRAW_ENTRIES.labels(draw, entry.stratum).inc()
+            return wire.respond(entry, status=201)
+        case "again":  # the same entry; once drawn, with its status now (window…)
+            again = await request.app[DRAWS].entry(draw, account.id) if drawn else None
+            return wire.respond(again or registered_entry(draw, account.id, value))
     metrics.DRAW_REJECTIONS.labels(code).inc()
-    if code == "unknown":
-        raise errors.not_found(f"no draw {draw!r}")
-    if code == "bad_stratum":
-        raise errors.invalid_body(
-            [errors.FieldError(field="stratum", detail="not a stratum of this draw")]
-        )
-    when = "has not opened yet" if code == "not_open" else "has closed"
-    raise errors.conflict(
-        "registration-" + ("not-open" if code == "not_open" else "closed"),
-        "Outside the registration period",
-        f"registration {when}; the period is {_period(opens, closes)}",
-    )
+    match code:
+        case "unknown":
+            raise refusals.problem("no_draw", draw)
+        case "bad_stratum" | "not_open" | "closed":
+            raise refusals.problem(code, draw, refusals.Facts(opens_us=opens, closes_us=closes))
+        case _:
+            assert_never(code)
 
 
 @openapi.endpoint(
@@ -147,14 +138,15 @@ async def withdraw(request: web.Request) -> web.Response:
     draw = _draw_id(request)
     account = account_of(request)
     code, closes = await request.app[DRAWS].withdraw(draw, account.id)
-    if code in ("none", "unknown"):
-        raise errors.not_found(f"no entry of this account in draw {draw!r}")
-    if code == "closed":
-        raise errors.conflict(
-            "registration-closed",
-            "Registration closed",
-            f"entries can be withdrawn until {wire.rfc3339(closes / US_PER_S)}",
-        )
+    match code:
+        case "none" | "unknown":
+            raise refusals.problem("no_entry", draw)
+        case "closed":
+            raise refusals.problem("withdrawal_closed", draw, refusals.Facts(closes_us=closes))
+        case "ok":
+            pass
+        case _:
+            assert_never(code)
     metrics.DRAW_WITHDRAWALS.labels(draw).inc()
     return wire.respond(Withdrawn(draw=draw, status="withdrawn"))
 
@@ -220,27 +212,18 @@ async def put_draw(request: web.Request) -> web.Response:
     admin_of(request, SCOPE_WRITE)
     draw = _draw_id(request)
     spec = await wire.read_json(request, model.DrawSpec)
-    try:
-        created = await request.app[DRAWS].put(draw, spec)
-    except Committed:
-        raise errors.conflict(
-            "draw-committed",
-            "The draw is committed",
-            f"draw {draw!r} is committed: its rules are fixed and can no longer change",
-        ) from None
-    except OrphanedEntries as exc:
-        raise errors.Problem(
-            409,
-            "draw-stratum-has-entries",
-            "A removed stratum has entries",
-            f"stratum {exc.stratum!r} holds {exc.entries} entries: keep it in `strata` "
-            "(entries are never moved between strata)",
-            context={"stratum": exc.stratum, "entries": exc.entries},
-        ) from None
+    code, stratum, entries = await request.app[DRAWS].put(draw, spec)
+    match code:
+        case "committed" | "orphans":
+            raise refusals.problem(code, draw, refusals.Facts(stratum=stratum, entries=entries))
+        case "created" | "replaced":
+            pass
+        case _:
+            assert_never(code)
     state = await request.app[DRAWS].state(draw)
     assert state is not None
     counts = await request.app[DRAWS].counts(draw)
-    return wire.respond(_public(draw, state, counts), status=201 if created else 200)
+    return wire.respond(_public(draw, state, counts), status=201 if code == "created" else 200)
 
 
 async def _draws_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -6,13 +6,21 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from guichet import wire
 from guichet.draw import outbox, seal
-from guichet.draw.model import DrawSpec, Entry, Transcript, Window
+from guichet.draw.model import DrawSpec, Entry, Transcript, Window, WindowState
+from guichet.draw.refusals import (
+    CommitCode,
+    PutCode,
+    PutScriptCode,
+    RegisterCode,
+    WithdrawCode,
+    code_of,
+)
 from guichet.signing import JWK
 from guichet.store import keys
 from guichet.store.client import Store
@@ -29,22 +37,35 @@ ENTRY = LuaScript("guichet.draw", "entry.lua")
 SCRIPTS = (REGISTER, WITHDRAW, PUT, COMMIT, WINDOW, ENTRY, *outbox.SCRIPTS)
 
 
-class Committed(Exception):
-    """The draw is committed: its spec can no longer change."""
+class Put(NamedTuple):
+    """put.lua's answer: created or replaced; refused once committed, or when entries name
+    a stratum the new spec leaves out (``stratum`` holds ``entries`` of them)."""
+
+    code: PutCode
+    stratum: str = ""
+    entries: int = 0
 
 
-class OrphanedEntries(Exception):
-    """The new spec leaves out a stratum that entries still name."""
+class Registration(NamedTuple):
+    """register.lua's answer (the entry as stored, the period in µs, whether it has run)."""
 
-    def __init__(self, stratum: str, entries: int) -> None:
-        super().__init__(f"{entries} entries name stratum {stratum!r}")
-        self.stratum = stratum
-        self.entries = entries
+    code: RegisterCode
+    entry: str
+    opens_us: int
+    closes_us: int
+    drawn: bool
+
+
+class Withdrawal(NamedTuple):
+    """withdraw.lua's answer and the close (µs) it was judged against."""
+
+    code: WithdrawCode
+    closes_us: int
 
 
 @dataclass(frozen=True)
 class Commitment:
-    code: str  # 'ok' | 'exists' | 'closed' | 'unknown'
+    code: CommitCode
     commitment: str
     committed_us: int
     closes_us: int
@@ -93,20 +114,21 @@ class Draws:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def put(self, draw: str, spec: DrawSpec) -> bool:
-        """Create or replace the draw's spec; True when it is new. :class:`Committed` once the
-        draw is committed, :class:`OrphanedEntries` when entries name a stratum it leaves out
-        (both decided in put.lua, atomically with the write)."""
+    async def put(self, draw: str, spec: DrawSpec) -> Put:
+        """Create or replace the draw's spec: 'created' or 'replaced'; 'committed' once the
+        draw is committed, 'orphans' when entries name a stratum it leaves out (both decided in
+        put.lua, atomically with the write)."""
         fields = spec_fields(spec)
         args = [x for pair in fields.items() for x in pair]
         k = DrawKeys(draw)
-        code, added, detail = await self.store.scripts(PUT, [k.cfg, k.counts], args)
-        if code == b"committed":
-            raise Committed(draw)
-        if code == b"orphans":
-            raise OrphanedEntries(detail.decode(), int(added))
+        raw, added, detail = await self.store.scripts(PUT, [k.cfg, k.counts], args)
+        code: PutScriptCode = code_of(raw, PutScriptCode, "put")
+        if code == "committed":
+            return Put("committed")
+        if code == "orphans":
+            return Put("orphans", detail.decode(), int(added))
         await self.store.client.sadd(keys.DRAWS_INDEX, draw)
-        return int(added) == len(fields)
+        return Put("created" if int(added) == len(fields) else "replaced")
 
     async def ensure_defined(self, definitions: tuple[Any, ...]) -> None:
         """Create the config file's draws that do not exist yet (live changes are kept)."""
@@ -168,17 +190,17 @@ class Draws:
         code, value, at, closes = await self.store.scripts(
             COMMIT, [DrawKeys(draw).cfg], [published, sealed]
         )
-        return Commitment(code.decode(), value.decode(), int(at), int(closes))
+        code = code_of(code, CommitCode, "commit")
+        return Commitment(code, value.decode(), int(at), int(closes))
 
-    async def register(
-        self, draw: str, account: str, stratum: str
-    ) -> tuple[str, str, int, int, bool]:
+    async def register(self, draw: str, account: str, stratum: str) -> Registration:
         """(code, entry, opens µs, closes µs, drawn) — see register.lua."""
         k = DrawKeys(draw)
         code, entry, opens, closes, ran = await self.store.scripts(
             REGISTER, [k.cfg, k.entries_of(account), k.counts], [account, stratum]
         )
-        return code.decode(), entry.decode(), int(opens), int(closes), ran == b"1"
+        code = code_of(code, RegisterCode, "register")
+        return Registration(code, entry.decode(), int(opens), int(closes), ran == b"1")
 
     async def entry(self, draw: str, account: str) -> Entry | None:
         """The account's entry with its status and, once given, its purchase window (one
@@ -209,15 +231,17 @@ class Draws:
                     )
         return entry
 
-    async def window_state(self, sale: str, phase: str, account: str) -> tuple[str, int, int]:
+    async def window_state(
+        self, sale: str, phase: str, account: str
+    ) -> tuple[WindowState, int, int]:
         """('open' | 'before' | 'after' | 'none', starts µs, ends µs), by Redis TIME."""
         windows = SaleKeys(sale).windows(phase)
         state, starts, ends = await self.store.scripts(WINDOW, [windows], [account])
-        return state.decode(), int(starts), int(ends)
+        return code_of(state, WindowState, "window"), int(starts), int(ends)
 
-    async def withdraw(self, draw: str, account: str) -> tuple[str, int]:
+    async def withdraw(self, draw: str, account: str) -> Withdrawal:
         k = DrawKeys(draw)
         code, closes = await self.store.scripts(
             WITHDRAW, [k.cfg, k.entries_of(account), k.counts], [account]
         )
-        return code.decode(), int(closes)
+        return Withdrawal(code_of(code, WithdrawCode, "withdraw"), int(closes))

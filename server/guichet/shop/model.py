@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from guichet import wire
+from guichet.draw.model import WindowState
 
 SessionId = Annotated[str, Meta(pattern=r"^[A-Z0-9][A-Z0-9-]{0,23}$", description="e.g. ATH-07")]
 CategoryId = Annotated[str, Meta(pattern=r"^[A-Z][A-Z0-9]{0,3}$", description="e.g. A, B, C")]
@@ -223,6 +224,23 @@ def check_hold(
 # --- replies ---------------------------------------------------------------------------------
 
 HoldState = Literal["held", "confirmed", "released", "expired"]
+
+
+class SaleWindow(wire.Reply, kw_only=True):
+    state: WindowState
+    starts_at: str | None = None
+    ends_at: str | None = None
+
+
+def sale_window(state: WindowState, starts_us: int, ends_us: int) -> SaleWindow:
+    """An account's purchase window as the shop shows it (no times when it has none)."""
+    if state == "none":
+        return SaleWindow(state=state)
+    return SaleWindow(
+        state=state,
+        starts_at=wire.rfc3339(starts_us / 1_000_000),
+        ends_at=wire.rfc3339(ends_us / 1_000_000),
+    )
 
 
 class HoldItem(wire.Reply, kw_only=True):

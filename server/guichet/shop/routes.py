@@ -8,9 +8,8 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, assert_never
 
-import msgspec
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 from redis.exceptions import ResponseError
@@ -18,7 +17,7 @@ from redis.exceptions import ResponseError
 from guichet import auth, errors, metrics, openapi, streams, wire
 from guichet.background import Periodic
 from guichet.draw.service import Draws  # the purchase-window check lives with the draw
-from guichet.shop import model
+from guichet.shop import model, refusals
 from guichet.shop.live import SUBSCRIBER_QUEUE, Availability, Live, SaleView
 from guichet.shop.service import HoldRecord, Shop
 from guichet.state import SETTINGS, STORE, account_of, admin_of
@@ -34,18 +33,12 @@ IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
 CATALOGUE_MAX_BYTES = 8 * 1024 * 1024
 
 
-class SaleWindow(wire.Reply, kw_only=True):
-    state: str  # open | before | after | none
-    starts_at: str | None = None
-    ends_at: str | None = None
-
-
 class Me(wire.Reply, kw_only=True):
     """The account in this sale: its window, tickets held and bought, what it may still take."""
 
     sale: str
     phase: str
-    window: SaleWindow
+    window: model.SaleWindow
     tickets_held: int
     tickets_bought: int
     packs: int
@@ -86,21 +79,11 @@ def _hold_id(request: web.Request) -> str:
     return hold_id
 
 
-def _window(state: str, starts_us: int, ends_us: int) -> SaleWindow:
-    if state == "none":
-        return SaleWindow(state=state)
-    return SaleWindow(
-        state=state,
-        starts_at=wire.rfc3339(starts_us / US_PER_S),
-        ends_at=wire.rfc3339(ends_us / US_PER_S),
-    )
-
-
 def _hold(sale: str, r: HoldRecord) -> model.Hold:
     return model.Hold(
         id=r.id,
         sale=sale,
-        state=r.state,  # type: ignore[arg-type]
+        state=r.state,
         items=[
             model.HoldItem(session=s, category=f.partition(":")[2], quantity=q)
             for f, q, s in r.items
@@ -175,57 +158,7 @@ async def _drain(
 
 # --- holds -----------------------------------------------------------------------------------
 
-_QUOTA_RULES = ("max_tickets", "max_packs", "max_per_session")
 _STALE_RETRIES = 3  # rules changed between reading them and the hold script: read them again
-
-
-def _refusal(sale: str, answer: dict[str, Any]) -> errors.Problem:
-    code = answer["code"]
-    metrics.SHOP_HOLDS.labels(sale, code).inc()
-    if code == "no_sale":
-        return errors.not_found(f"no sale {sale!r}")
-    if code == "idempotency_mismatch":
-        return errors.Problem(
-            422, "idempotency-key-reused", "Idempotency key reused",
-            "this Idempotency-Key was used with another request; use a new key",
-            errors=[errors.FieldError(field="Idempotency-Key", detail="used for another body")],
-        )  # fmt: skip
-    if code == "window":
-        window = _window(answer["state"], int(answer["starts_us"]), int(answer["ends_us"]))
-        detail = {
-            "none": "this account has no purchase window for this sale",
-            "before": f"the purchase window opens at {window.starts_at}",
-            "after": f"the purchase window closed at {window.ends_at}",
-        }[answer["state"]]
-        return errors.Problem(
-            403, "window-closed", "Outside the purchase window", detail,
-            context={"window": msgspec.to_builtins(window)},
-        )  # fmt: skip
-    if code == "phase":
-        field = "packs" if answer["phase"] == "packs" else "items"
-        return errors.invalid_body(
-            [errors.FieldError(field=field, detail=f"this sale is in its {answer['phase']} phase")]
-        )
-    if code == "unknown_item":
-        return errors.invalid_body(
-            [errors.FieldError(field="items", detail=f"no item {answer['item']} in this sale")]
-        )
-    if code == "stock":
-        return errors.Problem(
-            409, "sold-out", "Not enough seats",
-            f"{answer['available']} seats left for {answer['item']}",
-            context={"item": answer["item"], "available": answer["available"]},
-        )  # fmt: skip
-    if code in _QUOTA_RULES:
-        what = {"max_tickets": "tickets per account", "max_packs": "packs per account",
-                "max_per_session": f"tickets for session {answer.get('item')}"}[code]  # fmt: skip
-        return errors.Problem(
-            409, "quota-exceeded", "Quota exceeded",
-            f"at most {answer['limit']} {what}; {answer['have']} held or bought already",
-            context={"rule": code, "limit": answer["limit"], "have": answer["have"],
-                     **({"item": answer["item"]} if "item" in answer else {})},
-        )  # fmt: skip
-    return errors.Problem(500, "internal", "Unexpected answer", f"hold answered {code!r}")
 
 
 @openapi.endpoint(
@@ -263,7 +196,7 @@ async def hold(request: web.Request) -> web.Response:
         answer = await request.app[SHOP].hold(
             v.sale, v.spec.phase, account.id, key, body, version=v.version
         )
-        if answer["code"] != "stale":
+        if answer.code != "stale":
             break
         v = await live.reload(v.sale) or v  # the rules changed since this worker read them
     else:
@@ -271,17 +204,18 @@ async def hold(request: web.Request) -> web.Response:
             503, "rules-changing", "Sale rules changing",
             "the sale's rules are being changed; try again", retry_after_s=1,
         )  # fmt: skip
-    if answer["code"] != "ok":
-        raise _refusal(v.sale, answer)
-    if answer.get("record"):  # a replay: the hold as it is now, as GET answers it
-        now = HoldRecord.decode(answer["hold"], answer["record"])
+    if answer.code != "ok":
+        metrics.SHOP_HOLDS.labels(v.sale, answer.code).inc()
+        raise refusals.problem(answer.code, v.sale, answer)
+    if answer.record:  # a replay: the hold as it is now, as GET answers it
+        now = HoldRecord.decode(answer.hold, answer.record)
         if now.state != "held":
             return wire.respond(_hold(v.sale, now))
     held_total, latency = _hold_metrics(v.sale)
     held_total.inc()
     lines = model.merged(body.lines())
     held = model.Hold(
-        id=answer["hold"],
+        id=answer.hold,
         sale=v.sale,
         state="held",
         items=[
@@ -290,7 +224,7 @@ async def hold(request: web.Request) -> web.Response:
         ],
         tickets=sum(lines.values()),
         packs=len(body.packs or ()),
-        expires_at=wire.rfc3339(int(answer["expires_us"]) / US_PER_S),
+        expires_at=wire.rfc3339(answer.expires_us / US_PER_S),
     )
     latency.observe(time.perf_counter() - started)
     return wire.respond(held, status=201)
@@ -353,12 +287,15 @@ async def confirm(request: web.Request) -> web.Response:
             "the store has no append-only file (appendonly no): confirms are refused",
             retry_after_s=30,
         ) from None  # fmt: skip
-    if code == "not_found" or record is None:
-        raise errors.not_found("no such hold")
-    if code in ("expired", "released"):
-        raise errors.conflict(
-            f"hold-{code}", f"Hold {code}", f"this hold was {code}; its seats went back on sale"
-        )
+    if record is None:
+        raise refusals.problem("not_found", sale)
+    match code:
+        case "not_found" | "expired" | "released":
+            raise refusals.problem(code, sale)
+        case "ok" | "again":
+            pass
+        case _:
+            assert_never(code)
     if fsynced < 1:
         raise errors.Problem(
             503, "not-durable-yet", "Purchase not on disk yet",
@@ -381,10 +318,15 @@ async def release(request: web.Request) -> web.Response:
     sale = _sale_id(request)
     account = account_of(request)
     code, record = await request.app[SHOP].release(sale, account.id, _hold_id(request))
-    if code == "not_found" or record is None:
-        raise errors.not_found("no such hold")
-    if code == "confirmed":
-        raise errors.conflict("hold-confirmed", "Already bought", "a confirmed hold is a purchase")
+    if record is None:
+        raise refusals.problem("not_found", sale)
+    match code:
+        case "not_found" | "confirmed":
+            raise refusals.problem(code, sale)
+        case "ok" | "expired" | "released":  # released or expired already: answered as it is
+            pass
+        case _:
+            assert_never(code)
     if code == "ok":
         metrics.SHOP_RELEASES.labels(sale).inc()
     return wire.respond(_hold(sale, record))
@@ -408,7 +350,7 @@ async def me(request: web.Request) -> web.Response:
         Me(
             sale=v.sale,
             phase=v.spec.phase,
-            window=_window(state, starts, ends),
+            window=model.sale_window(state, starts, ends),
             tickets_held=held,
             tickets_bought=tickets - held,
             packs=packs,
@@ -460,10 +402,7 @@ async def put_catalogue(request: web.Request) -> web.Response:
     catalogue = wire.decode(raw, model.Catalogue)
     code, detail = await request.app[SHOP].load(v.sale, catalogue)
     if code == "below_taken":
-        raise errors.conflict(
-            "below-taken", "Fewer seats than taken",
-            f"{detail}: the new seat count is below the seats held and sold already",
-        )  # fmt: skip
+        raise refusals.problem(code, v.sale, refusals.Facts(item=detail))
     await request.app[LIVE].reload(v.sale)
     items = sum(len(s.categories) for s in catalogue.sessions)
     seats = sum(c.seats for s in catalogue.sessions for c in s.categories)

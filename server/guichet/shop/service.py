@@ -6,11 +6,19 @@ import hashlib
 import itertools
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from guichet.shop import model
+from guichet.shop.refusals import (
+    ConfirmCode,
+    HoldAnswer,
+    LoadCode,
+    ReleaseCode,
+    code_of,
+    decode_hold,
+)
 from guichet.store import keys
 from guichet.store.client import Store
 from guichet.store.keys import SaleKeys, subject_digest
@@ -35,7 +43,7 @@ class HoldRecord:
 
     id: str
     account: str
-    state: str
+    state: model.HoldState
     items: list[tuple[str, int, str]]  # (field, quantity, session)
     tickets: int
     packs: int
@@ -55,6 +63,28 @@ class HoldRecord:
             expires_us=int(r["expires_us"]),
             payment_reference=r.get("payment_reference"),
         )
+
+
+class Loaded(NamedTuple):
+    """load.lua's answer: 'ok' with the number of items, or 'below_taken' with the item."""
+
+    code: LoadCode
+    detail: str
+
+
+class Confirmed(NamedTuple):
+    """confirm.lua's answer, and how many local AOF fsyncs covered it (WAITAOF)."""
+
+    code: ConfirmCode
+    record: HoldRecord | None
+    fsynced: int
+
+
+class Released(NamedTuple):
+    """release.lua's answer: the code and the hold as it is now."""
+
+    code: ReleaseCode
+    record: HoldRecord | None
 
 
 @dataclass(frozen=True)
@@ -135,7 +165,7 @@ class Shop:
         members: set[Any] = await self.store.client.smembers(keys.SALES_INDEX)
         return sorted(m.decode() for m in members)
 
-    async def load(self, sale: str, catalogue: model.Catalogue) -> tuple[str, str]:
+    async def load(self, sale: str, catalogue: model.Catalogue) -> Loaded:
         """Load or update the catalogue, all or nothing: ('ok', n) or ('below_taken', item)."""
         k = SaleKeys(sale)
         items: list[Any] = []
@@ -149,7 +179,7 @@ class Shop:
             [k.loaded, k.stock, k.held, k.sold, k.limited, k.sessions],
             [len(items) // 2, *items, *sessions],
         )
-        return code.decode(), detail.decode()
+        return Loaded(code_of(code, LoadCode, "load"), detail.decode())
 
     async def sessions(self, sale: str) -> dict[str, model.SessionSpec]:
         raw: dict[Any, Any] = await self.store.client.hgetall(SaleKeys(sale).sessions)
@@ -166,7 +196,7 @@ class Shop:
         request: model.HoldRequest,
         *,
         version: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> HoldAnswer:
         """The hold script's answer (see hold.lua), decoded. With ``version`` (the rules the
         caller checked the request against), a change of rules since answers ``stale``."""
         k = self._keys(sale)
@@ -182,8 +212,7 @@ class Shop:
              IDEMPOTENCY_TTL_S, len(request.packs or ()), lines,
              "" if version is None else version],
         )  # fmt: skip
-        answer: dict[str, Any] = msgspec.json.decode(raw)
-        return answer
+        return decode_hold(raw)
 
     def _keys(self, sale: str) -> SaleKeys:
         k = self._sale_keys.get(sale)
@@ -202,7 +231,7 @@ class Shop:
 
     async def confirm(
         self, sale: str, account: str, hold_id: str, payment: str, timeout_ms: int
-    ) -> tuple[str, HoldRecord | None, int]:
+    ) -> Confirmed:
         """(code, record, local AOF fsyncs): see confirm.lua; the reply waits for WAITAOF."""
         k = SaleKeys(sale)
         (code, raw), fsynced = await self.store.scripts.durable(
@@ -211,14 +240,16 @@ class Shop:
             [hold_id, account, payment],
             timeout_ms,
         )
-        return code.decode(), HoldRecord.decode(hold_id, raw) if raw else None, fsynced
+        record = HoldRecord.decode(hold_id, raw) if raw else None
+        return Confirmed(code_of(code, ConfirmCode, "confirm"), record, fsynced)
 
-    async def release(self, sale: str, account: str, hold_id: str) -> tuple[str, HoldRecord | None]:
+    async def release(self, sale: str, account: str, hold_id: str) -> Released:
         k = SaleKeys(sale)
         code, raw = await self.store.scripts(
             RELEASE, [k.holds, k.stock, k.held, k.usage, k.expiries], [hold_id, account]
         )
-        return code.decode(), HoldRecord.decode(hold_id, raw) if raw else None
+        record = HoldRecord.decode(hold_id, raw) if raw else None
+        return Released(code_of(code, ReleaseCode, "release"), record)
 
     async def expire(self, sale: str, batch: int) -> int:
         """Return the holds past their expiry to stock (at most ``batch``)."""
