@@ -14,7 +14,7 @@
 -- Returns {code, now, opens, closes, opened_us, pre, next, serving, floor, active,
 --          admitted, expired, measured_rate, effective_rate, stock, paused, seed, opened_now,
 --          reaped, cfg_version}
---!include open_room.lua
+--!include lua_include/open_room.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local c = redis.call('HMGET', KEYS[1], 'opens_us', 'closes_us', 'rate_per_s', 'max_active',
