@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import msgspec
 import numpy as np
@@ -13,6 +14,16 @@ from hypothesis import strategies as st
 
 from guichet.room import model
 from guichet.room.model import Counters, eta_s, metered_rate, poll_after_ms, queue_order
+from guichet.room.outcomes import (
+    REFUSALS,
+    AdmitCode,
+    ConfigureCode,
+    HeartbeatCode,
+    JoinCode,
+    LeaveCode,
+    Refused,
+    code_of,
+)
 
 seeds = st.binary(min_size=32, max_size=32)
 
@@ -175,3 +186,18 @@ def test_room_ids_are_key_safe(room: str) -> None:
     if model.valid_room_id(room):
         assert all(c.isascii() and (c.isalnum() or c == "-") for c in room)
         assert room == room.lower()
+
+
+def test_every_refusal_code_has_its_problem() -> None:
+    """The room's refusal table covers every refusal code, and every code a script can refuse
+    with is in it (the codes each script can answer with success are the rest)."""
+    assert set(REFUSALS) == set(get_args(Refused))
+    success = {"ok", "again", "created", "updated", "exists", "bad_window"}
+    for codes in (JoinCode, AdmitCode, LeaveCode, HeartbeatCode, ConfigureCode):
+        assert set(get_args(codes)) - success <= set(REFUSALS)
+
+
+def test_a_code_no_script_lists_is_an_error_not_a_refusal() -> None:
+    assert code_of(b"limited_ip", JoinCode, "join") == "limited_ip"
+    with pytest.raises(RuntimeError, match=r"join\.lua answered an unknown code"):
+        code_of(b"limited", JoinCode, "join")

@@ -37,6 +37,18 @@ from guichet.room.model import (
     queue_order,
     state_of,
 )
+from guichet.room.outcomes import (
+    AdmitCode,
+    Admitting,
+    Beating,
+    ConfigureCode,
+    HeartbeatCode,
+    JoinCode,
+    Joining,
+    LeaveCode,
+    Leaving,
+    code_of,
+)
 from guichet.room.progress import Mark, Marks
 from guichet.room.tickets import Ticket
 from guichet.store import keys
@@ -329,16 +341,16 @@ class Rooms:
 
     # --- admin ---------------------------------------------------------------------------
 
-    async def configure(self, room: str, op: str, spec: RoomSpec | RoomPatch) -> str:
-        """Create/replace/patch a room; returns created, updated, exists, unknown, bad_window."""
+    async def configure(self, room: str, op: str, spec: RoomSpec | RoomPatch) -> ConfigureCode:
+        """Create/replace/patch a room (see configure.lua for the codes)."""
         k = keys.RoomKeys(room)
-        (code,) = await self.store.scripts(CONFIGURE, [k.cfg], [op, *spec_fields(spec)])
-        code = code.decode()
+        (raw,) = await self.store.scripts(CONFIGURE, [k.cfg], [op, *spec_fields(spec)])
+        code: ConfigureCode = code_of(raw, ConfigureCode, "configure")
         if code in ("created", "updated"):
             await self.store.client.sadd(keys.ROOMS_INDEX, room)
             await self._load(room)
             await self.tick(self._rooms[room])
-        return str(code)
+        return code
 
     async def ensure_defined(self, definitions: tuple[RoomDefinition, ...]) -> None:
         """Create the config file's rooms that do not exist yet (live changes are kept)."""
@@ -485,8 +497,8 @@ class Rooms:
         opens it); once this worker has seen it open, none is needed."""
         return "-" if rt.counters is not None and rt.counters.opened else secrets.token_hex(32)
 
-    async def join(self, rt: Runtime, account: str, ip: str) -> tuple[str, str, float]:
-        """(code, ticket id, retry-after seconds) — see join.lua for the codes."""
+    async def join(self, rt: Runtime, account: str, ip: str) -> Joining:
+        """A place in the queue for ``account`` (see join.lua for the codes)."""
         k = rt.keys
         code, tid, opened_now, retry_us = await self.store.scripts(
             JOIN,
@@ -497,27 +509,30 @@ class Rooms:
             log.info("room opened by a join", extra={"room": rt.id})
             with contextlib.suppress(Exception):
                 await self.tick(rt)
-        return code.decode(), tid.decode(), int(retry_us) / _US
+        return Joining(code_of(code, JoinCode, "join"), tid.decode(), int(retry_us) / _US)
 
-    async def admit(self, rt: Runtime, ticket: Ticket, number: int) -> tuple[str, float, float]:
-        """(code, admitted at, session expires at) — see admit.lua for the codes."""
+    async def admit(self, rt: Runtime, ticket: Ticket, number: int) -> Admitting:
+        """A session for a called ticket (see admit.lua for the codes)."""
         k = rt.keys
         code, admitted_us, expires_us, _ = await self.store.scripts(
             ADMIT,
             [k.cfg, k.state, k.tickets, k.active, k.sessions, k.admitted_numbers, k.calls],
             [ticket.account, ticket.tid, number, self._grace_us],
         )
-        return code.decode(), int(admitted_us) / _US, int(expires_us) / _US
+        code = code_of(code, AdmitCode, "admit")
+        return Admitting(code, int(admitted_us) / _US, int(expires_us) / _US)
 
-    async def leave(self, rt: Runtime, ticket: Ticket) -> tuple[str, bool]:
+    async def leave(self, rt: Runtime, ticket: Ticket) -> Leaving:
+        """Give up the ticket's place or end its session (see leave.lua for the codes)."""
         k = rt.keys
         code, freed = await self.store.scripts(
             LEAVE, [k.tickets, k.active, k.sessions], [ticket.account, ticket.tid]
         )
-        return code.decode(), bool(int(freed))
+        return Leaving(code_of(code, LeaveCode, "leave"), bool(int(freed)))
 
-    async def heartbeat(self, rt: Runtime, account: str) -> tuple[str, float]:
+    async def heartbeat(self, rt: Runtime, account: str) -> Beating:
+        """Push an admitted session's idle expiry (see heartbeat.lua for the codes)."""
         code, expires_us = await self.store.scripts(
             HEARTBEAT, [rt.keys.cfg, rt.keys.active], [account]
         )
-        return code.decode(), int(expires_us) / _US
+        return Beating(code_of(code, HeartbeatCode, "heartbeat"), int(expires_us) / _US)
