@@ -23,6 +23,7 @@ from guichet.room.outcomes import (
     LeaveCode,
     Refused,
     code_of,
+    tick_of,
 )
 
 seeds = st.binary(min_size=32, max_size=32)
@@ -201,3 +202,19 @@ def test_a_code_no_script_lists_is_an_error_not_a_refusal() -> None:
     assert code_of(b"limited_ip", JoinCode, "join") == "limited_ip"
     with pytest.raises(RuntimeError, match=r"join\.lua answered an unknown code"):
         code_of(b"limited", JoinCode, "join")
+
+
+def test_the_tick_reply_is_decoded_by_name() -> None:
+    fields: dict[str, object] = {
+        "now": 7, "opens": 1, "closes": 9, "opened_us": 2, "pre": 3, "issued": 5, "serving": 4,
+        "floor": 1, "active": 2, "admitted": 3, "expired": 0, "measured_rate": b"1.500000",
+        "effective_rate": b"2.000000", "stock": b"", "paused": 0, "seed": b"ab",
+        "opened_now": 1, "reaped": 0, "version": b"4",
+    }  # fmt: skip
+    reply: list[object] = [b"code", b"ok"]
+    for name, value in fields.items():
+        reply += [name.encode(), value]
+    tick = tick_of(reply)
+    assert tick is not None
+    assert (tick.serving, tick.measured_rate, tick.opened_now, tick.version) == (4, 1.5, True, "4")
+    assert tick_of([b"code", b"unknown"]) is None

@@ -19,6 +19,7 @@ AdmitCode = Literal["ok", "again", "unknown", "mismatch", "not_ready", "expired"
 LeaveCode = Literal["ok", "again", "mismatch"]
 HeartbeatCode = Literal["ok", "gone", "unknown"]
 ConfigureCode = Literal["created", "updated", "exists", "unknown", "bad_window"]
+TickCode = Literal["ok", "unknown"]
 
 #: The codes that refuse a request, whichever script said them.
 Refused = Literal[
@@ -71,6 +72,41 @@ class Beating(NamedTuple):
 
     code: HeartbeatCode
     expires_at: float
+
+
+class Tick(msgspec.Struct, frozen=True):
+    """tick.lua's snapshot of a room, decoded by name (times in µs, as the script counts)."""
+
+    now: int
+    opens: int
+    closes: int
+    opened_us: int  # 0 until the room opened
+    pre: int
+    issued: int
+    serving: int
+    floor: int
+    active: int
+    admitted: int
+    expired: int
+    measured_rate: float
+    effective_rate: float
+    stock: str  # share of the linked sale's stock left, '' without a signal
+    paused: bool
+    seed: str
+    opened_now: bool
+    reaped: int
+    version: str  # the cfg hash's version: the spec changed when it moves
+
+
+def tick_of(reply: list[Any]) -> Tick | None:
+    """tick.lua's flat name/value reply as a :class:`Tick`; None when the room is unknown."""
+    fields = {
+        name.decode(): value.decode() if isinstance(value, bytes) else value
+        for name, value in zip(reply[::2], reply[1::2], strict=True)
+    }
+    if code_of(fields.pop("code").encode(), TickCode, "tick") == "unknown":
+        return None
+    return msgspec.convert(fields, Tick, strict=False)
 
 
 def code_of(raw: bytes, codes: Any, script: str) -> Any:

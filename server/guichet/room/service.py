@@ -47,7 +47,9 @@ from guichet.room.outcomes import (
     Joining,
     LeaveCode,
     Leaving,
+    Tick,
     code_of,
+    tick_of,
 )
 from guichet.room.progress import Mark, Marks
 from guichet.room.tickets import Ticket
@@ -110,45 +112,26 @@ def spec_from_hash(raw: dict[bytes, bytes]) -> RoomSpec:
     return msgspec.convert(data, RoomSpec, strict=False)
 
 
-def _counters(reply: list[Any]) -> Counters:
-    (
-        _,
-        now,
-        opens,
-        closes,
-        opened_us,
-        pre,
-        issued,
-        serving,
-        floor,
-        active,
-        admitted,
-        expired,
-        measured,
-        effective,
-        stock,
-        paused,
-        seed,
-    ) = reply[:17]
+def _counters(t: Tick) -> Counters:
     return Counters(
-        now=int(now) / _US,
-        opens_at=int(opens) / _US,
-        closes_at=int(closes) / _US,
-        opened=int(opened_us) > 0,
-        prequeue=int(pre),
-        issued=int(issued),
-        serving=int(serving),
-        floor=int(floor),
-        active=int(active),
-        admitted_total=int(admitted),
-        expired_total=int(expired),
-        rate=float(measured),
-        effective_rate=float(effective),
-        sold_out=bool(stock) and float(stock) <= 0,
-        stock_remaining=float(stock) if stock else None,
-        paused=bool(int(paused)),
-        seed=seed.decode() if seed else None,
-        opened_at=int(opened_us) / _US if int(opened_us) else None,
+        now=t.now / _US,
+        opens_at=t.opens / _US,
+        closes_at=t.closes / _US,
+        opened=t.opened_us > 0,
+        prequeue=t.pre,
+        issued=t.issued,
+        serving=t.serving,
+        floor=t.floor,
+        active=t.active,
+        admitted_total=t.admitted,
+        expired_total=t.expired,
+        rate=t.measured_rate,
+        effective_rate=t.effective_rate,
+        sold_out=bool(t.stock) and float(t.stock) <= 0,
+        stock_remaining=float(t.stock) if t.stock else None,
+        paused=t.paused,
+        seed=t.seed or None,
+        opened_at=t.opened_us / _US if t.opened_us else None,
     )
 
 
@@ -403,15 +386,15 @@ class Rooms:
             [k.cfg, k.state, k.active, k.sessions, k.calls, k.admitted_numbers],
             [secrets.token_hex(32), self._grace_us, self._window_us, self.cfg.reap_batch],
         )
-        if reply[0] == b"unknown":
+        tick = tick_of(reply)
+        if tick is None:
             self._rooms.pop(rt.id, None)
             rt.updated.set()
             return
-        counters = _counters(reply)
-        reaped, version = int(reply[18]), reply[19]
-        if version != rt.version:
+        counters = _counters(tick)
+        if tick.version.encode() != rt.version:
             await self._load(rt.id)
-        if int(reply[17]):
+        if tick.opened_now:
             log.info(
                 "room opened: pre-queue frozen",
                 extra={
@@ -421,8 +404,8 @@ class Rooms:
                     "mode": rt.spec.mode,
                 },
             )
-        if reaped:
-            metrics.ROOM_EXPIRED.labels(rt.id).inc(reaped)
+        if tick.reaped:
+            metrics.ROOM_EXPIRED.labels(rt.id).inc(tick.reaped)
         if rt.counters is not None and counters.now < rt.counters.now:
             return  # an older tick's reply overtaken by a newer one: never step back
         rt.counters, rt.fetched = counters, time.monotonic()
