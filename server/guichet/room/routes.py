@@ -17,6 +17,7 @@ from guichet import auth, errors, metrics, openapi, refusals, streams, wire
 from guichet.config import RoomsConfig
 from guichet.room import model
 from guichet.room.outcomes import REFUSALS, Refused
+from guichet.room.pacer import Pacer
 from guichet.room.progress import BadMark, Mark, Marks
 from guichet.room.service import Rooms, Runtime, UnknownRoom, spec_fields
 from guichet.room.tickets import Keyring, Ticket, TicketSigner, ticket_secret
@@ -550,9 +551,11 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         await rooms.ensure_defined(settings.rooms.define)
     except Exception as exc:  # Redis not up yet: the pacer loop picks rooms up later
         log.warning("rooms from config not created yet", extra={"error": type(exc).__name__})
-    task = asyncio.create_task(rooms.run(app[KEYRING].refresh))
+    pacer = Pacer(rooms, app[KEYRING].refresh)
+    pacer.start()
     yield
-    await rooms.stop(task)
+    await pacer.stop()
+    await rooms.close()
 
 
 def setup(app: web.Application) -> None:

@@ -1,8 +1,8 @@
 """The waiting room's Redis side and each worker's snapshot of every room.
 
-One :class:`Rooms` per worker. Its pacer loop runs ``tick.lua`` for every room about every
-200 ms (all workers do; the script makes that safe) and keeps the returned counters as the
-room's snapshot, from which status polls and SSE streams are answered without Redis. Join,
+One :class:`Rooms` per worker. Its pacer (``pacer.py``) runs :meth:`Rooms.tick` for every room
+about every 200 ms (all workers do; the script makes that safe), which keeps the counters as
+the room's snapshot, from which status polls and SSE streams are answered without Redis. Join,
 admit, leave and heartbeat are one script call each.
 """
 
@@ -13,7 +13,6 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -69,7 +68,6 @@ CONFIGURE = LuaScript("guichet.room", "configure.lua")
 SCRIPTS = (JOIN, TICK, ADMIT, LEAVE, HEARTBEAT, CONFIGURE)
 
 _US = 1_000_000
-_INDEX_REFRESH_S = 2.0
 
 
 class UnknownRoom(Exception):
@@ -261,7 +259,6 @@ class Rooms:
         self.marks = marks
         self._rooms: dict[str, Runtime] = {}
         self._loading: dict[str, asyncio.Future[Runtime]] = {}
-        self._index_checked = 0.0
         self._grace_us = cfg.ready_grace_s * _US
         self._window_us = cfg.rate_window_s * _US
         self._ip = (round(60 * _US / cfg.join_per_ip_per_min), cfg.join_ip_burst)
@@ -411,7 +408,6 @@ class Rooms:
         rt.counters, rt.fetched = counters, time.monotonic()
         if counters.opened and counters.prequeue and rt.order is None and rt.order_task is None:
             rt.order_task = asyncio.create_task(self._compute_order(rt, counters))
-        self._export(rt.id, counters)
         rt.updated.set()
         rt.updated = asyncio.Event()
 
@@ -421,53 +417,21 @@ class Rooms:
             queue_order, bytes.fromhex(c.seed), c.prequeue, rt.spec.mode
         )
 
-    @staticmethod
-    def _export(room: str, c: Counters) -> None:
-        metrics.ROOM_WAITING.labels(room).set(max(0, c.issued - c.serving) if c.opened else 0)
-        metrics.ROOM_PREQUEUE.labels(room).set(0 if c.opened else c.prequeue)
-        metrics.ROOM_ACTIVE.labels(room).set(c.active)
-        metrics.ROOM_SERVING.labels(room).set(c.serving)
-        metrics.ROOM_RATE.labels(room).set(c.rate)
-        metrics.ROOM_EFFECTIVE_RATE.labels(room).set(c.effective_rate)
-
-    async def _refresh_index(self) -> None:
+    async def refresh_index(self) -> None:
+        """Load the rooms of the index this worker does not know yet (made by another)."""
         members = await self.store.client.smembers(keys.ROOMS_INDEX)
         for raw in members:
             room = raw.decode() if isinstance(raw, bytes) else raw
             if room not in self._rooms:
                 await self._load(room)
 
-    async def run(self, keyring_refresh: Callable[[], None] | None = None) -> None:
-        """The pacer loop: every tick_interval_s, one script per room (one pipeline in all)."""
-        interval = self.cfg.tick_interval_s
-        while True:
-            started = time.monotonic()
-            try:
-                if started - self._index_checked >= _INDEX_REFRESH_S:
-                    self._index_checked = started
-                    await self._refresh_index()
-                    if keyring_refresh is not None:  # reads a directory: off the loop
-                        await asyncio.to_thread(keyring_refresh)
-                results = await asyncio.gather(
-                    *(self.tick(rt) for rt in list(self._rooms.values())),
-                    return_exceptions=True,
-                )
-                for result in results:
-                    if isinstance(result, Exception):
-                        raise result
-                metrics.ROOM_TICKS.labels("ok").inc()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis down: keep serving the last snapshot, retry
-                metrics.ROOM_TICKS.labels("error").inc()
-                log.warning("pacer tick failed", extra={"error": type(exc).__name__})
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
-
-    async def stop(self, pacer: asyncio.Task[None], timeout_s: float = 5.0) -> None:
-        """Stop the pacer loop and any shuffle still being computed; never wait forever."""
-        tasks = [pacer, *(rt.order_task for rt in self._rooms.values() if rt.order_task)]
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Stop any shuffle still being computed; never wait forever."""
+        tasks = [rt.order_task for rt in self._rooms.values() if rt.order_task]
         for task in tasks:
             task.cancel()
+        if not tasks:
+            return
         _, pending = await asyncio.wait(tasks, timeout=timeout_s)
         if pending:
             log.warning("room tasks did not stop in time", extra={"pending": len(pending)})
