@@ -449,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     evalsha = next((r for r in rows if r.name == "guichet one EVALSHA per request"), None)
     if redis_side is not None and evalsha is not None:
         print(
-            f"redis-benchmark EVALSHA (the same GCRA script, -c{args.connections}, no HTTP): "
+            f"redis-benchmark EVALSHA (the same heartbeat script, -c{args.connections}, no HTTP): "
             f"{redis_side:,.0f}/s; guichet's one-EVALSHA route reaches "
             f"{evalsha.rps / redis_side:.2f}x of it"
         )
@@ -462,19 +462,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def redis_benchmark(port: int, clients: int, requests: int = 300_000) -> float | None:
-    """Requests/s of ``redis-benchmark`` running the GCRA script by EVALSHA (keys spread over
-    100,000 subjects): what one Valkey core gives with no HTTP and no Python in front.
-    None when ``redis-benchmark`` (Debian ``redis-tools``) is not installed."""
+    """Requests/s of ``redis-benchmark`` running the room heartbeat script by EVALSHA (keys
+    spread over 100,000 rooms that do not exist): what one Valkey core gives with no HTTP and
+    no Python in front. None when ``redis-benchmark`` (Debian ``redis-tools``) is not installed."""
     if shutil.which("redis-benchmark") is None:
         return None
-    from guichet.ratelimit import GCRA
+    from guichet.room.service import HEARTBEAT
 
     with redis.Redis(port=port) as client:
-        client.script_load(GCRA.source)
+        client.script_load(HEARTBEAT.source)
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", str(clients), "-n", str(requests), "-r",
-         "100000", "--csv", "EVALSHA", GCRA.sha, "1", "g:{rl:bench:__rand_int__}", "1", "1000000",
-         "1"],
+         "100000", "--csv", "EVALSHA", HEARTBEAT.sha, "2", "g:{room:b__rand_int__}:cfg",
+         "g:{room:b__rand_int__}:active", "a"],
         capture_output=True, text=True, check=True, timeout=300,
     ).stdout  # fmt: skip
     for line in out.splitlines():

@@ -1,5 +1,6 @@
-"""Guichet with one extra route that makes exactly one EVALSHA (the GCRA limiter), to price
-the store path: what every state-changing request pays on top of the HTTP stack."""
+"""Guichet with one extra route that makes exactly one EVALSHA (a room heartbeat on rooms that
+do not exist: one read), to price the store path: what every state-changing request pays on
+top of the HTTP stack."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
-from guichet import openapi, ratelimit, wire
+from guichet import openapi, wire
 from guichet.app import create_app
 from guichet.config import Settings, load_settings
+from guichet.room.service import HEARTBEAT
 from guichet.server import serve
 from guichet.state import STORE
+from guichet.store import keys
 
-_LIMIT = ratelimit.Limit(rate=1_000_000, period_s=1, burst=1_000_000)
 _subjects = itertools.cycle(range(10_000))
 
 
@@ -24,8 +26,9 @@ class Hit(wire.Reply):
 
 @openapi.endpoint("benchmark: one EVALSHA", response=Hit)
 async def one_evalsha(request: web.Request) -> web.Response:
-    decision = await ratelimit.hit(request.app[STORE], _LIMIT, "bench", str(next(_subjects)))
-    return wire.respond(Hit(allowed=decision.allowed))
+    k = keys.RoomKeys(f"bench-{next(_subjects)}")
+    code, _ = await request.app[STORE].scripts(HEARTBEAT, [k.cfg, k.active], ["a"])
+    return wire.respond(Hit(allowed=code == b"ok"))
 
 
 def factory(settings: Settings, **kw: Any) -> web.Application:

@@ -140,16 +140,19 @@ def sync_pieces(work: Path, n: int) -> list[str]:
         lambda: secrets.token_hex(32), n)))  # fmt: skip
 
     # --- the room snapshot and the reply --------------------------------------------------
+    from guichet.room.outcomes import Tick
     from guichet.room.service import Runtime, _counters
     from guichet.store import keys
 
     spec = msgspec.convert(room_spec(opens_in_s=-60), model.RoomSpec)
     rt = Runtime(ROOM, keys.RoomKeys(ROOM), spec)
     now_us = int(time.time() * 1e6)
-    rt.counters = _counters(
-        [b"ok", now_us, now_us - 60_000_000, now_us + 86_400_000_000, now_us - 60_000_000,
-         0, 20_000, 5_000, 0, 100, 5_000, 0, b"20.0", b"20.0", b"", 0, b"ab" * 32]
-    )  # fmt: skip
+    rt.counters = _counters(Tick(
+        now=now_us, opens=now_us - 60_000_000, closes=now_us + 86_400_000_000,
+        opened_us=now_us - 60_000_000, pre=0, issued=20_000, serving=5_000, floor=0, active=100,
+        admitted=5_000, expired=0, measured_rate=20.0, effective_rate=20.0, stock="",
+        paused=False, seed="ab" * 32, opened_now=False, reaped=0, version="1",
+    ))  # fmt: skip
     rt.fetched = time.monotonic()
     t = signer.verify(signer.sign(ROOM, "acc-9", "n:12000:1700000000", closes), ROOM)
     status = rt.status(t)

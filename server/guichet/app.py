@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from guichet import edge, errors, metrics, ops, ratelimit, streams, wire
+from guichet import edge, errors, metrics, ops, streams, wire
 from guichet.auth import Verifier
 from guichet.config import Settings
 from guichet.draw import routes as draw_routes
@@ -32,8 +32,7 @@ from guichet.store.client import connect
 log = logging.getLogger("guichet.app")
 
 #: Every Lua script the service runs; loaded at start-up and checked by /readyz.
-SCRIPTS = (*ratelimit.SCRIPTS, *room_service.SCRIPTS, *draw_service.SCRIPTS,
-           *shop_service.SCRIPTS)  # fmt: skip
+SCRIPTS = (*room_service.SCRIPTS, *draw_service.SCRIPTS, *shop_service.SCRIPTS)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _MAX_REQUEST_ID = 128

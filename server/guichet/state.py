@@ -6,6 +6,10 @@ from aiohttp import web
 
 from guichet.auth import Account, Admin, Verifier, authenticate_account, authenticate_admin
 from guichet.config import Settings
+from guichet.room.progress import Marks
+from guichet.room.service import Rooms
+from guichet.room.tickets import TicketSigner
+from guichet.signing import Keyring
 from guichet.store.client import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -15,6 +19,12 @@ WORKER_ID = web.AppKey("worker_id", int)
 OPENAPI_CACHE = web.AppKey("openapi_cache", bytes)
 REDIS_URL = web.AppKey("redis_url", str)  # the embedded server's, when no redis.url is set
 REQUEST_ID = web.RequestKey("request_id", str)
+
+# The waiting room (room/routes.py sets them up)
+ROOMS = web.AppKey("rooms", Rooms)  # every room's snapshot; its pacer runs on the loop
+SIGNER = web.AppKey("ticket_signer", TicketSigner)  # queue tickets (HS256)
+KEYRING = web.AppKey("keyring", Keyring)  # admission tokens (EdDSA) and their JWKS
+MARKS = web.AppKey("seen_marks", Marks)  # the signed `seen` of each status
 
 
 def account_of(request: web.Request) -> Account:

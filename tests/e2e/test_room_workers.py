@@ -157,7 +157,7 @@ async def test_a_room_known_from_the_index_but_not_ticked_answers_tickets(
     client: TestClient, tokens: Tokens
 ) -> None:
     """The state of the worker that did not create the room: the pacer found it in the room
-    index (``_refresh_index``) and has not ticked it yet. A join still answers its ticket, and
+    index (``refresh_index``) and has not ticked it yet. A join still answers its ticket, and
     a status its real place, not ``serving: 0``."""
     now = datetime.now(UTC)
     spec = {
@@ -183,7 +183,7 @@ async def test_a_room_known_from_the_index_but_not_ticked_answers_tickets(
             await runtime.updated.wait()
     for account in ("b", "c"):
         rooms._rooms.clear()  # as another worker: it has not seen the room …
-        await rooms._refresh_index()  # … until the pacer read the index (no tick yet)
+        await rooms.refresh_index()  # … until the pacer read the index (no tick yet)
         seen = rooms.get("cold")
         assert seen is not None
         assert seen.counters is None
@@ -195,7 +195,7 @@ async def test_a_room_known_from_the_index_but_not_ticked_answers_tickets(
         assert body["ticket"], body
         assert body["number"] == ord(account) - ord("a"), body
     rooms._rooms.clear()
-    await rooms._refresh_index()
+    await rooms.refresh_index()
     resp = await client.get("/v1/rooms/cold/status", headers={"X-Queue-Ticket": ticket})
     body = await resp.json()
     assert (body["state"], body["position"]) == ("ready", 0), body

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from guichet import ratelimit
 from guichet.app import SCRIPTS
 from guichet.config import RedisConfig
 from guichet.embedded import EmbeddedCluster
+from guichet.room.service import HEARTBEAT
+from guichet.store import keys
 from guichet.store.client import connect
 
 
@@ -33,7 +34,6 @@ async def test_a_mixed_burst_stays_within_the_pool_of_each_node(
                     scripts=SCRIPTS)  # fmt: skip
     try:
         await store.scripts.load_all()
-        limit = ratelimit.Limit(rate=1000, period_s=1, burst=1000)
         key = "g:{burst}:plain"
 
         async def plain(i: int) -> object:
@@ -41,7 +41,8 @@ async def test_a_mixed_burst_stays_within_the_pool_of_each_node(
             return await store.client.get(f"{key}{i % 3}")
 
         async def script(i: int) -> object:
-            return (await ratelimit.hit(store, limit, "burst", str(i % 7))).allowed
+            k = keys.RoomKeys(f"burst-{i % 7}")
+            return await store.scripts(HEARTBEAT, [k.cfg, k.active], ["a"])
 
         outcomes = await asyncio.gather(
             *(f(i) for i in range(300) for f in (plain, script)), return_exceptions=True

@@ -13,6 +13,7 @@ import pytest
 from guichet.app import SCRIPTS
 from guichet.config import RoomsConfig, Settings
 from guichet.room.model import RoomPatch, RoomSpec, queue_order
+from guichet.room.pacer import Pacer
 from guichet.room.service import Rooms, Runtime
 from guichet.room.tickets import Ticket
 from guichet.store.client import Store, connect
@@ -49,15 +50,14 @@ async def workers(settings: Settings, count: int) -> AsyncIterator[list[Rooms]]:
         await store.scripts.load_all()
         stores.append(store)
         rooms.append(Rooms(store, ROOMS_CFG))
-    tasks = [asyncio.create_task(r.run()) for r in rooms]
+    pacers = [Pacer(r) for r in rooms]
+    for pacer in pacers:
+        pacer.start()
     try:
         yield rooms
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for pacer in pacers:
+            await pacer.stop()
         for store in stores:
             await store.close()
 

@@ -8,9 +8,10 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from guichet import metrics, ratelimit
+from guichet import metrics
 from guichet.config import RedisConfig
 from guichet.embedded import EmbeddedValkey
+from guichet.room.service import HEARTBEAT
 from guichet.store import keys
 from guichet.store.client import Store, connect
 
@@ -22,13 +23,17 @@ async def test_scripts_loaded_at_start(store: Store) -> None:
 
 async def test_noscript_recovery_after_script_flush(store: Store) -> None:
     """After SCRIPT FLUSH (what a restart or failover looks like), calls still succeed."""
-    limit = ratelimit.Limit(rate=10, period_s=1, burst=10)
-    assert (await ratelimit.hit(store, limit, "t", "before")).allowed
+    assert await heartbeat(store, "before") == [b"unknown", 0]
     await store.client.script_flush()
-    assert "ratelimit" in await store.scripts.missing()
-    decision = await ratelimit.hit(store, limit, "t", "after")  # NOSCRIPT → load → retry
-    assert decision.allowed
-    assert "ratelimit" not in await store.scripts.missing()
+    assert "heartbeat" in await store.scripts.missing()
+    assert await heartbeat(store, "after") == [b"unknown", 0]  # NOSCRIPT → load → retry
+    assert "heartbeat" not in await store.scripts.missing()
+
+
+async def heartbeat(store: Store, room: str, account: str = "a") -> object:
+    """One call of a registered script (a room's heartbeat): any script would do."""
+    k = keys.RoomKeys(room)
+    return await store.scripts(HEARTBEAT, [k.cfg, k.active], [account])
 
 
 async def test_health_reloads_flushed_scripts(store: Store) -> None:
@@ -42,7 +47,7 @@ async def test_health_reloads_flushed_scripts(store: Store) -> None:
 
 async def test_health_reports_unreachable_then_recovers(private_valkey: EmbeddedValkey) -> None:
     store = connect(
-        RedisConfig(url=private_valkey.url, connect_timeout_s=0.5), scripts=ratelimit.SCRIPTS
+        RedisConfig(url=private_valkey.url, connect_timeout_s=0.5), scripts=(HEARTBEAT,)
     )
     try:
         await store.scripts.load_all()
@@ -74,21 +79,16 @@ def test_rate_limit_keys_are_hash_tagged() -> None:
 async def test_concurrent_calls_share_pipelines_and_survive_noscript(store: Store) -> None:
     """Calls of one loop tick go out as one pipeline; a flushed script cache mid-sale is
     recovered for every caller of the batch."""
-    limit = ratelimit.Limit(rate=1, period_s=60, burst=1)
     await store.client.script_flush()
-    decisions = await asyncio.gather(
-        *(ratelimit.hit(store, limit, "batch", f"s{i}") for i in range(50))
-    )
-    assert all(d.allowed for d in decisions)
-    assert "ratelimit" not in await store.scripts.missing()
+    replies = await asyncio.gather(*(heartbeat(store, f"batch-{i}") for i in range(50)))
+    assert all(r == [b"unknown", 0] for r in replies)
+    assert "heartbeat" not in await store.scripts.missing()
 
 
 async def test_a_failing_call_does_not_fail_its_batch(store: Store) -> None:
-    good = [
-        store.scripts(ratelimit.GCRA, [keys.rate_limit("mix", f"ok{i}")], [1000, 5, 1])
-        for i in range(10)
-    ]
-    bad = store.scripts(ratelimit.GCRA, [keys.rate_limit("mix", "bad")], ["not-a-number", 5, 1])
+    await store.client.hset(keys.RoomKeys("mix-bad").cfg, "idle_timeout_s", "not-a-number")
+    good = [heartbeat(store, f"mix-{i}") for i in range(10)]
+    bad = heartbeat(store, "mix-bad")  # the script fails on the bad number
     results = await asyncio.gather(*good, bad, return_exceptions=True)
-    assert all(isinstance(r, list) and r[0] == 1 for r in results[:10])
+    assert all(r == [b"unknown", 0] for r in results[:10])
     assert isinstance(results[10], ResponseError)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import msgspec
 import numpy as np
@@ -13,6 +14,17 @@ from hypothesis import strategies as st
 
 from guichet.room import model
 from guichet.room.model import Counters, eta_s, metered_rate, poll_after_ms, queue_order
+from guichet.room.outcomes import (
+    REFUSALS,
+    AdmitCode,
+    ConfigureCode,
+    HeartbeatCode,
+    JoinCode,
+    LeaveCode,
+    Refused,
+    code_of,
+    tick_of,
+)
 
 seeds = st.binary(min_size=32, max_size=32)
 
@@ -175,3 +187,34 @@ def test_room_ids_are_key_safe(room: str) -> None:
     if model.valid_room_id(room):
         assert all(c.isascii() and (c.isalnum() or c == "-") for c in room)
         assert room == room.lower()
+
+
+def test_every_refusal_code_has_its_problem() -> None:
+    """The room's refusal table covers every refusal code, and every code a script can refuse
+    with is in it (the codes each script can answer with success are the rest)."""
+    assert set(REFUSALS) == set(get_args(Refused))
+    success = {"ok", "again", "created", "updated", "exists", "bad_window"}
+    for codes in (JoinCode, AdmitCode, LeaveCode, HeartbeatCode, ConfigureCode):
+        assert set(get_args(codes)) - success <= set(REFUSALS)
+
+
+def test_a_code_no_script_lists_is_an_error_not_a_refusal() -> None:
+    assert code_of(b"limited_ip", JoinCode, "join") == "limited_ip"
+    with pytest.raises(RuntimeError, match=r"join\.lua answered an unknown code"):
+        code_of(b"limited", JoinCode, "join")
+
+
+def test_the_tick_reply_is_decoded_by_name() -> None:
+    fields: dict[str, object] = {
+        "now": 7, "opens": 1, "closes": 9, "opened_us": 2, "pre": 3, "issued": 5, "serving": 4,
+        "floor": 1, "active": 2, "admitted": 3, "expired": 0, "measured_rate": b"1.500000",
+        "effective_rate": b"2.000000", "stock": b"", "paused": 0, "seed": b"ab",
+        "opened_now": 1, "reaped": 0, "version": b"4",
+    }  # fmt: skip
+    reply: list[object] = [b"code", b"ok"]
+    for name, value in fields.items():
+        reply += [name.encode(), value]
+    tick = tick_of(reply)
+    assert tick is not None
+    assert (tick.serving, tick.measured_rate, tick.opened_now, tick.version) == (4, 1.5, True, "4")
+    assert tick_of([b"code", b"unknown"]) is None

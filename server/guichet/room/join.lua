@@ -11,7 +11,8 @@
 -- Returns {code, ticket, opened_now, retry_after_us}
 --   code: 'ok' (new ticket) | 'again' (same ticket as before) | 'unknown' | 'closed' |
 --         'limited_ip' | 'limited_account'
---!include open_room.lua
+--!include lua_include/open_room.lua
+--!include lua_include/gcra.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
@@ -19,22 +20,13 @@ local cfg = redis.call('HMGET', KEYS[1], 'opens_us', 'closes_us')
 if not cfg[1] then return {'unknown', '', 0, 0} end
 local opens, closes = tonumber(cfg[1]), tonumber(cfg[2])
 
--- Rate limits (GCRA): both are checked before either is charged.
-local function tat_after(key, interval, burst)
-  local tat = tonumber(redis.call('GET', key) or now)
-  if tat < now then tat = now end
-  local new_tat = tat + interval
-  local allow_at = new_tat - burst * interval
-  if now < allow_at then return nil, allow_at - now end
-  return new_tat, 0
-end
-local ip_tat, ip_wait = tat_after(KEYS[4], tonumber(ARGV[3]), tonumber(ARGV[4]))
+-- Rate limits (GCRA, lua_include/gcra.lua): both are checked before either is charged.
+local ip_tat, ip_wait = gcra_check(KEYS[4], now, tonumber(ARGV[3]), tonumber(ARGV[4]))
 if not ip_tat then return {'limited_ip', '', 0, ip_wait} end
-local acct_tat, acct_wait = tat_after(KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]))
+local acct_tat, acct_wait = gcra_check(KEYS[5], now, tonumber(ARGV[5]), tonumber(ARGV[6]))
 if not acct_tat then return {'limited_account', '', 0, acct_wait} end
-redis.call('SET', KEYS[4], string.format('%d', ip_tat), 'PX', math.ceil((ip_tat - now) / 1000))
-redis.call('SET', KEYS[5], string.format('%d', acct_tat), 'PX',
-  math.ceil((acct_tat - now) / 1000))
+gcra_charge(KEYS[4], ip_tat, now)
+gcra_charge(KEYS[5], acct_tat, now)
 
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 if existing then return {'again', existing, 0, 0} end

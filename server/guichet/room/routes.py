@@ -13,21 +13,22 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
-from guichet import auth, errors, metrics, openapi, streams, wire
+from guichet import auth, errors, metrics, openapi, refusals, streams, wire
 from guichet.config import RoomsConfig
 from guichet.room import model
+from guichet.room.outcomes import REFUSALS, Refused
+from guichet.room.pacer import Pacer
 from guichet.room.progress import BadMark, Mark, Marks
 from guichet.room.service import Rooms, Runtime, UnknownRoom, spec_fields
 from guichet.room.tickets import Ticket, TicketSigner, ticket_secret, verify_admission
 from guichet.signing import Keyring
+from guichet.state import KEYRING as KEYRING  # re-exported for importers of the old place
+from guichet.state import MARKS as MARKS
+from guichet.state import ROOMS as ROOMS
 from guichet.state import SETTINGS, STORE, account_of, admin_of
+from guichet.state import SIGNER as SIGNER
 
 log = logging.getLogger("guichet.room")
-
-ROOMS = web.AppKey("rooms", Rooms)
-SIGNER = web.AppKey("ticket_signer", TicketSigner)
-KEYRING = web.AppKey("keyring", Keyring)
-MARKS = web.AppKey("seen_marks", Marks)
 
 SCOPE_READ = "rooms:read"
 SCOPE_WRITE = "rooms:write"
@@ -41,9 +42,27 @@ _REJECT = {reason: metrics.ROOM_REJECTIONS.labels(reason) for reason in (
 )}  # fmt: skip
 
 
+#: The rejection metric's reason for a refusal code (codes absent here are not counted).
+_REASON: dict[Refused, str] = {
+    "limited_ip": "rate_limit_ip", "limited_account": "rate_limit_account", "closed": "closed",
+    "mismatch": "mismatch", "not_ready": "not_ready", "expired": "expired", "used": "used",
+    "full": "full",
+}  # fmt: skip
+_INSUFFICIENT_SCOPE = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
+
+
 def _reject(reason: str, problem: errors.Problem) -> errors.Problem:
     _REJECT[reason].inc()
     return problem
+
+
+def _refused(code: Refused, detail: str, retry_after_s: int | None = None) -> errors.Problem:
+    """The problem answering a script's refusal ``code`` (outcomes.REFUSALS), counted."""
+    refusal = REFUSALS[code]
+    if (reason := _REASON.get(code)) is not None:
+        _REJECT[reason].inc()
+    headers = _INSUFFICIENT_SCOPE if refusal.status == 403 else None  # as errors.forbidden
+    return refusals.problem(refusal, detail, retry_after_s=retry_after_s, headers=headers)
 
 
 def _room_id(request: web.Request) -> str:
@@ -148,19 +167,12 @@ async def join(request: web.Request) -> web.Response:
     code, tid, retry_s = await request.app[ROOMS].join(rt, account.id, _client_ip(request, cfg))
     if code in ("limited_ip", "limited_account"):
         who = "address" if code == "limited_ip" else "account"
-        raise _reject(
-            "rate_limit_ip" if code == "limited_ip" else "rate_limit_account",
-            errors.too_many(
-                f"too many joins from this {who}; retry later", math.ceil(retry_s) or 1
-            ),
-        )
+        detail = f"too many joins from this {who}; retry later"
+        raise _refused(code, detail, math.ceil(retry_s) or 1)
     if code == "closed":
-        raise _reject(
-            "closed",
-            errors.conflict("room-closed", "Room closed", f"the room closed at {rt.window[1]}"),
-        )
+        raise _refused(code, f"the room closed at {rt.window[1]}")
     if code == "unknown":
-        raise errors.not_found(f"no room {room!r}")
+        raise _refused(code, f"no room {room!r}")
     created = code == "ok"
     if created:
         metrics.ROOM_JOINS.labels(room, "prequeue" if tid.startswith("p:") else "open").inc()
@@ -220,6 +232,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     return stream
 
 
+_NOT_ON_RECORD = "this ticket is not on record for the room"
 _FINAL_STATES = ("admitted", "expired", "closed", "sold_out")
 
 
@@ -265,55 +278,22 @@ async def admit(request: web.Request) -> web.Response:
         ticket = Ticket(ticket.room, ticket.account, ticket.tid, ticket.expires_at)
     number = rt.number_of(ticket)
     if number is None:
-        raise _reject(
-            "not_ready",
-            errors.conflict(
-                "not-ready", "Not your turn yet", "the room has not opened yet", retry_after_s=1
-            ),
-        )
+        raise _refused("not_ready", "the room has not opened yet", retry_after_s=1)
     code, admitted_at, expires_at = await request.app[ROOMS].admit(rt, ticket, number)
     if code == "not_ready":
         wait = rt.status(ticket).eta_s or 1
-        raise _reject(
-            "not_ready",
-            errors.conflict(
-                "not-ready",
-                "Not your turn yet",
-                f"number {number} has not been called yet",
-                retry_after_s=min(wait, 30),
-            ),
-        )
+        raise _refused(code, f"number {number} has not been called yet", min(wait, 30))
     if code == "full":
-        raise _reject(
-            "full",
-            errors.conflict(
-                "room-full",
-                "Room full",
-                "every active place is taken; retry shortly",
-                retry_after_s=1,
-            ),
-        )
+        raise _refused(code, "every active place is taken; retry shortly", retry_after_s=1)
     if code == "expired":
-        raise _reject(
-            "expired",
-            errors.conflict(
-                "ticket-expired",
-                "Ticket expired",
-                f"number {number} was called more than {request.app[SETTINGS].rooms.ready_grace_s}"
-                " s ago and lapsed",
-            ),
-        )
+        grace = request.app[SETTINGS].rooms.ready_grace_s
+        raise _refused(code, f"number {number} was called more than {grace} s ago and lapsed")
     if code == "used":
-        raise _reject(
-            "used",
-            errors.conflict(
-                "session-ended", "Session ended", "this ticket's session has ended or was left"
-            ),
-        )
+        raise _refused(code, "this ticket's session has ended or was left")
     if code == "mismatch":
-        raise _reject("mismatch", errors.forbidden("this ticket is not on record for the room"))
+        raise _refused(code, _NOT_ON_RECORD)
     if code == "unknown":
-        raise errors.not_found(f"no room {room!r}")
+        raise _refused(code, f"no room {room!r}")
     if code == "ok":
         metrics.ROOM_ADMITTED.labels(room).inc()
         metrics.ROOM_QUEUE_TIME.labels(room).observe(max(0.0, admitted_at - ticket.joined_at))
@@ -369,7 +349,7 @@ async def leave(request: web.Request) -> web.Response:
     _, ticket = _account_ticket(request, room)
     code, _ = await request.app[ROOMS].leave(rt, ticket)
     if code == "mismatch":
-        raise _reject("mismatch", errors.forbidden("this ticket is not on record for the room"))
+        raise _refused(code, _NOT_ON_RECORD)
     response = wire.respond(model.Left(room=room, state="left"))
     response.del_cookie(COOKIE_PREFIX + room, path="/")
     return response
@@ -388,8 +368,8 @@ async def heartbeat(request: web.Request) -> web.Response:
     rt = await _runtime(request, room)
     account, sid = _admission_subject(request, rt)
     code, expires_at = await request.app[ROOMS].heartbeat(rt, account)
-    if code != "ok":
-        raise errors.conflict("session-ended", "Session ended", "this session has ended")
+    if code != "ok":  # 'unknown' too: the room was deleted since _runtime() found it
+        raise _refused("gone", "this session has ended")
     token, token_exp = _admission_token(request, rt, account, sid, expires_at)
     return wire.respond(model.Session(
         room=room, session_expires_at=wire.rfc3339(expires_at), token=token,
@@ -508,7 +488,7 @@ async def patch_room(request: web.Request) -> web.Response:
 async def _patch(request: web.Request, room: str, patch: model.RoomPatch) -> web.Response:
     code = await request.app[ROOMS].configure(room, "patch", patch)
     if code == "unknown":
-        raise errors.not_found(f"no room {room!r}")
+        raise _refused(code, f"no room {room!r}")
     if code == "bad_window":
         raise errors.invalid_body(
             [errors.FieldError(field="closes_at", detail="must be after the room's opens_at")]
@@ -573,9 +553,11 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
         await rooms.ensure_defined(settings.rooms.define)
     except Exception as exc:  # Redis not up yet: the pacer loop picks rooms up later
         log.warning("rooms from config not created yet", extra={"error": type(exc).__name__})
-    task = asyncio.create_task(rooms.run(app[KEYRING].refresh))
+    pacer = Pacer(rooms, app[KEYRING].refresh)
+    pacer.start()
     yield
-    await rooms.stop(task)
+    await pacer.stop()
+    await rooms.close()
 
 
 def setup(app: web.Application) -> None:

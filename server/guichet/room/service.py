@@ -1,8 +1,8 @@
 """The waiting room's Redis side and each worker's snapshot of every room.
 
-One :class:`Rooms` per worker. Its pacer loop runs ``tick.lua`` for every room about every
-200 ms (all workers do; the script makes that safe) and keeps the returned counters as the
-room's snapshot, from which status polls and SSE streams are answered without Redis. Join,
+One :class:`Rooms` per worker. Its pacer (``pacer.py``) runs :meth:`Rooms.tick` for every room
+about every 200 ms (all workers do; the script makes that safe), which keeps the counters as
+the room's snapshot, from which status polls and SSE streams are answered without Redis. Join,
 admit, leave and heartbeat are one script call each.
 """
 
@@ -13,7 +13,6 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -37,12 +36,26 @@ from guichet.room.model import (
     queue_order,
     state_of,
 )
+from guichet.room.outcomes import (
+    AdmitCode,
+    Admitting,
+    Beating,
+    ConfigureCode,
+    HeartbeatCode,
+    JoinCode,
+    Joining,
+    LeaveCode,
+    Leaving,
+    Tick,
+    code_of,
+    tick_of,
+)
 from guichet.room.progress import Mark, Marks
 from guichet.room.tickets import Ticket
 from guichet.store import keys
 from guichet.store.client import Store
 from guichet.store.scripts import LuaScript
-from guichet.units import US_PER_S as _US
+from guichet.units import US_PER_S
 from guichet.wire import rfc3339
 
 log = logging.getLogger("guichet.room")
@@ -55,15 +68,13 @@ HEARTBEAT = LuaScript("guichet.room", "heartbeat.lua")
 CONFIGURE = LuaScript("guichet.room", "configure.lua")
 SCRIPTS = (JOIN, TICK, ADMIT, LEAVE, HEARTBEAT, CONFIGURE)
 
-_INDEX_REFRESH_S = 2.0
-
 
 class UnknownRoom(Exception):
     pass
 
 
 def _us(moment: datetime) -> int:
-    return int(moment.timestamp() * _US)
+    return int(moment.timestamp() * US_PER_S)
 
 
 def spec_fields(spec: RoomSpec | RoomPatch) -> list[str]:
@@ -98,45 +109,26 @@ def spec_from_hash(raw: dict[bytes, bytes]) -> RoomSpec:
     return msgspec.convert(data, RoomSpec, strict=False)
 
 
-def _counters(reply: list[Any]) -> Counters:
-    (
-        _,
-        now,
-        opens,
-        closes,
-        opened_us,
-        pre,
-        issued,
-        serving,
-        floor,
-        active,
-        admitted,
-        expired,
-        measured,
-        effective,
-        stock,
-        paused,
-        seed,
-    ) = reply[:17]
+def _counters(t: Tick) -> Counters:
     return Counters(
-        now=int(now) / _US,
-        opens_at=int(opens) / _US,
-        closes_at=int(closes) / _US,
-        opened=int(opened_us) > 0,
-        prequeue=int(pre),
-        issued=int(issued),
-        serving=int(serving),
-        floor=int(floor),
-        active=int(active),
-        admitted_total=int(admitted),
-        expired_total=int(expired),
-        rate=float(measured),
-        effective_rate=float(effective),
-        sold_out=bool(stock) and float(stock) <= 0,
-        stock_remaining=float(stock) if stock else None,
-        paused=bool(int(paused)),
-        seed=seed.decode() if seed else None,
-        opened_at=int(opened_us) / _US if int(opened_us) else None,
+        now=t.now / US_PER_S,
+        opens_at=t.opens / US_PER_S,
+        closes_at=t.closes / US_PER_S,
+        opened=t.opened_us > 0,
+        prequeue=t.pre,
+        issued=t.issued,
+        serving=t.serving,
+        floor=t.floor,
+        active=t.active,
+        admitted_total=t.admitted,
+        expired_total=t.expired,
+        rate=t.measured_rate,
+        effective_rate=t.effective_rate,
+        sold_out=bool(t.stock) and float(t.stock) <= 0,
+        stock_remaining=float(t.stock) if t.stock else None,
+        paused=t.paused,
+        seed=t.seed or None,
+        opened_at=t.opened_us / US_PER_S if t.opened_us else None,
     )
 
 
@@ -266,11 +258,13 @@ class Rooms:
         self.marks = marks
         self._rooms: dict[str, Runtime] = {}
         self._loading: dict[str, asyncio.Future[Runtime]] = {}
-        self._index_checked = 0.0
-        self._grace_us = cfg.ready_grace_s * _US
-        self._window_us = cfg.rate_window_s * _US
-        self._ip = (round(60 * _US / cfg.join_per_ip_per_min), cfg.join_ip_burst)
-        self._account = (round(60 * _US / cfg.join_per_account_per_min), cfg.join_account_burst)
+        self._grace_us = cfg.ready_grace_s * US_PER_S
+        self._window_us = cfg.rate_window_s * US_PER_S
+        self._ip = (round(60 * US_PER_S / cfg.join_per_ip_per_min), cfg.join_ip_burst)
+        self._account = (
+            round(60 * US_PER_S / cfg.join_per_account_per_min),
+            cfg.join_account_burst,
+        )
 
     # --- registry ------------------------------------------------------------------------
 
@@ -329,16 +323,16 @@ class Rooms:
 
     # --- admin ---------------------------------------------------------------------------
 
-    async def configure(self, room: str, op: str, spec: RoomSpec | RoomPatch) -> str:
-        """Create/replace/patch a room; returns created, updated, exists, unknown, bad_window."""
+    async def configure(self, room: str, op: str, spec: RoomSpec | RoomPatch) -> ConfigureCode:
+        """Create/replace/patch a room (see configure.lua for the codes)."""
         k = keys.RoomKeys(room)
-        (code,) = await self.store.scripts(CONFIGURE, [k.cfg], [op, *spec_fields(spec)])
-        code = code.decode()
+        (raw,) = await self.store.scripts(CONFIGURE, [k.cfg], [op, *spec_fields(spec)])
+        code: ConfigureCode = code_of(raw, ConfigureCode, "configure")
         if code in ("created", "updated"):
             await self.store.client.sadd(keys.ROOMS_INDEX, room)
             await self._load(room)
             await self.tick(self._rooms[room])
-        return str(code)
+        return code
 
     async def ensure_defined(self, definitions: tuple[RoomDefinition, ...]) -> None:
         """Create the config file's rooms that do not exist yet (live changes are kept)."""
@@ -391,15 +385,15 @@ class Rooms:
             [k.cfg, k.state, k.active, k.sessions, k.calls, k.admitted_numbers],
             [secrets.token_hex(32), self._grace_us, self._window_us, self.cfg.reap_batch],
         )
-        if reply[0] == b"unknown":
+        tick = tick_of(reply)
+        if tick is None:
             self._rooms.pop(rt.id, None)
             rt.updated.set()
             return
-        counters = _counters(reply)
-        reaped, version = int(reply[18]), reply[19]
-        if version != rt.version:
+        counters = _counters(tick)
+        if tick.version.encode() != rt.version:
             await self._load(rt.id)
-        if int(reply[17]):
+        if tick.opened_now:
             log.info(
                 "room opened: pre-queue frozen",
                 extra={
@@ -409,14 +403,13 @@ class Rooms:
                     "mode": rt.spec.mode,
                 },
             )
-        if reaped:
-            metrics.ROOM_EXPIRED.labels(rt.id).inc(reaped)
+        if tick.reaped:
+            metrics.ROOM_EXPIRED.labels(rt.id).inc(tick.reaped)
         if rt.counters is not None and counters.now < rt.counters.now:
             return  # an older tick's reply overtaken by a newer one: never step back
         rt.counters, rt.fetched = counters, time.monotonic()
         if counters.opened and counters.prequeue and rt.order is None and rt.order_task is None:
             rt.order_task = asyncio.create_task(self._compute_order(rt, counters))
-        self._export(rt.id, counters)
         rt.updated.set()
         rt.updated = asyncio.Event()
 
@@ -426,53 +419,21 @@ class Rooms:
             queue_order, bytes.fromhex(c.seed), c.prequeue, rt.spec.mode
         )
 
-    @staticmethod
-    def _export(room: str, c: Counters) -> None:
-        metrics.ROOM_WAITING.labels(room).set(max(0, c.issued - c.serving) if c.opened else 0)
-        metrics.ROOM_PREQUEUE.labels(room).set(0 if c.opened else c.prequeue)
-        metrics.ROOM_ACTIVE.labels(room).set(c.active)
-        metrics.ROOM_SERVING.labels(room).set(c.serving)
-        metrics.ROOM_RATE.labels(room).set(c.rate)
-        metrics.ROOM_EFFECTIVE_RATE.labels(room).set(c.effective_rate)
-
-    async def _refresh_index(self) -> None:
+    async def refresh_index(self) -> None:
+        """Load the rooms of the index this worker does not know yet (made by another)."""
         members = await self.store.client.smembers(keys.ROOMS_INDEX)
         for raw in members:
             room = raw.decode() if isinstance(raw, bytes) else raw
             if room not in self._rooms:
                 await self._load(room)
 
-    async def run(self, keyring_refresh: Callable[[], None] | None = None) -> None:
-        """The pacer loop: every tick_interval_s, one script per room (one pipeline in all)."""
-        interval = self.cfg.tick_interval_s
-        while True:
-            started = time.monotonic()
-            try:
-                if started - self._index_checked >= _INDEX_REFRESH_S:
-                    self._index_checked = started
-                    await self._refresh_index()
-                    if keyring_refresh is not None:  # reads a directory: off the loop
-                        await asyncio.to_thread(keyring_refresh)
-                results = await asyncio.gather(
-                    *(self.tick(rt) for rt in list(self._rooms.values())),
-                    return_exceptions=True,
-                )
-                for result in results:
-                    if isinstance(result, Exception):
-                        raise result
-                metrics.ROOM_TICKS.labels("ok").inc()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis down: keep serving the last snapshot, retry
-                metrics.ROOM_TICKS.labels("error").inc()
-                log.warning("pacer tick failed", extra={"error": type(exc).__name__})
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
-
-    async def stop(self, pacer: asyncio.Task[None], timeout_s: float = 5.0) -> None:
-        """Stop the pacer loop and any shuffle still being computed; never wait forever."""
-        tasks = [pacer, *(rt.order_task for rt in self._rooms.values() if rt.order_task)]
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Stop any shuffle still being computed; never wait forever."""
+        tasks = [rt.order_task for rt in self._rooms.values() if rt.order_task]
         for task in tasks:
             task.cancel()
+        if not tasks:
+            return
         _, pending = await asyncio.wait(tasks, timeout=timeout_s)
         if pending:
             log.warning("room tasks did not stop in time", extra={"pending": len(pending)})
@@ -485,8 +446,8 @@ class Rooms:
         opens it); once this worker has seen it open, none is needed."""
         return "-" if rt.counters is not None and rt.counters.opened else secrets.token_hex(32)
 
-    async def join(self, rt: Runtime, account: str, ip: str) -> tuple[str, str, float]:
-        """(code, ticket id, retry-after seconds) — see join.lua for the codes."""
+    async def join(self, rt: Runtime, account: str, ip: str) -> Joining:
+        """A place in the queue for ``account`` (see join.lua for the codes)."""
         k = rt.keys
         code, tid, opened_now, retry_us = await self.store.scripts(
             JOIN,
@@ -497,27 +458,30 @@ class Rooms:
             log.info("room opened by a join", extra={"room": rt.id})
             with contextlib.suppress(Exception):
                 await self.tick(rt)
-        return code.decode(), tid.decode(), int(retry_us) / _US
+        return Joining(code_of(code, JoinCode, "join"), tid.decode(), int(retry_us) / US_PER_S)
 
-    async def admit(self, rt: Runtime, ticket: Ticket, number: int) -> tuple[str, float, float]:
-        """(code, admitted at, session expires at) — see admit.lua for the codes."""
+    async def admit(self, rt: Runtime, ticket: Ticket, number: int) -> Admitting:
+        """A session for a called ticket (see admit.lua for the codes)."""
         k = rt.keys
         code, admitted_us, expires_us, _ = await self.store.scripts(
             ADMIT,
             [k.cfg, k.state, k.tickets, k.active, k.sessions, k.admitted_numbers, k.calls],
             [ticket.account, ticket.tid, number, self._grace_us],
         )
-        return code.decode(), int(admitted_us) / _US, int(expires_us) / _US
+        code = code_of(code, AdmitCode, "admit")
+        return Admitting(code, int(admitted_us) / US_PER_S, int(expires_us) / US_PER_S)
 
-    async def leave(self, rt: Runtime, ticket: Ticket) -> tuple[str, bool]:
+    async def leave(self, rt: Runtime, ticket: Ticket) -> Leaving:
+        """Give up the ticket's place or end its session (see leave.lua for the codes)."""
         k = rt.keys
         code, freed = await self.store.scripts(
             LEAVE, [k.tickets, k.active, k.sessions], [ticket.account, ticket.tid]
         )
-        return code.decode(), bool(int(freed))
+        return Leaving(code_of(code, LeaveCode, "leave"), bool(int(freed)))
 
-    async def heartbeat(self, rt: Runtime, account: str) -> tuple[str, float]:
+    async def heartbeat(self, rt: Runtime, account: str) -> Beating:
+        """Push an admitted session's idle expiry (see heartbeat.lua for the codes)."""
         code, expires_us = await self.store.scripts(
             HEARTBEAT, [rt.keys.cfg, rt.keys.active], [account]
         )
-        return code.decode(), int(expires_us) / _US
+        return Beating(code_of(code, HeartbeatCode, "heartbeat"), int(expires_us) / US_PER_S)

@@ -11,15 +11,17 @@
 -- Capacity rule: advance by at most max_active - active - pending, where pending counts
 -- numbers called within the grace period and not yet admitted; admitting them all would
 -- fill the room exactly, never beyond.
--- Returns {code, now, opens, closes, opened_us, pre, next, serving, floor, active,
---          admitted, expired, measured_rate, effective_rate, stock, paused, seed, opened_now,
---          reaped, cfg_version}
---!include open_room.lua
+-- Returns a flat name/value array (outcomes.Tick decodes it by name): {'code', 'unknown'} or
+--   {'code', 'ok', 'now', µs, 'opens', µs, 'closes', µs, 'opened_us', µs | 0, 'pre', n,
+--    'issued', n, 'serving', n, 'floor', n, 'active', n, 'admitted', n, 'expired', n,
+--    'measured_rate', "%.6f", 'effective_rate', "%.6f", 'stock', share | '', 'paused', 1 | 0,
+--    'seed', hex | '', 'opened_now', 1 | 0, 'reaped', n, 'version', cfg version}
+--!include lua_include/open_room.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local c = redis.call('HMGET', KEYS[1], 'opens_us', 'closes_us', 'rate_per_s', 'max_active',
   'paused', 'version')
-if not c[1] then return {'unknown'} end
+if not c[1] then return {'code', 'unknown'} end
 local opens, closes = tonumber(c[1]), tonumber(c[2])
 local rate, max_active, paused = tonumber(c[3]), tonumber(c[4]), c[5] == '1'
 local grace, window = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -93,7 +95,10 @@ if opened_us then
   end
 end
 
-return {'ok', now, opens, closes, opened_us or 0, pre, issued, serving, floor, active,
-  tonumber(s[7] or '0'), tonumber(s[8] or '0'), string.format('%.6f', measured),
-  string.format('%.6f', effective), s[9] or '', paused and 1 or 0, s[10] or '', opened_now,
-  #gone, c[6] or '0'}
+return {'code', 'ok', 'now', now, 'opens', opens, 'closes', closes, 'opened_us', opened_us or 0,
+  'pre', pre, 'issued', issued, 'serving', serving, 'floor', floor, 'active', active,
+  'admitted', tonumber(s[7] or '0'), 'expired', tonumber(s[8] or '0'),
+  'measured_rate', string.format('%.6f', measured),
+  'effective_rate', string.format('%.6f', effective), 'stock', s[9] or '',
+  'paused', paused and 1 or 0, 'seed', s[10] or '', 'opened_now', opened_now,
+  'reaped', #gone, 'version', c[6] or '0'}

@@ -54,10 +54,12 @@ class LuaScript:
         return self.filename.removesuffix(".lua")
 
     def _fragment(self, match: re.Match[str]) -> str:
-        """``--!include [package:]file.lua``: a shared fragment (Lua has no includes), e.g. the
-        purchase-window check that the draw writes and the shop's hold script reads."""
-        package, _, filename = match[1].rpartition(":")
-        source = resources.files(package or self.package).joinpath(filename)
+        """``--!include [package:]path.lua``: a shared fragment (Lua has no includes), e.g. the
+        purchase-window check that the draw writes and the shop's hold script reads. A
+        component keeps its fragments in a ``lua_include/`` folder (``--!include
+        lua_include/gcra.lua``), apart from the scripts it registers."""
+        package, _, path = match[1].rpartition(":")
+        source = resources.files(package or self.package).joinpath(*path.split("/"))
         return source.read_text(encoding="utf-8").rstrip("\n")
 
 
