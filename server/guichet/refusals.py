@@ -7,10 +7,15 @@ got into an :class:`errors.Problem` with :func:`problem`, adding the request's d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, get_args
+
+import msgspec
 
 from guichet import errors
+
+F = TypeVar("F")
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,27 @@ class Refusal:
     title: str
 
 
+@dataclass(frozen=True)
+class Explained:
+    """A refusal's detail for humans, its machine-readable context and offending fields."""
+
+    detail: str
+    context: dict[str, Any] | None = None
+    errors: list[errors.FieldError] | None = None
+
+
+@dataclass(frozen=True)
+class Explaining(Refusal, Generic[F]):
+    """A refusal whose detail is built from the object's id and the script's facts ``F``
+    (the shop's and the draw's tables)."""
+
+    explain: Callable[[str, F], Explained]
+
+    def problem(self, subject: str, facts: F) -> errors.Problem:
+        e = self.explain(subject, facts)
+        return problem(self, e.detail, context=e.context, field_errors=e.errors)
+
+
 def problem(
     refusal: Refusal,
     detail: str,
@@ -29,6 +55,7 @@ def problem(
     retry_after_s: int | None = None,
     context: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    field_errors: list[errors.FieldError] | None = None,
 ) -> errors.Problem:
     """The problem answering ``refusal``, with this request's ``detail`` (and context)."""
     return errors.Problem(
@@ -39,4 +66,22 @@ def problem(
         retry_after_s=retry_after_s,
         context=context,
         headers=headers,
+        errors=field_errors,
     )
+
+
+def code_of(raw: bytes, codes: Any, script: str) -> Any:
+    """A script's code, checked against ``codes`` (the ``Literal`` of its codes; the named
+    tuple it goes into types it). A code the script's header does not list is a bug: an
+    error (500, logged with its traceback), never a refusal sent to the client."""
+    try:
+        return msgspec.convert(raw.decode(), codes)
+    except msgspec.ValidationError:
+        raise RuntimeError(f"{script}.lua answered an unknown code {raw!r}") from None
+
+
+def check_complete(table: dict[Any, Any], codes: Any, component: str) -> None:
+    """At import: every code of the ``Literal`` has its problem (mypy checks the keys' spelling;
+    this, that none is missing)."""
+    if missing := set(get_args(codes)) - set(table):
+        raise AssertionError(f"{component} refusals without a problem: {sorted(missing)}")

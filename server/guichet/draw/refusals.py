@@ -3,11 +3,11 @@ become. Handlers decode, call the service, and turn a refusal into its problem h
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal
 
 from guichet import errors, wire
+from guichet.refusals import Explained, Explaining, check_complete
 from guichet.units import US_PER_S
 
 #: register.lua: 'again' is the same entry (idempotent), even after the close.
@@ -27,14 +27,6 @@ Refused = Literal[
 ]  # fmt: skip
 
 
-def code_of(raw: bytes, codes: Any, script: str) -> Any:
-    """A script's code checked against its ``Literal`` (a code outside it is a bug: 500)."""
-    code = raw.decode()
-    if code not in get_args(codes):
-        raise errors.Problem(500, "internal", "Unexpected answer", f"{script} answered {code!r}")
-    return code
-
-
 @dataclass(frozen=True)
 class Facts:
     """What a refusal names: the registration period (µs), the stratum and its entries."""
@@ -46,26 +38,6 @@ class Facts:
 
 
 NO_FACTS = Facts()
-
-
-@dataclass(frozen=True)
-class Explained:
-    """A refusal's detail for humans, its machine-readable context and offending fields."""
-
-    detail: str
-    context: dict[str, Any] | None = None
-    errors: list[errors.FieldError] | None = None
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A refusal's problem: status, type slug and title, and the detail built from the draw id
-    and the script's facts."""
-
-    status: int
-    slug: str
-    title: str
-    explain: Callable[[str, Facts], Explained]
 
 
 def _period(f: Facts) -> str:
@@ -86,38 +58,37 @@ def _orphans(_draw: str, f: Facts) -> Explained:
 
 _OUTSIDE = "Outside the registration period"
 
-REFUSALS: dict[Refused, Refusal] = {
-    "no_draw": Refusal(404, "not-found", "Not found", lambda d, _f: Explained(f"no draw {d!r}")),
-    "bad_stratum": Refusal(
+REFUSALS: dict[Refused, Explaining[Facts]] = {
+    "no_draw": Explaining(
+        404, "not-found", "Not found", lambda d, _f: Explained(f"no draw {d!r}")),
+    "bad_stratum": Explaining(
         422, "validation", "Invalid request body",
         lambda _d, _f: Explained(
             "stratum: not a stratum of this draw",
             errors=[errors.FieldError(field="stratum", detail="not a stratum of this draw")],
         ),
     ),
-    "not_open": Refusal(409, "registration-not-open", _OUTSIDE, lambda _d, f: Explained(
+    "not_open": Explaining(409, "registration-not-open", _OUTSIDE, lambda _d, f: Explained(
         f"registration has not opened yet; the period is {_period(f)}")),
-    "closed": Refusal(409, "registration-closed", _OUTSIDE, lambda _d, f: Explained(
+    "closed": Explaining(409, "registration-closed", _OUTSIDE, lambda _d, f: Explained(
         f"registration has closed; the period is {_period(f)}")),
-    "no_entry": Refusal(404, "not-found", "Not found", _no_entry),
-    "withdrawal_closed": Refusal(
+    "no_entry": Explaining(404, "not-found", "Not found", _no_entry),
+    "withdrawal_closed": Explaining(
         409, "registration-closed", "Registration closed",
         lambda _d, f: Explained(
             f"entries can be withdrawn until {wire.rfc3339(f.closes_us / US_PER_S)}"),
     ),
-    "committed": Refusal(
+    "committed": Explaining(
         409, "draw-committed", "The draw is committed",
         lambda d, _f: Explained(
             f"draw {d!r} is committed: its rules are fixed and can no longer change"),
     ),
-    "orphans": Refusal(409, "draw-stratum-has-entries", "A removed stratum has entries", _orphans),
+    "orphans": Explaining(
+        409, "draw-stratum-has-entries", "A removed stratum has entries", _orphans),
 }  # fmt: skip
-if missing := set(get_args(Refused)) - set(REFUSALS):  # mypy checks the keys; this, that all are
-    raise AssertionError(f"draw refusals without a problem: {sorted(missing)}")
+check_complete(REFUSALS, Refused, "draw")
 
 
 def problem(code: Refused, draw: str, facts: Facts = NO_FACTS) -> errors.Problem:
     """The problem a refusal of the draw becomes."""
-    r = REFUSALS[code]
-    e = r.explain(draw, facts)
-    return errors.Problem(r.status, r.slug, r.title, e.detail, errors=e.errors, context=e.context)
+    return REFUSALS[code].problem(draw, facts)

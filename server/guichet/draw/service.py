@@ -19,8 +19,8 @@ from guichet.draw.refusals import (
     PutScriptCode,
     RegisterCode,
     WithdrawCode,
-    code_of,
 )
+from guichet.refusals import code_of
 from guichet.signing import JWK
 from guichet.store import keys
 from guichet.store.client import Store

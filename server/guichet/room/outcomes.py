@@ -12,7 +12,7 @@ from typing import Any, Literal, NamedTuple
 
 import msgspec
 
-from guichet.refusals import Refusal
+from guichet.refusals import Refusal, code_of
 
 JoinCode = Literal["ok", "again", "unknown", "closed", "limited_ip", "limited_account"]
 AdmitCode = Literal["ok", "again", "unknown", "mismatch", "not_ready", "expired", "used", "full"]
@@ -107,13 +107,3 @@ def tick_of(reply: list[Any]) -> Tick | None:
     if code_of(fields.pop("code").encode(), TickCode, "tick") == "unknown":
         return None
     return msgspec.convert(fields, Tick, strict=False)
-
-
-def code_of(raw: bytes, codes: Any, script: str) -> Any:
-    """A script's code, checked against ``codes`` (the ``Literal`` of its codes; the named
-    tuple it goes into types it). A code the script's header does not list is a bug: an
-    error, never a refusal sent to the client."""
-    try:
-        return msgspec.convert(raw.decode(), codes)
-    except msgspec.ValidationError:
-        raise RuntimeError(f"{script}.lua answered an unknown code {raw!r}") from None

@@ -22,6 +22,7 @@ import numpy as np
 
 from guichet import metrics
 from guichet.config import RoomsConfig
+from guichet.refusals import code_of
 from guichet.room.model import (
     Counters,
     Joined,
@@ -47,7 +48,6 @@ from guichet.room.outcomes import (
     LeaveCode,
     Leaving,
     Tick,
-    code_of,
     tick_of,
 )
 from guichet.room.progress import Mark, Marks

@@ -3,14 +3,13 @@ become. Handlers decode, call the service, and turn a refusal code into its prob
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal
 
 import msgspec
 
 from guichet import errors
 from guichet.draw.model import WindowState
+from guichet.refusals import Explained, Explaining, check_complete
 from guichet.shop.model import sale_window
 
 #: hold.lua's refusals (kept under the idempotency key, replayed for the same request).
@@ -70,34 +69,6 @@ def decode_hold(raw: bytes) -> HoldAnswer:
         ) from None
 
 
-def code_of(raw: bytes, codes: Any, script: str) -> Any:
-    """A script's code checked against its ``Literal`` (a code outside it is a bug: 500)."""
-    code = raw.decode()
-    if code not in get_args(codes):
-        raise errors.Problem(500, "internal", "Unexpected answer", f"{script} answered {code!r}")
-    return code
-
-
-@dataclass(frozen=True)
-class Explained:
-    """A refusal's detail for humans, its machine-readable context and offending fields."""
-
-    detail: str
-    context: dict[str, Any] | None = None
-    errors: list[errors.FieldError] | None = None
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A refusal's problem: status, type slug and title, and the detail built from the sale id
-    and the script's facts."""
-
-    status: int
-    slug: str
-    title: str
-    explain: Callable[[str, Facts], Explained]
-
-
 def _field(field: str, detail: str) -> Explained:
     """A refusal of one field of the body (as :func:`errors.invalid_body` words it)."""
     return Explained(f"{field}: {detail}", errors=[errors.FieldError(field=field, detail=detail)])
@@ -113,7 +84,7 @@ def _window(_sale: str, f: Facts) -> Explained:
     return Explained(detail, context={"window": msgspec.to_builtins(window)})
 
 
-def _quota(rule: QuotaRule) -> Refusal:
+def _quota(rule: QuotaRule) -> Explaining[Facts]:
     def explain(_sale: str, f: Facts) -> Explained:
         what = {"max_tickets": "tickets per account", "max_packs": "packs per account",
                 "max_per_session": f"tickets for session {f.item}"}[rule]  # fmt: skip
@@ -123,11 +94,11 @@ def _quota(rule: QuotaRule) -> Refusal:
                      **({"item": f.item} if f.item is not None else {})},
         )  # fmt: skip
 
-    return Refusal(409, "quota-exceeded", "Quota exceeded", explain)
+    return Explaining(409, "quota-exceeded", "Quota exceeded", explain)
 
 
-def _gone(code: Literal["expired", "released"]) -> Refusal:
-    return Refusal(
+def _gone(code: Literal["expired", "released"]) -> Explaining[Facts]:
+    return Explaining(
         409, f"hold-{code}", f"Hold {code}",
         lambda _s, _f: Explained(f"this hold was {code}; its seats went back on sale"),
     )  # fmt: skip
@@ -135,21 +106,22 @@ def _gone(code: Literal["expired", "released"]) -> Refusal:
 
 _VALIDATION = (422, "validation", "Invalid request body")
 
-REFUSALS: dict[Refused, Refusal] = {
-    "no_sale": Refusal(404, "not-found", "Not found", lambda s, _f: Explained(f"no sale {s!r}")),
-    "idempotency_mismatch": Refusal(
+REFUSALS: dict[Refused, Explaining[Facts]] = {
+    "no_sale": Explaining(
+        404, "not-found", "Not found", lambda s, _f: Explained(f"no sale {s!r}")),
+    "idempotency_mismatch": Explaining(
         422, "idempotency-key-reused", "Idempotency key reused",
         lambda _s, _f: Explained(
             "this Idempotency-Key was used with another request; use a new key",
             errors=[errors.FieldError(field="Idempotency-Key", detail="used for another body")],
         ),
     ),
-    "window": Refusal(403, "window-closed", "Outside the purchase window", _window),
-    "phase": Refusal(*_VALIDATION, lambda _s, f: _field(
+    "window": Explaining(403, "window-closed", "Outside the purchase window", _window),
+    "phase": Explaining(*_VALIDATION, lambda _s, f: _field(
         "packs" if f.phase == "packs" else "items", f"this sale is in its {f.phase} phase")),
-    "unknown_item": Refusal(
+    "unknown_item": Explaining(
         *_VALIDATION, lambda _s, f: _field("items", f"no item {f.item} in this sale")),
-    "stock": Refusal(
+    "stock": Explaining(
         409, "sold-out", "Not enough seats",
         lambda _s, f: Explained(f"{f.available} seats left for {f.item}",
                                 context={"item": f.item, "available": f.available}),
@@ -157,23 +129,21 @@ REFUSALS: dict[Refused, Refusal] = {
     "max_tickets": _quota("max_tickets"),
     "max_packs": _quota("max_packs"),
     "max_per_session": _quota("max_per_session"),
-    "not_found": Refusal(404, "not-found", "Not found", lambda _s, _f: Explained("no such hold")),
+    "not_found": Explaining(
+        404, "not-found", "Not found", lambda _s, _f: Explained("no such hold")),
     "expired": _gone("expired"),
     "released": _gone("released"),
-    "confirmed": Refusal(409, "hold-confirmed", "Already bought",
+    "confirmed": Explaining(409, "hold-confirmed", "Already bought",
                          lambda _s, _f: Explained("a confirmed hold is a purchase")),
-    "below_taken": Refusal(
+    "below_taken": Explaining(
         409, "below-taken", "Fewer seats than taken",
         lambda _s, f: Explained(
             f"{f.item}: the new seat count is below the seats held and sold already"),
     ),
 }  # fmt: skip
-if missing := set(get_args(Refused)) - set(REFUSALS):  # mypy checks the keys; this, that all are
-    raise AssertionError(f"shop refusals without a problem: {sorted(missing)}")
+check_complete(REFUSALS, Refused, "shop")
 
 
 def problem(code: Refused, sale: str, facts: Facts = NO_FACTS) -> errors.Problem:
     """The problem a refusal of the shop's scripts becomes."""
-    r = REFUSALS[code]
-    e = r.explain(sale, facts)
-    return errors.Problem(r.status, r.slug, r.title, e.detail, errors=e.errors, context=e.context)
+    return REFUSALS[code].problem(sale, facts)

@@ -10,13 +10,13 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from guichet.refusals import code_of
 from guichet.shop import model
 from guichet.shop.refusals import (
     ConfirmCode,
     HoldAnswer,
     LoadCode,
     ReleaseCode,
-    code_of,
     decode_hold,
 )
 from guichet.store import keys
