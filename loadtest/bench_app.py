@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from guichet import openapi, wire
+from guichet import openapi, webio, wire
 from guichet.app import create_app
 from guichet.config import Settings, load_settings
 from guichet.room.service import HEARTBEAT
@@ -28,7 +28,7 @@ class Hit(wire.Reply):
 async def one_evalsha(request: web.Request) -> web.Response:
     k = keys.RoomKeys(f"bench-{next(_subjects)}")
     code, _ = await request.app[STORE].scripts(HEARTBEAT, [k.cfg, k.active], ["a"])
-    return wire.respond(Hit(allowed=code == b"ok"))
+    return webio.respond(Hit(allowed=code == b"ok"))
 
 
 def factory(settings: Settings, **kw: Any) -> web.Application:

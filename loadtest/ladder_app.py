@@ -8,7 +8,7 @@ bare endpoint (``python -m loadtest.bench --ladder``):
 - ``middleware``: plus one pass-through middleware (aiohttp's middleware machinery);
 - ``request-id``: plus an ``X-Request-Id`` response header, made as ``guichet.app`` makes it;
 - ``metrics``: plus the front middleware's bookkeeping (in-flight gauge, counter, histogram);
-- ``encode``: plus encoding the reply per request (``wire.respond`` of a ``Status``).
+- ``encode``: plus encoding the reply per request (``webio.respond`` of a ``Status``).
 
 Each step includes the previous ones; the real ``front`` middleware and status handler then
 add their remaining work (error handling, ticket lookup, ``Runtime.status``).
@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 import uvloop
 from aiohttp import web
 
-from guichet import metrics, wire
+from guichet import metrics, webio, wire
 from guichet.room import model
 
 STEPS = ("route", "middleware", "request-id", "metrics", "encode")
@@ -77,7 +77,7 @@ def build(step: str) -> web.Application:
 
     async def status(request: web.Request) -> web.Response:
         if level >= 4:
-            return wire.respond(_status)
+            return webio.respond(_status)
         return web.Response(body=_body, content_type="application/json")
 
     async def other(request: web.Request) -> web.Response:

@@ -28,7 +28,7 @@ import msgspec
 import uvloop
 from aiohttp import web
 
-from guichet import auth, metrics, wire
+from guichet import auth, metrics, webio, wire
 from guichet.app import SCRIPTS
 from guichet.auth import Verifier
 from guichet.embedded import EmbeddedValkey
@@ -164,8 +164,8 @@ def sync_pieces(work: Path, n: int) -> list[str]:
         )
     )
     out.append(line("wire.encode(Status) (msgspec)", per_call_us(lambda: wire.encode(status), n)))
-    out.append(line("wire.respond(Status) (encode + web.Response)", per_call_us(
-        lambda: wire.respond(status), n)))  # fmt: skip
+    out.append(line("webio.respond(Status) (encode + web.Response)", per_call_us(
+        lambda: webio.respond(status), n)))  # fmt: skip
     joined = model.Joined(
         **{f: getattr(status, f) for f in status.__struct_fields__}, ticket=ticket, created=False
     )
@@ -182,7 +182,7 @@ def sync_pieces(work: Path, n: int) -> list[str]:
             ),
         )
     )
-    response = wire.respond(joined)
+    response = webio.respond(joined)
 
     def cookie() -> None:
         r = web.Response(body=b"{}")

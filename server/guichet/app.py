@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from guichet import edge, errors, metrics, ops, streams, wire
+from guichet import edge, errors, metrics, ops, streams, webio, wire
 from guichet.auth import Verifier
 from guichet.config import Settings
 from guichet.draw import routes as draw_routes
@@ -115,7 +115,7 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
     timed = tally.sample()
     start = time.perf_counter() if timed else 0.0
     tally.in_flight += 1
-    limit = getattr(request.match_info.handler, wire.BODY_LIMIT_ATTR, None) or (
+    limit = getattr(request.match_info.handler, webio.BODY_LIMIT_ATTR, None) or (
         request.app[SETTINGS].server.max_body_bytes
     )
     try:
@@ -181,7 +181,7 @@ def create_app(
     app[WORKER_ID] = worker_id
     app[VERIFIER] = Verifier.from_config(settings.security)
     app[streams.SLOTS] = streams.StreamSlots(settings.rooms)
-    app[wire.BODY_TIMEOUT] = settings.server.body_timeout_s
+    app[webio.BODY_TIMEOUT] = settings.server.body_timeout_s
     app.on_response_prepare.append(_edge_headers)
     if redis_url is not None:
         app[REDIS_URL] = redis_url

@@ -4,8 +4,8 @@ aiohttp bounds one header line and the header count, closes idle keep-alive conn
 and answers parser errors in text/plain. :class:`GuardedHandler` adds what it lacks: a
 request head must arrive whole within ``server.header_timeout_s`` of its first byte and
 within ``server.max_header_bytes`` (slowloris, header floods), and protocol errors are
-problem+json. Body read timeouts are in :func:`guichet.wire.read_json` and
-:func:`guichet.wire.read_large`.
+problem+json. Body read timeouts are in :func:`guichet.webio.read_json` and
+:func:`guichet.webio.read_large`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from guichet import __version__, background, metrics, openapi, wire
+from guichet import __version__, background, metrics, openapi, webio, wire
 from guichet.state import OPENAPI_CACHE, SETTINGS, STORE, WORKER_ID, account_of, admin_of
 
 SCOPE_OPS_READ = "ops:read"
@@ -43,7 +43,7 @@ class AdminStatus(wire.Reply):
 
 @openapi.endpoint("Liveness: the process answers", response=Health, tags=("ops",))
 async def healthz(request: web.Request) -> web.Response:
-    return wire.respond(Health(status="ok", version=__version__, worker=request.app[WORKER_ID]))
+    return webio.respond(Health(status="ok", version=__version__, worker=request.app[WORKER_ID]))
 
 
 @openapi.endpoint(
@@ -63,8 +63,8 @@ async def readyz(request: web.Request) -> web.Response:
         scripts=store.scripts.names,
     )
     if health.ok:
-        return wire.respond(body)
-    return wire.respond(body, status=503, headers={"Retry-After": "1"})
+        return webio.respond(body)
+    return webio.respond(body, status=503, headers={"Retry-After": "1"})
 
 
 @openapi.endpoint(
@@ -91,7 +91,7 @@ async def openapi_json(request: web.Request) -> web.Response:
 )
 async def me(request: web.Request) -> web.Response:
     account = account_of(request)
-    return wire.respond(Me(account=account.id, token_expires_at=wire.rfc3339(account.expires_at)))
+    return webio.respond(Me(account=account.id, token_expires_at=wire.rfc3339(account.expires_at)))
 
 
 @openapi.endpoint(
@@ -104,7 +104,7 @@ async def me(request: web.Request) -> web.Response:
 async def admin_status(request: web.Request) -> web.Response:
     admin = admin_of(request, SCOPE_OPS_READ)
     settings = request.app[SETTINGS]
-    return wire.respond(
+    return webio.respond(
         AdminStatus(
             subject=admin.subject,
             scopes=sorted(admin.scopes),

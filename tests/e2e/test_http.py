@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
 
-from guichet import openapi, wire
+from guichet import openapi, webio, wire
 from guichet.app import SCRIPTS, create_app
 from guichet.config import Settings
 from guichet.embedded import EmbeddedValkey
@@ -123,8 +123,8 @@ class Echoed(wire.Reply):
 
 @openapi.endpoint("test echo", request=Echo, response=Echoed)
 async def echo(request: web.Request) -> web.Response:
-    body = await wire.read_json(request, Echo)
-    return wire.respond(Echoed(name=body.name, count=body.count))
+    body = await webio.read_json(request, Echo)
+    return webio.respond(Echoed(name=body.name, count=body.count))
 
 
 @openapi.endpoint("test crash")

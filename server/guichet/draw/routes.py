@@ -10,7 +10,7 @@ from typing import Literal, assert_never
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from guichet import errors, metrics, openapi, wire
+from guichet import errors, metrics, openapi, webio, wire
 from guichet.background import Periodic
 from guichet.draw import model, monitor, refusals
 from guichet.draw.service import Draws, DrawState, registered_entry
@@ -68,7 +68,7 @@ class Withdrawn(wire.Reply, kw_only=True):
 
 
 def _draw_id(request: web.Request) -> str:
-    return wire.slug_param(request, "draw")
+    return webio.slug_param(request, "draw")
 
 
 @openapi.endpoint(
@@ -85,7 +85,7 @@ async def register(request: web.Request) -> web.Response:
     draw = _draw_id(request)
     account = account_of(request)
     try:
-        body = await wire.read_json(request, model.EntryRequest)
+        body = await webio.read_json(request, model.EntryRequest)
     except errors.Problem:
         metrics.DRAW_REJECTIONS.labels("invalid").inc()
         raise
@@ -96,10 +96,10 @@ async def register(request: web.Request) -> web.Response:
         case "created":
             entry = registered_entry(draw, account.id, value)
             metrics.DRAW_ENTRIES.labels(draw, entry.stratum).inc()
-            return wire.respond(entry, status=201)
+            return webio.respond(entry, status=201)
         case "again":  # the same entry; once drawn, with its status now (window…)
             again = await request.app[DRAWS].entry(draw, account.id) if drawn else None
-            return wire.respond(again or registered_entry(draw, account.id, value))
+            return webio.respond(again or registered_entry(draw, account.id, value))
     metrics.DRAW_REJECTIONS.labels(code).inc()
     match code:
         case "unknown":
@@ -124,7 +124,7 @@ async def my_entry(request: web.Request) -> web.Response:
     entry = await request.app[DRAWS].entry(draw, account.id)
     if entry is None:
         raise errors.not_found(f"no entry of this account in draw {draw!r}")
-    return wire.respond(entry)
+    return webio.respond(entry)
 
 
 @openapi.endpoint(
@@ -148,7 +148,7 @@ async def withdraw(request: web.Request) -> web.Response:
         case _:
             assert_never(code)
     metrics.DRAW_WITHDRAWALS.labels(draw).inc()
-    return wire.respond(Withdrawn(draw=draw, status="withdrawn"))
+    return webio.respond(Withdrawn(draw=draw, status="withdrawn"))
 
 
 @openapi.endpoint(
@@ -163,7 +163,7 @@ async def show_draw(request: web.Request) -> web.Response:
     if state is None:
         raise errors.not_found(f"no draw {draw!r}")
     counts = await request.app[DRAWS].counts(draw)
-    return wire.respond(_public(draw, state, counts))
+    return webio.respond(_public(draw, state, counts))
 
 
 @openapi.endpoint(
@@ -178,7 +178,7 @@ async def transcript(request: web.Request) -> web.Response:
     published = await request.app[DRAWS].transcript(draw)
     if published is None:
         raise errors.not_found(f"draw {draw!r} has not been drawn yet (or does not exist)")
-    return wire.respond(published)
+    return webio.respond(published)
 
 
 class DrawJwks(wire.Reply, kw_only=True):
@@ -192,7 +192,7 @@ class DrawJwks(wire.Reply, kw_only=True):
     tags=("draw",),
 )
 async def draw_jwks(request: web.Request) -> web.Response:
-    response = wire.respond(DrawJwks(keys=await request.app[DRAWS].signing_keys()))
+    response = webio.respond(DrawJwks(keys=await request.app[DRAWS].signing_keys()))
     response.headers["Cache-Control"] = "public, max-age=60"
     return response
 
@@ -211,7 +211,7 @@ async def draw_jwks(request: web.Request) -> web.Response:
 async def put_draw(request: web.Request) -> web.Response:
     admin_of(request, SCOPE_WRITE)
     draw = _draw_id(request)
-    spec = await wire.read_json(request, model.DrawSpec)
+    spec = await webio.read_json(request, model.DrawSpec)
     code, stratum, entries = await request.app[DRAWS].put(draw, spec)
     match code:
         case "committed" | "orphans":
@@ -223,7 +223,7 @@ async def put_draw(request: web.Request) -> web.Response:
     state = await request.app[DRAWS].state(draw)
     assert state is not None
     counts = await request.app[DRAWS].counts(draw)
-    return wire.respond(_public(draw, state, counts), status=201 if code == "created" else 200)
+    return webio.respond(_public(draw, state, counts), status=201 if code == "created" else 200)
 
 
 async def _draws_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
-from guichet import auth, errors, metrics, openapi, refusals, streams, wire
+from guichet import auth, errors, metrics, openapi, refusals, streams, webio, wire
 from guichet.config import RoomsConfig
 from guichet.room import model
 from guichet.room.outcomes import REFUSALS, Refused
@@ -179,7 +179,7 @@ async def join(request: web.Request) -> web.Response:
     signer = request.app[SIGNER]
     token = signer.sign(room, account.id, tid, rt.spec.closes_at.timestamp())
     body = rt.status(signer.verify(token, room), joined=(token, created))
-    response = wire.respond(body, status=201 if created else 200)
+    response = webio.respond(body, status=201 if created else 200)
     _set_cookie(response, room, token, cfg, request)
     return response
 
@@ -199,7 +199,7 @@ async def status(request: web.Request) -> web.Response:
     if rt is None or rt.counters is None:
         rt = await _runtime(request, room)
     ticket = _ticket(request, room)
-    return wire.respond(rt.status(ticket, seen=_seen(request, room)))
+    return webio.respond(rt.status(ticket, seen=_seen(request, room)))
 
 
 @openapi.endpoint(
@@ -311,7 +311,7 @@ async def admit(request: web.Request) -> web.Response:
         redirect_url=f"{rt.spec.target_url}{separator}guichet_token={token}",
         ticket=new_ticket,
     )
-    response = wire.respond(body)
+    response = webio.respond(body)
     _set_cookie(response, room, new_ticket, cfg, request)
     return response
 
@@ -350,7 +350,7 @@ async def leave(request: web.Request) -> web.Response:
     code, _ = await request.app[ROOMS].leave(rt, ticket)
     if code == "mismatch":
         raise _refused(code, _NOT_ON_RECORD)
-    response = wire.respond(model.Left(room=room, state="left"))
+    response = webio.respond(model.Left(room=room, state="left"))
     response.del_cookie(COOKIE_PREFIX + room, path="/")
     return response
 
@@ -371,7 +371,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     if code != "ok":  # 'unknown' too: the room was deleted since _runtime() found it
         raise _refused("gone", "this session has ended")
     token, token_exp = _admission_token(request, rt, account, sid, expires_at)
-    return wire.respond(model.Session(
+    return webio.respond(model.Session(
         room=room, session_expires_at=wire.rfc3339(expires_at), token=token,
         token_expires_at=wire.rfc3339(token_exp),
     ))  # fmt: skip
@@ -402,7 +402,7 @@ def _admission_subject(request: web.Request, rt: Runtime) -> tuple[str, str]:
 )
 async def jwks(request: web.Request) -> web.Response:
     keyring = request.app[KEYRING]
-    response = wire.respond(model.Jwks(keys=keyring.published()))
+    response = webio.respond(model.Jwks(keys=keyring.published()))
     response.headers["Cache-Control"] = "public, max-age=60"
     return response
 
@@ -420,7 +420,7 @@ async def jwks(request: web.Request) -> web.Response:
 async def list_rooms(request: web.Request) -> web.Response:
     admin_of(request, SCOPE_READ)
     rooms = request.app[ROOMS]
-    return wire.respond(
+    return webio.respond(
         model.RoomList(
             rooms=[
                 rooms.stats(rt) for room in rooms.ids() if (rt := rooms.get(room)) and rt.counters
@@ -441,7 +441,7 @@ async def show_room(request: web.Request) -> web.Response:
     admin_of(request, SCOPE_READ)
     rt = await _runtime(request, _room_id(request))
     await request.app[ROOMS].tick(rt)  # fresh counters for ops (a tick is always safe)
-    return wire.respond(request.app[ROOMS].stats(rt))
+    return webio.respond(request.app[ROOMS].stats(rt))
 
 
 @openapi.endpoint(
@@ -457,11 +457,11 @@ async def show_room(request: web.Request) -> web.Response:
 async def put_room(request: web.Request) -> web.Response:
     admin_of(request, SCOPE_WRITE)
     room = _room_id(request)
-    spec = await wire.read_json(request, model.RoomSpec)
+    spec = await webio.read_json(request, model.RoomSpec)
     code = await request.app[ROOMS].configure(room, "put", spec)
     log.info("room configured", extra={"room": room, "outcome": code})
     rt = await _runtime(request, room)
-    return wire.respond(request.app[ROOMS].stats(rt), status=201 if code == "created" else 200)
+    return webio.respond(request.app[ROOMS].stats(rt), status=201 if code == "created" else 200)
 
 
 @openapi.endpoint(
@@ -477,7 +477,7 @@ async def put_room(request: web.Request) -> web.Response:
 async def patch_room(request: web.Request) -> web.Response:
     admin_of(request, SCOPE_WRITE)
     room = _room_id(request)
-    patch = await wire.read_json(request, model.RoomPatch)
+    patch = await webio.read_json(request, model.RoomPatch)
     if not spec_fields(patch):
         raise errors.invalid_body([errors.FieldError(
             field="(body)", detail="give at least one field to change"
@@ -494,7 +494,7 @@ async def _patch(request: web.Request, room: str, patch: model.RoomPatch) -> web
             [errors.FieldError(field="closes_at", detail="must be after the room's opens_at")]
         )
     log.info("room changed", extra={"room": room, "change": wire.encode(patch).decode()})
-    return wire.respond(request.app[ROOMS].stats(await _runtime(request, room)))
+    return webio.respond(request.app[ROOMS].stats(await _runtime(request, room)))
 
 
 @openapi.endpoint(
@@ -536,10 +536,10 @@ async def resume_room(request: web.Request) -> web.Response:
 async def put_stock(request: web.Request) -> web.Response:
     admin_of(request, SCOPE_WRITE)
     room = _room_id(request)
-    signal = await wire.read_json(request, model.StockSignal)
+    signal = await webio.read_json(request, model.StockSignal)
     rt = await _runtime(request, room)
     await request.app[ROOMS].set_stock(room, signal.remaining)
-    return wire.respond(request.app[ROOMS].stats(rt))
+    return webio.respond(request.app[ROOMS].stats(rt))
 
 
 # --- wiring ----------------------------------------------------------------------------------

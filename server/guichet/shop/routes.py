@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 from redis.exceptions import ResponseError
 
-from guichet import auth, errors, metrics, openapi, streams, wire
+from guichet import auth, errors, metrics, openapi, streams, webio, wire
 from guichet.background import Periodic
 from guichet.draw.service import Draws  # the purchase-window check lives with the draw
 from guichet.shop import model, refusals
@@ -61,7 +61,7 @@ class Loaded(wire.Reply, kw_only=True):
 
 
 def _sale_id(request: web.Request) -> str:
-    return wire.slug_param(request, "sale")
+    return webio.slug_param(request, "sale")
 
 
 async def _view(request: web.Request) -> SaleView:
@@ -182,7 +182,7 @@ async def hold(request: web.Request) -> web.Response:
             "send an Idempotency-Key header (1-64 printable ASCII characters) with every hold",
             errors=[errors.FieldError(field="Idempotency-Key", detail="missing or invalid")],
         )  # fmt: skip
-    body = await wire.read_json(request, model.HoldRequest)
+    body = await webio.read_json(request, model.HoldRequest)
     live = request.app[LIVE]
     for attempt in range(_STALE_RETRIES):
         shape = model.check_shape(body, v.spec)
@@ -210,7 +210,7 @@ async def hold(request: web.Request) -> web.Response:
     if answer.record:  # a replay: the hold as it is now, as GET answers it
         now = HoldRecord.decode(answer.hold, answer.record)
         if now.state != "held":
-            return wire.respond(_hold(v.sale, now))
+            return webio.respond(_hold(v.sale, now))
     held_total, latency = _hold_metrics(v.sale)
     held_total.inc()
     lines = model.merged(body.lines())
@@ -227,7 +227,7 @@ async def hold(request: web.Request) -> web.Response:
         expires_at=wire.rfc3339(answer.expires_us / US_PER_S),
     )
     latency.observe(time.perf_counter() - started)
-    return wire.respond(held, status=201)
+    return webio.respond(held, status=201)
 
 
 _HOLD_METRICS: dict[str, tuple[Any, Any]] = {}
@@ -256,7 +256,7 @@ async def _own(request: web.Request, sale: str, account: auth.Account) -> HoldRe
 async def show_hold(request: web.Request) -> web.Response:
     sale = _sale_id(request)
     account = account_of(request)
-    return wire.respond(_hold(sale, await _own(request, sale, account)))
+    return webio.respond(_hold(sale, await _own(request, sale, account)))
 
 
 @openapi.endpoint(
@@ -272,7 +272,7 @@ async def confirm(request: web.Request) -> web.Response:
     sale = _sale_id(request)
     account = account_of(request)
     hold_id = _hold_id(request)
-    body = await wire.read_json(request, model.Confirm)
+    body = await webio.read_json(request, model.Confirm)
     timeout_ms = request.app[SETTINGS].shop.confirm_timeout_ms
     try:
         code, record, fsynced = await request.app[SHOP].confirm(
@@ -304,7 +304,7 @@ async def confirm(request: web.Request) -> web.Response:
         )  # fmt: skip
     if code == "ok":
         metrics.SHOP_CONFIRMS.labels(sale).inc()
-    return wire.respond(_hold(sale, record))
+    return webio.respond(_hold(sale, record))
 
 
 @openapi.endpoint(
@@ -329,7 +329,7 @@ async def release(request: web.Request) -> web.Response:
             assert_never(code)
     if code == "ok":
         metrics.SHOP_RELEASES.labels(sale).inc()
-    return wire.respond(_hold(sale, record))
+    return webio.respond(_hold(sale, record))
 
 
 @openapi.endpoint(
@@ -346,7 +346,7 @@ async def me(request: web.Request) -> web.Response:
         v.sale, v.spec.phase, account.id
     )
     tickets, held, packs = await request.app[SHOP].usage(v.sale, account.id)
-    return wire.respond(
+    return webio.respond(
         Me(
             sale=v.sale,
             phase=v.spec.phase,
@@ -376,12 +376,12 @@ async def me(request: web.Request) -> web.Response:
 async def put_sale(request: web.Request) -> web.Response:
     admin_of(request, SCOPE_WRITE)
     sale = _sale_id(request)
-    spec = await wire.read_json(request, model.SaleSpec)
+    spec = await webio.read_json(request, model.SaleSpec)
     created = await request.app[SHOP].put(sale, spec)
     await request.app[LIVE].reload(sale)
     v = await _view(request)
     body = SalePublic(id=sale, spec=spec, sessions=len(v.sessions), seats=v.total)
-    return wire.respond(body, status=201 if created else 200)
+    return webio.respond(body, status=201 if created else 200)
 
 
 @openapi.endpoint(
@@ -393,12 +393,12 @@ async def put_sale(request: web.Request) -> web.Response:
     errors=(404, 409, 413),
     tags=("admin",),
 )
-@wire.body_limit(CATALOGUE_MAX_BYTES)
+@webio.body_limit(CATALOGUE_MAX_BYTES)
 async def put_catalogue(request: web.Request) -> web.Response:
     admin_of(request, SCOPE_WRITE)
-    wire.require_json(request)
+    webio.require_json(request)
     v = await _view(request)
-    raw = await wire.read_large(request, CATALOGUE_MAX_BYTES)
+    raw = await webio.read_large(request, CATALOGUE_MAX_BYTES)
     catalogue = wire.decode(raw, model.Catalogue)
     code, detail = await request.app[SHOP].load(v.sale, catalogue)
     if code == "below_taken":
@@ -406,7 +406,7 @@ async def put_catalogue(request: web.Request) -> web.Response:
     await request.app[LIVE].reload(v.sale)
     items = sum(len(s.categories) for s in catalogue.sessions)
     seats = sum(c.seats for s in catalogue.sessions for c in s.categories)
-    return wire.respond(Loaded(sale=v.sale, sessions=len(catalogue.sessions), items=items,
+    return webio.respond(Loaded(sale=v.sale, sessions=len(catalogue.sessions), items=items,
                                seats=seats))  # fmt: skip
 
 

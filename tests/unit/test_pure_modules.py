@@ -1,0 +1,30 @@
+"""The pure modules (wire types, models, configuration) load no web framework and no Redis
+client: they can be used, and property-tested, without either."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+PURE = [
+    "guichet.wire",
+    "guichet.errors",
+    "guichet.config",
+    "guichet.refusals",
+    "guichet.room.model",
+    "guichet.draw.model",
+    "guichet.shop.model",
+]
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_a_pure_module_loads_neither_aiohttp_nor_redis(module: str) -> None:
+    probe = (
+        f"import sys, {module}; print(sorted(m for m in ('aiohttp', 'redis') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]", (module, done.stdout, done.stderr)
