@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
@@ -144,10 +145,15 @@ def http_server(
     return TestServer(request.getfixturevalue("app"), host="127.0.0.1")
 
 
+Client = TestClient[web.Request, web.Application]
+"""What ``client`` is. Under ``GUICHET_TEST_SERVE=workers2`` its ``app`` is None: the tests that
+reach into the app are marked ``inprocess`` and skipped there."""
+
+
 @pytest.fixture
-async def client(http_server: TestServer | ProcessServer) -> AsyncIterator[TestClient]:
+async def client(http_server: TestServer | ProcessServer) -> AsyncIterator[Client]:
     """The whole app on a real loopback socket."""
-    async with TestClient(http_server) as c:
+    async with cast(Client, TestClient(http_server)) as c:
         yield c
 
 
@@ -208,9 +214,7 @@ def metric_value(exposition: str, name: str, **labels: str) -> float:
     return total
 
 
-async def metrics_when(
-    client: TestClient, ready: Callable[[str], bool], within_s: float = 15.0
-) -> str:
+async def metrics_when(client: Client, ready: Callable[[str], bool], within_s: float = 15.0) -> str:
     """``/metrics`` once ``ready(text)`` holds. With several workers a request's count reaches
     the exposition at its worker's next flush (every 250 ms), so ask again until then."""
     async with asyncio.timeout(within_s):

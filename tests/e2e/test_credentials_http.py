@@ -13,14 +13,11 @@ from typing import Any
 
 import jwt
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from guichet.errors import PROBLEM_CONTENT_TYPE
 from guichet.room.routes import SIGNER
-from tests.conftest import Tokens, metric_value
+from tests.conftest import Client, Tokens, metric_value
 
-Client = TestClient[web.Request, web.Application]
 ROOM = "cred-room"
 NOT_UTF8 = b"\xff\xfe\xc3("  # invalid UTF-8: aiohttp hands it on as lone surrogates
 

@@ -20,6 +20,7 @@ from guichet.store import sync
 from guichet.store.keys import DrawKeys
 from tests.conftest import (
     Backend,
+    Client,
     Tokens,
     make_settings,
     metric_value,
@@ -40,7 +41,7 @@ def spec(opens_in_s: float = -60, closes_in_s: float = 3600, **extra: Any) -> di
     }
 
 
-async def put_draw(client: TestClient, tokens: Tokens, body: dict[str, Any]) -> int:
+async def put_draw(client: Client, tokens: Tokens, body: dict[str, Any]) -> int:
     resp = await client.put(
         "/v1/admin/draws/d1",
         json=body,
@@ -51,7 +52,7 @@ async def put_draw(client: TestClient, tokens: Tokens, body: dict[str, Any]) -> 
 
 
 async def test_100_concurrent_duplicate_registrations_make_one_entry(
-    client: TestClient, tokens: Tokens
+    client: Client, tokens: Tokens
 ) -> None:
     assert await put_draw(client, tokens, spec()) == 201
     bearer = {"Authorization": f"Bearer {tokens.account('fan-1')}"}
@@ -70,7 +71,7 @@ async def test_100_concurrent_duplicate_registrations_make_one_entry(
     assert (await resp.json())["status"] == "registered"
 
 
-async def test_outside_the_period_is_409_naming_it(client: TestClient, tokens: Tokens) -> None:
+async def test_outside_the_period_is_409_naming_it(client: Client, tokens: Tokens) -> None:
     bearer = {"Authorization": f"Bearer {tokens.account('early')}"}
     await put_draw(client, tokens, spec(opens_in_s=600))
     resp = await client.post("/v1/draws/d1/entries", json=CONSENT, headers=bearer)
@@ -87,7 +88,7 @@ async def test_outside_the_period_is_409_naming_it(client: TestClient, tokens: T
 
 
 async def test_consent_and_stratum_are_checked_and_change_nothing(
-    client: TestClient, tokens: Tokens
+    client: Client, tokens: Tokens
 ) -> None:
     await put_draw(client, tokens, spec())
     bearer = {"Authorization": f"Bearer {tokens.account('fan-2')}"}
@@ -111,7 +112,7 @@ async def test_consent_and_stratum_are_checked_and_change_nothing(
     assert resp.status == 404
 
 
-async def test_a_club_claim_and_withdrawal_before_close(client: TestClient, tokens: Tokens) -> None:
+async def test_a_club_claim_and_withdrawal_before_close(client: Client, tokens: Tokens) -> None:
     await put_draw(client, tokens, spec())
     bearer = {"Authorization": f"Bearer {tokens.account('member')}"}
     resp = await client.post(
@@ -128,7 +129,7 @@ async def test_a_club_claim_and_withdrawal_before_close(client: TestClient, toke
     assert resp.status == 404
 
 
-async def test_no_withdrawal_after_close(client: TestClient, tokens: Tokens) -> None:
+async def test_no_withdrawal_after_close(client: Client, tokens: Tokens) -> None:
     await put_draw(client, tokens, spec())
     bearer = {"Authorization": f"Bearer {tokens.account('late')}"}
     resp = await client.post("/v1/draws/d1/entries", json=CONSENT, headers=bearer)
@@ -140,9 +141,7 @@ async def test_no_withdrawal_after_close(client: TestClient, tokens: Tokens) -> 
     assert resp.status == 200  # a repeat after the close still returns the entry
 
 
-async def test_admin_put_needs_the_scope_and_a_valid_spec(
-    client: TestClient, tokens: Tokens
-) -> None:
+async def test_admin_put_needs_the_scope_and_a_valid_spec(client: Client, tokens: Tokens) -> None:
     url = "/v1/admin/draws/d1"
     resp = await client.put(
         url, json=spec(), headers={"Authorization": f"Bearer {tokens.admin('rooms:write')}"}
@@ -163,7 +162,7 @@ async def test_admin_put_needs_the_scope_and_a_valid_spec(
 
 
 async def test_a_draw_through_its_life_over_http(
-    client: TestClient, tokens: Tokens, settings: Settings, tmp_path: Path
+    client: Client, tokens: Tokens, settings: Settings, tmp_path: Path
 ) -> None:
     """Registered → committed (published, rules locked) → drawn (transcript) → windows."""
     await put_draw(client, tokens, spec(sale="s1"))
@@ -258,7 +257,7 @@ async def test_draws_from_the_config_file(app_with_a_defined_draw: web.Applicati
 
 
 async def test_a_burst_of_public_reads_waits_for_connections_instead_of_failing(
-    client: TestClient, tokens: Tokens
+    client: Client, tokens: Tokens
 ) -> None:
     """400 people open the draw's page at once (plain Redis reads, more than the pool's
     connections): every one gets it (on a Cluster the client queues them)."""
@@ -268,7 +267,7 @@ async def test_a_burst_of_public_reads_waits_for_connections_instead_of_failing(
 
 
 async def test_a_strata_change_that_orphans_entries_is_409_and_changes_nothing(
-    client: TestClient, tokens: Tokens
+    client: Client, tokens: Tokens
 ) -> None:
     """Entries naming a stratum the new spec leaves out: refused, naming the stratum and how
     many entries it holds; a change keeping every stratum with entries goes through."""

@@ -21,7 +21,7 @@ from guichet import edge, streams
 from guichet.app import create_app
 from guichet.errors import PROBLEM_CONTENT_TYPE
 from tests.conftest import Backend, Tokens, make_settings, metric_value
-from tests.e2e.test_room_api import bearer, spec
+from tests.e2e.room_helpers import bearer, spec
 from tests.e2e.test_shop_http import catalogue
 
 ROOM = "edge-room"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -16,13 +17,13 @@ from guichet.app import SCRIPTS, create_app
 from guichet.config import Settings
 from guichet.embedded import EmbeddedValkey
 from guichet.errors import PROBLEM_CONTENT_TYPE
-from tests.conftest import Tokens, make_settings, metric_value, metrics_when
+from tests.conftest import Client, Tokens, make_settings, metric_value, metrics_when
 
 
-async def problem(resp: object, status: int) -> dict[str, object]:
-    assert resp.status == status, await resp.text()  # type: ignore[attr-defined]
-    assert resp.content_type == PROBLEM_CONTENT_TYPE  # type: ignore[attr-defined]
-    body: dict[str, object] = await resp.json(content_type=None)  # type: ignore[attr-defined]
+async def problem(resp: aiohttp.ClientResponse, status: int) -> dict[str, object]:
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == PROBLEM_CONTENT_TYPE
+    body: dict[str, object] = await resp.json(content_type=None)
     assert body["status"] == status
     assert str(body["type"]).startswith("https://guichet.dev/problems/")
     assert body["title"]
@@ -30,7 +31,7 @@ async def problem(resp: object, status: int) -> dict[str, object]:
     return body
 
 
-async def test_healthz_and_readyz(client: TestClient) -> None:
+async def test_healthz_and_readyz(client: Client) -> None:
     assert (await (await client.get("/healthz")).json())["status"] == "ok"
     resp = await client.get("/readyz")
     body = await resp.json()
@@ -38,7 +39,7 @@ async def test_healthz_and_readyz(client: TestClient) -> None:
     assert body["scripts"] == sorted(s.name for s in SCRIPTS)
 
 
-async def test_404_and_405_are_problems(client: TestClient) -> None:
+async def test_404_and_405_are_problems(client: Client) -> None:
     body = await problem(await client.get("/no/such/thing"), 404)
     assert body["instance"] == "/no/such/thing"
     resp = await client.delete("/healthz")
@@ -46,7 +47,7 @@ async def test_404_and_405_are_problems(client: TestClient) -> None:
     assert "GET" in resp.headers["Allow"]
 
 
-async def test_request_id_echoed_or_generated(client: TestClient) -> None:
+async def test_request_id_echoed_or_generated(client: Client) -> None:
     resp = await client.get("/healthz", headers={"X-Request-Id": "abc-123"})
     assert resp.headers["X-Request-Id"] == "abc-123"
     ids = set()
@@ -59,7 +60,7 @@ async def test_request_id_echoed_or_generated(client: TestClient) -> None:
     assert resp.headers["X-Request-Id"]
 
 
-async def test_me_requires_valid_token(client: TestClient, tokens: Tokens) -> None:
+async def test_me_requires_valid_token(client: Client, tokens: Tokens) -> None:
     resp = await client.get("/v1/me")
     await problem(resp, 401)
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
@@ -81,7 +82,7 @@ async def test_me_requires_valid_token(client: TestClient, tokens: Tokens) -> No
     assert (await resp.json())["account"] == "acc-ü"
 
 
-async def test_admin_scope_is_enforced(client: TestClient, tokens: Tokens) -> None:
+async def test_admin_scope_is_enforced(client: Client, tokens: Tokens) -> None:
     await problem(
         await client.get(
             "/v1/admin/status", headers={"Authorization": f"Bearer {tokens.account()}"}
@@ -100,7 +101,7 @@ async def test_admin_scope_is_enforced(client: TestClient, tokens: Tokens) -> No
     assert (await resp.json())["scopes"] == ["ops:read"]
 
 
-async def test_refusals_are_counted_by_reason(client: TestClient, tokens: Tokens) -> None:
+async def test_refusals_are_counted_by_reason(client: Client, tokens: Tokens) -> None:
     before = await (await client.get("/metrics")).text()
     await client.get("/v1/me", headers={"Authorization": f"Bearer {tokens.account(ttl_s=-100)}"})
     text = await (await client.get("/metrics")).text()
@@ -133,15 +134,15 @@ async def boom(request: web.Request) -> web.Response:
 
 
 @pytest.fixture
-async def echo_client(app: web.Application) -> TestClient:
+async def echo_client(app: web.Application) -> AsyncIterator[Client]:
     app.router.add_post("/echo", echo)
     app.router.add_get("/boom", boom)
     server = TestServer(app, host="127.0.0.1")
     async with TestClient(server) as c:
-        yield c  # type: ignore[misc]
+        yield c
 
 
-async def test_body_validation_problems(echo_client: TestClient) -> None:
+async def test_body_validation_problems(echo_client: Client) -> None:
     c = echo_client
     ok = await c.post("/echo", json={"name": "ñ", "count": 2})
     assert await ok.json() == {"name": "ñ", "count": 2}
@@ -160,14 +161,14 @@ async def test_body_validation_problems(echo_client: TestClient) -> None:
     )
 
 
-async def test_huge_body_is_413(echo_client: TestClient, settings: Settings) -> None:
+async def test_huge_body_is_413(echo_client: Client, settings: Settings) -> None:
     big = b'{"name": "' + b"x" * (settings.server.max_body_bytes + 10) + b'", "count": 1}'
     await problem(
         await echo_client.post("/echo", data=big, headers={"Content-Type": "application/json"}), 413
     )
 
-    async def chunks():  # no Content-Length: the limit applies while reading
-        yield big
+    async def chunks() -> AsyncIterator[bytes]:
+        yield big  # no Content-Length: the limit applies while reading
 
     await problem(
         await echo_client.post(
@@ -177,9 +178,7 @@ async def test_huge_body_is_413(echo_client: TestClient, settings: Settings) -> 
     )
 
 
-async def test_500_hides_internals(
-    echo_client: TestClient, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_500_hides_internals(echo_client: Client, caplog: pytest.LogCaptureFixture) -> None:
     resp = await echo_client.get("/boom")
     body = await problem(resp, 500)
     assert "secret" not in await resp.text()
@@ -187,7 +186,7 @@ async def test_500_hides_internals(
     assert any("secret internal detail" in (r.exc_text or "") or r.exc_info for r in caplog.records)
 
 
-async def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
+async def test_metrics_count_requests_by_route_template(client: Client) -> None:
     name = "guichet_http_requests_total"
     labels = {"method": "GET", "route": "/healthz", "status": "2xx"}
     before = await (await client.get("/metrics")).text()
@@ -213,10 +212,10 @@ async def test_metrics_count_requests_by_route_template(client: TestClient) -> N
         assert name in text, name
 
 
-async def test_openapi_covers_every_route_and_is_valid(echo_client: TestClient) -> None:
+async def test_openapi_covers_every_route_and_is_valid(echo_client: Client) -> None:
     doc = await (await echo_client.get("/openapi.json")).json()
     validate(doc)
-    app = echo_client.server.app
+    app = echo_client.app
     assert app is not None
     for method, path, _ in openapi.api_routes(app):
         assert method in doc["paths"][path], (method, path)

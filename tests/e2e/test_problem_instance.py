@@ -10,14 +10,12 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guichet.errors import PROBLEM_CONTENT_TYPE
+from tests.conftest import Client
 
-Client = TestClient[web.Request, web.Application]
 #: A path-absolute reference: one slash, then RFC 3986 pchars and %XX escapes only.
 SAFE = re.compile(r"/(?!/)(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-F]{2})*")
 

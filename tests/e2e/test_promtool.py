@@ -12,14 +12,15 @@ import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from guichet.config import Settings
 from guichet.store.client import Store
-from tests.conftest import Tokens, metric_value
-from tests.e2e.test_room_api import eventually
+from tests.conftest import Client, Tokens, metric_value
+from tests.e2e.room_helpers import eventually
 from tests.e2e.test_shop_http import SALE, catalogue, give_window, pack, post_hold
 from tests.served import ProcessServer
 
@@ -60,7 +61,7 @@ def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-async def exercise(client: TestClient, tokens: Tokens, store: Store) -> None:
+async def exercise(client: Client, tokens: Tokens, store: Store) -> None:
     """Rooms, a draw, a sale and some refusals, so that most metrics have samples."""
     now = datetime.now(UTC).replace(microsecond=0)
     admin = {"Authorization": f"Bearer {tokens.admin('rooms:write', 'draws:write', 'sales:write')}"}
@@ -109,7 +110,8 @@ async def test_a_live_servers_metrics_pass_promtool_check_metrics(
     settings: Settings, tmp_path: Path, tokens: Tokens, store: Store
 ) -> None:
     promtool()
-    async with TestClient(ProcessServer(settings, tmp_path / "serve", workers=2)) as client:
+    server = ProcessServer(settings, tmp_path / "serve", workers=2)
+    async with cast(Client, TestClient(server)) as client:
         await exercise(client, tokens, store)
 
         async def settled() -> bytes | None:

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from guichet import cli
 from guichet.app import create_app
 from guichet.config import Settings
-from tests.conftest import Backend, Tokens, make_settings
+from tests.conftest import Backend, Client, Tokens, make_settings
 
 
 def write_config(tmp_path: Path, settings: Settings, **rooms: object) -> Path:
@@ -36,7 +36,7 @@ async def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, 
 
 
 async def test_room_put_set_pause_show_list(
-    client: TestClient, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    client: Client, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = str(await asyncio.to_thread(write_config, tmp_path, settings))
     url = str(client.make_url("/"))
@@ -74,7 +74,7 @@ async def test_room_put_set_pause_show_list(
 
 
 async def test_rotate_key_publishes_a_second_key(
-    client: TestClient, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    client: Client, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = str(await asyncio.to_thread(write_config, tmp_path, settings))
     resp = await client.get("/.well-known/jwks.json")
@@ -136,7 +136,7 @@ def exits(argv: list[str]) -> object:
 
 
 async def test_room_put_takes_the_time_its_help_shows(
-    client: TestClient, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    client: Client, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`room put --help` shows 2026-12-01T08:00Z (no seconds): the server gets it as a time."""
     assert await asyncio.to_thread(exits, ["room", "put", "--help"]) == 0

@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession, TCPConnector
-from aiohttp.test_utils import TestClient
 
 from guichet.config import Settings
-from tests.conftest import MODE, Backend, Tokens, make_settings
+from tests.conftest import MODE, Backend, Client, Tokens, make_settings
 
 ROOM = "surge"
 
@@ -42,13 +41,13 @@ def room_spec(opens_in_s: float, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def put_room(client: TestClient, tokens: Tokens, spec: dict[str, Any]) -> None:
+async def put_room(client: Client, tokens: Tokens, spec: dict[str, Any]) -> None:
     admin = {"Authorization": f"Bearer {tokens.admin('rooms:write')}"}
     resp = await client.put(f"/v1/admin/rooms/{ROOM}", json=spec, headers=admin)
     assert resp.status in (200, 201), await resp.text()
 
 
-async def join_all(client: TestClient, bearer: dict[str, str], repeats: int = 1) -> dict[str, Any]:
+async def join_all(client: Client, bearer: dict[str, str], repeats: int = 1) -> dict[str, Any]:
     """Every account joins ``repeats`` times at once, over a pool of 200 connections."""
     url = str(client.make_url(f"/v1/rooms/{ROOM}/join"))
     results: dict[str, list[dict[str, Any]]] = {a: [] for a in bearer}
@@ -74,7 +73,7 @@ async def bearers(tokens: Tokens) -> dict[str, str]:
 
 
 async def test_1200_concurrent_joins_get_unique_gap_free_numbers(
-    client: TestClient, tokens: Tokens, bearers: dict[str, str]
+    client: Client, tokens: Tokens, bearers: dict[str, str]
 ) -> None:
     await put_room(client, tokens, room_spec(opens_in_s=-1))
     joined = await join_all(client, bearers, repeats=2)  # 2,400 requests at once
@@ -83,7 +82,7 @@ async def test_1200_concurrent_joins_get_unique_gap_free_numbers(
 
 
 async def test_prequeue_then_fifo_and_ready_is_always_a_prefix(
-    client: TestClient, tokens: Tokens, bearers: dict[str, str]
+    client: Client, tokens: Tokens, bearers: dict[str, str]
 ) -> None:
     accounts = list(bearers)
     early, wave1, wave2 = accounts[:400], accounts[400:800], accounts[800:1000]
@@ -140,7 +139,7 @@ async def test_prequeue_then_fifo_and_ready_is_always_a_prefix(
 
 @pytest.mark.skipif(MODE == "cluster", reason="stops its own standalone server")
 async def test_status_is_served_without_redis(
-    client: TestClient, tokens: Tokens, backend: Backend
+    client: Client, tokens: Tokens, backend: Backend
 ) -> None:
     """The poll path reads the signed ticket and the worker's snapshot only."""
     await put_room(client, tokens, room_spec(opens_in_s=-1))

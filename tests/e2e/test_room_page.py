@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from openapi_spec_validator import validate
 from playwright.async_api import Browser, Page, async_playwright
 
@@ -30,7 +30,7 @@ from guichet.app import create_app
 from guichet.config import Settings
 from guichet.errors import PROBLEM_CONTENT_TYPE
 from guichet.room import page as room_page
-from tests.conftest import Tokens
+from tests.conftest import Client, Tokens
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -52,7 +52,6 @@ if not CHROMIUM.exists() and os.environ.get("CI") != "true":
 
 pytestmark = pytest.mark.slow
 
-Client = TestClient[web.Request, web.Application]
 AUDIENCE = "shop.example"
 WAIT_MS = 30_000  # ceiling for any single browser-side wait (never a fixed sleep)
 PROGRESS = "(p => [p.max, p.value])(document.getElementById('progress'))"

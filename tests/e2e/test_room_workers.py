@@ -18,7 +18,6 @@ from typing import Any
 import aiohttp
 import pytest
 import redis
-from aiohttp.test_utils import TestClient
 from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
@@ -28,7 +27,7 @@ from guichet.config import Settings
 from guichet.embedded import EmbeddedCluster, free_port
 from guichet.room.progress import Mark
 from guichet.room.routes import MARKS, ROOMS
-from tests.conftest import Backend, Tokens, make_settings
+from tests.conftest import Backend, Client, Tokens, make_settings
 from tests.e2e.processes import Served, guichet
 
 pytestmark = pytest.mark.slow
@@ -154,7 +153,7 @@ def settings(tmp_path: Path, backend: Backend) -> Settings:
 
 
 async def test_a_room_known_from_the_index_but_not_ticked_answers_tickets(
-    client: TestClient, tokens: Tokens
+    client: Client, tokens: Tokens
 ) -> None:
     """The state of the worker that did not create the room: the pacer found it in the room
     index (``refresh_index``) and has not ticked it yet. A join still answers its ticket, and
@@ -239,12 +238,13 @@ async def test_a_cold_burst_of_joins_on_a_cluster_gets_no_500(
         served.wait_ready()
         return served
 
+    def accounts(served: Workers) -> dict[str, str]:
+        return {f"acc-{i}": served.account(f"acc-{i}") for i in range(500)}
+
     for start in range(4):
         served = await asyncio.to_thread(cold_start, start)
         try:
-            bearers = await asyncio.to_thread(
-                lambda s=served: {f"acc-{i}": s.account(f"acc-{i}") for i in range(500)}
-            )
+            bearers = await asyncio.to_thread(accounts, served)
             spec = {
                 "opens_at": (now - timedelta(minutes=1)).isoformat(),
                 "closes_at": (now + timedelta(hours=1)).isoformat(),
@@ -306,7 +306,7 @@ async def test_positions_never_go_up_across_two_workers(workers: Workers) -> Non
 
 
 async def test_a_status_is_never_behind_what_the_client_was_shown(
-    client: TestClient, tokens: Tokens
+    client: Client, tokens: Tokens
 ) -> None:
     """A worker whose snapshot lags (here: a paused room still at serving 0) answers from the
     client's ``seen`` (a mark another worker signed) when that is further: by poll and by the
@@ -349,8 +349,8 @@ async def test_a_status_is_never_behind_what_the_client_was_shown(
         async with asyncio.timeout(10):
             while (line := (await stream.content.readline()).decode().rstrip("\r\n")) or not event:
                 if line and not line.startswith(":"):
-                    name, _, value = line.partition(":")
-                    event[name] = value.strip()
+                    field, _, data = line.partition(":")
+                    event[field] = data.strip()
     assert event["id"] == ahead, event
     assert json.loads(event["data"])["position"] == 3, event
 

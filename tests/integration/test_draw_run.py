@@ -92,6 +92,12 @@ def client_of(settings: Settings) -> sync.SyncClient:
     return sync.connect(settings.redis, sync.target(settings.redis))
 
 
+def text(raw: object) -> str:
+    """A reply of ``client_of``'s client as text (it does not decode replies)."""
+    assert isinstance(raw, bytes), raw
+    return raw.decode()
+
+
 def committed_and_closed(settings: Settings, n: int) -> list[tuple[str, str]]:
     entries = registered(settings, n)
     assert commit(settings).code == "ok"
@@ -288,9 +294,7 @@ def test_waves_give_each_ranked_entrant_one_fixed_window_in_rank_order(settings:
     second = release_all(settings, 300, now_us + 5 * DAY_US)
     assert (second.number, second.first_rank, second.target) == (3, 300, 600)
     ranked = ranked_ids(client, "d1", 0, 1000)
-    windows = {
-        k.decode(): v.decode() for k, v in client.hgetall(SaleKeys("s1").windows("packs")).items()
-    }
+    windows = {text(k): text(v) for k, v in client.hgetall(SaleKeys("s1").windows("packs")).items()}
     assert set(windows) == set(ranked[:600])  # exactly the first 600 ranks
     for rank, account in enumerate(ranked[:300]):
         starts, ends, draw, wave = windows[account].split(":")
@@ -353,9 +357,9 @@ def test_a_killed_wave_resumes_and_concurrent_releases_never_double(settings: Se
     assert len(errors) < 4
     ranked = ranked_ids(client, "d1", 0, 1200)
     windows = client.hgetall(SaleKeys("s1").windows("packs"))
-    assert {k.decode() for k in windows} == set(ranked)  # 500 + 700, each once
+    assert {text(k) for k in windows} == set(ranked)  # 500 + 700, each once
     assert client.xlen(SaleKeys("s1").outbox) == 1200
-    waves_of = [v.decode().split(":")[3] for v in windows.values()]
+    waves_of = [text(v).split(":")[3] for v in windows.values()]
     assert waves_of.count("1") == 500
     assert waves_of.count("2") == 700
 
@@ -436,7 +440,7 @@ def test_the_run_command_killed_with_sigkill_resumes_to_the_same_ranking(
     the formula gives."""
     registered(settings, 1)  # the draw exists; the rest is written straight in, as the bench
     client = client_of(settings)
-    seed_entries(client, "d1", 30_000)
+    seed_entries(client, "d1", 30_000)  # type: ignore[arg-type]  # typed for redis.Redis only
     assert commit(settings).code == "ok"
     close_now(client)
     proc, log, argv = _spawn_run(settings, tmp_path, "--chunk", "1")
@@ -461,7 +465,7 @@ def test_the_run_command_killed_with_sigkill_resumes_to_the_same_ranking(
     assert transcript.entries == 30_001
     ids = ranked_ids(client, "d1", 0, 30_001)
     assert len(ids) == len(set(ids)) == 30_001
-    entries = [(v.decode().split(":")[0], k.decode()) for b in range(ENTRY_BUCKETS)
+    entries = [(text(v).split(":")[0], text(k)) for b in range(ENTRY_BUCKETS)
                for k, v in client.hgetall(DrawKeys("d1").entries(b)).items()]  # fmt: skip
     key = model.draw_key("d1", bytes.fromhex(transcript.seed), b"")
     assert ids == [e for _, e in model.rank(entries, STRATA, key)]
@@ -475,7 +479,7 @@ def test_the_run_command_killed_with_sigkill_mid_scan_takes_its_workers_along(
     multiprocessing resource tracker) are gone within seconds, not minutes."""
     registered(settings, 1)
     client = client_of(settings)
-    seed_entries(client, "d1", 100_000)
+    seed_entries(client, "d1", 100_000)  # type: ignore[arg-type]  # typed for redis.Redis only
     assert commit(settings).code == "ok"
     close_now(client)
     slow = msgspec.structs.replace(
@@ -488,7 +492,7 @@ def test_the_run_command_killed_with_sigkill_mid_scan_takes_its_workers_along(
     while True:  # kill once a bucket is back and others are still being scanned
         children |= _children(proc.pid)
         progress = client.hget(cfg, "run_progress")
-        if progress is not None and progress.startswith(b"scan:") and len(children) >= 3:
+        if isinstance(progress, bytes) and progress.startswith(b"scan:") and len(children) >= 3:
             break
         assert proc.poll() is None, log.read_text()
         assert time.monotonic() < deadline, "the run never reached the scan"
@@ -613,7 +617,9 @@ def test_trim_deletes_every_acknowledged_notice_among_pending_ones(
     capsys.readouterr()
     assert _cli(config, "outbox", "trim", "s1") == 0
     assert "4 acknowledged notices deleted" in capsys.readouterr().out
-    left = [i.decode() for i, _ in client.xrange(SaleKeys("s1").outbox)]
+    stream = client.xrange(SaleKeys("s1").outbox)
+    assert stream is not None
+    left = [text(i) for i, _ in stream]
     assert left[:4] == pending  # the pending ones stay, and the 4 never delivered
     assert len(left) == 8
     assert _show(config, capsys) == (8, 4, 4)

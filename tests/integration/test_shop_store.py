@@ -92,7 +92,10 @@ def test_load_files_all_or_nothing_and_the_audit(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = settings_file(settings, tmp_path / "ops.toml")
-    run = lambda *argv: cli.main(["--config", str(config), *argv])  # noqa: E731
+
+    def run(*argv: str) -> int:
+        return cli.main(["--config", str(config), *argv])
+
     assert run("shop", "load", "paris", "--demo") == 1  # no sale yet
     assert run("shop", "put", "paris", "--phase", "packs") == 0
     bad = tmp_path / "bad.csv"

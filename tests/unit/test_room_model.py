@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from guichet.refusals import code_of
 from guichet.room import model
 from guichet.room.model import Counters, eta_s, metered_rate, poll_after_ms, queue_order
 from guichet.room.outcomes import (
@@ -22,7 +23,6 @@ from guichet.room.outcomes import (
     JoinCode,
     LeaveCode,
     Refused,
-    code_of,
     tick_of,
 )
 
