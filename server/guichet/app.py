@@ -26,7 +26,16 @@ from guichet.room import routes as room_routes
 from guichet.room import service as room_service
 from guichet.shop import routes as shop_routes
 from guichet.shop import service as shop_service
-from guichet.state import REDIS_URL, REQUEST_ID, SETTINGS, STORE, VERIFIER, WORKER_ID
+from guichet.state import (
+    BODY_TIMEOUT,
+    REDIS_URL,
+    REQUEST_ID,
+    SETTINGS,
+    SLOTS,
+    STORE,
+    VERIFIER,
+    WORKER_ID,
+)
 from guichet.store.client import connect
 
 log = logging.getLogger("guichet.app")
@@ -180,8 +189,8 @@ def create_app(
     app[SETTINGS] = settings
     app[WORKER_ID] = worker_id
     app[VERIFIER] = Verifier.from_config(settings.security)
-    app[streams.SLOTS] = streams.StreamSlots(settings.rooms)
-    app[webio.BODY_TIMEOUT] = settings.server.body_timeout_s
+    app[SLOTS] = streams.StreamSlots(settings.rooms)
+    app[BODY_TIMEOUT] = settings.server.body_timeout_s
     app.on_response_prepare.append(_edge_headers)
     if redis_url is not None:
         app[REDIS_URL] = redis_url

@@ -6,11 +6,15 @@ from aiohttp import web
 
 from guichet.auth import Account, Admin, Verifier, authenticate_account, authenticate_admin
 from guichet.config import Settings
+from guichet.draw.service import Draws
 from guichet.room.progress import Marks
 from guichet.room.service import Rooms
 from guichet.room.tickets import TicketSigner
+from guichet.shop.live import Live
+from guichet.shop.service import Shop
 from guichet.signing import Keyring
 from guichet.store.client import Store
+from guichet.streams import StreamSlots
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -19,12 +23,20 @@ WORKER_ID = web.AppKey("worker_id", int)
 OPENAPI_CACHE = web.AppKey("openapi_cache", bytes)
 REDIS_URL = web.AppKey("redis_url", str)  # the embedded server's, when no redis.url is set
 REQUEST_ID = web.RequestKey("request_id", str)
+#: ``server.body_timeout_s``: a body must arrive whole within it (408 beyond).
+BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
+SLOTS = web.AppKey("sse_slots", StreamSlots)  # open SSE streams (room and shop together)
 
 # The waiting room (room/routes.py sets them up)
 ROOMS = web.AppKey("rooms", Rooms)  # every room's snapshot; its pacer runs on the loop
 SIGNER = web.AppKey("ticket_signer", TicketSigner)  # queue tickets (HS256)
 KEYRING = web.AppKey("keyring", Keyring)  # admission tokens (EdDSA) and their JWKS
 MARKS = web.AppKey("seen_marks", Marks)  # the signed `seen` of each status
+
+# The draw and the shop (their routes.py set them up)
+DRAWS = web.AppKey("draws", Draws)
+SHOP = web.AppKey("shop", Shop)
+LIVE = web.AppKey("shop_live", Live)  # each sale's rules and availability, refreshed
 
 
 def account_of(request: web.Request) -> Account:

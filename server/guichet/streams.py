@@ -114,6 +114,3 @@ def _release(counts: dict[str, int], key: str) -> None:
         counts[key] = left
     else:
         del counts[key]
-
-
-SLOTS = web.AppKey("sse_slots", StreamSlots)

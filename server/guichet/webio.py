@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from guichet import errors, metrics
+from guichet.state import BODY_TIMEOUT
 from guichet.wire import JSON_CONTENT_TYPE, decode, encode, valid_slug
 
 T = TypeVar("T")
@@ -39,10 +40,6 @@ def body_limit(max_bytes: int) -> Callable[[H], H]:
         return handler
 
     return mark
-
-
-#: ``server.body_timeout_s`` of the app: a body must arrive whole within it (408 beyond).
-BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
 
 
 @contextlib.asynccontextmanager

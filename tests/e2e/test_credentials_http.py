@@ -15,7 +15,7 @@ import jwt
 import pytest
 
 from guichet.errors import PROBLEM_CONTENT_TYPE
-from guichet.room.routes import SIGNER
+from guichet.state import SIGNER
 from tests.conftest import Client, Tokens, metric_value
 
 ROOM = "cred-room"

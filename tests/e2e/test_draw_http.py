@@ -15,7 +15,7 @@ from guichet import cli
 from guichet.app import create_app
 from guichet.config import Settings
 from guichet.draw import monitor
-from guichet.draw.routes import DRAWS
+from guichet.state import DRAWS
 from guichet.store import sync
 from guichet.store.keys import DrawKeys
 from tests.conftest import (

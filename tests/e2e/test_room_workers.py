@@ -26,7 +26,7 @@ from guichet import auth
 from guichet.config import Settings
 from guichet.embedded import EmbeddedCluster, free_port
 from guichet.room.progress import Mark
-from guichet.room.routes import MARKS, ROOMS
+from guichet.state import MARKS, ROOMS
 from tests.conftest import Backend, Client, Tokens, make_settings
 from tests.e2e.processes import Served, guichet
 

@@ -25,8 +25,8 @@ from guichet.app import create_app
 from guichet.config import Settings
 from guichet.embedded import EmbeddedValkey, free_port
 from guichet.shop import model
-from guichet.shop.routes import LIVE
 from guichet.shop.service import Shop, audit
+from guichet.state import LIVE
 from guichet.store.client import Store
 from guichet.store.keys import SaleKeys
 from tests.conftest import Backend, Client, Tokens, make_settings, settings_file
@@ -300,7 +300,7 @@ async def test_stock_running_out_meters_the_linked_room_down_to_sold_out(
                                     {"items": [{"session": "ATH-00", "category": category,
                                                 "quantity": 1}]})  # fmt: skip
         assert status == 201
-    from guichet.room.routes import ROOMS
+    from guichet.state import ROOMS
 
     rt = client.app[ROOMS].get("r1")
     assert rt is not None
@@ -766,7 +766,7 @@ def room_spec(**extra: Any) -> dict[str, Any]:
 
 async def room_shows(client: Client, room: str, remaining: float) -> None:
     """Wait (pacer ticks, no sleeps) until ``room`` shows the sale's stock level."""
-    from guichet.room.routes import ROOMS
+    from guichet.state import ROOMS
 
     rooms = client.app[ROOMS]
     rt = await rooms.runtime(room)

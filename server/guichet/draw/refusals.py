@@ -19,6 +19,13 @@ PutScriptCode = Literal["ok", "committed", "orphans"]
 PutCode = Literal["created", "replaced", "committed", "orphans"]
 #: commit.lua: 'exists' carries the first commitment (never replaced).
 CommitCode = Literal["ok", "exists", "closed", "unknown"]
+#: The run's and the waves' scripts (batch jobs: a refusal is a RunError naming it).
+BeginCode = Literal[
+    "started", "resumed", "ran", "unknown", "uncommitted", "open", "beacon_differs",
+    "set_differs", "chunk_differs",
+]  # fmt: skip
+FinishCode = Literal["ok", "ran", "not_started", "incomplete"]
+WaveCode = Literal["ok", "done", "moved", "pending", "stale", "short_notice"]
 #: Every refusal the draw's handlers answer: the keys of :data:`REFUSALS`. Named for what they
 #: mean: a script code may mean two of them ('closed' to register or to withdraw).
 Refused = Literal[

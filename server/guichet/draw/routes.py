@@ -14,11 +14,10 @@ from guichet import errors, metrics, openapi, webio, wire
 from guichet.background import Periodic
 from guichet.draw import model, monitor, refusals
 from guichet.draw.service import Draws, DrawState, registered_entry
-from guichet.state import SETTINGS, STORE, account_of, admin_of
+from guichet.state import DRAWS, SETTINGS, STORE, account_of, admin_of
 
 log = logging.getLogger("guichet.draw")
 
-DRAWS = web.AppKey("draws", Draws)
 SCOPE_WRITE = "draws:write"
 
 

@@ -30,7 +30,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 import msgspec
 import numpy as np
@@ -38,7 +38,9 @@ import numpy as np
 from guichet import __version__, wire
 from guichet.config import RedisConfig
 from guichet.draw import audit, model, ranking, seal
+from guichet.draw.refusals import BeginCode, FinishCode
 from guichet.embedded import set_parent_death_signal
+from guichet.refusals import code_of
 from guichet.signing import Signer
 from guichet.store import sync
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
@@ -213,15 +215,20 @@ def run(
     code, started, detail = sync.call(
         client, BEGIN, [k.cfg], [beacon.hex(), total, set_digest, chunk]
     )
-    code = code.decode()
+    begun: BeginCode = code_of(code, BeginCode, "begin")
     clock.lap("merge")
-    if code == "set_differs":
-        raise RunError(
-            f"the entry set differs from the one frozen when this run started "
-            f"({detail.decode()} entries): refusing to publish another ranking"
-        )
-    if code not in ("started", "resumed"):
-        raise RunError(f"the draw cannot run: {code}")
+    match begun:
+        case "started" | "resumed":
+            pass
+        case "set_differs":
+            raise RunError(
+                f"the entry set differs from the one frozen when this run started "
+                f"({detail.decode()} entries): refusing to publish another ranking"
+            )
+        case "ran" | "unknown" | "uncommitted" | "open" | "beacon_differs" | "chunk_differs":
+            raise RunError(f"the draw cannot run: {begun}")
+        case _:
+            assert_never(begun)
 
     chunks = -(-total // chunk)
     ranking_digest = _store(client, k, ranked.ids, chunk, report)
@@ -249,14 +256,20 @@ def run(
         [k.cfg, k.ranking],
         [chunks, total, msgspec.json.encode(transcript), json.dumps(signer.jwk)],
     )
-    if code == b"incomplete":
-        raise RunError(f"only {published.decode()} of {chunks} ranking chunks are stored")
-    if code not in (b"ok", b"ran"):
-        raise RunError(f"the draw cannot finish: {code.decode()}")
+    finished: FinishCode = code_of(code, FinishCode, "finish")
+    match finished:
+        case "ok" | "ran":
+            pass
+        case "incomplete":
+            raise RunError(f"only {published.decode()} of {chunks} ranking chunks are stored")
+        case "not_started":
+            raise RunError(f"the draw cannot finish: {finished}")
+        case _:
+            assert_never(finished)
     client.hset(k.cfg, "run_progress", f"done:{chunks}:{chunks}")
     clock.lap("finish")
     log.info("draw ran", extra={"draw": draw, "entries": total, **clock.seconds})
-    return msgspec.json.decode(published, type=model.Transcript), code == b"ok"
+    return msgspec.json.decode(published, type=model.Transcript), finished == "ok"
 
 
 def _scan(

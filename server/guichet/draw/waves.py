@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 import msgspec
 
 from guichet.draw import model
+from guichet.draw.refusals import WaveCode
 from guichet.draw.run import RunError, chunk_size, ranked_ids
+from guichet.refusals import code_of
 from guichet.store import sync
 from guichet.store.keys import DrawKeys, SaleKeys
 from guichet.store.scripts import LuaScript
@@ -142,14 +144,19 @@ def release(
         code, new_cursor, a, k, _detail = sync.call(
             client, WAVE, keys, [number, cursor, target, *fixed, *ids]
         )
-        code = code.decode()
-        if code == "short_notice":
-            raise RunError(
-                f"windows must be announced {spec.notice_s} s ahead: --start is too soon "
-                "(or pass --allow-short-notice)"
-            )
-        if code not in ("ok", "done"):
-            raise RunError(f"another release moved the wave state ({code}); run it again")
+        released: WaveCode = code_of(code, WaveCode, "wave")
+        match released:
+            case "ok" | "done":
+                pass
+            case "short_notice":
+                raise RunError(
+                    f"windows must be announced {spec.notice_s} s ahead: --start is too soon "
+                    "(or pass --allow-short-notice)"
+                )
+            case "moved" | "pending" | "stale":
+                raise RunError(f"another release moved the wave state ({released}); run it again")
+            case _:
+                assert_never(released)
         cursor, assigned, skipped = int(new_cursor), assigned + int(a), skipped + int(k)
         if progress:
             progress(cursor - first, target - first)

@@ -22,11 +22,17 @@ from guichet.room.progress import BadMark, Mark, Marks
 from guichet.room.service import Rooms, Runtime, UnknownRoom, spec_fields
 from guichet.room.tickets import Ticket, TicketSigner, ticket_secret, verify_admission
 from guichet.signing import Keyring
-from guichet.state import KEYRING as KEYRING  # re-exported for importers of the old place
-from guichet.state import MARKS as MARKS
-from guichet.state import ROOMS as ROOMS
-from guichet.state import SETTINGS, STORE, account_of, admin_of
-from guichet.state import SIGNER as SIGNER
+from guichet.state import (
+    KEYRING,
+    MARKS,
+    ROOMS,
+    SETTINGS,
+    SIGNER,
+    SLOTS,
+    STORE,
+    account_of,
+    admin_of,
+)
 
 log = logging.getLogger("guichet.room")
 
@@ -216,7 +222,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     ticket = _ticket(request, room, query=True)
     seen = _seen(request, room, stream=True)
     cfg = request.app[SETTINGS].rooms
-    slot = request.app[streams.SLOTS].hold(
+    slot = request.app[SLOTS].hold(
         "/status", streams.client_address(request, cfg), f"{room}/{ticket.tid}"
     )
     with slot:

@@ -25,6 +25,7 @@ from msgspec import Meta
 
 from guichet import wire
 from guichet.draw.model import WindowState
+from guichet.units import US_PER_S
 
 SessionId = Annotated[str, Meta(pattern=r"^[A-Z0-9][A-Z0-9-]{0,23}$", description="e.g. ATH-07")]
 CategoryId = Annotated[str, Meta(pattern=r"^[A-Z][A-Z0-9]{0,3}$", description="e.g. A, B, C")]
@@ -238,8 +239,8 @@ def sale_window(state: WindowState, starts_us: int, ends_us: int) -> SaleWindow:
         return SaleWindow(state=state)
     return SaleWindow(
         state=state,
-        starts_at=wire.rfc3339(starts_us / 1_000_000),
-        ends_at=wire.rfc3339(ends_us / 1_000_000),
+        starts_at=wire.rfc3339(starts_us / US_PER_S),
+        ends_at=wire.rfc3339(ends_us / US_PER_S),
     )
 
 

@@ -20,13 +20,11 @@ from guichet.draw.service import Draws  # the purchase-window check lives with t
 from guichet.shop import model, refusals
 from guichet.shop.live import SUBSCRIBER_QUEUE, Availability, Live, SaleView
 from guichet.shop.service import HoldRecord, Shop
-from guichet.state import SETTINGS, STORE, account_of, admin_of
+from guichet.state import LIVE, SETTINGS, SHOP, SLOTS, STORE, account_of, admin_of
 from guichet.units import US_PER_S
 
 log = logging.getLogger("guichet.shop")
 
-SHOP = web.AppKey("shop", Shop)
-LIVE = web.AppKey("shop_live", Live)
 SCOPE_WRITE = "sales:write"
 HOLD_ID = re.compile(r"^[A-Za-z0-9_-]{9,40}$")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
@@ -125,7 +123,7 @@ async def availability_events(request: web.Request) -> web.StreamResponse:
     """SSE: an ``availability`` event (the whole snapshot), then ``changes`` events."""
     v = await _view(request)
     address = streams.client_address(request, request.app[SETTINGS].rooms)
-    with request.app[streams.SLOTS].hold("the availability", address):
+    with request.app[SLOTS].hold("the availability", address):
         return await _stream_availability(request, v)
 
 
@@ -417,7 +415,7 @@ async def _stock_signal(app: web.Application, sale: str, remaining: float) -> No
     """Tell the rooms linked to ``sale`` how much stock is left (the pacer meters by it).
     Called every refresh: only a room whose last snapshot shows another level is written to
     (a room just linked or loaded, or one another worker wrote an older reading to)."""
-    from guichet.room.routes import ROOMS
+    from guichet.state import ROOMS
 
     rooms = app.get(ROOMS)
     if rooms is None:
