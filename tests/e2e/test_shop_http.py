@@ -554,6 +554,7 @@ async def test_any_catalogue_upload_is_a_problem_never_a_5xx(
     assert resp.content_type == "application/problem+json"
 
 
+@pytest.mark.inprocess("awaits the worker's sale view (client.app[LIVE])")
 async def test_a_replayed_hold_answers_the_holds_state_now(
     client: Client, tokens: Tokens, store: Store
 ) -> None:
@@ -655,6 +656,7 @@ async def test_a_retried_confirm_answers_200_only_once_the_purchase_is_on_disk(
 SINGLE = {"items": [{"session": "ATH-00", "category": "A", "quantity": 1}]}
 
 
+@pytest.mark.inprocess("reads the worker's rules (client.app[LIVE]); 2 workers: a serve test below")
 async def test_a_phase_switch_applies_to_the_very_next_hold(
     client: Client, tokens: Tokens, store: Store
 ) -> None:
@@ -775,6 +777,7 @@ async def room_shows(client: Client, room: str, remaining: float) -> None:
             await rt.updated.wait()
 
 
+@pytest.mark.inprocess("awaits the worker's sale view and room snapshot (client.app)")
 async def test_a_room_linked_after_the_stock_moved_learns_the_level(
     client: Client, tokens: Tokens, store: Store
 ) -> None:
