@@ -166,6 +166,18 @@ ROOM_REJECTIONS = Counter(
     "other_room, malformed, missing, not_ready, full, used, closed, mismatch).",
     ["reason"],
 )
+ROOM_GUARD_REFUSALS = Counter(
+    "guichet_room_guard_refusals_total",
+    "Holds and draw entries refused for want of a valid admission token of the linked room, "
+    "by reason (missing, forged, expired, malformed, other_room, wrong_account, ended).",
+    ["reason"],
+)
+ROOM_GUARD_CHECKS = Counter(
+    "guichet_room_guard_checks_total",
+    "Admission tokens checked at holds and draw entries: verified (signature checked, then "
+    "remembered by the worker) or cached (found already verified).",
+    ["how"],
+)
 ROOM_QUEUE_TIME = Histogram(
     "guichet_room_time_in_queue_seconds",
     "From joining to admission.",

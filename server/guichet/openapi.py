@@ -36,6 +36,27 @@ _STATUS_TEXT = {
 
 
 @dataclass(frozen=True)
+class Header:
+    """A request header an endpoint reads (an OpenAPI ``in: header`` parameter)."""
+
+    name: str
+    description: str
+    required: bool = False
+    schema: dict[str, Any] | None = None
+
+
+def admission_header(name: str) -> Header:
+    """The admission-token header of guarded endpoints (room/guard.py)."""
+    return Header(
+        name,
+        "The linked waiting room's admission token (EdDSA JWT from POST "
+        "/v1/rooms/{room}/admit or its heartbeat); else the `guichet_admission_{room}` "
+        "cookie those set. Needed only when the sale or draw is linked to a room.",
+        schema={"type": "string", "maxLength": 2048},
+    )
+
+
+@dataclass(frozen=True)
 class Endpoint:
     summary: str
     response: Any = None
@@ -46,6 +67,7 @@ class Endpoint:
     content_type: str = "application/json"
     tags: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()
+    headers: tuple[Header, ...] = ()
 
 
 def endpoint(summary: str, **options: Any) -> Callable[[H], H]:
@@ -108,7 +130,17 @@ def build_document(app: web.Application) -> dict[str, Any]:
             "tags": list(spec.tags),
             "responses": {},
         }
-        if params := _path_params(path):
+        params = _path_params(path) + [
+            {
+                "name": h.name,
+                "in": "header",
+                "required": h.required,
+                "description": h.description,
+                "schema": h.schema or {"type": "string"},
+            }
+            for h in spec.headers
+        ]
+        if params:
             op["parameters"] = params
         if spec.request is not None:
             op["requestBody"] = {

@@ -7,6 +7,7 @@ from aiohttp import web
 from guichet.auth import Account, Admin, Verifier, authenticate_account, authenticate_admin
 from guichet.config import Settings
 from guichet.draw.service import Draws
+from guichet.room.guard import Guard
 from guichet.room.progress import Marks
 from guichet.room.service import Rooms
 from guichet.room.tickets import TicketSigner
@@ -32,6 +33,7 @@ ROOMS = web.AppKey("rooms", Rooms)  # every room's snapshot; its pacer runs on t
 SIGNER = web.AppKey("ticket_signer", TicketSigner)  # queue tickets (HS256)
 KEYRING = web.AppKey("keyring", Keyring)  # admission tokens (EdDSA) and their JWKS
 MARKS = web.AppKey("seen_marks", Marks)  # the signed `seen` of each status
+GUARD = web.AppKey("room_guard", Guard)  # admission tokens at holds and entries (verified once)
 
 # The draw and the shop (their routes.py set them up)
 DRAWS = web.AppKey("draws", Draws)

@@ -14,6 +14,7 @@ from guichet import errors, metrics, openapi, webio, wire
 from guichet.background import Periodic
 from guichet.draw import model, monitor, refusals
 from guichet.draw.service import Draws, DrawState, registered_entry
+from guichet.room.guard import ADMISSION_HEADER, require_admission
 from guichet.state import DRAWS, SETTINGS, STORE, account_of, admin_of
 
 log = logging.getLogger("guichet.draw")
@@ -72,17 +73,20 @@ def _draw_id(request: web.Request) -> str:
 
 @openapi.endpoint(
     "Enter the draw (consent required). 201 the first time, 200 with the same entry after: "
-    "idempotent under retries. Outside the registration period: 409 naming the period.",
+    "idempotent under retries. Outside the registration period: 409 naming the period. A draw "
+    "linked to a waiting room also needs that room's admission token (403 otherwise).",
     request=model.EntryRequest,
     response=model.Entry,
     status=201,
     auth="account",
-    errors=(404, 409),
+    headers=(openapi.admission_header(ADMISSION_HEADER),),
+    errors=(403, 404, 409),
     tags=("draw",),
 )
 async def register(request: web.Request) -> web.Response:
     draw = _draw_id(request)
     account = account_of(request)
+    require_admission(request, account.id, draw=draw)
     try:
         body = await webio.read_json(request, model.EntryRequest)
     except errors.Problem:

@@ -32,6 +32,7 @@ IdleTimeout = Annotated[int, Meta(ge=10, le=86_400, description="seconds")]
 Url = Annotated[str, Meta(pattern=r"^https?://[^\s]+$", max_length=2048)]
 Audience = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[!-~]+$")]
 SaleId = wire.Slug
+DrawId = wire.Slug
 TokenTtl = Annotated[int, Meta(ge=30, le=3600, description="admission token lifetime, s")]
 
 
@@ -49,7 +50,10 @@ class RoomSpec(wire.Base, kw_only=True):
     target_url: Url
     idle_timeout_s: IdleTimeout = 900
     mode: Mode = "shuffle-then-fifo"
+    #: The sale this room meters (stock signal) and guards (holds need its admission token).
     sale: SaleId | None = None
+    #: The draw whose registration this room guards (entries need its admission token).
+    draw: DrawId | None = None
     token_ttl_s: TokenTtl = 300
     paused: bool = False
 

@@ -96,14 +96,17 @@ class Tick(msgspec.Struct, frozen=True):
     opened_now: bool
     reaped: int
     version: str  # the cfg hash's version: the spec changed when it moves
+    ended: list[str] = []  # stream id, account, ...: sessions ended after the caller's cursor
 
 
 def tick_of(reply: list[Any]) -> Tick | None:
     """tick.lua's flat name/value reply as a :class:`Tick`; None when the room is unknown."""
-    fields = {
-        name.decode(): value.decode() if isinstance(value, bytes) else value
-        for name, value in zip(reply[::2], reply[1::2], strict=True)
-    }
-    if code_of(fields.pop("code").encode(), TickCode, "tick") == "unknown":
+    fields: dict[str, Any] = {}
+    for name, value in zip(reply[::2], reply[1::2], strict=True):
+        if isinstance(value, list):  # 'ended': stream ids and accounts
+            fields[name.decode()] = [v.decode() for v in value]
+        else:
+            fields[name.decode()] = value.decode() if isinstance(value, bytes) else value
+    if code_of(str(fields.pop("code")).encode(), TickCode, "tick") == "unknown":
         return None
     return msgspec.convert(fields, Tick, strict=False)

@@ -16,6 +16,7 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from guichet import auth, errors, metrics, openapi, refusals, streams, webio, wire
 from guichet.config import RoomsConfig
 from guichet.room import model
+from guichet.room.guard import ADMISSION_COOKIE_PREFIX, Guard
 from guichet.room.outcomes import REFUSALS, Refused
 from guichet.room.pacer import Pacer
 from guichet.room.progress import BadMark, Mark, Marks
@@ -23,6 +24,7 @@ from guichet.room.service import Rooms, Runtime, UnknownRoom, spec_fields
 from guichet.room.tickets import Ticket, TicketSigner, ticket_secret, verify_admission
 from guichet.signing import Keyring
 from guichet.state import (
+    GUARD,
     KEYRING,
     MARKS,
     ROOMS,
@@ -139,6 +141,20 @@ def _account_ticket(request: web.Request, room: str) -> tuple[auth.Account, Tick
 
 def _client_ip(request: web.Request, cfg: RoomsConfig) -> str:
     return streams.client_address(request, cfg)
+
+
+def _set_admission_cookie(
+    response: web.StreamResponse, room: str, token: str, token_exp: int, cfg: RoomsConfig
+) -> None:
+    """The admission token as the room's cookie: what a linked sale's holds and a linked
+    draw's entries accept when the client sends no header (guard.py)."""
+    secure = "; Secure" if cfg.cookie_secure else ""
+    max_age = max(0, token_exp - int(time.time()))
+    response.headers.add(
+        "Set-Cookie",
+        f"{ADMISSION_COOKIE_PREFIX}{room}={token}; HttpOnly; Max-Age={max_age}; Path=/; "
+        f"SameSite=Lax{secure}",
+    )
 
 
 def _set_cookie(
@@ -319,6 +335,7 @@ async def admit(request: web.Request) -> web.Response:
     )
     response = webio.respond(body)
     _set_cookie(response, room, new_ticket, cfg, request)
+    _set_admission_cookie(response, room, token, token_exp, cfg)
     return response
 
 
@@ -358,6 +375,7 @@ async def leave(request: web.Request) -> web.Response:
         raise _refused(code, _NOT_ON_RECORD)
     response = webio.respond(model.Left(room=room, state="left"))
     response.del_cookie(COOKIE_PREFIX + room, path="/")
+    response.del_cookie(ADMISSION_COOKIE_PREFIX + room, path="/")
     return response
 
 
@@ -377,10 +395,12 @@ async def heartbeat(request: web.Request) -> web.Response:
     if code != "ok":  # 'unknown' too: the room was deleted since _runtime() found it
         raise _refused("gone", "this session has ended")
     token, token_exp = _admission_token(request, rt, account, sid, expires_at)
-    return webio.respond(model.Session(
+    response = webio.respond(model.Session(
         room=room, session_expires_at=wire.rfc3339(expires_at), token=token,
         token_expires_at=wire.rfc3339(token_exp),
     ))  # fmt: skip
+    _set_admission_cookie(response, room, token, token_exp, request.app[SETTINGS].rooms)
+    return response
 
 
 def _admission_subject(request: web.Request, rt: Runtime) -> tuple[str, str]:
@@ -557,6 +577,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ROOMS] = rooms
     try:
         await rooms.ensure_defined(settings.rooms.define)
+        await rooms.refresh_index()  # every room's link (guard.py) known before serving
     except Exception as exc:  # Redis not up yet: the pacer loop picks rooms up later
         log.warning("rooms from config not created yet", extra={"error": type(exc).__name__})
     pacer = Pacer(rooms, app[KEYRING].refresh)
@@ -574,6 +595,7 @@ def setup(app: web.Application) -> None:
     app[SIGNER] = TicketSigner(secret, cfg.admission_issuer, settings.security.verified_cache_size)
     app[MARKS] = Marks(secret, settings.security.verified_cache_size)
     app[KEYRING] = Keyring(cfg.signing_key_dir)
+    app[GUARD] = Guard(app[KEYRING], cfg.admission_issuer, settings.security.verified_cache_size)
     app.cleanup_ctx.append(_rooms_ctx)
     r = app.router
     r.add_post("/v1/rooms/{room}/join", join)

@@ -69,8 +69,36 @@ CONFIGURE = LuaScript("guichet.room", "configure.lua")
 SCRIPTS = (JOIN, TICK, ADMIT, LEAVE, HEARTBEAT, CONFIGURE)
 
 
+#: How long an ended session is remembered (stream and workers), s: past the longest
+#: admission-token lifetime (model.TokenTtl, 3600 s), every token of the session has expired.
+ENDED_RETENTION_S = 3600 + 60
+#: Most ended sessions one tick reads (a worker that starts behind catches up at this pace).
+ENDED_BATCH = 5000
+
+
 class UnknownRoom(Exception):
     pass
+
+
+def _stream_id(raw: str) -> tuple[int, int]:
+    ms, _, seq = raw.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _take_ended(rt: Runtime, ended: list[str], now: float) -> None:
+    """Record the sessions a tick read from the ended stream; forget those older than
+    :data:`ENDED_RETENTION_S` (oldest first: the dict keeps stream order)."""
+    for entry, account in zip(ended[::2], ended[1::2], strict=True):
+        rt.ended[account] = _stream_id(entry)[0] / 1000
+    last = ended[-2]
+    if _stream_id(last) > _stream_id(rt.ended_cursor):  # concurrent ticks: never step back
+        rt.ended_cursor = last
+    horizon = now - ENDED_RETENTION_S
+    while rt.ended:
+        oldest = next(iter(rt.ended))
+        if rt.ended[oldest] >= horizon:
+            break
+        del rt.ended[oldest]
 
 
 def _us(moment: datetime) -> int:
@@ -102,7 +130,7 @@ def spec_from_hash(raw: dict[bytes, bytes]) -> RoomSpec:
         text = value.decode()
         if name == "paused":
             data[name] = text == "1"
-        elif name == "sale":
+        elif name in ("sale", "draw"):
             data[name] = text or None
         else:
             data[name] = text
@@ -146,6 +174,10 @@ class Runtime:
     order_task: asyncio.Task[None] | None = None
     updated: asyncio.Event = field(default_factory=asyncio.Event)
     marks: Marks | None = None  # signs the `seen` of each status
+    #: Accounts whose admitted session ended (left, reaped) -> when (UNIX s), oldest first,
+    #: read from the room's ended stream at each tick; the guard refuses their tokens.
+    ended: dict[str, float] = field(default_factory=dict)
+    ended_cursor: str = "0-0"  # the last stream id read
     _window: tuple[RoomSpec | None, tuple[str, str]] = (None, ("", ""))
     _mark: tuple[Mark, str] | None = None  # the last one signed (the same for every poll)
 
@@ -257,6 +289,7 @@ class Rooms:
         self.cfg = cfg
         self.marks = marks
         self._rooms: dict[str, Runtime] = {}
+        self._links: dict[tuple[str, str], list[Runtime]] | None = None  # see linked()
         self._loading: dict[str, asyncio.Future[Runtime]] = {}
         self._grace_us = cfg.ready_grace_s * US_PER_S
         self._window_us = cfg.rate_window_s * US_PER_S
@@ -310,6 +343,7 @@ class Rooms:
         if not raw:
             return None
         spec = spec_from_hash(raw)
+        self._links = None
         rt = self._rooms.get(room)
         if rt is None:
             rt = self._rooms[room] = Runtime(room, k, spec, marks=self.marks)
@@ -320,6 +354,19 @@ class Rooms:
 
     def ids(self) -> list[str]:
         return sorted(self._rooms)
+
+    def linked(self, kind: Literal["sale", "draw"], target: str) -> list[Runtime]:
+        """The rooms whose spec links them to sale or draw ``target`` (room id order); the
+        map is rebuilt only after a spec was loaded or a room dropped."""
+        if self._links is None:
+            links: dict[tuple[str, str], list[Runtime]] = {}
+            for room in self.ids():
+                rt = self._rooms[room]
+                for name, value in (("sale", rt.spec.sale), ("draw", rt.spec.draw)):
+                    if value is not None:
+                        links.setdefault((name, value), []).append(rt)
+            self._links = links
+        return self._links.get((kind, target), [])
 
     # --- admin ---------------------------------------------------------------------------
 
@@ -382,14 +429,20 @@ class Rooms:
         k = rt.keys
         reply = await self.store.scripts(
             TICK,
-            [k.cfg, k.state, k.active, k.sessions, k.calls, k.admitted_numbers],
-            [secrets.token_hex(32), self._grace_us, self._window_us, self.cfg.reap_batch],
-        )
+            [k.cfg, k.state, k.active, k.sessions, k.calls, k.admitted_numbers, k.ended],
+            [
+                secrets.token_hex(32), self._grace_us, self._window_us, self.cfg.reap_batch,
+                rt.ended_cursor, ENDED_BATCH, ENDED_RETENTION_S * 1000,
+            ],
+        )  # fmt: skip
         tick = tick_of(reply)
         if tick is None:
             self._rooms.pop(rt.id, None)
+            self._links = None
             rt.updated.set()
             return
+        if tick.ended:
+            _take_ended(rt, tick.ended, tick.now / US_PER_S)
         counters = _counters(tick)
         if tick.version.encode() != rt.version:
             await self._load(rt.id)
@@ -475,7 +528,9 @@ class Rooms:
         """Give up the ticket's place or end its session (see leave.lua for the codes)."""
         k = rt.keys
         code, freed = await self.store.scripts(
-            LEAVE, [k.tickets, k.active, k.sessions], [ticket.account, ticket.tid]
+            LEAVE,
+            [k.tickets, k.active, k.sessions, k.ended],
+            [ticket.account, ticket.tid, ENDED_RETENTION_S * 1000],
         )
         return Leaving(code_of(code, LeaveCode, "leave"), bool(int(freed)))
 

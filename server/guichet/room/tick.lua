@@ -6,8 +6,11 @@
 -- KEYS[4] sessions (account -> admitted µs | "x<µs>" ended)
 -- KEYS[5] calls (zset of checkpoints "<µs>:<serving>", score µs)
 -- KEYS[6] admitted numbers (zset account -> number)
+-- KEYS[7] ended (stream of sessions ended, field 'a' = account; see leave.lua)
 -- ARGV[1] seed to use if this tick opens the room (hex)   ARGV[2] ready grace µs
 -- ARGV[3] rate window µs   ARGV[4] most sessions to reap in one tick
+-- ARGV[5] the caller's cursor in the ended stream (last id it read, '0-0' at first)
+-- ARGV[6] most ended entries to return   ARGV[7] ended retention ms
 -- Capacity rule: advance by at most max_active - active - pending, where pending counts
 -- numbers called within the grace period and not yet admitted; admitting them all would
 -- fill the room exactly, never beyond.
@@ -15,7 +18,8 @@
 --   {'code', 'ok', 'now', µs, 'opens', µs, 'closes', µs, 'opened_us', µs | 0, 'pre', n,
 --    'issued', n, 'serving', n, 'floor', n, 'active', n, 'admitted', n, 'expired', n,
 --    'measured_rate', "%.6f", 'effective_rate', "%.6f", 'stock', share | '', 'paused', 1 | 0,
---    'seed', hex | '', 'opened_now', 1 | 0, 'reaped', n, 'version', cfg version}
+--    'seed', hex | '', 'opened_now', 1 | 0, 'reaped', n, 'version', cfg version,
+--    'ended', {id, account, id, account, ...} after the cursor, oldest first}
 --!include lua_include/open_room.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -34,6 +38,8 @@ if #gone > 0 then
   redis.call('ZREM', KEYS[3], unpack(gone))
   for _, account in ipairs(gone) do
     redis.call('HSET', KEYS[4], account, string.format('x%d', now))
+    redis.call('XADD', KEYS[7], 'MINID', '~', math.floor(now / 1000) - tonumber(ARGV[7]), '*',
+      'a', account)
   end
   redis.call('HINCRBY', KEYS[2], 'expired', #gone)
 end
@@ -95,10 +101,18 @@ if opened_us then
   end
 end
 
+-- Sessions ended since the caller last looked: its guard refuses their admission tokens.
+local ended = {}
+for _, entry in ipairs(redis.call('XRANGE', KEYS[7], '(' .. ARGV[5], '+', 'COUNT',
+    tonumber(ARGV[6]))) do
+  ended[#ended + 1] = entry[1]
+  ended[#ended + 1] = entry[2][2]
+end
+
 return {'code', 'ok', 'now', now, 'opens', opens, 'closes', closes, 'opened_us', opened_us or 0,
   'pre', pre, 'issued', issued, 'serving', serving, 'floor', floor, 'active', active,
   'admitted', tonumber(s[7] or '0'), 'expired', tonumber(s[8] or '0'),
   'measured_rate', string.format('%.6f', measured),
   'effective_rate', string.format('%.6f', effective), 'stock', s[9] or '',
   'paused', paused and 1 or 0, 'seed', s[10] or '', 'opened_now', opened_now,
-  'reaped', #gone, 'version', c[6] or '0'}
+  'reaped', #gone, 'version', c[6] or '0', 'ended', ended}

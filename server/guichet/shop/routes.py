@@ -17,6 +17,7 @@ from redis.exceptions import ResponseError
 from guichet import auth, errors, metrics, openapi, streams, webio, wire
 from guichet.background import Periodic
 from guichet.draw.service import Draws  # the purchase-window check lives with the draw
+from guichet.room.guard import ADMISSION_HEADER, require_admission
 from guichet.shop import model, refusals
 from guichet.shop.live import SUBSCRIBER_QUEUE, Availability, Live, SaleView
 from guichet.shop.service import HoldRecord, Shop
@@ -161,11 +162,22 @@ _STALE_RETRIES = 3  # rules changed between reading them and the hold script: re
 
 @openapi.endpoint(
     "Hold seats (all or nothing) inside the account's purchase window, within the sale's pack "
-    "and quota rules; `Idempotency-Key` header required: the same key replays the first answer",
+    "and quota rules; `Idempotency-Key` header required: the same key replays the first "
+    "answer. A sale linked to a waiting room also needs that room's admission token (403 "
+    "`admission-required` naming the room otherwise)",
     request=model.HoldRequest,
     response=model.Hold,
     status=201,
     auth="account",
+    headers=(
+        openapi.admission_header(ADMISSION_HEADER),
+        openapi.Header(
+            "Idempotency-Key",
+            "Replays the first answer when sent again (1-64 printable ASCII characters)",
+            required=True,
+            schema={"type": "string", "pattern": IDEMPOTENCY_KEY.pattern},
+        ),
+    ),
     errors=(400, 403, 404, 409, 422, 503),
     tags=("shop",),
 )
@@ -173,6 +185,7 @@ async def hold(request: web.Request) -> web.Response:
     started = time.perf_counter()
     v = await _view(request)
     account = account_of(request)
+    require_admission(request, account.id, sale=v.sale)
     key = request.headers.get("Idempotency-Key", "")
     if not IDEMPOTENCY_KEY.match(key):
         raise errors.Problem(

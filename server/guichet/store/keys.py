@@ -59,6 +59,7 @@ class RoomKeys:
         "admitted_numbers",
         "calls",
         "cfg",
+        "ended",
         "room",
         "sessions",
         "state",
@@ -75,6 +76,7 @@ class RoomKeys:
         self.sessions = self._prefix + "sessions"
         self.calls = self._prefix + "calls"
         self.admitted_numbers = self._prefix + "admitted"
+        self.ended = self._prefix + "ended"  # stream: sessions ended (left, reaped)
 
     def join_limit(self, kind: str, subject: str) -> str:
         return f"{self._prefix}rl:{_checked(kind)}:{subject_digest(subject)}"
@@ -82,7 +84,7 @@ class RoomKeys:
     def all(self) -> list[str]:
         """Every fixed key of the room (rate-limit buckets expire on their own)."""
         return [self.cfg, self.state, self.tickets, self.active, self.sessions, self.calls,
-                self.admitted_numbers]  # fmt: skip
+                self.admitted_numbers, self.ended]  # fmt: skip
 
 
 DRAWS_INDEX = f"{PREFIX}draws"  # set of draw ids (own slot; written after the draw's cfg)

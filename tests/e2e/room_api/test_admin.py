@@ -32,6 +32,7 @@ async def test_put_creates_then_replaces_and_get_lists(api: Api) -> None:
         "mode": "shuffle-then-fifo",
         "token_ttl_s": 300,
         "paused": False,
+        "draw": None,  # links no draw: its entries need no admission
     }
 
     replaced = await api.put(ROOM, {**body, "rate_per_s": 3, "mode": "fifo"}, status=200)
