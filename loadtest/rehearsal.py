@@ -45,6 +45,7 @@ from guichet.draw import audit, seal, waves
 from guichet.draw.run import ranked_ids, read_bucket, run
 from guichet.draw.service import Draws
 from guichet.embedded import EmbeddedValkey
+from guichet.room.guard import ADMISSION_HEADER
 from guichet.shop import demo
 from guichet.shop.service import Shop
 from guichet.shop.service import audit as audit_levels
@@ -94,7 +95,9 @@ def _scaled_catalogue(scale: float) -> dict[str, Any]:
     return cat  # type: ignore[no-any-return]
 
 
-def _room(opens: datetime, rate: float, max_active: int, sale: str | None) -> dict[str, Any]:
+def _room(
+    opens: datetime, rate: float, max_active: int, sale: str | None, draw: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "opens_at": (opens - timedelta(minutes=1)).isoformat(),
         "closes_at": (opens + timedelta(days=1)).isoformat(),
@@ -103,6 +106,8 @@ def _room(opens: datetime, rate: float, max_active: int, sale: str | None) -> di
     }  # fmt: skip
     if sale:
         body["sale"] = sale
+    if draw:  # the room guards the draw's entries (room/guard.py)
+        body["draw"] = draw
     return body
 
 
@@ -140,8 +145,10 @@ async def _register_all(url: str, tokens: list[str], concurrency: int) -> dict[s
             if r.status != 200:
                 count(f"admit {r.status}")
                 return
-            admission = (await r.json())["ticket"]
-        async with http.post(f"{url}/v1/draws/{DRAW}/entries", json=CONSENT, headers=bearer) as r:
+            admitted = await r.json()
+        admission = admitted["ticket"]
+        guarded = {**bearer, ADMISSION_HEADER: admitted["token"]}
+        async with http.post(f"{url}/v1/draws/{DRAW}/entries", json=CONSENT, headers=guarded) as r:
             count("registered" if r.status == 201 else f"register {r.status}")
         async with http.post(f"{url}/v1/rooms/{REG_ROOM}/leave",
                              headers={**bearer, "X-Queue-Ticket": admission}) as r:  # fmt: skip
@@ -336,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         loaded = admin_put(url, issuer, f"sales/{SALE}/catalogue",
                            _scaled_catalogue(args.seats_scale), "sales:write")  # fmt: skip
         report.facts["catalogue"] = {"sessions": loaded["sessions"], "seats": loaded["seats"]}
-        put_room(url, issuer, REG_ROOM, _room(now, 5000, 1_000_000, None))
+        put_room(url, issuer, REG_ROOM, _room(now, 5000, 1_000_000, None, DRAW))
         put_room(url, issuer, SHOP_ROOM, _room(now, 200, 5000, SALE))
         put_draw(url, issuer, DRAW, {
             "registration_opens_at": (now - timedelta(hours=1)).isoformat(),

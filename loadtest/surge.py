@@ -249,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                 settings_now = load_settings(args.config) if args.url else server.settings()
                 rush.prepare(base_url, issuer, settings_now, SALE, WINNERS, args.users)
                 spec["sale"] = SALE
+            if needs_draw(args):  # the room guards the draw's entries too (room/guard.py)
+                spec["draw"] = DRAW
             put_room(base_url, issuer, args.room, spec)
             if needs_draw(args):
                 put_draw(base_url, issuer, DRAW, draw_spec(closes_in_s=3600))

@@ -41,6 +41,7 @@ from locust.env import Environment
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 from guichet import auth
+from guichet.room.guard import ADMISSION_HEADER
 
 # Importable both as a module of the repository and as a file Locust loads by path.
 try:
@@ -232,6 +233,11 @@ class Person(FastHttpUser):
 
     def admitted(self, admission: dict[str, Any]) -> None:
         """What a person does once admitted (nothing here; other scenarios add to it)."""
+
+    def guarded(self, admission: dict[str, Any]) -> dict[str, str]:
+        """The headers of a call to a sale or draw linked to the room: the account bearer and
+        the room's admission token (room/guard.py; 403 without it)."""
+        return {"Authorization": f"Bearer {self.token}", ADMISSION_HEADER: admission["token"]}
 
     def _join(self) -> tuple[str, dict[str, Any]]:
         headers = {"Authorization": f"Bearer {self.token}"}

@@ -48,7 +48,7 @@ class Registrant(surge.Person):
     def admitted(self, admission: dict[str, Any]) -> None:
         draw = self.environment.parsed_options.draw
         url = f"/v1/draws/{draw}/entries"
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = self.guarded(admission)  # the draw is linked to the room: entries need both
         with self.client.post(
             url, json=CONSENT, headers=headers, name="register", catch_response=True
         ) as r:

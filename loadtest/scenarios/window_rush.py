@@ -51,7 +51,7 @@ class Shopper(surge.Person):
     def admitted(self, admission: dict[str, Any]) -> None:
         o = self.environment.parsed_options
         base = f"/v1/sales/{o.sale}"
-        auth = {"Authorization": f"Bearer {self.token}"}
+        auth = self.guarded(admission)  # the sale is linked to the room: holds need both
         rng = random.Random(self.account)
         for _ in range(o.packs):
             for _attempt in range(o.attempts):

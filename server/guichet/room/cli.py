@@ -73,7 +73,7 @@ def _spec(args: argparse.Namespace) -> dict[str, Any]:
         ("opens_at", "opens_at"), ("closes_at", "closes_at"), ("rate", "rate_per_s"),
         ("max_active", "max_active"), ("audience", "audience"), ("target_url", "target_url"),
         ("idle_timeout", "idle_timeout_s"), ("mode", "mode"), ("sale", "sale"),
-        ("token_ttl", "token_ttl_s"),
+        ("draw", "draw"), ("token_ttl", "token_ttl_s"),
     ):  # fmt: skip
         value = getattr(args, flag, None)
         if value is not None:
@@ -136,7 +136,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             q.add_argument("--audience", help="audience of admission tokens")
             q.add_argument("--target-url", dest="target_url", help="where admitted people go")
             q.add_argument("--mode", choices=("fifo", "shuffle-then-fifo"))
-            q.add_argument("--sale", help="linked sale whose stock meters admission")
+            q.add_argument(
+                "--sale", help="linked sale: its stock meters admission, its holds need admission"
+            )
+            q.add_argument("--draw", help="linked draw: its entries need admission")
             q.add_argument("--token-ttl", dest="token_ttl", type=int, help="seconds")
         q.add_argument("--closes-at", dest="closes_at", type=rfc3339, help=clitime.HELP)
         q.add_argument("--rate", type=float, help="people admitted per second")
