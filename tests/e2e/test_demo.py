@@ -1,5 +1,5 @@
-"""``guichet demo`` sets the whole flow up: a demo account can shop at once; Ctrl-C (SIGTERM)
-stops it and its server."""
+"""``guichet demo`` sets the whole flow up: a demo account can shop at once, through the
+sale's waiting room; Ctrl-C (SIGTERM) stops it and its server."""
 
 from __future__ import annotations
 
@@ -8,19 +8,37 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.processes import ROOT
 
 
-def _post(url: str, token: str, body: object, key: str) -> tuple[int, dict[str, object]]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")  # noqa: S310
+def _call(
+    url: str, token: str, body: object = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")  # noqa: S310
     request.add_header("Content-Type", "application/json")
     request.add_header("Authorization", f"Bearer {token}")
-    request.add_header("Idempotency-Key", key)
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
         return response.status, json.loads(response.read())
+
+
+def _through_the_room(base: str, token: str) -> str:
+    """The demo room guards its sale: join, wait to be called, admit; the admission token."""
+    _, joined = _call(f"{base}/join", token, {})
+    ticket = {"X-Queue-Ticket": str(joined["ticket"])}
+    deadline = time.monotonic() + 30
+    while _call(f"{base}/status", token, headers=ticket)[1]["state"] != "ready":
+        assert time.monotonic() < deadline, "not called within 30 s"
+        time.sleep(0.2)
+    _, admitted = _call(f"{base}/admit", token, {}, ticket)
+    return str(admitted["token"])
 
 
 def test_the_demo_lets_a_winner_hold_a_pack_and_stops_cleanly(tmp_path: Path) -> None:
@@ -43,8 +61,11 @@ def test_the_demo_lets_a_winner_hold_a_pack_and_stops_cleanly(tmp_path: Path) ->
         body = {"packs": [{"items": [
             {"session": s, "category": "D", "quantity": 1} for s in ("ATH-01", "SWM-01", "JUD-01")
         ]}]}  # fmt: skip
-        status, held = _post(f"{summary['url']}/v1/sales/paris-2024/holds", winner["token"],
-                             body, "demo-1")  # fmt: skip
+        admission = _through_the_room(f"{summary['url']}/v1/rooms/{summary['room']}",
+                                      winner["token"])  # fmt: skip
+        status, held = _call(f"{summary['url']}/v1/sales/paris-2024/holds", winner["token"],
+                             body, {"Idempotency-Key": "demo-1",
+                                    "X-Admission-Token": admission})  # fmt: skip
         assert status == 201
         assert held["tickets"] == 3
         assert (tmp_path / "demo" / "data" / "guichet-valkey.json").exists()  # Valkey is up

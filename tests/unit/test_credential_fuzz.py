@@ -10,6 +10,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,8 +22,12 @@ from hypothesis import strategies as st
 
 from guichet import auth, errors
 from guichet.config import SecurityConfig
+from guichet.room.guard import ADMISSION_COOKIE_PREFIX, REASONS, Guard
+from guichet.room.model import RoomSpec
+from guichet.room.service import Runtime
 from guichet.room.tickets import TICKET_AUDIENCE, Ticket, TicketSigner, verify_admission
 from guichet.signing import Keyring
+from guichet.store.keys import RoomKeys
 
 T = TypeVar("T")
 ROOM = "fuzz-room"
@@ -263,3 +268,61 @@ def test_the_fuzzers_reach_valid_credentials(
         keyring.active.key.sign,
     )
     assert verify_admission(keyring, token, **ADMISSION)["sid"] == "s"
+
+
+# --- the guard of linked sales and draws (room/guard.py) -------------------------------------
+
+
+def _guard_and_room(tmp_path: Path) -> tuple[Guard, Keyring, list[Runtime]]:
+    keyring = Keyring(tmp_path / "guard-keys")
+    now = datetime.now(UTC)
+    spec = RoomSpec(
+        opens_at=now - timedelta(hours=1), closes_at=now + timedelta(hours=1), rate_per_s=1,
+        max_active=1, audience=ADMISSION["audience"], target_url="https://shop.example/",
+        sale="s1",
+    )  # fmt: skip
+    guard = Guard(keyring, ADMISSION["issuer"], cache_size=64)
+    return guard, keyring, [Runtime(ROOM, RoomKeys(ROOM), spec)]
+
+
+@FUZZ
+@given(raw=st.text(max_size=3000), cookie=st.booleans())
+def test_the_guard_answers_arbitrary_tokens_with_admission_required(
+    tmp_path: Path, raw: str, cookie: bool
+) -> None:
+    guard, _, linked = _guard_and_room(tmp_path)
+    header, cookies = (None, {ADMISSION_COOKIE_PREFIX + ROOM: raw}) if cookie else (raw, {})
+    with pytest.raises(errors.Problem) as caught:
+        guard.check(linked, "sale", "s1", "acc", header, cookies)
+    assert (caught.value.status, caught.value.slug) == (403, "admission-required")
+    assert caught.value.context is not None
+    assert caught.value.context["room"] == ROOM
+    assert caught.value.context["reason"] in REASONS
+
+
+@FUZZ
+@given(data=st.data())
+def test_the_guard_refuses_signed_tokens_of_any_other_shape(
+    tmp_path: Path, data: st.DataObject
+) -> None:
+    """Garbage, or signed by the room keyring with arbitrary headers and claims: a 403
+    ``admission-required`` (never a crash), unless it is exactly as the room issues them."""
+    guard, keyring, linked = _guard_and_room(tmp_path)
+    now = int(time.time())
+    good = {"iss": ADMISSION["issuer"], "aud": ADMISSION["audience"], "sub": "acc", "room": ROOM,
+            "sid": f"{ROOM}:1", "iat": now, "exp": now + 60}  # fmt: skip
+    active = keyring.active
+    token = data.draw(
+        tokens(good, "EdDSA", active.key.sign).map(
+            lambda t: t if t.count(".") != 2 else _with_kid(t, active.kid)
+        )
+    )
+    answer = outcome(lambda: guard.check(linked, "sale", "s1", "acc", token, {}))
+    if isinstance(answer, errors.Problem):
+        assert (answer.status, answer.slug) == (403, "admission-required")
+    else:
+        assert answer is None
+        claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        assert {k: claims[k] for k in ("iss", "aud", "sub", "room")} == {
+            k: good[k] for k in ("iss", "aud", "sub", "room")
+        }

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from guichet import auth, errors, metrics
 from guichet.cache import Bounded
-from guichet.room.service import Rooms, Runtime
+from guichet.room.service import Runtime
 from guichet.room.tickets import verify_admission
 from guichet.signing import KeySource
 
@@ -65,7 +65,7 @@ class Guard:
 
     def check(
         self,
-        rooms: Rooms,
+        linked: list[Runtime],
         kind: Literal["sale", "draw"],
         target: str,
         account: str,
@@ -73,9 +73,8 @@ class Guard:
         cookies: dict[str, str],
         now: float | None = None,
     ) -> None:
-        """Nothing if ``target`` has no linked room or the token admits ``account`` through
-        one of its rooms; else a 403 ``admission-required`` problem naming the room."""
-        linked = rooms.linked(kind, target)
+        """Nothing if ``target`` has no ``linked`` room or the token admits ``account``
+        through one of them; else a 403 ``admission-required`` problem naming the room."""
         if not linked:
             return
         raw = header or next(
@@ -149,6 +148,7 @@ def require_admission(
     kind: Literal["sale", "draw"] = "sale" if sale is not None else "draw"
     target = sale if sale is not None else draw
     assert target is not None
-    guard.check(
-        rooms, kind, target, account, request.headers.get(ADMISSION_HEADER), dict(request.cookies)
-    )
+    linked = rooms.linked(kind, target)
+    if linked:
+        cookies = dict(request.cookies)
+        guard.check(linked, kind, target, account, request.headers.get(ADMISSION_HEADER), cookies)
