@@ -38,7 +38,8 @@ async def _prepare(url: str, settings: Settings, confirmers: list[str]) -> list[
     try:
         shop = Shop(store)
         # Quotas raised: the benchmark repeats the same accounts many times a second.
-        spec = model.SaleSpec(phase="packs", hold_ttl_s=3600, max_packs=100, max_tickets=1000)
+        spec = model.SaleSpec(phase="packs", hold_ttl_s=3600, max_packs=100, max_tickets=1000,
+                              pack_max_per_session=100)  # fmt: skip
         await shop.put(SALE, spec)
         code, _ = await shop.load(SALE, catalogue(200_000))
         assert code == "ok", code

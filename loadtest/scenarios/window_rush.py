@@ -74,6 +74,7 @@ class Shopper(surge.Person):
                 raise surge._fail(r, "availability: no sessions", body)
             r.success()
         open_items = [(s["session"], c["category"]) for s in body["sessions"]
+                      if s.get("kind", "sport") == "sport"  # only sport sessions count
                       for c in s["categories"] if c["seats_left"] > 0]  # fmt: skip
         rng.shuffle(open_items)
         picked: dict[str, str] = {}

@@ -2,7 +2,11 @@
 
 It starts ``guichet serve`` (embedded Valkey, in ``--workdir``), then, as ops would:
 
-1. a sale ``paris-2024`` in its packs phase with the shipped 767-session demo catalogue;
+1. a sale ``paris-2024`` (Olympic games) in its packs phase with the Olympic sessions of the
+   shipped demo catalogue, and a separate sale ``paris-2024-paralympic`` with its Paralympic
+   sessions (the seed: the Paralympic sale is a separate one, in autumn 2023; in the demo it
+   sells at once, without windows); each sale's purchase period runs 28 days from now (the
+   seed's packs sale: 15 February to 15 March, compressed to start now);
 2. a waiting room ``paris-2024`` in front of it (metered by its stock);
 3. a draw ``paris-2024-packs`` (strata ``club`` then ``general``), ``--accounts`` demo
    accounts registered (1 in 10 in the club), the commitment, the close, the run;
@@ -24,10 +28,10 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import tomli_w
 
 from guichet import auth
@@ -38,11 +42,14 @@ from guichet.draw.run import run as run_draw
 from guichet.draw.service import SCRIPTS as DRAW_SCRIPTS
 from guichet.draw.service import Draws
 from guichet.embedded import free_port
+from guichet.shop import demo as shop_demo
 from guichet.signing import Keyring
 from guichet.store import sync
 from guichet.units import US_PER_S
 
 SALE = ROOM = "paris-2024"
+PARALYMPIC_SALE = "paris-2024-paralympic"
+PERIOD = timedelta(days=28)
 DRAW = "paris-2024-packs"
 SCOPES = ["rooms:write", "rooms:read", "draws:write", "sales:write"]
 
@@ -99,9 +106,20 @@ def setup(url: str, settings: Settings, accounts: int, close_in_s: float) -> dic
     admin = auth.mint(key, issuer=sec.issuer, audience=sec.admin_audience, subject="admin:demo",
                       ttl_s=3600, scopes=SCOPES)  # fmt: skip
     now = datetime.now(UTC)
-    _http("PUT", f"{url}/v1/admin/sales/{SALE}", admin, {"phase": "packs"})
-    catalogue = resources.files("guichet.shop").joinpath("demo_catalogue.json").read_bytes()
-    loaded = _http("PUT", f"{url}/v1/admin/sales/{SALE}/catalogue", admin, catalogue)
+    period = {"purchase_opens_at": (now - timedelta(minutes=1)).isoformat(),
+              "purchase_closes_at": (now + PERIOD).isoformat()}  # fmt: skip
+    _http("PUT", f"{url}/v1/admin/sales/{SALE}", admin,
+          {"phase": "packs", "games": "olympic", **period})  # fmt: skip
+    loaded = _http("PUT", f"{url}/v1/admin/sales/{SALE}/catalogue", admin,
+                   msgspec.json.encode(shop_demo.shipped("olympic")))  # fmt: skip
+    _http(
+        "PUT",
+        f"{url}/v1/admin/sales/{PARALYMPIC_SALE}",
+        admin,
+        {"phase": "packs", "games": "paralympic", "window_required": False, **period},
+    )
+    paralympic = _http("PUT", f"{url}/v1/admin/sales/{PARALYMPIC_SALE}/catalogue", admin,
+                       msgspec.json.encode(shop_demo.shipped("paralympic")))  # fmt: skip
     _http("PUT", f"{url}/v1/admin/rooms/{ROOM}", admin, {
         "opens_at": (now - timedelta(minutes=1)).isoformat(),
         "closes_at": (now + timedelta(days=2)).isoformat(),
@@ -148,6 +166,8 @@ def setup(url: str, settings: Settings, accounts: int, close_in_s: float) -> dic
     return {
         "url": url,
         "sale": SALE,
+        "paralympic_sale": PARALYMPIC_SALE,
+        "paralympic_sessions": paralympic["sessions"],
         "room": ROOM,
         "draw": DRAW,
         "sessions": loaded["sessions"],

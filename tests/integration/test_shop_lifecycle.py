@@ -44,7 +44,7 @@ SPEC = model.SaleSpec(
 )
 CATALOGUE = msgspec.convert({"sessions": [
     {"id": sid, "sport": "Judo", "venue": "Champ-de-Mars Arena",
-     "starts_at": "2024-07-28T10:00:00Z", "ceremony": sid == "CER",
+     "starts_at": "2024-07-28T10:00:00Z", "kind": "ceremony" if sid == "CER" else "sport",
      "categories": [{"id": "A", "price_eur": 50, "seats": 3},
                     {"id": "B", "price_eur": 30, "seats": 3}]}
     for sid in ("S1", "CER")

@@ -14,10 +14,12 @@ from typing import Any, assert_never
 
 import msgspec
 
+from guichet import wire
 from guichet.draw import model
 from guichet.draw.refusals import WaveCode
 from guichet.draw.run import RunError, chunk_size, ranked_ids
 from guichet.refusals import code_of
+from guichet.shop.model import SaleSpec, outside_period
 from guichet.store import sync
 from guichet.store.keys import DrawKeys, SaleKeys
 from guichet.store.scripts import LuaScript
@@ -95,6 +97,20 @@ def stratum_ranks(client: sync.SyncClient, draw: str, stratum: str) -> tuple[int
     raise AssertionError("unreachable")
 
 
+def check_period(client: sync.SyncClient, sale: str, starts_us: int, ends_us: int) -> None:
+    """A wave's windows must fall inside the sale's purchase period (refused, naming it)."""
+    raw: Any = client.hget(SaleKeys(sale).cfg, "spec")
+    if raw is None:
+        return
+    spec = msgspec.json.decode(raw, type=SaleSpec)
+    if outside_period(spec, starts_us, ends_us):
+        raise RunError(
+            f"the wave's windows ({wire.rfc3339(starts_us / US_PER_S)} to "
+            f"{wire.rfc3339(ends_us / US_PER_S)}) do not fall inside sale {sale}'s purchase "
+            f"period ({spec.period_text()})"
+        )
+
+
 def size_from_stock(s: WaveState, remaining_tickets: int) -> int:
     """The wave size from the sale's remaining stock (``model.wave_size``)."""
     return model.wave_size(remaining_tickets, s.assigned, s.buyers, s.tickets)
@@ -134,6 +150,7 @@ def release(
         if target == s.cursor:
             raise RunError("every ranked entrant already has a window")
         ends_us = starts_us + spec.window_s * US_PER_S
+        check_period(client, s.sale, starts_us, ends_us)
         resumed = False
     first, cursor, assigned, skipped = s.cursor, s.cursor, 0, 0
     keys = [sk.waves(draw), sk.windows(spec.phase), sk.outbox]

@@ -3,10 +3,11 @@
 - **JSON**: ``{"sessions": [...]}``, each session as in the admin API (``model.SessionSpec``).
 - **CSV**: a header, then one row per session and price category::
 
-      session,sport,venue,starts_at,games,ceremony,high_demand,category,price_eur,seats
-      ATH-01,Athletics,Stade de France,2024-08-01T10:00:00+02:00,olympic,false,true,A,125,900
+      session,sport,venue,starts_at,games,kind,high_demand,category,price_eur,seats
+      ATH-01,Athletics,Stade de France,2024-08-01T10:00:00+02:00,olympic,sport,true,A,125,900
 
-  Rows of one session repeat its session columns, which must agree.
+  Rows of one session repeat its session columns, which must agree. ``kind`` is ``sport`` (the
+  default when empty) or ``ceremony``: only sport sessions count towards a pack's minimums.
 
 A bad session or row is reported with its line number (:class:`CatalogueError`).
 """
@@ -21,7 +22,7 @@ import msgspec
 
 from guichet.shop.model import MAX_SESSIONS, Catalogue, SessionSpec
 
-COLUMNS = ("session", "sport", "venue", "starts_at", "games", "ceremony", "high_demand",
+COLUMNS = ("session", "sport", "venue", "starts_at", "games", "kind", "high_demand",
            "category", "price_eur", "seats")  # fmt: skip
 _SESSION_COLUMNS = COLUMNS[:7]
 _TRUE = {"true", "1", "yes", "y"}
@@ -105,7 +106,7 @@ def parse_csv(text: str) -> Catalogue:
             "venue": row["venue"],
             "starts_at": row["starts_at"],
             "games": row["games"] or "olympic",
-            "ceremony": _flag(row["ceremony"], "ceremony", line),
+            "kind": row["kind"] or "sport",
             "high_demand": _flag(row["high_demand"], "high_demand", line),
         }
         try:
@@ -146,7 +147,7 @@ def to_csv(catalogue: Catalogue) -> str:
     writer.writerow(COLUMNS)
     for s in catalogue.sessions:
         for c in s.categories:
-            writer.writerow([s.id, s.sport, s.venue, s.starts_at.isoformat(), s.games,
-                             str(s.ceremony).lower(), str(s.high_demand).lower(), c.id,
+            writer.writerow([s.id, s.sport, s.venue, s.starts_at.isoformat(), s.games, s.kind,
+                             str(s.high_demand).lower(), c.id,
                              c.price_eur, c.seats])  # fmt: skip
     return out.getvalue()

@@ -8,7 +8,8 @@ from typing import Any
 
 import msgspec
 
-from guichet import opscli
+from guichet import clitime, opscli
+from guichet.clitime import rfc3339
 from guichet.config import Settings
 from guichet.shop import catalogue as files
 from guichet.shop import demo, model
@@ -16,17 +17,22 @@ from guichet.shop.service import SCRIPTS, Shop, audit
 
 
 def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
-    fields: dict[str, Any] = {"phase": args.phase}
+    fields: dict[str, Any] = {"phase": args.phase, "games": args.games}
+    if args.opens:
+        fields["purchase_opens_at"] = args.opens
+    if args.closes:
+        fields["purchase_closes_at"] = args.closes
     if args.hold_ttl is not None:
         fields["hold_ttl_s"] = args.hold_ttl
     if args.no_window:
         fields["window_required"] = False
     try:
-        spec = msgspec.convert(fields, model.SaleSpec)
+        spec = msgspec.convert(fields, model.SaleSpec, strict=False)
     except msgspec.ValidationError as exc:
         return opscli.fail(f"invalid sale: {exc}")
     created = opscli.with_store(settings, SCRIPTS, lambda s: Shop(s).put(args.sale, spec))
-    print(f"sale {args.sale} {'created' if created else 'updated'} ({spec.phase} phase)")
+    print(f"sale {args.sale} {'created' if created else 'updated'} ({spec.games} games, "
+          f"{spec.phase} phase, purchase period {spec.period_text()})")  # fmt: skip
     return 0
 
 
@@ -34,7 +40,7 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     """Parse the whole file first: a bad row stops everything, with its line."""
     try:
         if args.demo:
-            parsed = demo.shipped()
+            parsed = None  # the demo sessions of the sale's games, once its spec is read
         elif args.file:
             parsed = files.parse(Path(args.file).read_bytes(), args.file)
         else:
@@ -42,16 +48,25 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     except (OSError, files.CatalogueError) as exc:
         return opscli.fail(f"{args.file}: {exc}; nothing was loaded")
 
-    async def work(store: Any) -> tuple[str, str] | None:
+    async def work(store: Any) -> tuple[model.Catalogue, str, str] | str | None:
         shop = Shop(store)
-        if await shop.spec(args.sale) is None:
+        spec = await shop.spec(args.sale)
+        if spec is None:
             return None
-        return await shop.load(args.sale, parsed)
+        catalogue = parsed or demo.shipped(spec.games)
+        other = model.other_games(catalogue, spec.games)
+        if other is not None:  # a sale sells the sessions of one games (the seed)
+            return (f"session {other[1].id} is {other[1].games}; sale {args.sale} sells the "
+                    f"{spec.games} games; nothing was loaded")  # fmt: skip
+        code, detail = await shop.load(args.sale, catalogue)
+        return catalogue, code, detail
 
     result = opscli.with_store(settings, SCRIPTS, work)
     if result is None:
         return opscli.fail(f"no sale {args.sale!r}: `guichet shop put {args.sale}` first")
-    code, detail = result
+    if isinstance(result, str):
+        return opscli.fail(result)
+    parsed, code, detail = result
     if code != "ok":
         return opscli.fail(f"{detail}: fewer seats than are held and sold already; nothing loaded")
     seats = sum(c.seats for s in parsed.sessions for c in s.categories)
@@ -80,6 +95,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = inner.add_parser("put", help="create or replace a sale's phase and rules")
     c.add_argument("sale")
     c.add_argument("--phase", choices=["packs", "singles"], default="packs")
+    c.add_argument("--games", choices=["olympic", "paralympic"], default="olympic",
+                   help="the games whose sessions this sale sells")  # fmt: skip
+    c.add_argument("--opens", type=rfc3339,
+                   help=f"start of the purchase period ({clitime.HELP})")  # fmt: skip
+    c.add_argument("--closes", type=rfc3339,
+                   help=f"end of the purchase period ({clitime.HELP})")  # fmt: skip
     c.add_argument("--hold-ttl", dest="hold_ttl", type=int, help="seconds a hold lasts")
     c.add_argument("--no-window", dest="no_window", action="store_true",
                    help="sell without purchase windows (no draw)")  # fmt: skip
@@ -87,7 +108,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = inner.add_parser("load", help="load a catalogue (JSON or CSV), all or nothing")
     c.add_argument("sale")
     c.add_argument("file", nargs="?")
-    c.add_argument("--demo", action="store_true", help="the shipped 767-session catalogue")
+    c.add_argument("--demo", action="store_true",
+                   help="the shipped demo catalogue's sessions of the sale's games")  # fmt: skip
     c.set_defaults(func=cmd_load)
     c = inner.add_parser("audit", help="check available + held + sold = loaded; exit 1 if not")
     c.add_argument("sale")

@@ -1,6 +1,8 @@
 """The demo catalogue: 767 sessions shaped like Paris 2024 (Olympic 26 July to 11 August,
 Paralympic 28 August to 8 September), made deterministically by :func:`catalogue` and shipped
-as ``demo_catalogue.json`` (``python -m guichet.shop.demo`` writes it again).
+as ``demo_catalogue.json`` (``python -m guichet.shop.demo`` writes it again). Its four
+ceremonies have ``kind`` ceremony (they do not count towards a pack's three sport sessions);
+a sale loads the sessions of its games (:func:`shipped` with ``games``).
 
 Sports, venues and session counts follow the real schedule's shape, not its exact rows;
 capacities are scaled down a hundredfold so that a demo sells out in minutes.
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from guichet.shop.model import Catalogue, Category, SessionSpec
+from guichet.shop.model import Catalogue, Category, Games, SessionSpec
 
 FILE = "demo_catalogue.json"
 
@@ -95,7 +97,7 @@ def catalogue() -> Catalogue:
     for sid, sport, venue, at, seats, price in CEREMONIES:
         sessions.append(SessionSpec(
             id=sid, sport=sport, venue=venue, starts_at=at.replace(tzinfo=UTC),
-            games="paralympic" if "-PG-" in sid else "olympic", ceremony=True,
+            games="paralympic" if "-PG-" in sid else "olympic", kind="ceremony",
             categories=_categories(seats, price * 4),
         ))  # fmt: skip
     for code, sport, venue, count, seats, games, price in SPORTS:
@@ -113,10 +115,14 @@ def catalogue() -> Catalogue:
     return Catalogue(sessions=sessions)
 
 
-def shipped() -> Catalogue:
-    """The catalogue file that ships with the package."""
+def shipped(games: Games | None = None) -> Catalogue:
+    """The catalogue file that ships with the package (with ``games``: its sessions of those
+    games only, as one sale sells them)."""
     raw = resources.files("guichet.shop").joinpath(FILE).read_bytes()
-    return msgspec.json.decode(raw, type=Catalogue)
+    whole = msgspec.json.decode(raw, type=Catalogue)
+    if games is None:
+        return whole
+    return Catalogue(sessions=[s for s in whole.sessions if s.games == games])
 
 
 def main() -> int:

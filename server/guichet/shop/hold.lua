@@ -1,9 +1,13 @@
 -- Hold seats for an account, all or nothing, in one atomic step: the idempotency key, the
--- sale's phase, the account's purchase window (Redis TIME), its quotas counting held and sold
--- tickets, and every item's stock. On success the seats move from stock to held for the
--- sale's hold_ttl and the hold is queued for expiry; otherwise nothing changes. Either way the
--- answer is kept under the idempotency key and replayed for the same request.
--- KEYS[1] cfg  KEYS[2] stock  KEYS[3] held  KEYS[4] usage  KEYS[5] holds  KEYS[6] expiries
+-- sale's phase, the sale's purchase period and the account's purchase window (Redis TIME),
+-- its quotas counting held and sold tickets (per session: pack_max_per_session in the packs
+-- phase, max_per_session[_limited] in the singles phase), and every item's stock. A pack's
+-- composition (3 tickets in 3 sport sessions) is checked before, by model.check_shape. On
+-- success the seats move from stock to held for the sale's hold_ttl and the hold is queued
+-- for expiry; otherwise nothing changes. Either way the answer is kept under the idempotency
+-- key and replayed for the same request.
+-- KEYS[1] cfg (opens_us, closes_us: the purchase period in µs, '' = unbounded)  KEYS[2] stock
+-- KEYS[3] held  KEYS[4] usage  KEYS[5] holds  KEYS[6] expiries
 -- KEYS[7] windows:<phase>  KEYS[8] idempotency key  KEYS[9] limited sessions (set)
 -- ARGV[1] account  ARGV[2] account tag  ARGV[3] new hold id  ARGV[4] request fingerprint
 -- ARGV[5] idempotency ttl s  ARGV[6] packs (0: singles)
@@ -11,7 +15,8 @@
 --         send than three per item)
 -- ARGV[8] the version of the rules the caller checked the request against ('' = no check)
 -- Returns the answer as JSON: {code = 'ok', hold, expires_us} or a refusal {code, ...}:
---   no_sale | idempotency_mismatch | phase | window | max_tickets | max_packs
+--   no_sale | idempotency_mismatch | phase | period (opens_us, closes_us; absent: unbounded)
+--   | window | max_tickets | max_packs
 --   | max_per_session | unknown_item | stock
 --   or {code = 'stale', version}: the rules changed since the caller read them; nothing is
 --   kept under the idempotency key (the caller re-reads the rules and asks again)
@@ -39,13 +44,19 @@ local function answer(a)
   return s
 end
 local c = redis.call('HMGET', KEYS[1], 'phase', 'window_required', 'hold_ttl_us', 'max_tickets',
-  'max_packs', 'max_per_session', 'max_per_session_limited', 'version')
+  'max_packs', 'max_per_session', 'max_per_session_limited', 'version', 'pack_max_per_session',
+  'opens_us', 'closes_us')
 if not c[1] then return cjson.encode({code = 'no_sale'}) end
 if ARGV[8] ~= '' and (c[8] or '0') ~= ARGV[8] then
   return cjson.encode({code = 'stale', version = tonumber(c[8] or '0')})
 end
 local packs = tonumber(ARGV[6])
 if (packs > 0) ~= (c[1] == 'packs') then return answer({code = 'phase', phase = c[1]}) end
+local function bound(x) if x and x ~= '' then return x end return nil end
+local opens, closes = bound(c[10]), bound(c[11])
+if (opens and now < tonumber(opens)) or (closes and now >= tonumber(closes)) then
+  return answer({code = 'period', opens_us = opens, closes_us = closes})
+end
 if c[2] == '1' then
   local state, starts, ends = window_state(KEYS[7], ARGV[1], now)
   if state ~= 'open' then
@@ -70,14 +81,15 @@ end
 if packs > 0 and have_p + packs > tonumber(c[5]) then
   return answer({code = 'max_packs', have = have_p, limit = tonumber(c[5])})
 end
-if packs == 0 then
-  for _, s in ipairs(order) do
-    local limit = tonumber(c[6])
+for _, s in ipairs(order) do
+  local limit = tonumber(c[9] or '6')  -- packs phase (rules from before the field: 6)
+  if packs == 0 then
+    limit = tonumber(c[6])
     if redis.call('SISMEMBER', KEYS[9], s) == 1 then limit = tonumber(c[7]) end
-    local have = tonumber(redis.call('HGET', KEYS[4], tag .. ':s:' .. s) or '0')
-    if have + sessions[s] > limit then
-      return answer({code = 'max_per_session', item = s, have = have, limit = limit})
-    end
+  end
+  local have = tonumber(redis.call('HGET', KEYS[4], tag .. ':s:' .. s) or '0')
+  if have + sessions[s] > limit then
+    return answer({code = 'max_per_session', item = s, have = have, limit = limit})
   end
 end
 for _, it in ipairs(items) do

@@ -43,7 +43,7 @@ class SessionAvailability(wire.Reply, kw_only=True):
     sport: str
     venue: str
     starts_at: str
-    ceremony: bool
+    kind: model.SessionKind
     high_demand: bool
     categories: list[CategoryAvailability]
 
@@ -99,6 +99,10 @@ class SaleView:
     subscribers: set[asyncio.Queue[bytes]] = field(default_factory=set)
     remaining: float | None = None  # the last stock level handed to the rooms' signal
     version: int = 0  # of the rules (``spec``): hold.lua refuses a decision made with another
+    kinds: dict[str, model.SessionKind] = field(init=False)  # what counts in a pack
+
+    def __post_init__(self) -> None:
+        self.kinds = {sid: s.kind for sid, s in self.sessions.items()}
 
     @property
     def seats_left(self) -> int:
@@ -122,7 +126,7 @@ class SaleView:
             ]
             out.append(SessionAvailability(
                 session=sid, sport=s.sport, venue=s.venue,
-                starts_at=wire.rfc3339(s.starts_at.timestamp()), ceremony=s.ceremony,
+                starts_at=wire.rfc3339(s.starts_at.timestamp()), kind=s.kind,
                 high_demand=s.high_demand, categories=cats,
             ))  # fmt: skip
         left = self.seats_left

@@ -7,14 +7,15 @@ from typing import Literal
 
 import msgspec
 
-from guichet import errors
+from guichet import errors, wire
 from guichet.draw.model import WindowState
 from guichet.refusals import Explained, Explaining, check_complete
 from guichet.shop.model import sale_window
+from guichet.units import US_PER_S
 
 #: hold.lua's refusals (kept under the idempotency key, replayed for the same request).
 HoldRefusal = Literal[
-    "no_sale", "idempotency_mismatch", "phase", "window", "max_tickets", "max_packs",
+    "no_sale", "idempotency_mismatch", "phase", "period", "window", "max_tickets", "max_packs",
     "max_per_session", "unknown_item", "stock",
 ]  # fmt: skip
 QuotaRule = Literal["max_tickets", "max_packs", "max_per_session"]
@@ -39,6 +40,8 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True):
     state: WindowState = "none"
     starts_us: int = 0
     ends_us: int = 0
+    opens_us: int | None = None  # the sale's purchase period (None: unbounded on that side)
+    closes_us: int | None = None
 
 
 NO_FACTS = Facts()
@@ -84,6 +87,18 @@ def _window(_sale: str, f: Facts) -> Explained:
     return Explained(detail, context={"window": msgspec.to_builtins(window)})
 
 
+def _period(_sale: str, f: Facts) -> Explained:
+    period = {
+        "opens_at": None if f.opens_us is None else wire.rfc3339(f.opens_us / US_PER_S),
+        "closes_at": None if f.closes_us is None else wire.rfc3339(f.closes_us / US_PER_S),
+    }
+    return Explained(
+        f"this sale takes holds from {period['opens_at'] or '…'} to "
+        f"{period['closes_at'] or '…'} (its purchase period)",
+        context={"period": period},
+    )
+
+
 def _quota(rule: QuotaRule) -> Explaining[Facts]:
     def explain(_sale: str, f: Facts) -> Explained:
         what = {"max_tickets": "tickets per account", "max_packs": "packs per account",
@@ -116,6 +131,8 @@ REFUSALS: dict[Refused, Explaining[Facts]] = {
             errors=[errors.FieldError(field="Idempotency-Key", detail="used for another body")],
         ),
     ),
+    "period": Explaining(403, "outside-sale-period", "Outside the sale's purchase period",
+                         _period),
     "window": Explaining(403, "window-closed", "Outside the purchase window", _window),
     "phase": Explaining(*_VALIDATION, lambda _s, f: _field(
         "packs" if f.phase == "packs" else "items", f"this sale is in its {f.phase} phase")),

@@ -161,10 +161,10 @@ _STALE_RETRIES = 3  # rules changed between reading them and the hold script: re
 
 
 @openapi.endpoint(
-    "Hold seats (all or nothing) inside the account's purchase window, within the sale's pack "
-    "and quota rules; `Idempotency-Key` header required: the same key replays the first "
-    "answer. A sale linked to a waiting room also needs that room's admission token (403 "
-    "`admission-required` naming the room otherwise)",
+    "Hold seats (all or nothing) inside the sale's purchase period and the account's purchase "
+    "window, within the sale's pack and quota rules; `Idempotency-Key` header required: the "
+    "same key replays the first answer. A sale linked to a waiting room also needs that "
+    "room's admission token (403 `admission-required` naming the room otherwise)",
     request=model.HoldRequest,
     response=model.Hold,
     status=201,
@@ -196,10 +196,10 @@ async def hold(request: web.Request) -> web.Response:
     body = await webio.read_json(request, model.HoldRequest)
     live = request.app[LIVE]
     for attempt in range(_STALE_RETRIES):
-        shape = model.check_shape(body, v.spec)
+        shape = model.check_shape(body, v.spec, v.kinds)
         if shape is not None and attempt == 0:  # a refusal by cached rules: are they current?
             v = await live.current(v)
-            shape = model.check_shape(body, v.spec)
+            shape = model.check_shape(body, v.spec, v.kinds)
         if shape is not None:
             metrics.SHOP_HOLDS.labels(v.sale, shape.rule).inc()
             field = shape.item or ("packs" if v.spec.phase == "packs" else "items")
@@ -375,19 +375,29 @@ async def me(request: web.Request) -> web.Response:
 
 
 @openapi.endpoint(
-    "Create or replace a sale's phase and rules (201 when created)",
+    "Create or replace a sale's phase, games, purchase period and rules (201 when created); "
+    "409 `games-mismatch` if the loaded catalogue is of other games",
     request=model.SaleSpec,
     response=SalePublic,
     status=201,
     auth="admin",
     scope=SCOPE_WRITE,
-    errors=(404,),
+    errors=(404, 409),
     tags=("admin",),
 )
 async def put_sale(request: web.Request) -> web.Response:
     admin_of(request, SCOPE_WRITE)
     sale = _sale_id(request)
     spec = await webio.read_json(request, model.SaleSpec)
+    loaded = await request.app[SHOP].sessions(sale)
+    other = model.other_games(model.Catalogue(sessions=list(loaded.values())), spec.games)
+    if loaded and other is not None:  # a sale sells one games: its catalogue must agree
+        raise errors.Problem(
+            409, "games-mismatch", "Catalogue of other games",
+            f"the loaded catalogue has {other[1].games} session {other[1].id}; this sale "
+            f"cannot sell the {spec.games} games",
+            errors=[errors.FieldError(field="games", detail="differs from the catalogue's")],
+        )  # fmt: skip
     created = await request.app[SHOP].put(sale, spec)
     await request.app[LIVE].reload(sale)
     v = await _view(request)
@@ -396,7 +406,8 @@ async def put_sale(request: web.Request) -> web.Response:
 
 
 @openapi.endpoint(
-    "Load or update a sale's catalogue, all or nothing (up to 8 MiB of JSON)",
+    "Load or update a sale's catalogue, all or nothing (up to 8 MiB of JSON); every session's "
+    "`games` must be the sale's",
     request=model.Catalogue,
     response=Loaded,
     auth="admin",
@@ -411,6 +422,13 @@ async def put_catalogue(request: web.Request) -> web.Response:
     v = await _view(request)
     raw = await webio.read_large(request, CATALOGUE_MAX_BYTES)
     catalogue = wire.decode(raw, model.Catalogue)
+    other = model.other_games(catalogue, v.spec.games)
+    if other is not None:  # a sale sells the sessions of one games (the seed)
+        index, s = other
+        raise errors.invalid_body([errors.FieldError(
+            field=f"sessions[{index}].games",
+            detail=f"session {s.id} is {s.games}; sale {v.sale} sells the {v.spec.games} games",
+        )])  # fmt: skip
     code, detail = await request.app[SHOP].load(v.sale, catalogue)
     if code == "below_taken":
         raise refusals.problem(code, v.sale, refusals.Facts(item=detail))

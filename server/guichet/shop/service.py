@@ -139,7 +139,11 @@ class Shop:
             "max_packs": spec.max_packs,
             "max_per_session": spec.max_per_session,
             "max_per_session_limited": spec.max_per_session_limited,
+            "pack_max_per_session": spec.pack_max_per_session,
         }
+        opens_us, closes_us = spec.period_us()
+        fields["opens_us"] = "" if opens_us is None else opens_us  # '': no bound (hold.lua)
+        fields["closes_us"] = "" if closes_us is None else closes_us
         created, _version = await self.store.scripts(
             RULES, [k.cfg], [x for pair in fields.items() for x in pair]
         )
