@@ -7,6 +7,7 @@ from aiohttp import web
 from guichet.auth import Account, Admin, Verifier, authenticate_account, authenticate_admin
 from guichet.config import Settings
 from guichet.draw.service import Draws
+from guichet.eticket.service import Etickets
 from guichet.room.progress import Marks
 from guichet.room.service import Rooms
 from guichet.room.tickets import TicketSigner
@@ -37,6 +38,10 @@ MARKS = web.AppKey("seen_marks", Marks)  # the signed `seen` of each status
 DRAWS = web.AppKey("draws", Draws)
 SHOP = web.AppKey("shop", Shop)
 LIVE = web.AppKey("shop_live", Live)  # each sale's rules and availability, refreshed
+
+# E-tickets (eticket/routes.py sets them up)
+ETICKET_KEYRING = web.AppKey("eticket_keyring", Keyring)  # signs payloads; in the JWKS too
+ETICKETS = web.AppKey("etickets", Etickets)
 
 
 def account_of(request: web.Request) -> Account:
