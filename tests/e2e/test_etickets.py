@@ -15,10 +15,11 @@ import pytest
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
+from guichet import cli
 from guichet.config import Settings
 from guichet.signing import Keyring
 from guichet.store.client import Store
-from tests.conftest import Backend, Client, Tokens, make_settings, metric_value
+from tests.conftest import Backend, Client, Tokens, make_settings, metric_value, settings_file
 from tests.e2e.test_shop_http import SALE, give_window, pack, post_hold, setup_sale
 
 SCAN = "/v1/admin/gates/scan"
@@ -304,3 +305,31 @@ async def test_openapi_documents_the_ticket_routes(client: Client) -> None:
     assert set(schemas["ScanRequest"]["required"]) == {"payload", "gate"}
     assert schemas["ScanRequest"]["additionalProperties"] is False
     assert {"Ticket", "Tickets", "Scanned"} <= set(schemas)
+
+
+async def test_a_gate_checks_a_payload_offline_with_the_saved_jwks(
+    client: Client, tokens: Tokens, store: Store, settings: Settings, tmp_path: Path,
+    other_keys: Keyring, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """``guichet ticket verify PAYLOAD --jwks F``: no server, no Redis, only the JWKS."""
+    await setup_sale(client, tokens)
+    bought = await buy(client, tokens, store, "fan", {"packs": [pack(0, 1, 2)]})
+    payload = (await my_tickets(client, tokens, "fan"))[2]["payload"]
+    jwks = await (await client.get("/.well-known/jwks.json")).read()
+    saved, config = tmp_path / "jwks.json", tmp_path / "gate.toml"
+
+    def offline(p: str) -> int:
+        saved.write_bytes(jwks)
+        settings_file(settings, config)
+        return cli.main(["--config", str(config), "ticket", "verify", p, "--jwks", str(saved)])
+
+    assert await asyncio.to_thread(offline, payload) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["ticket"], shown["account"], shown["session"]) == (
+        f"{bought['id']}.3", "fan", "ATH-02")  # fmt: skip
+    claims = jwt.decode(payload, options={"verify_signature": False})
+    assert await asyncio.to_thread(offline, other_keys.sign(claims)) == 1
+    assert "refused (forged)" in capsys.readouterr().err
+    assert await asyncio.to_thread(offline, payload[:-3] + "xyz") == 1
+    assert await asyncio.to_thread(offline, "garbage") == 1
+    assert "refused (malformed)" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import hypothesis
 from hypothesis import strategies as st
 
 from guichet.eticket import model
+from guichet.eticket.cli import JwksKeys
 
 HOLD = st.from_regex(r"\A[A-Za-z0-9_-]{9,40}\Z")
 ITEMS = st.lists(
@@ -94,3 +95,13 @@ def test_format_of_any_request(query: str | None, accept: str | None) -> None:
 
 def test_used_record() -> None:
     assert model.used_record("1700000000000001 SDF-N3") == (1700000000000001, "SDF-N3")
+
+
+@hypothesis.given(
+    keys=st.lists(st.dictionaries(st.sampled_from(["kty", "crv", "x", "kid", "alg"]),
+                                  st.sampled_from(["OKP", "Ed25519", "AAAA", "", "k1"])),
+                  max_size=4),
+)  # fmt: skip
+def test_a_saved_jwks_of_any_shape_loads_or_skips_its_keys(keys: list[dict[str, str]]) -> None:
+    source = JwksKeys({"keys": keys})
+    assert all(source.public_key(k["kid"]) is not None for k in source.published())
