@@ -25,7 +25,7 @@ from guichet import wire
 #: A hold id (shop.routes.HOLD_ID), a dot, the seat number (1..1000).
 TICKET_ID = re.compile(r"([A-Za-z0-9_-]{9,40})\.([1-9][0-9]{0,3})")  # fullmatch: no "\n"
 MAX_SEATS = 1000  # far above any quota (30 per account): a bound for parsing only
-#: Longest payload a gate may send (a JWS of our claims is ~400 characters).
+#: Longest payload a gate may send (a JWS of our claims is ~450 characters).
 MAX_PAYLOAD_LEN = 2048
 GateId = Annotated[
     str,
