@@ -90,6 +90,7 @@ def make_settings(
             "seal_key_file": str(tmp_path / "draw-seal-key"),
             "signing_key_dir": str(tmp_path / "draw-signing-keys"),
         },
+        "etickets": {"signing_key_dir": str(tmp_path / "eticket-keys")},
         "logging": {"access_log": False},
     }
     for name, values in sections.items():

@@ -21,6 +21,8 @@ from guichet.auth import Verifier
 from guichet.config import Settings
 from guichet.draw import routes as draw_routes
 from guichet.draw import service as draw_service
+from guichet.eticket import routes as eticket_routes
+from guichet.eticket import service as eticket_service
 from guichet.room import page as room_page
 from guichet.room import routes as room_routes
 from guichet.room import service as room_service
@@ -41,7 +43,12 @@ from guichet.store.client import connect
 log = logging.getLogger("guichet.app")
 
 #: Every Lua script the service runs; loaded at start-up and checked by /readyz.
-SCRIPTS = (*room_service.SCRIPTS, *draw_service.SCRIPTS, *shop_service.SCRIPTS)
+SCRIPTS = (
+    *room_service.SCRIPTS,
+    *draw_service.SCRIPTS,
+    *shop_service.SCRIPTS,
+    *eticket_service.SCRIPTS,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _MAX_REQUEST_ID = 128
@@ -202,6 +209,7 @@ def create_app(
     room_page.setup_routes(app)
     draw_routes.setup(app)
     shop_routes.setup(app)
+    eticket_routes.setup(app)
     app.on_startup.append(ops.freeze_openapi)
     metrics.mark_build_info()
     return app

@@ -11,6 +11,7 @@ import tomli_w
 from guichet import __version__, demo
 from guichet.config import ConfigError, Settings, load_settings, masked
 from guichet.draw import cli as draw_cli
+from guichet.eticket import cli as eticket_cli
 from guichet.room import cli as room_cli
 from guichet.shop import cli as shop_cli
 
@@ -107,6 +108,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     room_cli.register,
     draw_cli.register,
     shop_cli.register,
+    eticket_cli.register,
     demo.register,
 ]
 

@@ -237,6 +237,24 @@ class ShopConfig(_Section, frozen=True):
     confirm_timeout_ms: Annotated[int, Meta(ge=10, le=60_000)] = 2000
 
 
+class EticketsConfig(_Section, frozen=True):
+    """E-tickets: the keyring that signs them (apart from the admission keys) and how long a
+    ticket can be scanned.
+
+    A ticket's payload is a compact JWS (EdDSA) whose key is published at
+    ``/.well-known/jwks.json``; a retired key stays published ``valid_days`` after its
+    successor appeared, and a payload expires ``valid_days`` after its purchase, so every
+    payload that can still be scanned has its key published (our design).
+    """
+
+    signing_key_dir: str = ".guichet/eticket-keys"
+    issuer: str = "guichet"
+    #: The payload's ``aud``: an offline verifier checks it, so that an admission token (the
+    #: same JWKS) is never taken for a ticket.
+    audience: str = "guichet-gate"
+    valid_days: Annotated[int, Meta(ge=1, le=3650)] = 400
+
+
 class LoggingConfig(_Section, frozen=True):
     """Structured JSON logs on stderr."""
 
@@ -253,6 +271,7 @@ class Settings(_Section, frozen=True):
     rooms: RoomsConfig = RoomsConfig()
     draws: DrawsConfig = DrawsConfig()
     shop: ShopConfig = ShopConfig()
+    etickets: EticketsConfig = EticketsConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

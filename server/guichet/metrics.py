@@ -278,6 +278,22 @@ SHOP_SEATS_LEFT = Gauge(
     ["sale", "session"],
     multiprocess_mode="livemin",
 )
+# --- e-tickets ----------------------------------------------------------------------------------
+ETICKETS_ISSUED = Counter(
+    "guichet_etickets_issued_total",
+    "E-tickets issued (one per seat of each confirmed purchase), by sale.",
+    ["sale"],
+)
+ETICKET_SCANS = Counter(
+    "guichet_eticket_scans_total",
+    "Ticket scans at the gates, by outcome (accepted, refused).",
+    ["outcome"],
+)
+ETICKET_SCAN_REFUSALS = Counter(
+    "guichet_eticket_scan_refusals_total",
+    "Refused ticket scans by reason (malformed, forged, expired, unknown, already_used).",
+    ["reason"],
+)
 SHOP_SOLD_OUT = Gauge(
     "guichet_shop_sold_out_sessions",
     "Sessions of a sale with no seat left in any category.",

@@ -68,6 +68,10 @@ class Endpoint:
     tags: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()
     headers: tuple[Header, ...] = ()
+    #: Other media types the success response may take (e.g. a QR code as ``image/png``).
+    also: tuple[str, ...] = ()
+    #: Query parameters read: (name, JSON schema), none required.
+    query: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 def endpoint(summary: str, **options: Any) -> Callable[[H], H]:
@@ -130,16 +134,22 @@ def build_document(app: web.Application) -> dict[str, Any]:
             "tags": list(spec.tags),
             "responses": {},
         }
-        params = _path_params(path) + [
-            {
-                "name": h.name,
-                "in": "header",
-                "required": h.required,
-                "description": h.description,
-                "schema": h.schema or {"type": "string"},
-            }
-            for h in spec.headers
-        ]
+        query = [{"name": n, "in": "query", "required": False, "schema": schema}
+                 for n, schema in spec.query]  # fmt: skip
+        params = (
+            _path_params(path)
+            + query
+            + [
+                {
+                    "name": h.name,
+                    "in": "header",
+                    "required": h.required,
+                    "description": h.description,
+                    "schema": h.schema or {"type": "string"},
+                }
+                for h in spec.headers
+            ]
+        )
         if params:
             op["parameters"] = params
         if spec.request is not None:
@@ -152,6 +162,10 @@ def build_document(app: web.Application) -> dict[str, Any]:
             body["content"] = {spec.content_type: {"schema": schema_of[spec.response]}}
         elif spec.content_type != "application/json":
             body["content"] = {spec.content_type: {"schema": {"type": "string"}}}
+        for media in spec.also:
+            binary = {"type": "string"} if media.endswith("+xml") else {
+                "type": "string", "contentMediaType": media}  # fmt: skip
+            body.setdefault("content", {})[media] = {"schema": binary}
         op["responses"][str(spec.status)] = body
         codes = set(spec.errors)
         if spec.request is not None:

@@ -7,6 +7,7 @@ from aiohttp import web
 from guichet.auth import Account, Admin, Verifier, authenticate_account, authenticate_admin
 from guichet.config import Settings
 from guichet.draw.service import Draws
+from guichet.eticket.service import Etickets
 from guichet.room.guard import Guard
 from guichet.room.progress import Marks
 from guichet.room.service import Rooms
@@ -39,6 +40,10 @@ GUARD = web.AppKey("room_guard", Guard)  # admission tokens at holds and entries
 DRAWS = web.AppKey("draws", Draws)
 SHOP = web.AppKey("shop", Shop)
 LIVE = web.AppKey("shop_live", Live)  # each sale's rules and availability, refreshed
+
+# E-tickets (eticket/routes.py sets them up)
+ETICKET_KEYRING = web.AppKey("eticket_keyring", Keyring)  # signs payloads; in the JWKS too
+ETICKETS = web.AppKey("etickets", Etickets)
 
 
 def account_of(request: web.Request) -> Account:

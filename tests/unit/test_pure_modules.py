@@ -16,6 +16,7 @@ PURE = [
     "guichet.room.model",
     "guichet.draw.model",
     "guichet.shop.model",
+    "guichet.eticket.model",
 ]
 
 

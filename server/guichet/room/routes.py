@@ -24,6 +24,7 @@ from guichet.room.service import Rooms, Runtime, UnknownRoom, spec_fields
 from guichet.room.tickets import Ticket, TicketSigner, ticket_secret, verify_admission
 from guichet.signing import Keyring
 from guichet.state import (
+    ETICKET_KEYRING,
     GUARD,
     KEYRING,
     MARKS,
@@ -421,14 +422,16 @@ def _admission_subject(request: web.Request, rt: Runtime) -> tuple[str, str]:
 
 
 @openapi.endpoint(
-    "Public keys that verify admission tokens (JWKS, RFC 7517), old keys kept until their "
-    "tokens expire",
+    "Public keys that verify admission tokens and e-tickets (JWKS, RFC 7517; check `aud`), "
+    "old keys kept until what they signed expires",
     response=model.Jwks,
     tags=("room",),
 )
 async def jwks(request: web.Request) -> web.Response:
-    keyring = request.app[KEYRING]
-    response = webio.respond(model.Jwks(keys=keyring.published()))
+    keys = request.app[KEYRING].published()
+    if (tickets := request.app.get(ETICKET_KEYRING)) is not None:  # e-tickets: same JWKS
+        keys += tickets.published()
+    response = webio.respond(model.Jwks(keys=keys))
     response.headers["Cache-Control"] = "public, max-age=60"
     return response
 

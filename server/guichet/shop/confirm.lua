@@ -4,6 +4,7 @@
 -- point of the AOF, which covers the purchase written by an earlier call (whose own wait may
 -- have timed out). A hold past its expiry is expired here and then (its seats back in stock).
 -- KEYS[1] holds  KEYS[2] stock  KEYS[3] held  KEYS[4] sold  KEYS[5] usage  KEYS[6] expiries
+-- KEYS[7] bought (the account's confirmed hold ids: its e-tickets derive from them)
 -- ARGV[1] hold id  ARGV[2] account  ARGV[3] payment reference
 -- Returns {code, record}   code: 'ok' | 'again' | 'not_found' | 'expired' | 'released'
 --!include give_back.lua
@@ -33,6 +34,8 @@ end
 redis.call('HINCRBY', KEYS[5], r.tag .. ':h', -r.tickets)
 r.state = 'confirmed'
 r.payment_reference = ARGV[3]
+r.confirmed_us = string.format('%d', now)  -- a string: cjson would round 16 digits
 raw = cjson.encode(r)
 redis.call('HSET', KEYS[1], ARGV[1], raw)
+redis.call('SADD', KEYS[7], ARGV[1])
 return {'ok', raw}

@@ -315,6 +315,7 @@ async def confirm(request: web.Request) -> web.Response:
         )  # fmt: skip
     if code == "ok":
         metrics.SHOP_CONFIRMS.labels(sale).inc()
+        metrics.ETICKETS_ISSUED.labels(sale).inc(record.tickets)  # one per seat (eticket/)
     return webio.respond(_hold(sale, record))
 
 

@@ -49,6 +49,7 @@ class HoldRecord:
     packs: int
     expires_us: int
     payment_reference: str | None
+    confirmed_us: int | None = None  # when it was confirmed (e-tickets are dated by it)
 
     @classmethod
     def decode(cls, hold_id: str, raw: bytes | str) -> HoldRecord:
@@ -62,6 +63,7 @@ class HoldRecord:
             packs=int(r["packs"]),
             expires_us=int(r["expires_us"]),
             payment_reference=r.get("payment_reference"),
+            confirmed_us=int(r["confirmed_us"]) if "confirmed_us" in r else None,
         )
 
 
@@ -240,7 +242,7 @@ class Shop:
         k = SaleKeys(sale)
         (code, raw), fsynced = await self.store.scripts.durable(
             CONFIRM,
-            [k.holds, k.stock, k.held, k.sold, k.usage, k.expiries],
+            [k.holds, k.stock, k.held, k.sold, k.usage, k.expiries, k.bought(account)],
             [hold_id, account, payment],
             timeout_ms,
         )

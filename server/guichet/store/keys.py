@@ -140,10 +140,13 @@ class SaleKeys:
     loaded), ``usage`` (per account tag: tickets, packs, tickets per session, held and sold
     together), ``holds`` (hold id -> JSON record), ``expiries`` (zset of held holds by expiry),
     ``limited`` (sessions with the lower per-session limit), ``sessions`` (catalogue entries),
-    and one idempotency key per account and client key."""
+    and one idempotency key per account and client key.
+
+    E-tickets: ``bought`` (per account, the set of its confirmed hold ids: its tickets derive
+    from those records) and ``scans`` (ticket id -> "<µs> <gate>", the first accepted scan)."""
 
     __slots__ = ("_prefix", "cfg", "expiries", "held", "holds", "limited", "loaded", "outbox",
-                 "sale", "sessions", "sold", "stock", "usage")  # fmt: skip
+                 "sale", "scans", "sessions", "sold", "stock", "usage")  # fmt: skip
 
     def __init__(self, sale: str) -> None:
         self._prefix = f"{PREFIX}{{sale:{_checked(sale)}}}:"
@@ -159,6 +162,11 @@ class SaleKeys:
         self.expiries = self._prefix + "expiries"
         self.limited = self._prefix + "limited"
         self.sessions = self._prefix + "sessions"
+        self.scans = self._prefix + "scans"
+
+    def bought(self, account: str) -> str:
+        """The set of an account's confirmed hold ids (its e-tickets derive from them)."""
+        return f"{self._prefix}bought:{subject_digest(account)}"
 
     def idempotency(self, account: str, key: str) -> str:
         """The answer kept for one account's ``Idempotency-Key``."""

@@ -1,0 +1,123 @@
+"""E-tickets on the store: an account's tickets (derived from its purchases), signed; the
+gate's scan (signature checked here, the once-only mark in ``scan.lua``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+from guichet.auth import Refused
+from guichet.config import EticketsConfig
+from guichet.eticket import model
+from guichet.refusals import code_of
+from guichet.shop.service import HoldRecord
+from guichet.signing import Keyring, verify
+from guichet.store.client import Store
+from guichet.store.keys import SaleKeys
+from guichet.store.scripts import LuaScript
+from guichet.units import US_PER_S
+
+SCAN = LuaScript("guichet.eticket", "scan.lua")
+SCRIPTS = (SCAN,)
+
+ScanCode = Literal["ok", "already_used", "unknown"]
+#: Why a scan is refused: the payload's (signature checks) or the script's.
+ScanRefused = Literal["malformed", "forged", "expired", "already_used", "unknown"]
+DAY_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A ticket as its buyer sees it: the seat, its signed payload, its first scan if any."""
+
+    seat: model.Seat
+    payload: str
+    used: tuple[int, str] | None  # (µs, gate)
+
+
+class Scan(NamedTuple):
+    """A scan's outcome: accepted (``code`` 'ok') or why not; the seat when the payload named
+    one; the first scan (µs, gate) when accepted or already used."""
+
+    code: Literal["ok"] | ScanRefused
+    seat: model.Seat | None
+    used: tuple[int, str] | None
+
+
+class Etickets:
+    """Tickets of confirmed purchases: listed, signed, scanned once."""
+
+    def __init__(self, store: Store, keyring: Keyring, cfg: EticketsConfig) -> None:
+        self.store = store
+        self.keyring = keyring
+        self.cfg = cfg
+        self.valid_s = cfg.valid_days * DAY_S
+
+    def sign(self, seat: model.Seat, confirmed_us: int) -> str:
+        """The ticket's payload: a compact JWS (EdDSA, deterministic for one key)."""
+        issued_s = confirmed_us // US_PER_S
+        return self.keyring.sign(model.claims(
+            seat, issuer=self.cfg.issuer, audience=self.cfg.audience, issued_s=issued_s,
+            valid_s=self.valid_s))  # fmt: skip
+
+    async def of_account(self, sale: str, account: str) -> list[Issued]:
+        """Every ticket of the account's confirmed purchases in ``sale``."""
+        k = SaleKeys(sale)
+        members: set[Any] = await self.store.client.smembers(k.bought(account))
+        holds = sorted(m.decode() for m in members)
+        if not holds:
+            return []
+        raws: list[Any] = await self.store.client.hmget(k.holds, holds)
+        records = [HoldRecord.decode(h, raw) for h, raw in zip(holds, raws, strict=True) if raw]
+        return await self._issued(sale, [r for r in records if _bought_by(r, account)])
+
+    async def one(self, sale: str, account: str, ticket: str) -> Issued | None:
+        """One of the account's tickets, or None (no such ticket, or another's)."""
+        parsed = model.parse_ticket_id(ticket)
+        if parsed is None:
+            return None
+        raw: Any = await self.store.client.hget(SaleKeys(sale).holds, parsed[0])
+        record = None if raw is None else HoldRecord.decode(parsed[0], raw)
+        if record is None or not _bought_by(record, account):
+            return None
+        found = [i for i in await self._issued(sale, [record]) if i.seat.id == ticket]
+        return found[0] if found else None
+
+    async def _issued(self, sale: str, records: list[HoldRecord]) -> list[Issued]:
+        out: list[tuple[model.Seat, int]] = []
+        for r in records:
+            out += [(s, r.confirmed_us or 0) for s in model.seats(sale, r.id, r.account, r.items)]
+        if not out:
+            return []
+        used: list[Any] = await self.store.client.hmget(
+            SaleKeys(sale).scans, [s.id for s, _ in out]
+        )
+        return [
+            Issued(s, self.sign(s, at), None if u is None else model.used_record(u.decode()))
+            for (s, at), u in zip(out, used, strict=True)
+        ]
+
+    async def scan(self, payload: str, gate: str) -> Scan:
+        """Check the payload's signature (ticket keyring, issuer, audience, expiry), then mark
+        the ticket used if it was not (atomic, ``scan.lua``)."""
+        try:
+            c = verify(self.keyring, payload, what="ticket", audience=self.cfg.audience,
+                       issuer=self.cfg.issuer, require=model.REQUIRED)  # fmt: skip
+        except Refused as exc:
+            reason: ScanRefused = "expired" if exc.reason == "expired" else (
+                "forged" if exc.reason == "forged" else "malformed")  # fmt: skip
+            return Scan(reason, None, None)
+        seat = model.seat_of(c)
+        if seat is None:  # signed by us, yet not a ticket's claims: never issued as such
+            return Scan("malformed", None, None)
+        k = SaleKeys(seat.sale)
+        raw_code, record = await self.store.scripts(
+            SCAN, [k.holds, k.scans], [seat.id, seat.hold, seat.number, seat.account, gate]
+        )
+        code: ScanCode = code_of(raw_code, ScanCode, "scan")
+        used = model.used_record(record.decode()) if record else None
+        return Scan(code, seat, used)
+
+
+def _bought_by(r: HoldRecord, account: str) -> bool:
+    return r.account == account and r.state == "confirmed"
