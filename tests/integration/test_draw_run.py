@@ -58,7 +58,8 @@ def registered(settings: Settings, n: int, draw: str = "d1") -> list[tuple[str, 
 
     async def work(draws: Draws) -> None:
         await draws.put(draw, spec())
-        codes = await asyncio.gather(*(draws.register(draw, a, s) for s, a in entries))
+        club = frozenset({"club"})  # the token's groups claim: club is restricted
+        codes = await asyncio.gather(*(draws.register(draw, a, s, club) for s, a in entries))
         assert {c[0] for c in codes} <= {"created"}
 
     with_draws(settings, work)

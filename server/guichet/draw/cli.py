@@ -20,7 +20,7 @@ import numpy as np
 from guichet import clitime, opscli, wire
 from guichet.clitime import rfc3339
 from guichet.config import ConfigError, Settings
-from guichet.draw import audit, model, outbox, ranking, seal, waves
+from guichet.draw import audit, members, model, outbox, ranking, seal, waves
 from guichet.draw.run import RunError, chunk_size, ranked_ids, read_bucket, run
 from guichet.draw.service import SCRIPTS, Draws
 from guichet.signing import Keyring
@@ -66,6 +66,8 @@ def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
             spec[field] = getattr(args, flag)
     if args.strata:
         spec["strata"] = args.strata.split(",")
+    if args.restricted is not None:
+        spec["restricted"] = [s for s in args.restricted.split(",") if s]
     try:
         parsed = wire.decode(json.dumps(spec).encode(), model.DrawSpec)
     except Exception as exc:  # a Problem naming the field
@@ -127,6 +129,61 @@ def cmd_commit(args: argparse.Namespace, settings: Settings) -> int:
     if c.code == "exists":
         print(f"already committed at {wire.rfc3339(c.committed_us / US_PER_S)}", file=sys.stderr)
     print(c.commitment)
+    return 0
+
+
+# --- members of restricted strata ----------------------------------------------------------
+
+
+def cmd_members_load(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        accounts = members.parse(data)
+    except (OSError, members.MemberListError) as exc:
+        return _fail(f"cannot read the member list: {exc}")
+    loaded = _with_store(
+        settings, lambda s: Draws(s).load_members(args.draw, args.stratum, accounts)
+    )
+    match loaded.code:
+        case "unknown":
+            return _fail(f"no draw {args.draw!r}")
+        case "committed":
+            return _fail(f"draw {args.draw!r} is committed: its member lists are fixed")
+        case "open":
+            return _fail(
+                f"stratum {args.stratum!r} of draw {args.draw!r} is open to anyone: list it "
+                "in the draw's `restricted` strata first"
+            )
+        case "ok":
+            print(f"stratum {args.stratum}: {loaded.members} members")
+        case _:
+            assert_never(loaded.code)
+    return 0
+
+
+def cmd_members_show(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(store: Store) -> dict[str, Any] | None:
+        draws = Draws(store)
+        spec = await draws.spec(args.draw)
+        if spec is None:
+            return None
+        restricted = spec.restricted_strata()
+        shown: dict[str, Any] = {
+            "draw": args.draw,
+            "restricted": restricted,
+            "members": await draws.member_counts(args.draw, restricted),
+        }
+        if args.account is not None:
+            shown["account"] = args.account
+            shown["listed_in"] = [
+                s for s in restricted if await draws.is_member(args.draw, s, args.account)
+            ]
+        return shown  # fmt: skip
+
+    shown = _with_store(settings, work)
+    if shown is None:
+        return _fail(f"no draw {args.draw!r}")
+    _print(shown)
     return 0
 
 
@@ -354,6 +411,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--closes", type=rfc3339, help=f"registration closes ({clitime.HELP})")
     c.add_argument("--strata", help="strata in priority order, comma-separated")
     c.add_argument("--default-stratum", dest="default_stratum")
+    c.add_argument("--restricted", help="strata that need membership, comma-separated ('': "
+                   "none; default: every stratum but the default one)")  # fmt: skip
     c.add_argument("--sale", help="the sale the windows are for")
     c.add_argument("--phase", choices=["packs", "singles"])
     c.add_argument("--window-s", dest="window_s", type=int, help="window length (default 48 h)")
@@ -363,6 +422,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = inner.add_parser("show", help="a draw's spec, entries, commitment, run and waves")
     c.add_argument("draw")
     c.set_defaults(func=cmd_show)
+
+    c = inner.add_parser("members", help="member lists of restricted strata (until commit)")
+    members_cmds = c.add_subparsers(dest="members_command", required=True)
+    m = members_cmds.add_parser("load", help="replace a restricted stratum's member list with "
+                                "a file of account ids, one per line ('-': stdin)")  # fmt: skip
+    m.add_argument("draw")
+    m.add_argument("stratum")
+    m.add_argument("file")
+    m.set_defaults(func=cmd_members_load)
+    m = members_cmds.add_parser("show", help="members per restricted stratum (and an account's)")
+    m.add_argument("draw")
+    m.add_argument("--account", help="also say which lists hold this account id")
+    m.set_defaults(func=cmd_members_show)
 
     c = inner.add_parser("commit", help="make and seal the secret seed; print sha256(seed)")
     c.add_argument("draw")
