@@ -344,8 +344,14 @@ def cmd_release_wave(args: argparse.Namespace, settings: Settings) -> int:
         count = args.count
         if args.from_stock is not None:
             _, s = waves.state(client, args.draw)
-            count = waves.size_from_stock(s, args.from_stock)
-            print(f"wave sized from stock: {count} windows", file=sys.stderr)
+            left = args.from_stock if args.from_stock >= 0 else waves.stock_left(client, s.sale)
+            count = waves.size_from_stock(s, left)
+            windows, buyers, tickets = s.observed
+            print(f"wave sized from stock: {count} windows for {left} tickets left "
+                  f"({tickets} tickets by {buyers} buyers from {windows} windows of the waves "
+                  "that have ended)", file=sys.stderr)  # fmt: skip
+            if count == 0:
+                return _fail("no stock left: no wave to release")
         starts_us = int(_time(args.start).timestamp() * US_PER_S)
         with tqdm(desc="windows", file=sys.stderr, disable=args.quiet) as bar:
 
@@ -366,6 +372,29 @@ def cmd_release_wave(args: argparse.Namespace, settings: Settings) -> int:
             "ends_at": wire.rfc3339(wave.ends_us / US_PER_S),
             "ranks": [wave.first_rank + 1, wave.target],
             "assigned": wave.assigned, "already_had_a_window": wave.skipped})  # fmt: skip
+    return 0
+
+
+def cmd_waves(args: argparse.Namespace, settings: Settings) -> int:
+    """Per wave: its window, windows given, buyers, tickets, conversion."""
+    try:
+        _, s = waves.state(_sync_client(settings), args.draw)
+    except RunError as exc:
+        return _fail(str(exc))
+
+    def ratio(value: float | None) -> float | None:
+        return None if value is None else round(value, 4)
+
+    rows = [{"wave": r.number, "starts_at": wire.rfc3339(r.starts_us / US_PER_S),
+             "ends_at": wire.rfc3339(r.ends_us / US_PER_S),
+             "state": "pending" if s.pending and s.pending[0] == r.number
+             else "open" if r.ends_us > s.now_us else "ended",
+             "windows": r.windows, "buyers": r.buyers, "tickets": r.tickets,
+             "conversion": ratio(r.conversion), "tickets_per_window": ratio(r.tickets_per_window)}
+            for r in s.records]  # fmt: skip
+    _print({"draw": args.draw, "sale": s.sale, "ranked": s.ranked, "cursor": s.cursor,
+            "waves": rows, "windows": s.assigned, "buyers": s.buyers,
+            "tickets": s.tickets})  # fmt: skip
     return 0
 
 
@@ -476,12 +505,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     size = c.add_mutually_exclusive_group(required=True)
     size.add_argument("--count", type=int, help="entrants in this wave")
     size.add_argument("--from-stock", dest="from_stock", type=int, metavar="TICKETS",
-                      help="size the wave from the sale's remaining tickets")  # fmt: skip
+                      nargs="?", const=-1,
+                      help="size the wave from the tickets left (default: the sale's stock "
+                      "now) and the tickets per window the ended waves sold")  # fmt: skip
     c.add_argument("--start", required=True, type=rfc3339, help=f"window start ({clitime.HELP})")
     c.add_argument("--stratum", help="keep the wave within this stratum (e.g. club days)")
     c.add_argument("--allow-short-notice", dest="allow_short_notice", action="store_true")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_release_wave)
+
+    c = inner.add_parser("waves", help="per wave: windows, buyers, tickets and conversion")
+    c.add_argument("draw")
+    c.set_defaults(func=cmd_waves)
 
     p = sub.add_parser("outbox", help="window notices waiting for the e-mail sender")
     inner = p.add_subparsers(dest="outbox_command", required=True)

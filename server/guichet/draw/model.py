@@ -166,8 +166,10 @@ def wave_size(
 
     Rule: expected tickets per assigned window = conversion * tickets per buyer, where
     conversion = buyers / assigned and tickets per buyer = tickets sold / buyers, both taken
-    from the earlier waves (with at least 100 buyers observed; before that the priors are
-    used). Size = ceil(remaining / expected * safety). Nothing remaining: 0.
+    from the earlier waves whose windows have ended (the shop's confirms record buyers and
+    tickets per wave; with at least 100 buyers observed; before that the priors are used).
+    Size = ceil(remaining / expected * safety). Nothing remaining: 0. (Our own design: the
+    seed says only that windows are given to those drawn.)
     """
     if remaining_tickets <= 0:
         return 0

@@ -236,7 +236,17 @@ class Shop:
         k = SaleKeys(sale)
         (code, raw), fsynced = await self.store.scripts.durable(
             CONFIRM,
-            [k.holds, k.stock, k.held, k.sold, k.usage, k.expiries],
+            [
+                k.holds,
+                k.stock,
+                k.held,
+                k.sold,
+                k.usage,
+                k.expiries,
+                k.windows("packs"),
+                k.windows("singles"),
+                k.purchases,
+            ],
             [hold_id, account, payment],
             timeout_ms,
         )
