@@ -4,6 +4,7 @@ claim; a spec's restricted strata."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,10 +78,8 @@ def test_restricted_defaults_to_every_stratum_but_the_default_in_priority_order(
         _spec(strata=["club", "general"], restricted=["press"])
 
 
-def test_the_groups_claim_is_configurable(tmp_path: object) -> None:
-    from pathlib import Path
-
-    key = auth.load_or_create_dev_key(Path(str(tmp_path)) / "dev.pem")
+def test_the_groups_claim_is_configurable(tmp_path: Path) -> None:
+    key = auth.load_or_create_dev_key(tmp_path / "dev.pem")
     keys = {auth.public_jwk(key)["kid"]: key.public_key()}
     roles = auth.Verifier(SecurityConfig(dev_issuer=False, groups_claim="roles"), keys)
     plain = auth.Verifier(SecurityConfig(dev_issuer=False), keys)
@@ -88,3 +87,15 @@ def test_the_groups_claim_is_configurable(tmp_path: object) -> None:
                       groups=["club"], groups_claim="roles")  # fmt: skip
     assert roles.account(token).groups == {"club"}
     assert plain.account(token).groups == frozenset()  # `groups` is not the claim it sent
+
+
+def test_the_dev_token_command_can_put_an_account_in_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from guichet import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["token", "--account", "fan", "--group", "club", "--group", "press"]) == 0
+    token = capsys.readouterr().out.strip()
+    verifier = auth.Verifier.from_config(SecurityConfig())
+    assert verifier.account(token).groups == {"club", "press"}
