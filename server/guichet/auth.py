@@ -42,6 +42,21 @@ class Account:
 
     id: str
     expires_at: float
+    #: The groups the identity provider puts the account in (``security.groups_claim``);
+    #: a restricted draw stratum of the same name admits it.
+    groups: frozenset[str] = frozenset()
+
+
+MAX_GROUPS = 64
+
+
+def groups_of(value: object) -> frozenset[str]:
+    """The groups claim as a set: a list of names (or one space-separated string); entries
+    that are not short printable strings are ignored, not fatal (they only grant nothing)."""
+    names = value.split() if isinstance(value, str) else value
+    if not isinstance(names, list):
+        return frozenset()
+    return frozenset(n for n in names[:MAX_GROUPS] if printable(n, 64))
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,8 @@ def mint(
     ttl_s: int,
     scopes: list[str] | None = None,
     now: float | None = None,
+    groups: list[str] | None = None,
+    groups_claim: str = "groups",
 ) -> str:
     """Sign a token as the development issuer (``guichet token``, tests, load tests)."""
     issued = int(now if now is not None else time.time())
@@ -117,6 +134,8 @@ def mint(
     }
     if scopes:
         claims["scope"] = " ".join(scopes)
+    if groups:
+        claims[groups_claim] = groups
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": public_jwk(key)["kid"]})
 
 
@@ -247,7 +266,11 @@ class Verifier:
                 return known
             raise Refused("expired", "token has expired")
         claims = self._checked_claims(token, self.cfg.audience)
-        account = Account(id=claims["sub"], expires_at=float(claims["exp"]))
+        account = Account(
+            id=claims["sub"],
+            expires_at=float(claims["exp"]),
+            groups=groups_of(claims.get(self.cfg.groups_claim)),
+        )
         self._accounts.put(token, account)
         return account
 

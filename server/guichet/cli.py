@@ -58,8 +58,9 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
         if not args.account:
             raise ConfigError("guichet token needs --account ID (or --admin --scope S)")
         token = auth.mint(
-            key, issuer=sec.issuer, audience=sec.audience, subject=args.account, ttl_s=args.ttl
-        )
+            key, issuer=sec.issuer, audience=sec.audience, subject=args.account, ttl_s=args.ttl,
+            groups=args.group, groups_claim=sec.groups_claim,
+        )  # fmt: skip
     print(token)
     return 0
 
@@ -90,6 +91,8 @@ def _add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--admin", action="store_true", help="an admin token (admin audience)")
     p.add_argument("--scope", action="append", help="admin scope, repeatable (e.g. ops:read)")
     p.add_argument("--subject", help="admin subject (default admin:cli)")
+    p.add_argument("--group", action="append", help="account group, repeatable (claim "
+                   "security.groups_claim: admits to a draw's restricted stratum)")  # fmt: skip
     p.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     p.set_defaults(func=cmd_token)
 

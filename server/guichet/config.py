@@ -142,6 +142,9 @@ class SecurityConfig(_Section, frozen=True):
     #: Verified tokens and queue tickets remembered per worker (a repeat costs a dict lookup);
     #: 0 turns the cache off.
     verified_cache_size: Annotated[int, Meta(ge=0, le=10_000_000)] = 200_000
+    #: The account-token claim listing the account's groups (e.g. ``["club"]``): a draw's
+    #: restricted stratum of the same name admits the account (docs/architecture.md).
+    groups_claim: Annotated[str, Meta(min_length=1, max_length=64)] = "groups"
 
     def __post_init__(self) -> None:
         if not self.algorithms:

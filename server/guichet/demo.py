@@ -143,7 +143,8 @@ def setup(url: str, settings: Settings, accounts: int, close_in_s: float) -> dic
                         scripts=DRAW_SCRIPTS)  # fmt: skip
         try:
             draws = Draws(store)
-            await asyncio.gather(*(draws.register(DRAW, n, "club" if i % 10 == 0 else "")
+            club = frozenset({"club"})  # as an identity token's groups claim would say
+            await asyncio.gather(*(draws.register(DRAW, n, "", club if i % 10 == 0 else frozenset())
                                    for i, n in enumerate(names)))  # fmt: skip
             c = await draws.commit(DRAW, seal_key)
             if c.code != "ok":

@@ -208,7 +208,8 @@ DRAW_WITHDRAWALS = Counter(
 )
 DRAW_REJECTIONS = Counter(
     "guichet_draw_registration_rejections_total",
-    "Refused registrations, by reason (not_open, closed, bad_stratum, unknown, invalid).",
+    "Refused registrations, by reason (not_open, closed, bad_stratum, not_a_member, unknown, "
+    "invalid).",
     ["reason"],
 )
 DRAW_PROGRESS = Gauge(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from guichet import cli
+from guichet import auth, cli
 from guichet.app import create_app
 from guichet.config import Settings
 from guichet.draw import monitor
@@ -112,9 +113,16 @@ async def test_consent_and_stratum_are_checked_and_change_nothing(
     assert resp.status == 404
 
 
+def member_token(tokens: Tokens, account: str, groups: list[str]) -> str:
+    """An account token whose groups claim (``security.groups_claim``) lists ``groups``."""
+    sec = tokens.sec
+    return auth.mint(tokens.key, issuer=sec.issuer, audience=sec.audience, subject=account,
+                     ttl_s=600, groups=groups, groups_claim=sec.groups_claim)  # fmt: skip
+
+
 async def test_a_club_claim_and_withdrawal_before_close(client: Client, tokens: Tokens) -> None:
     await put_draw(client, tokens, spec())
-    bearer = {"Authorization": f"Bearer {tokens.account('member')}"}
+    bearer = {"Authorization": f"Bearer {member_token(tokens, 'member', ['club'])}"}
     resp = await client.post(
         "/v1/draws/d1/entries", json={**CONSENT, "stratum": "club"}, headers=bearer
     )
@@ -152,6 +160,8 @@ async def test_admin_put_needs_the_scope_and_a_valid_spec(client: Client, tokens
         (spec(opens_in_s=10, closes_in_s=5), "registration_closes_at"),
         (spec(strata=["club", "club"]), "strata"),
         (spec(strata=["club"]), "default_stratum"),
+        (spec(restricted=["press"]), "restricted"),
+        (spec(restricted=["general"]), "restricted"),  # the default stays open
     ):
         resp = await client.put(url, json=body, headers=admin)
         problem = await resp.json()
@@ -271,7 +281,8 @@ async def test_a_strata_change_that_orphans_entries_is_409_and_changes_nothing(
 ) -> None:
     """Entries naming a stratum the new spec leaves out: refused, naming the stratum and how
     many entries it holds; a change keeping every stratum with entries goes through."""
-    assert await put_draw(client, tokens, spec(strata=["club", "general", "press"])) == 201
+    body = spec(strata=["club", "general", "press"], restricted=[])  # all open: anyone claims
+    assert await put_draw(client, tokens, body) == 201
     for i, stratum in enumerate(["club", "club", "general"]):
         bearer = {"Authorization": f"Bearer {tokens.account(f'fan-{i}')}"}
         resp = await client.post(
@@ -280,7 +291,8 @@ async def test_a_strata_change_that_orphans_entries_is_409_and_changes_nothing(
         assert resp.status == 201, await resp.text()
     admin = {"Authorization": f"Bearer {tokens.admin('draws:write')}"}
     before = await (await client.get("/v1/draws/d1")).json()
-    resp = await client.put("/v1/admin/draws/d1", json=spec(strata=["general"]), headers=admin)
+    body = spec(strata=["general"], restricted=[])
+    resp = await client.put("/v1/admin/draws/d1", json=body, headers=admin)
     assert resp.status == 409
     assert resp.content_type == "application/problem+json"
     problem = await resp.json()
@@ -292,7 +304,95 @@ async def test_a_strata_change_that_orphans_entries_is_409_and_changes_nothing(
     # A withdrawn stratum's last entry frees it; an empty stratum may go.
     fan2 = {"Authorization": f"Bearer {tokens.account('fan-2')}"}
     assert (await client.delete("/v1/draws/d1/entries/me", headers=fan2)).status == 200
-    body = spec(strata=["club"], default_stratum="club")
+    body = spec(strata=["club"], default_stratum="club", restricted=[])
     assert await put_draw(client, tokens, body) == 200  # 'general' (0 left), 'press' gone
     shown = await (await client.get("/v1/draws/d1")).json()
     assert shown["spec"]["strata"] == ["club"]
+
+
+async def ops(settings: Settings, tmp_path: Path, *args: str) -> int:
+    """``guichet …`` as ops run it, with these settings."""
+    config = settings_file(settings, tmp_path / "ops.toml")
+    return await asyncio.to_thread(cli.main, ["--config", str(config), *args])
+
+
+async def register(client: Client, token: str, stratum: str | None = None) -> Any:
+    body = CONSENT if stratum is None else {**CONSENT, "stratum": stratum}
+    resp = await client.post(
+        "/v1/draws/d1/entries", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    return resp.status, await resp.json()
+
+
+async def test_a_restricted_stratum_is_for_its_members_only(
+    client: Client, tokens: Tokens, settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 13, item 2: ``club`` (restricted by default: every stratum but the default) is
+    refused to a self-declared claim, 403 not-a-member naming the field, nothing written;
+    members come from the token's groups claim or from the list ops load; a member without a
+    claim lands in their highest stratum, and may still choose a lower one."""
+    assert await put_draw(client, tokens, spec(strata=["club", "press", "general"])) == 201
+    shown = await (await client.get("/v1/draws/d1")).json()
+    assert shown["spec"]["restricted"] == ["club", "press"]
+    status, problem = await register(client, tokens.account("intruder"), "club")
+    assert status == 403, problem
+    assert problem["type"].endswith("not-a-member")
+    assert [e["field"] for e in problem["errors"]] == ["stratum"]
+    assert problem["context"] == {"stratum": "club"}
+    bearer = {"Authorization": f"Bearer {tokens.account('intruder')}"}
+    assert (await client.get("/v1/draws/d1/entries/me", headers=bearer)).status == 404
+    # by token: the groups claim; without a claim, the highest stratum held
+    status, entry = await register(client, member_token(tokens, "m1", ["press", "club", "x"]))
+    assert (status, entry["stratum"]) == (201, "club")
+    status, entry = await register(client, member_token(tokens, "m2", ["press"]), "general")
+    assert (status, entry["stratum"]) == (201, "general")
+    status, problem = await register(client, member_token(tokens, "m3", ["press"]), "club")
+    assert status == 403, problem
+    # by list: ops load account ids; a reload replaces the list
+    members = tmp_path / "press.txt"
+    members.write_text("# press accreditations\nlisted-1\r\nlisted-2\n\nlisted-1\n")
+    assert await ops(settings, tmp_path, "draw", "members", "load", "d1", "press",
+                     str(members)) == 0  # fmt: skip
+    status, entry = await register(client, tokens.account("listed-1"))
+    assert (status, entry["stratum"]) == (201, "press")
+    status, problem = await register(client, tokens.account("listed-3"), "press")
+    assert status == 403, problem
+    members.write_text("listed-3\n")
+    assert await ops(settings, tmp_path, "draw", "members", "load", "d1", "press",
+                     str(members)) == 0  # fmt: skip
+    status, entry = await register(client, tokens.account("listed-3"), "press")
+    assert (status, entry["stratum"]) == (201, "press")
+    status, entry = await register(client, tokens.account("listed-2"))  # no longer listed
+    assert (status, entry["stratum"]) == (201, "general")
+    counts = (await (await client.get("/v1/draws/d1")).json())["entries"]
+    assert counts == {"club": 1, "press": 2, "general": 2}
+    # an open stratum has no list; a bad file changes nothing
+    assert await ops(settings, tmp_path, "draw", "members", "load", "d1", "general",
+                     str(members)) == 1  # fmt: skip
+    members.write_bytes(b"ok\nbad\tid\n")
+    assert await ops(settings, tmp_path, "draw", "members", "load", "d1", "press",
+                     str(members)) == 1  # fmt: skip
+    assert await ops(settings, tmp_path, "draw", "members", "show", "d1") == 0
+
+
+async def test_member_lists_are_fixed_by_the_commitment(
+    client: Client, tokens: Tokens, settings: Settings, tmp_path: Path, capsys: Any
+) -> None:
+    await put_draw(client, tokens, spec())
+    members = tmp_path / "club.txt"
+    members.write_text("a\nb\n")
+    assert await ops(settings, tmp_path, "draw", "members", "load", "d1", "club",
+                     str(members)) == 0  # fmt: skip
+    assert await ops(settings, tmp_path, "draw", "commit", "d1") == 0
+    members.write_text("c\n")
+    assert await ops(settings, tmp_path, "draw", "members", "load", "d1", "club",
+                     str(members)) == 1  # fmt: skip
+    capsys.readouterr()
+    assert await ops(settings, tmp_path, "draw", "members", "show", "d1", "--account", "b") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["members"] == {"club": 2}
+    assert shown["listed_in"] == ["club"]
+    status, entry = await register(client, tokens.account("b"))
+    assert (status, entry["stratum"]) == (201, "club")
+    status, _ = await register(client, tokens.account("c"), "club")
+    assert status == 403

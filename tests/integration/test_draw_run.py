@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from guichet.config import Settings
 from guichet.draw import audit, model, outbox, seal, waves
 from guichet.draw.run import RunError, ranked_ids, run
 from guichet.draw.service import Commitment, Draws
+from guichet.shop import model as shop_model
+from guichet.shop.service import Shop
 from guichet.signing import Keyring
 from guichet.store import sync
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys, SaleKeys
@@ -58,7 +61,8 @@ def registered(settings: Settings, n: int, draw: str = "d1") -> list[tuple[str, 
 
     async def work(draws: Draws) -> None:
         await draws.put(draw, spec())
-        codes = await asyncio.gather(*(draws.register(draw, a, s) for s, a in entries))
+        club = frozenset({"club"})  # the token's groups claim: club is restricted
+        codes = await asyncio.gather(*(draws.register(draw, a, s, club) for s, a in entries))
         assert {c[0] for c in codes} <= {"created"}
 
     with_draws(settings, work)
@@ -666,3 +670,78 @@ def test_draw_commands_refuse_bad_input_and_change_nothing(
     assert "has not run yet" in capsys.readouterr().err
     assert client_of(settings).hget(DrawKeys("d1").cfg, "commitment") is None
     assert not client_of(settings).exists(DrawKeys("d9").cfg)
+
+
+SESSIONS = ("S1", "S2", "S3")
+CATALOGUE = msgspec.convert({"sessions": [
+    {"id": sid, "sport": "Judo", "venue": "Champ-de-Mars Arena",
+     "starts_at": "2024-07-28T10:00:00Z",
+     "categories": [{"id": "A", "price_eur": 50, "seats": 2000}]}
+    for sid in SESSIONS
+]}, shop_model.Catalogue)  # fmt: skip
+PACK = shop_model.Pack(items=[shop_model.Item(session=s, category="A", quantity=1)
+                              for s in SESSIONS])  # fmt: skip
+
+
+def test_confirms_record_each_wave_and_sizing_learns_from_them(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 13, item 6: a confirm records its buyer (once per phase) and tickets against the
+    wave of the buyer's window; ``--from-stock`` sizing uses tickets per window of the waves
+    that have ended (priors before); ``guichet draw waves`` shows it per wave."""
+    committed_and_closed(settings, 400)
+    do_run(settings)
+    client = client_of(settings)
+    seconds, micros = client.time()
+    now_us = int(seconds) * 1_000_000 + int(micros)
+    first = release_all(settings, 200, now_us - 60_000_000, allow_short_notice=True)  # open now
+    ranked = ranked_ids(client, "d1", 0, 400)
+
+    async def buy(shop: Shop) -> list[str]:
+        await shop.put("s1", shop_model.SaleSpec())
+        assert (await shop.load("s1", CATALOGUE)).code == "ok"
+        codes: list[str] = []
+
+        async def hold_and_confirm(account: str, packs: int, key: str, confirm: bool) -> None:
+            request = shop_model.HoldRequest(packs=[PACK] * packs)
+            held = await shop.hold("s1", "packs", account, key, request)
+            codes.append(held.code)
+            if held.code == "ok" and confirm:
+                confirmed = await shop.confirm("s1", account, held.hold, "pay-" + key, 2000)
+                codes.append(confirmed.code)
+
+        for i, account in enumerate(ranked[:150]):  # 150 of the 200 windows buy
+            await hold_and_confirm(account, 3 if i % 2 == 0 else 1, f"k{i}", True)
+        await hold_and_confirm(ranked[1], 1, "again", True)  # a second purchase: same buyer
+        await hold_and_confirm(ranked[150], 1, "held", False)  # held, never confirmed
+        await hold_and_confirm(ranked[300], 1, "late", True)  # no window yet: refused
+        return codes
+
+    codes = opscli.with_store(settings, SCRIPTS, lambda store: buy(Shop(store)))
+    assert codes.count("ok") == 2 * 151 + 1
+    assert codes[-1] == "window"
+    tickets = 75 * 9 + 75 * 3 + 3
+    _, now = waves.state(client, "d1")
+    (record,) = now.records
+    assert (record.number, record.windows, record.buyers, record.tickets) == (1, 200, 150, tickets)
+    assert now.observed == (0, 0, 0)  # the windows are still open: nothing to learn from yet
+    assert waves.size_from_stock(now, 3000) == model.wave_size(3000, 0, 0, 0) == 1100  # priors
+    _, later = waves.state(client, "d1", now_us=first.ends_us)
+    assert later.observed == (200, 150, tickets)
+    learned = waves.size_from_stock(later, 3000)
+    assert learned == math.ceil(3000 / (tickets / 200) * 1.1) == 731
+    # the CLI: a second wave sized from the sale's stock, then the table per wave
+    config = str(settings_file(settings, tmp_path / "ops.toml"))
+    start = datetime.fromtimestamp(now_us / 1e6 + 3 * 86_400, UTC).isoformat()
+    assert cli.main(["--config", config, "draw", "release-wave", "d1", "--from-stock",
+                     "--start", start, "--quiet"]) == 0  # fmt: skip
+    stock = waves.stock_left(client, "s1")
+    assert stock == 3 * 2000 - tickets - 3  # the held pack is not in stock either
+    capsys.readouterr()
+    assert cli.main(["--config", config, "draw", "waves", "d1"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    one, two = shown["waves"]
+    assert (one["windows"], one["buyers"], one["tickets"]) == (200, 150, tickets)
+    assert (one["conversion"], one["state"]) == (0.75, "open")
+    assert two["windows"] == min(200, model.wave_size(stock, 0, 0, 0))  # 200 ranks were left
+    assert (two["buyers"], two["tickets"], two["state"]) == (0, 0, "open")

@@ -20,7 +20,7 @@ import numpy as np
 from guichet import clitime, opscli, wire
 from guichet.clitime import rfc3339
 from guichet.config import ConfigError, Settings
-from guichet.draw import audit, model, outbox, ranking, seal, waves
+from guichet.draw import audit, members, model, outbox, ranking, seal, waves
 from guichet.draw.run import RunError, chunk_size, ranked_ids, read_bucket, run
 from guichet.draw.service import SCRIPTS, Draws
 from guichet.signing import Keyring
@@ -66,6 +66,8 @@ def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
             spec[field] = getattr(args, flag)
     if args.strata:
         spec["strata"] = args.strata.split(",")
+    if args.restricted is not None:
+        spec["restricted"] = [s for s in args.restricted.split(",") if s]
     try:
         parsed = wire.decode(json.dumps(spec).encode(), model.DrawSpec)
     except Exception as exc:  # a Problem naming the field
@@ -127,6 +129,61 @@ def cmd_commit(args: argparse.Namespace, settings: Settings) -> int:
     if c.code == "exists":
         print(f"already committed at {wire.rfc3339(c.committed_us / US_PER_S)}", file=sys.stderr)
     print(c.commitment)
+    return 0
+
+
+# --- members of restricted strata ----------------------------------------------------------
+
+
+def cmd_members_load(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        accounts = members.parse(data)
+    except (OSError, members.MemberListError) as exc:
+        return _fail(f"cannot read the member list: {exc}")
+    loaded = _with_store(
+        settings, lambda s: Draws(s).load_members(args.draw, args.stratum, accounts)
+    )
+    match loaded.code:
+        case "unknown":
+            return _fail(f"no draw {args.draw!r}")
+        case "committed":
+            return _fail(f"draw {args.draw!r} is committed: its member lists are fixed")
+        case "open":
+            return _fail(
+                f"stratum {args.stratum!r} of draw {args.draw!r} is open to anyone: list it "
+                "in the draw's `restricted` strata first"
+            )
+        case "ok":
+            print(f"stratum {args.stratum}: {loaded.members} members")
+        case _:
+            assert_never(loaded.code)
+    return 0
+
+
+def cmd_members_show(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(store: Store) -> dict[str, Any] | None:
+        draws = Draws(store)
+        spec = await draws.spec(args.draw)
+        if spec is None:
+            return None
+        restricted = spec.restricted_strata()
+        shown: dict[str, Any] = {
+            "draw": args.draw,
+            "restricted": restricted,
+            "members": await draws.member_counts(args.draw, restricted),
+        }
+        if args.account is not None:
+            shown["account"] = args.account
+            shown["listed_in"] = [
+                s for s in restricted if await draws.is_member(args.draw, s, args.account)
+            ]
+        return shown  # fmt: skip
+
+    shown = _with_store(settings, work)
+    if shown is None:
+        return _fail(f"no draw {args.draw!r}")
+    _print(shown)
     return 0
 
 
@@ -287,8 +344,14 @@ def cmd_release_wave(args: argparse.Namespace, settings: Settings) -> int:
         count = args.count
         if args.from_stock is not None:
             _, s = waves.state(client, args.draw)
-            count = waves.size_from_stock(s, args.from_stock)
-            print(f"wave sized from stock: {count} windows", file=sys.stderr)
+            left = args.from_stock if args.from_stock >= 0 else waves.stock_left(client, s.sale)
+            count = waves.size_from_stock(s, left)
+            windows, buyers, tickets = s.observed
+            print(f"wave sized from stock: {count} windows for {left} tickets left "
+                  f"({tickets} tickets by {buyers} buyers from {windows} windows of the waves "
+                  "that have ended)", file=sys.stderr)  # fmt: skip
+            if count == 0:
+                return _fail("no stock left: no wave to release")
         starts_us = int(_time(args.start).timestamp() * US_PER_S)
         with tqdm(desc="windows", file=sys.stderr, disable=args.quiet) as bar:
 
@@ -309,6 +372,29 @@ def cmd_release_wave(args: argparse.Namespace, settings: Settings) -> int:
             "ends_at": wire.rfc3339(wave.ends_us / US_PER_S),
             "ranks": [wave.first_rank + 1, wave.target],
             "assigned": wave.assigned, "already_had_a_window": wave.skipped})  # fmt: skip
+    return 0
+
+
+def cmd_waves(args: argparse.Namespace, settings: Settings) -> int:
+    """Per wave: its window, windows given, buyers, tickets, conversion."""
+    try:
+        _, s = waves.state(_sync_client(settings), args.draw)
+    except RunError as exc:
+        return _fail(str(exc))
+
+    def ratio(value: float | None) -> float | None:
+        return None if value is None else round(value, 4)
+
+    rows = [{"wave": r.number, "starts_at": wire.rfc3339(r.starts_us / US_PER_S),
+             "ends_at": wire.rfc3339(r.ends_us / US_PER_S),
+             "state": "pending" if s.pending and s.pending[0] == r.number
+             else "open" if r.ends_us > s.now_us else "ended",
+             "windows": r.windows, "buyers": r.buyers, "tickets": r.tickets,
+             "conversion": ratio(r.conversion), "tickets_per_window": ratio(r.tickets_per_window)}
+            for r in s.records]  # fmt: skip
+    _print({"draw": args.draw, "sale": s.sale, "ranked": s.ranked, "cursor": s.cursor,
+            "waves": rows, "windows": s.assigned, "buyers": s.buyers,
+            "tickets": s.tickets})  # fmt: skip
     return 0
 
 
@@ -354,6 +440,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--closes", type=rfc3339, help=f"registration closes ({clitime.HELP})")
     c.add_argument("--strata", help="strata in priority order, comma-separated")
     c.add_argument("--default-stratum", dest="default_stratum")
+    c.add_argument("--restricted", help="strata that need membership, comma-separated ('': "
+                   "none; default: every stratum but the default one)")  # fmt: skip
     c.add_argument("--sale", help="the sale the windows are for")
     c.add_argument("--phase", choices=["packs", "singles"])
     c.add_argument("--window-s", dest="window_s", type=int, help="window length (default 48 h)")
@@ -363,6 +451,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = inner.add_parser("show", help="a draw's spec, entries, commitment, run and waves")
     c.add_argument("draw")
     c.set_defaults(func=cmd_show)
+
+    c = inner.add_parser("members", help="member lists of restricted strata (until commit)")
+    members_cmds = c.add_subparsers(dest="members_command", required=True)
+    m = members_cmds.add_parser("load", help="replace a restricted stratum's member list with "
+                                "a file of account ids, one per line ('-': stdin)")  # fmt: skip
+    m.add_argument("draw")
+    m.add_argument("stratum")
+    m.add_argument("file")
+    m.set_defaults(func=cmd_members_load)
+    m = members_cmds.add_parser("show", help="members per restricted stratum (and an account's)")
+    m.add_argument("draw")
+    m.add_argument("--account", help="also say which lists hold this account id")
+    m.set_defaults(func=cmd_members_show)
 
     c = inner.add_parser("commit", help="make and seal the secret seed; print sha256(seed)")
     c.add_argument("draw")
@@ -404,12 +505,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     size = c.add_mutually_exclusive_group(required=True)
     size.add_argument("--count", type=int, help="entrants in this wave")
     size.add_argument("--from-stock", dest="from_stock", type=int, metavar="TICKETS",
-                      help="size the wave from the sale's remaining tickets")  # fmt: skip
+                      nargs="?", const=-1,
+                      help="size the wave from the tickets left (default: the sale's stock "
+                      "now) and the tickets per window the ended waves sold")  # fmt: skip
     c.add_argument("--start", required=True, type=rfc3339, help=f"window start ({clitime.HELP})")
     c.add_argument("--stratum", help="keep the wave within this stratum (e.g. club days)")
     c.add_argument("--allow-short-notice", dest="allow_short_notice", action="store_true")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_release_wave)
+
+    c = inner.add_parser("waves", help="per wave: windows, buyers, tickets and conversion")
+    c.add_argument("draw")
+    c.set_defaults(func=cmd_waves)
 
     p = sub.add_parser("outbox", help="window notices waiting for the e-mail sender")
     inner = p.add_subparsers(dest="outbox_command", required=True)

@@ -166,8 +166,10 @@ def wave_size(
 
     Rule: expected tickets per assigned window = conversion * tickets per buyer, where
     conversion = buyers / assigned and tickets per buyer = tickets sold / buyers, both taken
-    from the earlier waves (with at least 100 buyers observed; before that the priors are
-    used). Size = ceil(remaining / expected * safety). Nothing remaining: 0.
+    from the earlier waves whose windows have ended (the shop's confirms record buyers and
+    tickets per wave; with at least 100 buyers observed; before that the priors are used).
+    Size = ceil(remaining / expected * safety). Nothing remaining: 0. (Our own design: the
+    seed says only that windows are given to those drawn.)
     """
     if remaining_tickets <= 0:
         return 0
@@ -200,6 +202,10 @@ class DrawSpec(wire.Base, kw_only=True):
         default_factory=lambda: ["general"]
     )
     default_stratum: Stratum = "general"
+    #: Strata that need membership (from the identity token's groups claim, or from the
+    #: member list ops load with ``guichet draw members``); the others are open to anyone.
+    #: Unset: every stratum but ``default_stratum`` (a priority group is never self-declared).
+    restricted: Annotated[list[Stratum], Meta(max_length=16)] | None = None
     window_s: Annotated[int, Meta(ge=3600, le=30 * 86_400)] = 48 * 3600
     notice_s: Annotated[int, Meta(ge=0, le=30 * 86_400)] = 2 * 86_400
     sale: DrawId | None = None
@@ -215,6 +221,18 @@ class DrawSpec(wire.Base, kw_only=True):
             raise ValueError("`strata` lists a stratum twice")
         if self.default_stratum not in self.strata:
             raise ValueError("`default_stratum` must be one of `strata`")
+        if self.restricted is None:
+            self.restricted = [s for s in self.strata if s != self.default_stratum]
+        if any(s not in self.strata for s in self.restricted):
+            raise ValueError("`restricted` names a stratum not in `strata`")
+        if self.default_stratum in self.restricted:
+            raise ValueError("`restricted` cannot hold `default_stratum`: it must stay open")
+        # kept in priority order: a member without a claim lands in the first one they are in
+        self.restricted = [s for s in self.strata if s in self.restricted]
+
+    def restricted_strata(self) -> list[str]:
+        """The restricted strata in priority order (set by ``__post_init__``)."""
+        return list(self.restricted or ())
 
 
 class DrawDefinition(DrawSpec, kw_only=True):

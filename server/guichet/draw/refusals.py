@@ -11,7 +11,11 @@ from guichet.refusals import Explained, Explaining, check_complete
 from guichet.units import US_PER_S
 
 #: register.lua: 'again' is the same entry (idempotent), even after the close.
-RegisterCode = Literal["created", "again", "unknown", "not_open", "closed", "bad_stratum"]
+RegisterCode = Literal[
+    "created", "again", "unknown", "not_open", "closed", "bad_stratum", "not_a_member", "stale"
+]  # fmt: skip
+#: members.lua: 'open' is a stratum anyone may claim (no member list to load).
+MembersCode = Literal["ok", "unknown", "committed", "open"]
 #: withdraw.lua: 'none' is no entry of this account, 'unknown' no such draw.
 WithdrawCode = Literal["ok", "none", "closed", "unknown"]
 PutScriptCode = Literal["ok", "committed", "orphans"]
@@ -30,7 +34,7 @@ WaveCode = Literal["ok", "done", "moved", "pending", "stale", "short_notice"]
 #: mean: a script code may mean two of them ('closed' to register or to withdraw).
 Refused = Literal[
     "no_draw", "bad_stratum", "not_open", "closed", "no_entry", "withdrawal_closed",
-    "committed", "orphans",
+    "committed", "orphans", "not_a_member",
 ]  # fmt: skip
 
 
@@ -79,6 +83,15 @@ REFUSALS: dict[Refused, Explaining[Facts]] = {
         f"registration has not opened yet; the period is {_period(f)}")),
     "closed": Explaining(409, "registration-closed", _OUTSIDE, lambda _d, f: Explained(
         f"registration has closed; the period is {_period(f)}")),
+    "not_a_member": Explaining(
+        403, "not-a-member", "Not a member of this stratum",
+        lambda d, f: Explained(
+            f"stratum {f.stratum!r} of draw {d!r} is restricted to its members: the identity "
+            "token's groups or the member list ops loaded do not include this account",
+            errors=[errors.FieldError(field="stratum", detail="restricted to its members")],
+            context={"stratum": f.stratum},
+        ),
+    ),
     "no_entry": Explaining(404, "not-found", "Not found", _no_entry),
     "withdrawal_closed": Explaining(
         409, "registration-closed", "Registration closed",

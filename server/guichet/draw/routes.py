@@ -73,8 +73,11 @@ def _draw_id(request: web.Request) -> str:
 
 @openapi.endpoint(
     "Enter the draw (consent required). 201 the first time, 200 with the same entry after: "
-    "idempotent under retries. Outside the registration period: 409 naming the period. A draw "
-    "linked to a waiting room also needs that room's admission token (403 otherwise).",
+    "idempotent under retries. Outside the registration period: 409 naming the period. A "
+    "restricted stratum (`spec.restricted`) needs membership, from the token's groups claim "
+    "or the member list ops loaded: 403 `not-a-member` otherwise; without `stratum`, the "
+    "entry lands in the highest stratum the account is a member of. A draw linked to a "
+    "waiting room also needs that room's admission token (403 otherwise).",
     request=model.EntryRequest,
     response=model.Entry,
     status=201,
@@ -93,7 +96,7 @@ async def register(request: web.Request) -> web.Response:
         metrics.DRAW_REJECTIONS.labels("invalid").inc()
         raise
     code, value, opens, closes, drawn = await request.app[DRAWS].register(
-        draw, account.id, body.stratum or ""
+        draw, account.id, body.stratum or "", account.groups
     )
     match code:
         case "created":
@@ -109,6 +112,10 @@ async def register(request: web.Request) -> web.Response:
             raise refusals.problem("no_draw", draw)
         case "bad_stratum" | "not_open" | "closed":
             raise refusals.problem(code, draw, refusals.Facts(opens_us=opens, closes_us=closes))
+        case "not_a_member":
+            raise refusals.problem(code, draw, refusals.Facts(stratum=body.stratum or ""))
+        case "stale":  # the service asks again; it answers 'stale' only if the spec keeps moving
+            raise RuntimeError("draw spec kept changing during a registration")
         case _:
             assert_never(code)
 

@@ -15,6 +15,7 @@ from guichet.draw import outbox, seal
 from guichet.draw.model import DrawSpec, Entry, Transcript, Window, WindowState
 from guichet.draw.refusals import (
     CommitCode,
+    MembersCode,
     PutCode,
     PutScriptCode,
     RegisterCode,
@@ -34,7 +35,10 @@ PUT = LuaScript("guichet.draw", "put.lua")
 COMMIT = LuaScript("guichet.draw", "commit.lua")
 WINDOW = LuaScript("guichet.draw", "window.lua")
 ENTRY = LuaScript("guichet.draw", "entry.lua")
-SCRIPTS = (REGISTER, WITHDRAW, PUT, COMMIT, WINDOW, ENTRY, *outbox.SCRIPTS)
+MEMBERS = LuaScript("guichet.draw", "members.lua")
+SCRIPTS = (REGISTER, WITHDRAW, PUT, COMMIT, WINDOW, ENTRY, MEMBERS, *outbox.SCRIPTS)
+#: Member ids sent per SADD while a list loads.
+MEMBERS_BATCH = 10_000
 
 
 class Put(NamedTuple):
@@ -63,6 +67,13 @@ class Withdrawal(NamedTuple):
     closes_us: int
 
 
+class MembersLoaded(NamedTuple):
+    """members.lua's answer: the code and how many members the stratum has now."""
+
+    code: MembersCode
+    members: int
+
+
 @dataclass(frozen=True)
 class Commitment:
     code: CommitCode
@@ -89,6 +100,7 @@ def spec_fields(spec: DrawSpec) -> dict[str, Any]:
         "closes_us": int(spec.registration_closes_at.timestamp() * US_PER_S),
         "strata": ",".join(spec.strata),
         "default_stratum": spec.default_stratum,
+        "restricted": ",".join(spec.restricted_strata()),
     }
 
 
@@ -113,6 +125,9 @@ class Draws:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        #: Restricted strata per draw as last read: register.lua says 'stale' when they
+        #: changed, and the registration asks again with the new ones.
+        self._restricted: dict[str, list[str]] = {}
 
     async def put(self, draw: str, spec: DrawSpec) -> Put:
         """Create or replace the draw's spec: 'created' or 'replaced'; 'committed' once the
@@ -193,14 +208,57 @@ class Draws:
         code = code_of(code, CommitCode, "commit")
         return Commitment(code, value.decode(), int(at), int(closes))
 
-    async def register(self, draw: str, account: str, stratum: str) -> Registration:
-        """(code, entry, opens µs, closes µs, drawn) — see register.lua."""
+    async def register(
+        self, draw: str, account: str, stratum: str, groups: frozenset[str] = frozenset()
+    ) -> Registration:
+        """(code, entry, opens µs, closes µs, drawn) — see register.lua. ``groups`` are the
+        account token's groups: a restricted stratum of the same name admits it."""
         k = DrawKeys(draw)
-        code, entry, opens, closes, ran = await self.store.scripts(
-            REGISTER, [k.cfg, k.entries_of(account), k.counts], [account, stratum]
+        restricted = self._restricted.get(draw)
+        if restricted is None:
+            restricted = await self._read_restricted(draw)
+        for _ in range(3):  # a spec changed between two reads: at most a couple of retries
+            granted = ",".join(s for s in restricted if s in groups)
+            code, entry, opens, closes, ran = await self.store.scripts(
+                REGISTER,
+                [k.cfg, k.entries_of(account), k.counts, *(k.members(s) for s in restricted)],
+                [account, stratum, ",".join(restricted), granted],
+            )
+            code = code_of(code, RegisterCode, "register")
+            if code != "stale":
+                return Registration(code, entry.decode(), int(opens), int(closes), ran == b"1")
+            restricted = self._restricted[draw] = [s for s in entry.decode().split(",") if s]
+        raise RuntimeError(f"draw {draw!r}: its restricted strata keep changing")
+
+    async def _read_restricted(self, draw: str) -> list[str]:
+        raw: Any = await self.store.client.hget(DrawKeys(draw).cfg, "restricted")
+        found = [s for s in (raw or b"").decode().split(",") if s]
+        self._restricted[draw] = found
+        return found
+
+    async def load_members(self, draw: str, stratum: str, accounts: list[str]) -> MembersLoaded:
+        """Replace the member list of a restricted stratum (until the commitment): built
+        aside in batches, then swapped in by members.lua in one step."""
+        k = DrawKeys(draw)
+        loading = k.members_loading(stratum)
+        await self.store.client.delete(loading)
+        for i in range(0, len(accounts), MEMBERS_BATCH):
+            await self.store.client.sadd(loading, *accounts[i : i + MEMBERS_BATCH])
+        code, members = await self.store.scripts(
+            MEMBERS, [k.cfg, loading, k.members(stratum)], [stratum]
         )
-        code = code_of(code, RegisterCode, "register")
-        return Registration(code, entry.decode(), int(opens), int(closes), ran == b"1")
+        return MembersLoaded(code_of(code, MembersCode, "members"), int(members))
+
+    async def member_counts(self, draw: str, strata: list[str]) -> dict[str, int]:
+        """How many members ops listed for each of ``strata``."""
+        k = DrawKeys(draw)
+        counts: list[Any] = await asyncio.gather(
+            *(self.store.client.scard(k.members(s)) for s in strata)
+        )
+        return {s: int(n) for s, n in zip(strata, counts, strict=True)}
+
+    async def is_member(self, draw: str, stratum: str, account: str) -> bool:
+        return bool(await self.store.client.sismember(DrawKeys(draw).members(stratum), account))
 
     async def entry(self, draw: str, account: str) -> Entry | None:
         """The account's entry with its status and, once given, its purchase window (one

@@ -41,6 +41,28 @@ class Wave:
 
 
 @dataclass(frozen=True)
+class WaveRecord:
+    """One released wave and what its windows gave: windows, buyers (accounts whose first
+    purchase of the phase it was) and tickets, as the shop's confirms recorded them."""
+
+    number: int
+    starts_us: int
+    ends_us: int
+    windows: int
+    buyers: int
+    tickets: int
+
+    @property
+    def conversion(self) -> float | None:
+        """Buyers per window given (None before any window)."""
+        return self.buyers / self.windows if self.windows else None
+
+    @property
+    def tickets_per_window(self) -> float | None:
+        return self.tickets / self.windows if self.windows else None
+
+
+@dataclass(frozen=True)
 class WaveState:
     sale: str
     ranked: int
@@ -50,9 +72,19 @@ class WaveState:
     buyers: int
     tickets: int
     pending: tuple[int, int, int, int] | None  # (wave, target, starts µs, ends µs)
+    #: Every wave released (the pending one too), in order.
+    records: tuple[WaveRecord, ...] = ()
+    #: Windows, buyers and tickets of the waves whose windows have all ended at ``now_us``:
+    #: what sizing may learn from (a wave still open would understate what a window sells).
+    observed: tuple[int, int, int] = (0, 0, 0)
+    now_us: int = 0
 
 
-def state(client: sync.SyncClient, draw: str) -> tuple[model.DrawSpec, WaveState]:
+def state(
+    client: sync.SyncClient, draw: str, *, now_us: int | None = None
+) -> tuple[model.DrawSpec, WaveState]:
+    """The draw's wave state and what its waves sold; ``now_us`` (default: Redis TIME) says
+    which waves have ended."""
     cfg: list[Any] = client.hmget(DrawKeys(draw).cfg, ["spec", "ranked"])
     raw_spec, ranked = cfg
     if raw_spec is None:
@@ -62,23 +94,73 @@ def state(client: sync.SyncClient, draw: str) -> tuple[model.DrawSpec, WaveState
         raise RunError(f"draw {draw!r} names no sale: set `sale` to give windows")
     if ranked is None:
         raise RunError(f"draw {draw!r} has not run yet: `guichet draw run` first")
-    fields = ["cursor", "waves", "assigned", "buyers", "tickets", "pending"]
-    found: list[Any] = client.hmget(SaleKeys(spec.sale).waves(draw), fields)
+    sk = SaleKeys(spec.sale)
+    fields = ["cursor", "waves", "assigned", "pending"]
+    found: list[Any] = client.hmget(sk.waves(draw), fields)
     raw = dict(zip(fields, found, strict=True))
     pending = None
     if raw["pending"] is not None:
         n, target, starts, ends = (int(x) for x in raw["pending"].split(b":"))
         pending = (n, target, starts, ends)
+    released = int(raw["waves"] or 0)
+    records = _records(client, sk, draw, released, pending)
+    if now_us is None:
+        seconds, micros = client.time()
+        now_us = int(seconds) * US_PER_S + int(micros)
+    ended = [r for r in records if r.ends_us <= now_us and r.number <= released]
+    observed = (sum(r.windows for r in ended), sum(r.buyers for r in ended),
+                sum(r.tickets for r in ended))  # fmt: skip
     return spec, WaveState(
         sale=spec.sale,
         ranked=int(ranked),
         cursor=int(raw["cursor"] or 0),
-        waves=int(raw["waves"] or 0),
+        waves=released,
         assigned=int(raw["assigned"] or 0),
-        buyers=int(raw["buyers"] or 0),
-        tickets=int(raw["tickets"] or 0),
+        buyers=sum(r.buyers for r in records),
+        tickets=sum(r.tickets for r in records),
         pending=pending,
+        records=records,
+        observed=observed,
+        now_us=now_us,
     )
+
+
+def _records(
+    client: sync.SyncClient,
+    sk: SaleKeys,
+    draw: str,
+    released: int,
+    pending: tuple[int, int, int, int] | None,
+) -> tuple[WaveRecord, ...]:
+    """Each wave's window (``w<n>``: starts:ends:target; the pending one's from ``pending``),
+    windows given (``w<n>:assigned``) and purchases (``purchases``: ``<draw>:<n>:b|t``)."""
+    numbers = list(range(1, released + 1)) + ([pending[0]] if pending else [])
+    if not numbers:
+        return ()
+    wave_fields = [f for n in numbers for f in (f"w{n}", f"w{n}:assigned")]
+    bought_fields = [f for n in numbers for f in (f"{draw}:{n}:b", f"{draw}:{n}:t")]
+    pipe = client.pipeline(transaction=False)
+    pipe.hmget(sk.waves(draw), wave_fields)
+    pipe.hmget(sk.purchases, bought_fields)
+    waves_raw, bought = pipe.execute()
+    records = []
+    for i, n in enumerate(numbers):
+        window, windows = waves_raw[2 * i], waves_raw[2 * i + 1]
+        if window is not None:
+            starts, ends, _target = (int(x) for x in window.split(b":"))
+        elif pending is not None and n == pending[0]:
+            starts, ends = pending[2], pending[3]
+        else:
+            continue
+        records.append(WaveRecord(n, starts, ends, int(windows or 0), int(bought[2 * i] or 0),
+                                  int(bought[2 * i + 1] or 0)))  # fmt: skip
+    return tuple(records)
+
+
+def stock_left(client: sync.SyncClient, sale: str) -> int:
+    """Tickets available in the sale now (its ``stock`` hash: not held, not sold)."""
+    values: list[Any] = client.hvals(SaleKeys(sale).stock)
+    return sum(max(0, int(v)) for v in values)
 
 
 def stratum_ranks(client: sync.SyncClient, draw: str, stratum: str) -> tuple[int, int]:
@@ -112,8 +194,10 @@ def check_period(client: sync.SyncClient, sale: str, starts_us: int, ends_us: in
 
 
 def size_from_stock(s: WaveState, remaining_tickets: int) -> int:
-    """The wave size from the sale's remaining stock (``model.wave_size``)."""
-    return model.wave_size(remaining_tickets, s.assigned, s.buyers, s.tickets)
+    """The wave size from the sale's remaining stock and what the windows of the waves that
+    have ended sold (``model.wave_size``)."""
+    windows, buyers, tickets = s.observed
+    return model.wave_size(remaining_tickets, windows, buyers, tickets)
 
 
 def release(

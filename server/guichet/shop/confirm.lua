@@ -4,10 +4,12 @@
 -- point of the AOF, which covers the purchase written by an earlier call (whose own wait may
 -- have timed out). A hold past its expiry is expired here and then (its seats back in stock).
 -- KEYS[1] holds  KEYS[2] stock  KEYS[3] held  KEYS[4] sold  KEYS[5] usage  KEYS[6] expiries
--- KEYS[7] bought (the account's confirmed hold ids: its e-tickets derive from them)
+-- KEYS[7] windows:packs  KEYS[8] windows:singles  KEYS[9] purchases (per wave, for sizing)
+-- KEYS[10] bought (the account's confirmed hold ids: its e-tickets derive from them)
 -- ARGV[1] hold id  ARGV[2] account  ARGV[3] payment reference
 -- Returns {code, record}   code: 'ok' | 'again' | 'not_found' | 'expired' | 'released'
 --!include give_back.lua
+--!include guichet.draw:wave_purchase.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -32,10 +34,13 @@ for _, it in ipairs(r.items) do
   redis.call('HINCRBY', KEYS[4], it[1], it[2])
 end
 redis.call('HINCRBY', KEYS[5], r.tag .. ':h', -r.tickets)
+local phase = r.packs > 0 and 'packs' or 'singles'
+record_purchase(r.packs > 0 and KEYS[7] or KEYS[8], KEYS[9], KEYS[5], r.account, r.tag, phase,
+  r.tickets)
 r.state = 'confirmed'
 r.payment_reference = ARGV[3]
 r.confirmed_us = string.format('%d', now)  -- a string: cjson would round 16 digits
 raw = cjson.encode(r)
 redis.call('HSET', KEYS[1], ARGV[1], raw)
-redis.call('SADD', KEYS[7], ARGV[1])
+redis.call('SADD', KEYS[10], ARGV[1])
 return {'ok', raw}

@@ -242,7 +242,18 @@ class Shop:
         k = SaleKeys(sale)
         (code, raw), fsynced = await self.store.scripts.durable(
             CONFIRM,
-            [k.holds, k.stock, k.held, k.sold, k.usage, k.expiries, k.bought(account)],
+            [
+                k.holds,
+                k.stock,
+                k.held,
+                k.sold,
+                k.usage,
+                k.expiries,
+                k.windows("packs"),
+                k.windows("singles"),
+                k.purchases,
+                k.bought(account),
+            ],
             [hold_id, account, payment],
             timeout_ms,
         )

@@ -122,6 +122,15 @@ class DrawKeys:
     def entries_of(self, account: str) -> str:
         return self.entries(entry_bucket(account))
 
+    def members(self, stratum: str) -> str:
+        """Set of the account ids ops listed as members of a restricted stratum (in the draw's
+        slot, so that register.lua checks membership in the same atomic step)."""
+        return f"{self._prefix}members:{_checked(stratum)}"
+
+    def members_loading(self, stratum: str) -> str:
+        """Where a new member list is built before it replaces the old one in one step."""
+        return f"{self._prefix}members-loading:{_checked(stratum)}"
+
     def all(self) -> list[str]:
         buckets = [self.entries(b) for b in range(ENTRY_BUCKETS)]
         return [self.cfg, self.counts, self.ranking, *buckets]
@@ -179,3 +188,10 @@ class SaleKeys:
     def waves(self, draw: str) -> str:
         """Hash of one draw's wave state: cursor (next rank to assign), waves, per-wave stats."""
         return f"{self._prefix}waves:{_checked(draw)}"
+
+    @property
+    def purchases(self) -> str:
+        """Hash of what confirms recorded per wave of the sale's draws: ``<draw>:<wave>:b``
+        (buyers: accounts whose first purchase of the phase it was) and ``<draw>:<wave>:t``
+        (tickets). Per sale, not per draw, so confirm.lua needs no draw-named key."""
+        return self._prefix + "purchases"
