@@ -33,13 +33,13 @@ SPORT = [f"ATH-{i:02d}" for i in range(1, 7)]  # ATH-06 is kept out of the packs
 def catalogue() -> dict[str, Any]:
     start = datetime(2024, 7, 27, 10, tzinfo=UTC)
 
-    def session(sid: str, day: int, **kind: bool) -> dict[str, Any]:
+    def session(sid: str, day: int, **kind: bool | str) -> dict[str, Any]:
         return {"id": sid, "sport": "Athletics", "venue": "Stade de France",
                 "starts_at": (start + timedelta(days=day)).isoformat(), **kind,
                 "categories": [{"id": "B", "price_eur": 100, "seats": 50}]}  # fmt: skip
 
     return {"sessions": [session(s, i) for i, s in enumerate(SPORT)]
-            + [session("CER-OPEN", 0, ceremony=True),
+            + [session("CER-OPEN", 0, kind="ceremony"),
                session("ATH-100M", 9, high_demand=True)]}  # fmt: skip
 
 
