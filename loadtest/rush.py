@@ -4,12 +4,13 @@ the stock invariant afterwards."""
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from typing import Any
+
+import msgspec
 
 from guichet import opscli
 from guichet.config import Settings
+from guichet.shop import demo
 from guichet.shop.service import SCRIPTS, Shop
 from guichet.shop.service import audit as audit_levels
 from guichet.store.keys import SaleKeys
@@ -20,8 +21,8 @@ from loadtest.harness import Issuer, admin_put
 def prepare(base_url: str, issuer: Issuer, settings: Settings, sale: str, prefix: str,
             winners: int) -> None:  # fmt: skip
     admin_put(base_url, issuer, f"sales/{sale}", {"phase": "packs"}, "sales:write")
-    catalogue = resources.files("guichet.shop").joinpath("demo_catalogue.json").read_bytes()
-    admin_put(base_url, issuer, f"sales/{sale}/catalogue", json.loads(catalogue), "sales:write")
+    catalogue = msgspec.to_builtins(demo.shipped("olympic"))  # the sale's games (olympic)
+    admin_put(base_url, issuer, f"sales/{sale}/catalogue", catalogue, "sales:write")
     open_windows(opscli.sync_client(settings), sale, [f"{prefix}-{i}" for i in range(winners)])
 
 
