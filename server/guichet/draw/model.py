@@ -244,8 +244,9 @@ class DrawDefinition(DrawSpec, kw_only=True):
 class EntryRequest(wire.Base, kw_only=True):
     """A registration: explicit consent to the rules and to processing the account id."""
 
-    accept_rules: bool
-    accept_data_processing: bool
+    #: must be true (checked in ``__post_init__``: a 422 naming the field); the schema says so
+    accept_rules: Annotated[bool, Meta(extra_json_schema={"const": True})]
+    accept_data_processing: Annotated[bool, Meta(extra_json_schema={"const": True})]
     stratum: Stratum | None = None
 
     def __post_init__(self) -> None:

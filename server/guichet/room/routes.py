@@ -43,6 +43,21 @@ SCOPE_READ = "rooms:read"
 SCOPE_WRITE = "rooms:write"
 TICKET_HEADER = "X-Queue-Ticket"
 SEEN_HEADER = "X-Queue-Seen"
+_TICKET = openapi.Header(
+    TICKET_HEADER,
+    "The signed queue ticket from POST /v1/rooms/{room}/join (or the `guichet_ticket_{room}` "
+    "cookie it sets).",
+    schema={"type": "string", "maxLength": 2048},
+)
+_SEEN = openapi.Header(
+    SEEN_HEADER,
+    "The `seen` of the last status this client was shown: the answer is never behind it.",
+    schema={"type": "string", "maxLength": 64},
+)
+_LAST_EVENT_ID = openapi.Header(
+    "Last-Event-ID", "The id (a `seen`) of the last event received, on a reconnect.",
+    schema={"type": "string", "maxLength": 64},
+)
 COOKIE_PREFIX = "guichet_ticket_"
 
 _REJECT = {reason: metrics.ROOM_REJECTIONS.labels(reason) for reason in (
@@ -214,6 +229,7 @@ async def join(request: web.Request) -> web.Response:
     "for this room).",
     response=model.Status,
     errors=(400, 401, 403, 404),
+    headers=(_TICKET, _SEEN),
     tags=("room",),
 )
 async def status(request: web.Request) -> web.Response:
@@ -231,6 +247,7 @@ async def status(request: web.Request) -> web.Response:
     f"reconnect's Last-Event-ID (or {SEEN_HEADER}, or `?seen=`) keeps it from going back.",
     content_type="text/event-stream",
     errors=(400, 401, 403, 404, 429),
+    headers=(_TICKET, _SEEN, _LAST_EVENT_ID),
     tags=("room",),
 )
 async def events(request: web.Request) -> web.StreamResponse:
@@ -291,6 +308,7 @@ async def _changes(
     response=model.Admission,
     auth="account",
     errors=(401, 403, 404, 409),
+    headers=(_TICKET,),
     tags=("room",),
 )
 async def admit(request: web.Request) -> web.Response:
@@ -365,6 +383,7 @@ def _admission_token(
     response=model.Left,
     auth="account",
     errors=(401, 403, 404),
+    headers=(_TICKET,),
     tags=("room",),
 )
 async def leave(request: web.Request) -> web.Response:

@@ -101,3 +101,23 @@ async def test_openapi_says_heartbeat_takes_the_admission_token(client: Client) 
     assert op["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Session"
     }
+
+
+async def test_openapi_declares_every_header_the_api_reads(client: Client) -> None:
+    doc = await ok(await client.get("/openapi.json"))
+
+    def headers(method: str, path: str) -> set[str]:
+        params = doc["paths"][path][method].get("parameters", [])
+        return {p["name"] for p in params if p["in"] == "header"}
+
+    for method, path in (("get", "status"), ("get", "events"), ("post", "admit"),
+                         ("post", "leave")):  # fmt: skip
+        assert "X-Queue-Ticket" in headers(method, f"/v1/rooms/{{room}}/{path}"), path
+    assert "X-Queue-Seen" in headers("get", "/v1/rooms/{room}/status")
+    assert "Last-Event-ID" in headers("get", "/v1/rooms/{room}/events")
+    assert {"Idempotency-Key", "X-Admission-Token"} <= headers("post", "/v1/sales/{sale}/holds")
+    assert "X-Admission-Token" in headers("post", "/v1/draws/{draw}/entries")
+    # what the server enforces, the schema says: consent must be true
+    entry = doc["components"]["schemas"]["EntryRequest"]["properties"]
+    assert entry["accept_rules"]["const"] is True
+    assert entry["accept_data_processing"]["const"] is True
