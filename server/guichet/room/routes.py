@@ -55,7 +55,8 @@ _SEEN = openapi.Header(
     schema={"type": "string", "maxLength": 64},
 )
 _LAST_EVENT_ID = openapi.Header(
-    "Last-Event-ID", "The id (a `seen`) of the last event received, on a reconnect.",
+    "Last-Event-ID",
+    "The id (a `seen`) of the last event received, on a reconnect.",
     schema={"type": "string", "maxLength": 64},
 )
 COOKIE_PREFIX = "guichet_ticket_"
