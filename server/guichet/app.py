@@ -23,6 +23,7 @@ from guichet.draw import routes as draw_routes
 from guichet.draw import service as draw_service
 from guichet.eticket import routes as eticket_routes
 from guichet.eticket import service as eticket_service
+from guichet.programme import routes as programme_routes
 from guichet.room import page as room_page
 from guichet.room import routes as room_routes
 from guichet.room import service as room_service
@@ -48,6 +49,7 @@ SCRIPTS = (
     *draw_service.SCRIPTS,
     *shop_service.SCRIPTS,
     *eticket_service.SCRIPTS,
+    *programme_routes.SCRIPTS,
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -210,6 +212,7 @@ def create_app(
     draw_routes.setup(app)
     shop_routes.setup(app)
     eticket_routes.setup(app)
+    programme_routes.setup(app)
     app.on_startup.append(ops.freeze_openapi)
     metrics.mark_build_info()
     return app

@@ -66,6 +66,8 @@ class Admin:
     subject: str
     scopes: frozenset[str]
     expires_at: float
+    #: The State programmes this operator acts for (``security.programmes_claim``).
+    programmes: frozenset[str] = frozenset()
 
 
 def _b64(data: bytes) -> str:
@@ -120,6 +122,8 @@ def mint(
     now: float | None = None,
     groups: list[str] | None = None,
     groups_claim: str = "groups",
+    programmes: list[str] | None = None,
+    programmes_claim: str = "programmes",
 ) -> str:
     """Sign a token as the development issuer (``guichet token``, tests, load tests)."""
     issued = int(now if now is not None else time.time())
@@ -136,6 +140,8 @@ def mint(
         claims["scope"] = " ".join(scopes)
     if groups:
         claims[groups_claim] = groups
+    if programmes:
+        claims[programmes_claim] = programmes
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": public_jwk(key)["kid"]})
 
 
@@ -280,7 +286,9 @@ class Verifier:
         scopes = frozenset(raw.split()) if isinstance(raw, str) else frozenset()
         if scope not in scopes:
             raise Refused("insufficient_scope", f"token lacks the scope {scope!r}")
-        return Admin(subject=claims["sub"], scopes=scopes, expires_at=float(claims["exp"]))
+        programmes = groups_of(claims.get(self.cfg.programmes_claim))
+        return Admin(subject=claims["sub"], scopes=scopes, expires_at=float(claims["exp"]),
+                     programmes=programmes)  # fmt: skip
 
 
 def bearer(authorization: str | None) -> str:

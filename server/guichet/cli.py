@@ -12,6 +12,7 @@ from guichet import __version__, demo
 from guichet.config import ConfigError, Settings, load_settings, masked
 from guichet.draw import cli as draw_cli
 from guichet.eticket import cli as eticket_cli
+from guichet.programme import cli as programme_cli
 from guichet.room import cli as room_cli
 from guichet.shop import cli as shop_cli
 
@@ -53,6 +54,8 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
             subject=args.subject or "admin:cli",
             ttl_s=args.ttl,
             scopes=args.scope,
+            programmes=args.programme,
+            programmes_claim=sec.programmes_claim,
         )
     else:
         if not args.account:
@@ -93,6 +96,8 @@ def _add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--subject", help="admin subject (default admin:cli)")
     p.add_argument("--group", action="append", help="account group, repeatable (claim "
                    "security.groups_claim: admits to a draw's restricted stratum)")  # fmt: skip
+    p.add_argument("--programme", action="append", help="State programme an admin token's "
+                   "operator acts for, repeatable (claim security.programmes_claim)")  # fmt: skip
     p.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     p.set_defaults(func=cmd_token)
 
@@ -112,6 +117,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     draw_cli.register,
     shop_cli.register,
     eticket_cli.register,
+    programme_cli.register,
     demo.register,
 ]
 

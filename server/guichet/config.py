@@ -145,6 +145,9 @@ class SecurityConfig(_Section, frozen=True):
     #: The account-token claim listing the account's groups (e.g. ``["club"]``): a draw's
     #: restricted stratum of the same name admits the account (docs/architecture.md).
     groups_claim: Annotated[str, Meta(min_length=1, max_length=64)] = "groups"
+    #: The admin-token claim listing the State programmes an operator acts for (a list of
+    #: programme ids, or one space-separated string): the operator's binding.
+    programmes_claim: Annotated[str, Meta(min_length=1, max_length=64)] = "programmes"
 
     def __post_init__(self) -> None:
         if not self.algorithms:
@@ -258,6 +261,23 @@ class EticketsConfig(_Section, frozen=True):
     valid_days: Annotated[int, Meta(ge=1, le=3650)] = 400
 
 
+class ProgrammeConfig(_Section, frozen=True):
+    """The State programme "Tous aux Jeux": the keys that keep beneficiaries' data minimised.
+
+    ``pseudonym_secret`` (>= 32 bytes, hex or base64) keys the HMAC-SHA-256 that turns a
+    person's normalised identity into the pseudonym stored, counted and de-duplicated (the
+    same person gives the same pseudonym in every programme: every worker and ops host must
+    share it). ``name_key`` (32 bytes, hex or base64) encrypts (AES-256-GCM) the name printed
+    on a nominative ticket. Without them, local files are made on first use (mode 0600),
+    which suits one host only.
+    """
+
+    pseudonym_secret: Annotated[str | None, Meta(extra=SECRET)] = None
+    pseudonym_secret_file: str = ".guichet/programme-pseudonym-secret"  # noqa: S105 (a path)
+    name_key: Annotated[str | None, Meta(extra=SECRET)] = None
+    name_key_file: str = ".guichet/programme-name-key"
+
+
 class LoggingConfig(_Section, frozen=True):
     """Structured JSON logs on stderr."""
 
@@ -275,6 +295,7 @@ class Settings(_Section, frozen=True):
     draws: DrawsConfig = DrawsConfig()
     shop: ShopConfig = ShopConfig()
     etickets: EticketsConfig = EticketsConfig()
+    programme: ProgrammeConfig = ProgrammeConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

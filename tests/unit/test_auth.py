@@ -234,3 +234,14 @@ def test_bearer_header(header: str | None, why: str) -> None:
     with pytest.raises(auth.Refused) as info:
         auth.bearer(header)
     assert info.value.reason == why
+
+
+def test_operator_programmes_claim_binds_the_admin(
+    verifier: auth.Verifier, key: Ed25519PrivateKey
+) -> None:
+    bound = auth.mint(key, issuer="guichet-dev", audience="guichet-admin", subject="op-1",
+                      ttl_s=600, scopes=["programme:operate"],
+                      programmes=["youth-75", "agents"])  # fmt: skip
+    assert verifier.admin(bound, "programme:operate").programmes == {"youth-75", "agents"}
+    unbound = admin_token(key, "programme:operate")
+    assert verifier.admin(unbound, "programme:operate").programmes == frozenset()

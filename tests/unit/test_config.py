@@ -181,6 +181,9 @@ def test_mask_url_never_shows_the_password(password: str, form: str) -> None:
     # would end it; in the userinfo it is taken as written.
     value = quote(password, safe="") if "password={}" in form else password
     assume(value not in form.replace("{}", ""))
+    # Alone in the userinfo, "user:" + rest splits at the first ':' (user, then password):
+    # only what follows it is the password there.
+    assume(form != "redis://{}@h" or ":" not in value)
     assert value not in mask_url(form.format(value))
 
 

@@ -195,3 +195,73 @@ class SaleKeys:
         (buyers: accounts whose first purchase of the phase it was) and ``<draw>:<wave>:t``
         (tickets). Per sale, not per draw, so confirm.lua needs no draw-named key."""
         return self._prefix + "purchases"
+
+
+PROGRAMMES_INDEX = f"{PREFIX}taj:programmes"  # hash programme id -> games (own slot; after)
+
+
+class ProgrammeKeys:
+    """Keys of the State programme for one games, all in the slot of ``{taj:<games>}``.
+
+    One slot per games on purpose: the invariant (per session x category, pool +
+    allocated-unassigned + assigned + used = loaded) spans the pool and every programme, and
+    "no double benefit" spans every programme of the games, so each act is one script on one
+    shard. The programme's rate is operators' and beneficiaries' acts, not a public rush: one
+    shard carries it (docs/architecture.md).
+
+    Counts per item (field ``"<session>:<category>"``): ``loaded``, ``pool`` (central, not yet
+    allocated), ``alloc:<P>`` (allocated to programme P, not yet assigned), ``assigned`` and
+    ``used`` (all programmes). ``sessions``: session id -> JSON (date, games, name). ``programmes``:
+    programme id -> JSON spec. ``stats:<P>``: per-programme counters (allocated, assigned,
+    withdrawn, reassigned, returned, reclaimed, …). ``candidates:<P>``: pseudonym -> JSON
+    record (no plain personal data: the name only AES-GCM encrypted). ``benefit``: pseudonym
+    -> programme holding its ticket (at most one programme per games, seed §1).
+    ``groups:<P>``: group id -> JSON (leader account, mobility needs count); ``leaders:<P>``:
+    leader account -> group id. ``tickets:<P>``: ticket id -> JSON record. ``lottery:<P>:<L>``:
+    one lottery's state; ``ranking:<P>:<L>``: its ranked pseudonyms (list). ``exceptions:<P>``:
+    the exceptions register (stream). ``outbox``: notices (stream). ``reclaims``: reclaim
+    progress per programme.
+    """
+
+    __slots__ = ("_prefix", "assigned", "benefit", "games", "loaded", "outbox", "pool",
+                 "programmes", "reclaims", "sessions", "used")  # fmt: skip
+
+    def __init__(self, games: str) -> None:
+        self.games = games
+        self._prefix = f"{PREFIX}{{taj:{_checked(games)}}}:"
+        self.loaded = self._prefix + "loaded"
+        self.pool = self._prefix + "pool"
+        self.assigned = self._prefix + "assigned"
+        self.used = self._prefix + "used"
+        self.sessions = self._prefix + "sessions"
+        self.programmes = self._prefix + "programmes"
+        self.benefit = self._prefix + "benefit"
+        self.outbox = self._prefix + "outbox"
+        self.reclaims = self._prefix + "reclaims"
+
+    def alloc(self, programme: str) -> str:
+        return f"{self._prefix}alloc:{_checked(programme)}"
+
+    def stats(self, programme: str) -> str:
+        return f"{self._prefix}stats:{_checked(programme)}"
+
+    def candidates(self, programme: str) -> str:
+        return f"{self._prefix}candidates:{_checked(programme)}"
+
+    def groups(self, programme: str) -> str:
+        return f"{self._prefix}groups:{_checked(programme)}"
+
+    def leaders(self, programme: str) -> str:
+        return f"{self._prefix}leaders:{_checked(programme)}"
+
+    def tickets(self, programme: str) -> str:
+        return f"{self._prefix}tickets:{_checked(programme)}"
+
+    def exceptions(self, programme: str) -> str:
+        return f"{self._prefix}exceptions:{_checked(programme)}"
+
+    def lottery(self, programme: str, lottery: str) -> str:
+        return f"{self._prefix}lottery:{_checked(programme)}:{_checked(lottery)}"
+
+    def ranking(self, programme: str, lottery: str) -> str:
+        return f"{self._prefix}ranking:{_checked(programme)}:{_checked(lottery)}"

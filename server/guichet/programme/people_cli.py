@@ -1,0 +1,9 @@
+"""``guichet programme …``: the people subcommands (to be built)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(inner: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the subcommands (none yet)."""

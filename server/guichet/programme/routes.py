@@ -1,0 +1,14 @@
+"""The programme's HTTP routes: each part adds its own (pool and allocations, people, …)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from guichet.programme import people_routes, pool_routes
+
+SCRIPTS = (*pool_routes.SCRIPTS, *people_routes.SCRIPTS)
+
+
+def setup(app: web.Application) -> None:
+    pool_routes.setup(app)
+    people_routes.setup(app)
