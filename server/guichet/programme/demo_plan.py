@@ -1,0 +1,93 @@
+"""The demo's State programme: the 401,220 tickets over the demo catalogue's sessions, and the
+four publics' programmes per games with the published split. Pure and deterministic.
+
+The State bought tickets across the Olympic and Paralympic competitions and ceremonies (seed
+002, intro); which sessions and categories is not public, so the demo spreads them over every
+session of the shipped catalogue in its cheapest category, in proportion to the session's
+seats (our design). Each public's published count (``model.PUBLISHED_SPLIT``) is split between
+the two games in proportion to the games' share of the pool, then laid over that games'
+sessions in order, so that every sum is exact: per session the programmes' allocations add
+up to its pool row, per public they add up to the published count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from guichet.programme import model
+from guichet.shop.demo import shipped
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    games: model.Games
+    session: str
+    date: str  # YYYY-MM-DD
+    name: str
+    category: str
+    quantity: int
+
+
+def apportion(total: int, weights: Sequence[int]) -> list[int]:
+    """``total`` split in proportion to ``weights`` (largest remainder; sums exactly)."""
+    whole = sum(weights)
+    if whole <= 0:
+        raise ValueError("weights must add up to more than zero")
+    shares = [total * w // whole for w in weights]
+    rest = sorted(range(len(weights)), key=lambda i: -((total * weights[i]) % whole))
+    for i in rest[: total - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def pool_rows(total: int = model.TOTAL_TICKETS) -> list[PoolRow]:
+    """The demo pool: ``total`` tickets over every session of the demo catalogue."""
+    sessions = shipped().sessions
+    seats = [sum(c.seats for c in s.categories) for s in sessions]
+    counts = apportion(total, seats)
+    return [
+        PoolRow(
+            games=s.games,
+            session=s.id,
+            date=s.starts_at.date().isoformat(),
+            name=f"{s.sport} {s.id}",
+            category=min(s.categories, key=lambda c: c.price_eur).id,
+            quantity=n,
+        )
+        for s, n in zip(sessions, counts, strict=True)
+        if n > 0
+    ]
+
+
+def programme_id(public: model.Public, games: model.Games) -> str:
+    return f"{public}-{games}"
+
+
+def allocations(rows: Sequence[PoolRow]) -> dict[str, list[tuple[str, str, int]]]:
+    """Programme id -> its (session, category, quantity) allocations: every row given out."""
+    per_games = {g: sum(r.quantity for r in rows if r.games == g) for g in model.GAMES}
+    publics = list(model.PUBLICS)
+    split = [model.PUBLISHED_SPLIT[p] for p in publics]
+    olympic = apportion(per_games["olympic"], split)
+    by_games = {"olympic": olympic,
+                "paralympic": [s - o for s, o in zip(split, olympic, strict=True)]}  # fmt: skip
+    out: dict[str, list[tuple[str, str, int]]] = {}
+    for games in model.GAMES:
+        wanted = by_games[games]
+        games_rows = [r for r in rows if r.games == games]
+        if sum(wanted) != sum(r.quantity for r in games_rows) or min(wanted) < 0:
+            raise ValueError(f"the split does not fit the {games} pool")
+        index, left = 0, wanted[0]
+        for r in games_rows:  # lay the publics over the sessions in order
+            quantity = r.quantity
+            while quantity:
+                while left == 0:
+                    index += 1
+                    left = wanted[index]
+                take = min(quantity, left)
+                key = programme_id(publics[index], games)
+                out.setdefault(key, []).append((r.session, r.category, take))
+                quantity -= take
+                left -= take
+    return out
