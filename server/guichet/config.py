@@ -276,6 +276,8 @@ class ProgrammeConfig(_Section, frozen=True):
     pseudonym_secret_file: str = ".guichet/programme-pseudonym-secret"  # noqa: S105 (a path)
     name_key: Annotated[str | None, Meta(extra=SECRET)] = None
     name_key_file: str = ".guichet/programme-name-key"
+    #: How often each worker refreshes the programme's gauges from Redis.
+    monitor_interval_s: Annotated[float, Meta(ge=0.5, le=300)] = 10.0
 
 
 class LoggingConfig(_Section, frozen=True):

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
-from guichet.programme import people_routes, pool_routes
+from guichet.background import Periodic
+from guichet.programme import monitor, people_routes, pool_routes
+from guichet.state import SETTINGS, STORE
 
 SCRIPTS = (*pool_routes.SCRIPTS, *people_routes.SCRIPTS)
 
 
+async def _gauges_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    gauges = Periodic("programme gauges", app[SETTINGS].programme.monitor_interval_s,
+                      lambda: monitor.refresh(store))  # fmt: skip
+    gauges.start()
+    yield
+    await gauges.stop()
+
+
 def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_gauges_ctx)
     pool_routes.setup(app)
     people_routes.setup(app)
