@@ -18,8 +18,8 @@ async def test_gauges_follow_the_invariant_terms_and_the_programme_counters(stor
     await c.hset(k.alloc("youth-olympic"), mapping={"ATH-01:D": 25, "SWM-01:D": 5})
     await c.hset(k.assigned, mapping={"ATH-01:D": 10, "SWM-01:D": 25})
     await c.hset(k.used, mapping={"ATH-01:D": 5})
-    stats = {"allocated": 70, "assigned": 40, "withdrawn": 3, "consents_missing": 2}
-    await c.hset(k.stats("youth-olympic"), mapping=stats)
+    for act, n in (("allocated", 70), ("assigned", 40), ("withdrawn", 3), ("consents_missing", 2)):
+        await c.hset(k.stats("youth-olympic"), act, n)
     await c.hset(k.programmes, "youth-olympic", b'{"reclaim_on":"2024-05-01","id":"youth-olympic"}')
     await c.hset(PROGRAMMES_INDEX, "youth-olympic", "olympic")
     await monitor.refresh(store)
