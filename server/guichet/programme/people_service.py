@@ -1,6 +1,6 @@
 """The programme's beneficiaries on the Redis side: registration, groups and their leaders,
 mobility counts, guardian and reuse consent, the export of reuse consents, the purge of names.
-One script per decision (register, group, mobility, candidate_update, purge); every key of a
+One script per decision (people_register, _group, _mobility, _update, _purge); every key of a
 games in its one slot (``ProgrammeKeys``)."""
 
 from __future__ import annotations
@@ -44,13 +44,13 @@ from guichet.store.client import Store
 from guichet.store.keys import PROGRAMMES_INDEX, ProgrammeKeys
 from guichet.store.scripts import LuaScript
 
-REGISTER = LuaScript("guichet.programme", "register.lua")
-UPDATE = LuaScript("guichet.programme", "candidate_update.lua")
-GROUP = LuaScript("guichet.programme", "group.lua")
-MOBILITY = LuaScript("guichet.programme", "mobility.lua")
-PURGE = LuaScript("guichet.programme", "purge.lua")
+REGISTER = LuaScript("guichet.programme", "people_register.lua")
+UPDATE = LuaScript("guichet.programme", "people_update.lua")
+GROUP = LuaScript("guichet.programme", "people_group.lua")
+MOBILITY = LuaScript("guichet.programme", "people_mobility.lua")
+PURGE = LuaScript("guichet.programme", "people_purge.lua")
 SCRIPTS = (REGISTER, UPDATE, GROUP, MOBILITY, PURGE)
-#: Candidate records per purge.lua call (each call is one short atomic step).
+#: Candidate records per people_purge.lua call (each call is one short atomic step).
 PURGE_BATCH = 500
 _STALE_RETRIES = 5
 
@@ -93,7 +93,10 @@ class ReuseConsentRow:
 class People:
     """A programme's beneficiaries, groups and consents."""
 
-    def __init__(self, store: Store, secret: bytes, box: identity.NameBox) -> None:
+    def __init__(
+        self, store: Store, secret: bytes | None = None, box: identity.NameBox | None = None
+    ) -> None:
+        """``secret`` and ``box`` are needed to register (the purge and the rest do without)."""
         self.store = store
         self.client = store.client
         self._secret = secret
@@ -129,6 +132,8 @@ class People:
         if group is not None and c.group not in (None, group):
             raise PeopleRefused("no_group", f"a leader registers candidates of its group {group!r}")
         group = group if group is not None else c.group
+        if self._secret is None or self._box is None:
+            raise RuntimeError("registering needs the pseudonym secret and the name box")
         person = identity.pseudonym(self._secret, c.family_name, c.given_names, c.birth_date)
         record = candidate_record(c, person=person, games=k.games, box=self._box, actor=actor,
                                   group=group)  # fmt: skip
@@ -139,7 +144,7 @@ class People:
         args = [programme, person, record_prefix(record), group or "", leader or "", cutoff,
                 record.majority_on]  # fmt: skip
         raw_code, minor, day = await self.store.scripts(REGISTER, keys, args)
-        code: RegisterCode = code_of(raw_code, RegisterCode, "register")
+        code: RegisterCode = code_of(raw_code, RegisterCode, "people_register")
         if code == "no_programme":
             raise PeopleRefused(code, f"no programme {programme!r}")
         if code != "created":
@@ -177,7 +182,7 @@ class People:
                 return record
             args = [person, raw, msgspec.json.encode(new), leader or "", record.group or ""]
             answer = await self.store.scripts(UPDATE, [key, k.leaders(programme)], args)
-            code: UpdateCode = code_of(answer, UpdateCode, "candidate_update")
+            code: UpdateCode = code_of(answer, UpdateCode, "people_update")
             match code:
                 case "ok":
                     return new
@@ -232,7 +237,7 @@ class People:
         raw_code, value = await self.store.scripts(
             GROUP, keys, [programme, invite.id, invite.leader, actor]
         )
-        code: GroupCode = code_of(raw_code, GroupCode, "group")
+        code: GroupCode = code_of(raw_code, GroupCode, "people_group")
         if code == "no_programme":
             raise PeopleRefused(code, f"no programme {programme!r}")
         if code in ("group_exists", "leader_busy"):
@@ -247,7 +252,7 @@ class People:
         raw_code, value = await self.store.scripts(
             MOBILITY, [k.groups(programme), k.leaders(programme)],
             [group, count, actor, leader or ""])  # fmt: skip
-        code: MobilityCode = code_of(raw_code, MobilityCode, "mobility")
+        code: MobilityCode = code_of(raw_code, MobilityCode, "people_mobility")
         if code == "no_group":
             raise PeopleRefused("unknown_group", "no such group in this programme")
         if code == "not_your_group":
@@ -268,7 +273,7 @@ class People:
             keys = [k.programmes, k.candidates(programme), k.stats(programme)]
             args = [programme, until.isoformat(), retention_cutoff(until), cursor, count]
             raw_code, after, purged = await self.store.scripts(PURGE, keys, args)
-            code: PurgeCode = code_of(raw_code, PurgeCode, "purge")
+            code: PurgeCode = code_of(raw_code, PurgeCode, "people_purge")
             match code:
                 case "ok":
                     return after.decode(), int(purged)
