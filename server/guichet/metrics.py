@@ -314,6 +314,24 @@ def shop_levels(sale: str, stock: dict[str, int], sessions: Iterable[str]) -> No
     SHOP_SOLD_OUT.labels(sale).set(sum(1 for seats in left.values() if seats == 0))
 
 
+# Programme — people (label `programme`: programmes are created by the central role, a few)
+PROGRAMME_CANDIDATES = Counter(
+    "guichet_programme_candidates_registered_total",
+    "Candidates registered in a State programme (eligible, with consent), by programme.",
+    ["programme"],
+)
+PROGRAMME_REGISTRATION_REFUSALS = Counter(
+    "guichet_programme_registration_refusals_total",
+    "Refused candidate registrations, by reason (already_registered, invalid, criteria, "
+    "no_lottery, lottery_closed, no_group, not_your_group, no_programme, retention_over, …).",
+    ["reason"],
+)
+PROGRAMME_NAMES_PURGED = Counter(
+    "guichet_programme_names_purged_total",
+    "Printed names (their ciphertexts) erased by a programme's purge, by programme.",
+    ["programme"],
+)
+
 # --- build --------------------------------------------------------------------------------
 BUILD_INFO = Gauge(
     "guichet_build_info",

@@ -17,6 +17,7 @@ PURE = [
     "guichet.draw.model",
     "guichet.shop.model",
     "guichet.eticket.model",
+    "guichet.programme.people",
 ]
 
 

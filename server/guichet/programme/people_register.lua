@@ -1,0 +1,35 @@
+-- Register one eligible candidate in a programme: at most once per pseudonym and programme
+-- (decided here, atomically with the write), for an open lottery of the programme, in an
+-- existing group, by that group's leader when a leader registers.
+-- KEYS[1] programmes   KEYS[2] candidates:<P>   KEYS[3] stats:<P>   KEYS[4] lottery:<P>:<L>
+-- KEYS[5] sessions     KEYS[6] groups:<P>       KEYS[7] leaders:<P>
+-- ARGV[1] programme   ARGV[2] pseudonym   ARGV[3] the record's JSON up to '"at":' (the script
+-- appends Redis TIME in µs and '}')   ARGV[4] group ('' none)   ARGV[5] the leader's account
+-- ('' when an operator registers)   ARGV[6] retention cutoff µs ('' none)   ARGV[7] majority day
+-- Returns {code, minor ('1' | '0'), the lottery's session day ('' unknown)}
+--   code: 'created' | 'no_programme' | 'not_your_group' | 'retention_over' | 'no_group'
+--         | 'no_lottery' | 'lottery_closed' | 'already_registered'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {'no_programme', '0', ''} end
+if ARGV[5] ~= '' and redis.call('HGET', KEYS[7], ARGV[5]) ~= ARGV[4] then
+  return {'not_your_group', '0', ''}
+end
+if ARGV[6] ~= '' and now >= tonumber(ARGV[6]) then return {'retention_over', '0', ''} end
+if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[6], ARGV[4]) == 0 then
+  return {'no_group', '0', ''}
+end
+local l = redis.call('HMGET', KEYS[4], 'session', 'state', 'closes_at')
+if not l[1] then return {'no_lottery', '0', ''} end
+local day = ''
+local s = redis.call('HGET', KEYS[5], l[1])
+if s then day = cjson.decode(s).date or '' end
+local minor = (day ~= '' and day < ARGV[7]) and '1' or '0'
+if (l[2] and l[2] ~= 'open' and l[2] ~= 'committed') or (l[3] and now >= tonumber(l[3])) then
+  return {'lottery_closed', minor, day}
+end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return {'already_registered', minor, day} end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3] .. string.format('%d', now) .. '}')
+redis.call('HINCRBY', KEYS[3], 'candidates', 1)
+redis.call('HINCRBY', KEYS[3], 'eligible', 1)
+return {'created', minor, day}
