@@ -38,7 +38,7 @@ from guichet.store.scripts import LuaScript
 from guichet.units import US_PER_S
 
 COMMIT = LuaScript("guichet.programme", "tickets_commit.lua")
-WITHDRAW = LuaScript("guichet.programme", "withdraw.lua")
+WITHDRAW = LuaScript("guichet.programme", "tickets_withdraw.lua")
 SCAN = LuaScript("guichet.programme", "tickets_scan.lua")
 SCRIPTS = (COMMIT, WITHDRAW, SCAN)
 DAY_S = 24 * 3600

@@ -1,4 +1,4 @@
--- Shared by designate.lua, designate_one.lua and withdraw.lua (slice "tickets").
+-- Shared by designate.lua, designate_one.lua and tickets_withdraw.lua (slice "tickets").
 -- enc(v): JSON like cjson.encode, but integral numbers written exactly (cjson rounds 16-digit
 -- µs times) and empty tables as [] where the field is a list.
 local function int_marked(v)

@@ -1,4 +1,4 @@
--- Who may act on a ticket (tickets_commit.lua, withdraw.lua): its beneficiary, proven by the
+-- Who may act on a ticket (tickets_commit.lua, tickets_withdraw.lua): its beneficiary, proven by the
 -- link code's hash (code_hash ~= ''), or the leader of the beneficiary's group (leader ~= '');
 -- both '' means an operator the caller has authenticated. Returns the beneficiary's candidate
 -- record, or nil when the caller is not one of them.
