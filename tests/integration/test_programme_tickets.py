@@ -269,3 +269,52 @@ async def test_a_programme_ticket_is_scanned_once(store: Store, kit: Kit) -> Non
     assert await seed.counts(store, "ATH-01:A", P) == {"pool": 0, "alloc": 0, "assigned": 0,
                                                        "used": 1}  # fmt: skip
     assert await seed.invariant(store, [P]) == {"ATH-01:A": 0}
+
+
+def test_the_cli_runs_and_exports_a_lottery_that_draw_verify_accepts(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from guichet.app import SCRIPTS
+    from guichet.cli import main
+    from guichet.store.client import connect
+    from tests.conftest import settings_file
+
+    async def prepare() -> None:
+        store = connect(settings.redis, scripts=SCRIPTS)
+        try:
+            await seed.session(store, "ATH-01", FUTURE)
+            await seed.programme(store, P)
+            for n in range(12):
+                await seed.candidate(store, P, person(n), "l1")
+            closes = datetime.now(UTC) + timedelta(hours=1)
+            body = lottery.LotteryRequest(id="l1", session="ATH-01", category="A", closes_at=closes)
+            await lottery.create(store, P, body, "op-1")
+        finally:
+            await store.close()
+
+    async def close() -> None:
+        store = connect(settings.redis, scripts=SCRIPTS)
+        try:
+            await seed.close_lottery(store, P, "l1")
+        finally:
+            await store.close()
+
+    asyncio.run(prepare())
+    config = str(settings_file(settings, tmp_path / "guichet.toml"))
+    assert main(["--config", config, "programme", "lottery", "commit", P, "l1"]) == 0
+    published = capsys.readouterr().out.split()[-1]
+    asyncio.run(close())
+    run = ["--config", config, "programme", "lottery", "run", P, "l1", "--beacon-text", "b"]
+    assert main(run) == 0
+    out = tmp_path / "export"
+    assert (
+        main(["--config", config, "programme", "lottery", "export", P, "l1", "--out", str(out)])
+        == 0
+    )
+    verify = ["draw", "verify", str(out / "transcript.json"), str(out / "entries.tsv"),
+              "--jwks", str(out / "jwks.json"), "--ranking", str(out / "ranking.tsv"),
+              "--commitment", published]  # fmt: skip
+    assert main(["--config", config, *verify]) == 0
+    assert "verifies (12 entries)" in capsys.readouterr().out
+    (out / "entries.tsv").write_text(f"eligible\t{person(50)}\n", encoding="utf-8")
+    assert main(["--config", config, *verify]) == 1
