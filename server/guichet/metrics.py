@@ -295,6 +295,19 @@ ETICKET_SCAN_REFUSALS = Counter(
     "Refused ticket scans by reason (malformed, forged, expired, unknown, already_used).",
     ["reason"],
 )
+# Programme — tickets
+PROGRAMME_TICKETS = Counter(
+    "guichet_programme_tickets_total",
+    "State programme ticket acts by programme and act (assigned, withdrawn, reassigned, "
+    "returned to the central pool, committed, used).",
+    ["programme", "act"],
+)
+PROGRAMME_DOUBLE_BENEFIT = Counter(
+    "guichet_programme_double_benefit_refusals_total",
+    "Designations refused or ranks skipped because the person already benefits from another "
+    "State programme of the games, by programme and path (lottery, designation).",
+    ["programme", "path"],
+)
 SHOP_SOLD_OUT = Gauge(
     "guichet_shop_sold_out_sessions",
     "Sessions of a sale with no seat left in any category.",

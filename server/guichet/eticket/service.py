@@ -6,9 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
+from guichet import wire
 from guichet.auth import Refused
 from guichet.config import EticketsConfig
 from guichet.eticket import model
+from guichet.programme import tickets as programme_tickets
+from guichet.programme.model import GAMES
 from guichet.refusals import code_of
 from guichet.shop.service import HoldRecord
 from guichet.signing import Keyring, verify
@@ -24,6 +27,9 @@ ScanCode = Literal["ok", "already_used", "unknown"]
 #: Why a scan is refused: the payload's (signature checks) or the script's.
 ScanRefused = Literal["malformed", "forged", "expired", "already_used", "unknown"]
 DAY_S = 24 * 3600
+#: Claims every ticket payload carries; a sale's ticket also carries model.REQUIRED, a State
+#: programme's ticket ``prg`` and the claims of programme/tickets.py.
+COMMON_REQUIRED = ("iss", "aud", "tid", "iat", "exp")
 
 
 @dataclass(frozen=True)
@@ -102,12 +108,14 @@ class Etickets:
         the ticket used if it was not (atomic, ``scan.lua``)."""
         try:
             c = verify(self.keyring, payload, what="ticket", audience=self.cfg.audience,
-                       issuer=self.cfg.issuer, require=model.REQUIRED)  # fmt: skip
+                       issuer=self.cfg.issuer, require=COMMON_REQUIRED)  # fmt: skip
         except Refused as exc:
             reason: ScanRefused = "expired" if exc.reason == "expired" else (
                 "forged" if exc.reason == "forged" else "malformed")  # fmt: skip
             return Scan(reason, None, None)
-        seat = model.seat_of(c)
+        if "prg" in c:
+            return await self._scan_programme(c, gate)
+        seat = model.seat_of(c) if all(k in c for k in model.REQUIRED) else None
         if seat is None:  # signed by us, yet not a ticket's claims: never issued as such
             return Scan("malformed", None, None)
         k = SaleKeys(seat.sale)
@@ -117,6 +125,19 @@ class Etickets:
         code: ScanCode = code_of(raw_code, ScanCode, "scan")
         used = model.used_record(record.decode()) if record else None
         return Scan(code, seat, used)
+
+    async def _scan_programme(self, c: dict[str, Any], gate: str) -> Scan:
+        """A State programme ticket (programme/tickets.py): marked used once in its games."""
+        fields = [c.get(k) for k in ("tid", "prg", "gms", "ses", "cat")]
+        if not all(isinstance(f, str) and 0 < len(f) <= 128 for f in fields):
+            return Scan("malformed", None, None)
+        tid, prg, gms, ses, cat = (str(f) for f in fields)
+        if gms not in GAMES or not wire.valid_slug(prg):
+            return Scan("malformed", None, None)
+        raw_code, record = await programme_tickets.scan(self.store, gms, prg, tid, gate)
+        code: ScanCode = code_of(raw_code.encode(), ScanCode, "tickets_scan")
+        seat = model.Seat(tid, "", 0, prg, ses, cat, "")
+        return Scan(code, seat, model.used_record(record) if record else None)
 
 
 def _bought_by(r: HoldRecord, account: str) -> bool:

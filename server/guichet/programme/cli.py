@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from guichet.programme import people_cli, pool_cli
+from guichet.programme import people_cli, pool_cli, tickets_cli
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -12,3 +12,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     inner = p.add_subparsers(dest="programme_cmd", required=True)
     pool_cli.register(inner)
     people_cli.register(inner)
+    tickets_cli.register(inner)

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from guichet.background import Periodic
-from guichet.programme import monitor, people_routes, pool_routes
+from guichet.programme import monitor, people_routes, pool_routes, tickets_routes
 from guichet.state import SETTINGS, STORE
 
-SCRIPTS = (*pool_routes.SCRIPTS, *people_routes.SCRIPTS)
+SCRIPTS = (*pool_routes.SCRIPTS, *people_routes.SCRIPTS, *tickets_routes.SCRIPTS)
 
 
 async def _gauges_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -26,3 +26,4 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_gauges_ctx)
     pool_routes.setup(app)
     people_routes.setup(app)
+    tickets_routes.setup(app)

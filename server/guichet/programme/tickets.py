@@ -1,0 +1,241 @@
+"""Programme tickets (issue 14 items 7-8): commitment, the nominative signed payload,
+withdrawal with reassignment, and the gate's scan.
+
+- **Who acts on a ticket**: its beneficiary, by the link code the designation's notice carried
+  (stored only as its SHA-256), or the leader of the beneficiary's group (an account token), or
+  — for a withdrawal — the programme's operator.
+- **Commitment**: accepting the charter (its version recorded) and committing to attend moves
+  the ticket to ``committed``; a minor without a guardian's consent is refused (409
+  ``guardian-consent-required``) and no ticket is issued.
+- **The ticket**: a compact JWS signed with the e-ticket keyring (the gates' keys), claims
+  ``tid`` (ticket id), ``prg`` (programme), ``gms`` (games), ``ses``, ``cat``, ``nam`` (the
+  printed name, opened from the name box: never stored plain) and ``iss``/``aud``/``iat``/
+  ``exp``. No transfer exists: the name is in the payload.
+- **Withdrawal** until the eve of the session (``model.withdrawal_deadline``; the script
+  compares with Redis TIME), reassigned in the same script (``withdraw.lua``).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from guichet import metrics, wire
+from guichet.config import EticketsConfig
+from guichet.programme import identity
+from guichet.programme.lottery import code_hash, games_of, link_code
+from guichet.programme.model import withdrawal_deadline
+from guichet.programme.tickets_refusals import Refuse
+from guichet.signing import Signer
+from guichet.store.client import Store
+from guichet.store.keys import ProgrammeKeys
+from guichet.store.scripts import LuaScript
+from guichet.units import US_PER_S
+
+COMMIT = LuaScript("guichet.programme", "tickets_commit.lua")
+WITHDRAW = LuaScript("guichet.programme", "tickets_withdraw.lua")
+SCAN = LuaScript("guichet.programme", "tickets_scan.lua")
+SCRIPTS = (COMMIT, WITHDRAW, SCAN)
+DAY_S = 24 * 3600
+
+TicketState = Literal["assigned", "committed", "withdrawn", "used"]
+Code = Annotated[str, Meta(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class TicketRecord(msgspec.Struct, kw_only=True):
+    """``tickets:<P>`` values (the shared design's format; ``scan`` once used)."""
+
+    person: str
+    session: str
+    category: str
+    state: TicketState
+    code_hash: str
+    charter: str | None = None
+    by: str = ""
+    at: int = 0
+    scan: str | None = None
+
+
+class CommitRequest(wire.Base, kw_only=True):
+    """The beneficiary (``code``) or their leader (account token, no ``code``) accepts the
+    charter of this version and commits to attend (must be true)."""
+
+    charter_version: Annotated[str, Meta(min_length=1, max_length=32)]
+    attend: Annotated[bool, Meta(extra_json_schema={"const": True})]
+    code: Code | None = None
+
+    def __post_init__(self) -> None:
+        if not self.attend:
+            raise ValueError("`attend` must be true: the commitment to attend")
+
+
+class WithdrawRequest(wire.Base, kw_only=True):
+    """The beneficiary's link code (absent when the group's leader or the operator acts)."""
+
+    code: Code | None = None
+
+
+class ProgrammeTicket(wire.Reply, kw_only=True):
+    """A programme ticket as its beneficiary or leader sees it; ``payload`` (what the QR code
+    holds) and ``name`` only once committed."""
+
+    id: str
+    programme: str
+    session: str
+    category: str
+    state: TicketState
+    charter: str | None = None
+    name: str | None = None
+    payload: str | None = None
+
+
+class Withdrawal(wire.Reply, kw_only=True):
+    ticket: str
+    outcome: Literal["reassigned", "returned"]
+    reassigned_ticket: str | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who acts: ``code`` (the link code), ``leader`` (account id), else the operator."""
+
+    actor: str
+    code: str | None = None
+    leader: str | None = None
+
+    def args(self) -> list[str]:
+        return [code_hash(self.code) if self.code else "", self.leader or ""]
+
+
+def lottery_of(ticket: str) -> str:
+    """The lottery a ticket id ``<P>.<L>.<n>`` came from (``x``: an exception)."""
+    parts = ticket.split(".")
+    return parts[1] if len(parts) == 3 else "x"
+
+
+class Tickets:
+    """Programme tickets on the store, signed with the e-ticket keyring."""
+
+    def __init__(
+        self, store: Store, signer: Signer, cfg: EticketsConfig, names: identity.NameBox
+    ) -> None:
+        self.store = store
+        self.signer = signer
+        self.cfg = cfg
+        self.names = names
+
+    async def record(self, games: str, programme: str, ticket: str) -> TicketRecord | None:
+        raw: Any = await self.store.client.hget(ProgrammeKeys(games).tickets(programme), ticket)
+        return None if raw is None else msgspec.json.decode(raw, type=TicketRecord)
+
+    async def commit(
+        self, programme: str, ticket: str, caller: Caller, charter: str
+    ) -> ProgrammeTicket:
+        games = await games_of(self.store, programme)
+        k = ProgrammeKeys(games)
+        code, _ = await self.store.scripts(COMMIT, [
+            k.tickets(programme), k.candidates(programme), k.leaders(programme), k.sessions],
+            [ticket, *caller.args(), charter, caller.actor])  # fmt: skip
+        code = code.decode()
+        if code != "ok":
+            _refuse(code, ticket)
+        metrics.PROGRAMME_TICKETS.labels(programme, "committed").inc()
+        return await self.view(programme, ticket, caller)
+
+    async def view(self, programme: str, ticket: str, caller: Caller) -> ProgrammeTicket:
+        """The ticket for its beneficiary or leader; signed (with the name) once committed."""
+        games = await games_of(self.store, programme)
+        k = ProgrammeKeys(games)
+        t = await self.record(games, programme, ticket)
+        if t is None or not await self._holds(k, programme, t, caller):
+            _refuse("unknown", ticket)
+        assert t is not None
+        out = ProgrammeTicket(id=ticket, programme=programme, session=t.session,
+                              category=t.category, state=t.state, charter=t.charter)  # fmt: skip
+        if t.state not in ("committed", "used"):
+            return out
+        raw: Any = await self.store.client.hget(k.candidates(programme), t.person)
+        sealed = None if raw is None else msgspec.json.decode(raw).get("name")
+        if not isinstance(sealed, str):
+            raise Refuse("no_name", "no name is recorded for this beneficiary")
+        name = self.names.open(games, t.person, sealed)
+        now_s = int(t.at / US_PER_S)
+        valid_s = self.cfg.valid_days * DAY_S
+        claims = {"iss": self.cfg.issuer, "aud": self.cfg.audience, "tid": ticket,
+                  "prg": programme, "gms": games, "ses": t.session, "cat": t.category,
+                  "nam": name, "iat": now_s, "exp": now_s + valid_s}  # fmt: skip
+        return msgspec.structs.replace(out, name=name, payload=self.signer.sign(claims))
+
+    async def _holds(self, k: ProgrammeKeys, programme: str, t: TicketRecord, c: Caller) -> bool:
+        if c.code is not None:
+            return hmac.compare_digest(code_hash(c.code), t.code_hash)
+        if c.leader is not None:
+            raw: Any = await self.store.client.hget(k.candidates(programme), t.person)
+            group: Any = await self.store.client.hget(k.leaders(programme), c.leader)
+            if raw is None or group is None:
+                return False
+            return bool(msgspec.json.decode(raw).get("group") == group.decode())
+        return True  # the operator, authenticated by the route
+
+    async def withdraw(self, programme: str, ticket: str, caller: Caller) -> Withdrawal:
+        """Void the ticket and reassign its seat (or return it to the pool), until the eve."""
+        games = await games_of(self.store, programme)
+        k = ProgrammeKeys(games)
+        t = await self.record(games, programme, ticket)
+        if t is None:
+            _refuse("unknown", ticket)
+        assert t is not None
+        raw: Any = await self.store.client.hget(k.sessions, t.session)
+        day = date.fromisoformat(msgspec.json.decode(raw)["date"])
+        deadline_us = int(withdrawal_deadline(day).timestamp() * US_PER_S)
+        lottery = lottery_of(ticket)
+        lot = lottery if lottery != "x" else "x-none"
+        keys = [k.tickets(programme), k.candidates(programme), k.leaders(programme),
+                k.lottery(programme, lot), k.ranking(programme, lot), k.assigned, k.pool,
+                k.benefit, k.stats(programme), k.outbox, k.groups(programme),
+                k.sessions]  # fmt: skip
+        code, detail, doubles = await self.store.scripts(WITHDRAW, keys, [
+            programme, lottery, ticket, *caller.args(), caller.actor, deadline_us,
+            *link_code()])  # fmt: skip
+        code = code.decode()
+        if int(doubles):
+            metrics.PROGRAMME_DOUBLE_BENEFIT.labels(programme, "lottery").inc(int(doubles))
+        if code not in ("reassigned", "returned"):
+            _refuse(code, ticket)
+        metrics.PROGRAMME_TICKETS.labels(programme, "withdrawn").inc()
+        metrics.PROGRAMME_TICKETS.labels(programme, code).inc()
+        if code == "reassigned":
+            metrics.PROGRAMME_TICKETS.labels(programme, "assigned").inc()
+            return Withdrawal(ticket=ticket, outcome="reassigned",
+                              reassigned_ticket=detail.decode())  # fmt: skip
+        return Withdrawal(ticket=ticket, outcome="returned")
+
+
+def _refuse(code: str, ticket: str) -> None:
+    details = {
+        "unknown": f"no ticket {ticket!r} of yours in this programme",
+        "withdrawn": f"ticket {ticket!r} was withdrawn",
+        "used": f"ticket {ticket!r} was used",
+        "guardian_consent_required": "the beneficiary is a minor on the session's day: a legal "
+        "guardian's consent must be recorded before any ticket is issued",
+        "too_late": f"ticket {ticket!r}: withdrawal closed at 23:59 (Paris) on the eve of the "
+        "session",
+    }
+    raise Refuse(code, details[code])  # type: ignore[arg-type]
+
+
+async def scan(store: Store, games: str, programme: str, ticket: str, gate: str) -> tuple[str, str]:
+    """Mark a verified programme ticket used, once: (code, "<µs> <gate>"); the e-ticket gate's
+    scan calls it for a payload with a ``prg`` claim."""
+    k = ProgrammeKeys(games)
+    code, used = await store.scripts(
+        SCAN, [k.tickets(programme), k.assigned, k.used], [ticket, gate]
+    )
+    if code == b"ok":
+        metrics.PROGRAMME_TICKETS.labels(programme, "used").inc()
+    return code.decode(), used.decode()
