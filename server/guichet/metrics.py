@@ -314,6 +314,36 @@ def shop_levels(sale: str, stock: dict[str, int], sessions: Iterable[str]) -> No
     SHOP_SOLD_OUT.labels(sale).set(sum(1 for seats in left.values() if seats == 0))
 
 
+# Programme — pool -----------------------------------------------------------------------
+# Set from Redis (by the writer after its act, and by every worker on a timer): all workers
+# read the same values, so the multiprocess aggregate is their max.
+PROGRAMME_POOL_TICKETS = Gauge(
+    "guichet_programme_pool_tickets",
+    "State programme tickets in the central pool (loaded, not allocated), by games.",
+    ["games"],
+    multiprocess_mode="livemax",
+)
+PROGRAMME_ALLOCATED = Gauge(
+    "guichet_programme_allocated_tickets",
+    "Tickets allocated from the pool to a State programme, ever (programmes are created by "
+    "the central coordinator: bounded).",
+    ["programme"],
+    multiprocess_mode="livemax",
+)
+PROGRAMME_RECLAIMED = Gauge(
+    "guichet_programme_reclaimed_tickets",
+    "Tickets of a State programme returned to the pool on its reclaim date.",
+    ["programme"],
+    multiprocess_mode="livemax",
+)
+
+
+def programme_pool_stats(programme: str, stats: dict[str, int]) -> None:
+    """Refresh a programme's pool gauges from its ``stats:<P>`` counters."""
+    PROGRAMME_ALLOCATED.labels(programme).set(stats.get("allocated", 0))
+    PROGRAMME_RECLAIMED.labels(programme).set(stats.get("reclaimed", 0))
+
+
 # --- build --------------------------------------------------------------------------------
 BUILD_INFO = Gauge(
     "guichet_build_info",
