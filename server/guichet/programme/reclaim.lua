@@ -6,14 +6,14 @@
 -- ARGV[1] programme id  ARGV[2] its reclaim_on (YYYY-MM-DD, as the caller read it)
 -- ARGV[3] the reclaim instant (µs: 00:00 Paris that day)  ARGV[4] actor
 -- Returns {code, n}   code: 'ok' (n: tickets returned) | 'done' (n: 0) | 'no_programme' |
--- 'too_early' (n: the instant) | 'stale' (the reclaim date changed since the caller read it)
+-- 'too_early' (n: 0) | 'stale' (the reclaim date changed since the caller read it)
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return {'no_programme', '0'} end
 if redis.call('HEXISTS', KEYS[5], ARGV[1]) == 1 then return {'done', '0'} end
 if cjson.decode(raw).reclaim_on ~= ARGV[2] then return {'stale', '0'} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-if now < tonumber(ARGV[3]) then return {'too_early', ARGV[3]} end
+if now < tonumber(ARGV[3]) then return {'too_early', '0'} end
 local total = 0
 local counts = redis.call('HGETALL', KEYS[2])
 for i = 1, #counts, 2 do
