@@ -4,10 +4,13 @@ programmes, allocations, roles, audit, reclaim."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from guichet import cli
 from guichet.config import Settings
@@ -240,3 +243,39 @@ async def test_reclaim_is_refused_before_the_date_then_idempotent(
     out, _ = capsys.readouterr()
     assert code == 0, out
     assert "olympic: 6 items: loaded 600 = pool 590 + allocated 10 + assigned 0 + used 0" in out
+
+
+_ROW = ("olympic", "paralympic", "ATH-01", "2024-08-01", "A", "1", "-1", "x", "", "é", '"')
+
+
+@hypothesis.settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(
+    content_type=st.sampled_from(["application/json", "text/csv", "text/plain"]),
+    data=st.one_of(
+        st.binary(max_size=200),
+        st.builds(lambda rows: ("games,session,date,name,category,quantity\n" + "\n".join(
+            ",".join(r) for r in rows)).encode(),
+            st.lists(st.lists(st.sampled_from(_ROW), max_size=7), max_size=4)),
+        st.builds(lambda v: json.dumps({"tickets": v}).encode(), st.lists(
+            st.dictionaries(st.sampled_from(["games", "session", "date", "name", "category",
+                                             "quantity", "x"]),
+                            st.none() | st.integers(-2, 3) | st.sampled_from(_ROW)),
+            max_size=3)),
+    ),
+)  # fmt: skip
+async def test_any_pool_upload_loads_or_is_a_4xx_never_a_5xx(
+    client: Client, tokens: Tokens, content_type: str, data: bytes
+) -> None:
+    resp = await client.put("/v1/admin/programme/pool", data=data,
+                            headers={**central(tokens), "Content-Type": content_type})  # fmt: skip
+    assert resp.status == 200 or 400 <= resp.status < 500, await resp.text()
+    if resp.status != 200:
+        assert resp.content_type == "application/problem+json"
+    for games in ("olympic", "paralympic"):  # whatever happened, the counts agree
+        audit = await client.get(f"/v1/admin/programme/audit?games={games}",
+                                 headers=central(tokens))  # fmt: skip
+        assert (await audit.json())["breaches"] == []

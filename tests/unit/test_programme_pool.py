@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import subprocess
+import sys
 from datetime import date
 
 import msgspec
@@ -140,3 +142,12 @@ def test_an_allocation_names_an_item_given_twice() -> None:
     with pytest.raises(errors.Problem) as caught:
         wire.decode(body, pool.AllocationBody)
     assert caught.value.errors[0].field == "items"
+
+
+def test_the_pool_module_is_pure() -> None:
+    """No web framework, no Redis client: the parser runs (and is fuzzed) without either."""
+    probe = ("import sys, guichet.programme.pool; "
+             "print(sorted(m for m in ('aiohttp', 'redis') if m in sys.modules))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    assert done.stdout.strip() == "[]", done.stderr
