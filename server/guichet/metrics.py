@@ -315,26 +315,26 @@ def shop_levels(sale: str, stock: dict[str, int], sessions: Iterable[str]) -> No
 
 
 # Programme — pool -----------------------------------------------------------------------
-# Set from Redis (by the writer after its act, and by every worker on a timer): all workers
-# read the same values, so the multiprocess aggregate is their max.
+# Set from Redis (by the writer after its act, and by every worker on a timer): the value set
+# last, by whichever worker, is the freshest reading.
 PROGRAMME_POOL_TICKETS = Gauge(
     "guichet_programme_pool_tickets",
     "State programme tickets in the central pool (loaded, not allocated), by games.",
     ["games"],
-    multiprocess_mode="livemax",
+    multiprocess_mode="livemostrecent",
 )
 PROGRAMME_ALLOCATED = Gauge(
     "guichet_programme_allocated_tickets",
     "Tickets allocated from the pool to a State programme, ever (programmes are created by "
     "the central coordinator: bounded).",
     ["programme"],
-    multiprocess_mode="livemax",
+    multiprocess_mode="livemostrecent",
 )
 PROGRAMME_RECLAIMED = Gauge(
     "guichet_programme_reclaimed_tickets",
     "Tickets of a State programme returned to the pool on its reclaim date.",
     ["programme"],
-    multiprocess_mode="livemax",
+    multiprocess_mode="livemostrecent",
 )
 
 
