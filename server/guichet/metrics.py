@@ -458,40 +458,41 @@ async def probe_loop_lag(interval_s: float = 0.25) -> None:
         HTTP.flush()
 
 
-# Programme — gauges from Redis (programme/monitor.py), every worker the same values.
-PROGRAMME_TICKETS = Gauge(
-    "guichet_programme_tickets",
+# Programme — gauges from Redis (programme/monitor.py): set by every worker on a timer and by
+# the writer after its act; the value set last, by whichever worker, is the freshest reading.
+PROGRAMME_TERMS = Gauge(
+    "guichet_programme_invariant_tickets",
     "State programme tickets of a games by term of the invariant (loaded = pool + allocated "
     "+ assigned + used): loaded, pool, allocated (to programmes, not yet assigned), assigned, "
     "used.",
     ["games", "term"],
-    multiprocess_mode="livemax",
+    multiprocess_mode="livemostrecent",
 )
 PROGRAMME_UNASSIGNED = Gauge(
     "guichet_programme_unassigned_tickets",
     "Tickets allocated to a programme and not yet assigned to a beneficiary (reclaimed to the "
     "central pool on its reclaim date).",
     ["programme"],
-    multiprocess_mode="livemax",
+    multiprocess_mode="livemostrecent",
 )
 PROGRAMME_ACTS = Gauge(
     "guichet_programme_acts",
     "A programme's acts so far, from Redis: allocated, assigned, withdrawn, reassigned, "
     "returned (to the pool after a withdrawal), reclaimed, candidates, purged (names erased).",
     ["programme", "act"],
-    multiprocess_mode="livemax",
+    multiprocess_mode="livemostrecent",
 )
 PROGRAMME_CONSENTS_MISSING = Gauge(
     "guichet_programme_consents_missing",
     "Designated minors of a programme still without their legal guardian's consent (no "
     "ticket is issued to them until it is recorded).",
     ["programme"],
-    multiprocess_mode="livemax",
+    multiprocess_mode="livemostrecent",
 )
 PROGRAMME_RECLAIM_AT = Gauge(
     "guichet_programme_reclaim_timestamp_seconds",
     "When a programme's unassigned tickets return to the central pool (00:00 Paris on its "
     "reclaim date, as a UNIX time).",
     ["programme"],
-    multiprocess_mode="livemax",
+    multiprocess_mode="livemostrecent",
 )

@@ -24,7 +24,7 @@ async def test_gauges_follow_the_invariant_terms_and_the_programme_counters(stor
     await c.hset(PROGRAMMES_INDEX, "youth-olympic", "olympic")
     await monitor.refresh(store)
     text = generate_latest(REGISTRY).decode()
-    terms = {t: metric_value(text, "guichet_programme_tickets", games="olympic", term=t)
+    terms = {t: metric_value(text, "guichet_programme_invariant_tickets", games="olympic", term=t)
              for t in ("loaded", "pool", "allocated", "assigned", "used")}  # fmt: skip
     assert terms == {"loaded": 150, "pool": 80, "allocated": 30, "assigned": 35, "used": 5}
     assert terms["loaded"] == sum(v for t, v in terms.items() if t != "loaded")

@@ -42,7 +42,7 @@ async def refresh(store: Store) -> None:
         k = ProgrammeKeys(games)
         for term, key in (("loaded", k.loaded), ("pool", k.pool), ("assigned", k.assigned),
                           ("used", k.used)):  # fmt: skip
-            metrics.PROGRAMME_TICKETS.labels(games, term).set(_total(await client.hgetall(key)))
+            metrics.PROGRAMME_TERMS.labels(games, term).set(_total(await client.hgetall(key)))
         allocated = 0
         for programme in by_games.get(games, []):
             unassigned = _total(await client.hgetall(k.alloc(programme)))
@@ -58,4 +58,4 @@ async def refresh(store: Store) -> None:
                 spec = msgspec.json.decode(raw, type=_Spec)
                 at = model.reclaim_at(spec.reclaim_on).timestamp()
                 metrics.PROGRAMME_RECLAIM_AT.labels(programme).set(at)
-        metrics.PROGRAMME_TICKETS.labels(games, "allocated").set(allocated)
+        metrics.PROGRAMME_TERMS.labels(games, "allocated").set(allocated)

@@ -265,3 +265,8 @@ class ProgrammeKeys:
 
     def ranking(self, programme: str, lottery: str) -> str:
         return f"{self._prefix}ranking:{_checked(programme)}:{_checked(lottery)}"
+
+    def journal(self) -> str:
+        """The central acts of this games (stream: pool load, programme put, allocation,
+        reclaim; each with its actor and Redis time)."""
+        return self._prefix + "journal"

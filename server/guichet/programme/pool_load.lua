@@ -1,0 +1,27 @@
+-- Load one games' State pool, once: every item's quantity becomes its loaded and pool counts,
+-- every session its JSON record. Refused (nothing changed) if the games' pool is loaded
+-- already: a second load could break pool + allocated + assigned + used = loaded.
+-- KEYS[1] loaded  KEYS[2] pool  KEYS[3] sessions  KEYS[4] journal
+-- ARGV[1] actor  ARGV[2] number of items n, then n x (item "S:C", quantity),
+--         then (session id, session JSON) pairs
+-- Returns {code, detail}   code: 'ok' (detail: tickets loaded) | 'pool_loaded' (detail: the
+-- tickets loaded already)
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local total = 0
+  for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
+  return {'pool_loaded', tostring(total)}
+end
+local n = tonumber(ARGV[2])
+local total = 0
+for i = 3, 2 + 2 * n, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  total = total + tonumber(ARGV[i + 1])
+end
+for i = 3 + 2 * n, #ARGV, 2 do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+local t = redis.call('TIME')
+redis.call('XADD', KEYS[4], '*', 'act', 'pool_load', 'programme', '', 'tickets', tostring(total),
+  'by', ARGV[1], 'at', t[1] .. string.format('%06d', tonumber(t[2])))
+return {'ok', tostring(total)}
