@@ -91,6 +91,10 @@ def make_settings(
             "signing_key_dir": str(tmp_path / "draw-signing-keys"),
         },
         "etickets": {"signing_key_dir": str(tmp_path / "eticket-keys")},
+        "programme": {
+            "pseudonym_secret_file": str(tmp_path / "programme-pseudonym-secret"),
+            "name_key_file": str(tmp_path / "programme-name-key"),
+        },
         "logging": {"access_log": False},
     }
     for name, values in sections.items():

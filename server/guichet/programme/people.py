@@ -10,10 +10,9 @@ a minor's legal guardian's consent too (who collected it, relationship, time —
 identity is not stored), and consent to reuse the data later is separate and revocable
 (recommendation 4).
 
-Mobility needs are a count per group, never per person: CNIL recommendation 2, "les besoins
-en matière de mobilité réduite … ne doivent pas être collectés de manière individuelle mais
-pour l'ensemble du groupe" (our reading of seed 002 §4, "Collecter … les besoins de mobilité
-réduite, de manière globale pour le groupe").
+Mobility needs are a count per group, never per person: CNIL recommendation 2 (seed 002 §4),
+"il est préférable de ne collecter que le nombre de personnes ayant des besoins spécifiques
+sans que l'identité de celles-ci ne soit renseignée".
 """
 
 from __future__ import annotations

@@ -315,8 +315,8 @@ async def _mobility(
 
 _MOBILITY = (
     "Set a group's mobility needs as one count for the whole group — never per person (CNIL "
-    "recommendation 2: \u00ab les besoins en mati\u00e8re de mobilit\u00e9 r\u00e9duite \u2026 "
-    "pour l'ensemble du groupe \u00bb)"
+    "recommendation 2: \u00ab ne collecter que le nombre de personnes ayant des besoins "
+    "sp\u00e9cifiques sans que l'identit\u00e9 de celles-ci ne soit renseign\u00e9e \u00bb)"
 )
 
 
