@@ -63,13 +63,13 @@ def candidate(n: int, lottery: str, birth: str = "2003-05-06", **more: Any) -> d
                         "collected_by": "mission-locale-75"}, **more}  # fmt: skip
 
 
-async def audit_clean(client: Client, tokens: Tokens) -> dict[str, Any]:
+async def audit_clean(client: Client, tokens: Tokens, loaded: int = 600) -> dict[str, Any]:
     """The audit (as an auditor): pool + allocated + assigned + used = loaded, no breach."""
     r = await client.get("/v1/admin/programme/audit?games=olympic", headers=auditor(tokens))
     assert r.status == 200, await r.text()
     a: dict[str, Any] = await r.json()
     assert a["breaches"] == []
-    assert a["pool"] + a["allocated"] + a["assigned"] + a["used"] == a["loaded"] == 600
+    assert a["pool"] + a["allocated"] + a["assigned"] + a["used"] == a["loaded"] == loaded
     return a
 
 
@@ -370,3 +370,72 @@ async def no_plain_name(store: Store) -> None:
                     found.append(f"{key!r} holds {needle!r}")
     assert seen > 20, time.monotonic() - began
     assert found == []
+
+
+async def test_a_leader_commits_and_withdraws_for_its_group_only(
+    client: Client, store: Store, tokens: Tokens
+) -> None:
+    rows = [{**r, "date": DAY.isoformat()} for r in pool_rows(sessions=1)]
+    await load_pool(client, tokens, rows)
+    later = {"reclaim_on": (DAY + timedelta(days=60)).isoformat(),
+             "retention_until": (DAY + timedelta(days=365)).isoformat()}  # fmt: skip
+    await put_programme(client, tokens, YOUTH, **later)
+    await allocate(client, tokens, YOUTH, {"ATH-00:A": 3})
+    await lottery(client, tokens, YOUTH, "l1", "ATH-00:A", datetime.now(UTC) + timedelta(hours=1))
+    op = operator(tokens, YOUTH)
+    for group, lead in (("g1", LEADER), ("g2", OTHER_LEADER)):
+        r = await client.post(f"{ADMIN}/{YOUTH}/groups", json={"id": group, "leader": lead},
+                              headers=op)  # fmt: skip
+        assert r.status == 201, await r.text()
+    minor_birth = (DAY - timedelta(days=17 * 365)).isoformat()
+    tickets = []
+    for body in (candidate(0, "l1"), candidate(1, "l1", birth=minor_birth)):
+        r = await client.post(f"/v1/programmes/{YOUTH}/groups/g1/candidates", json=body,
+                              headers=account(tokens, LEADER))  # fmt: skip
+        assert r.status == 201, await r.text()
+        why = {"person": (await r.json())["pseudonym"], "session": "ATH-00", "category": "A",
+               "justification": "the club's volunteers named by the league"}  # fmt: skip
+        r = await client.post(f"{ADMIN}/{YOUTH}/designations", json=why, headers=op)
+        assert r.status == 201, await r.text()
+        tickets.append((await r.json())["ticket"])
+    adult, minor = tickets
+    assert (await stats(client, tokens, YOUTH))["consents_missing"] == 1
+    commit = {"charter_version": "charte-v1", "attend": True}
+
+    def url(ticket: str, act: str = "") -> str:
+        return f"/v1/programmes/{YOUTH}/tickets/{ticket}{act}"
+
+    # another group's leader: 403 on every act; an account that leads nothing: no such ticket
+    other, stranger = account(tokens, OTHER_LEADER), account(tokens, "acc-nobody")
+    for headers, status in ((other, 403), (stranger, 404)):
+        r = await client.get(url(adult), headers=headers)
+        assert r.status == status, await r.text()
+        r = await client.post(url(adult, "/commit"), json=commit, headers=headers)
+        assert r.status == status, await r.text()
+        r = await client.post(url(adult, "/withdraw"), json={}, headers=headers)
+        assert r.status == status, await r.text()
+        assert r.content_type == "application/problem+json"
+    audit = await audit_clean(client, tokens, 200)
+    assert audit["assigned"] == 2
+
+    # its own leader: fetches, commits (the printed name in the ticket), withdraws
+    leader = account(tokens, LEADER)
+    r = await client.get(url(adult), headers=leader)
+    assert (r.status, (await r.json())["state"]) == (200, "assigned")
+    r = await client.post(url(adult, "/commit"), json=commit, headers=leader)
+    assert r.status == 200, await r.text()
+    family, given = PEOPLE[0]
+    assert (await r.json())["name"] == f"{given} {family}"
+    r = await client.post(url(minor, "/commit"), json=commit, headers=leader)
+    assert r.status == 409
+    assert (await r.json())["type"].endswith("guardian-consent-required")
+    # the minor's ticket withdrawn without a guardian's consent: no consent is missing any more
+    r = await client.post(url(minor, "/withdraw"), json={}, headers=leader)
+    assert r.status == 200, await r.text()
+    assert (await r.json())["outcome"] == "returned"  # an exception's seat: back to the pool
+    assert (await stats(client, tokens, YOUTH))["consents_missing"] == 0
+    r = await client.post(url(adult, "/withdraw"), json={}, headers=leader)
+    assert r.status == 200, await r.text()
+    assert (await r.json())["outcome"] == "returned"
+    audit = await audit_clean(client, tokens, 200)
+    assert (audit["assigned"], audit["pool"]) == (0, 200 - 3 + 2)
