@@ -15,6 +15,7 @@ import pytest
 
 from guichet.config import Settings
 from guichet.draw import audit, seal
+from guichet.draw import model as draw_model
 from guichet.programme import designate, identity, lottery, tickets
 from guichet.programme.tickets_refusals import Refuse
 from guichet.signing import Keyring
@@ -318,3 +319,25 @@ def test_the_cli_runs_and_exports_a_lottery_that_draw_verify_accepts(
     assert "verifies (12 entries)" in capsys.readouterr().out
     (out / "entries.tsv").write_text(f"eligible\t{person(50)}\n", encoding="utf-8")
     assert main(["--config", config, *verify]) == 1
+
+
+async def test_the_ranking_runs_off_the_event_loop(
+    store: Store, kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lottery of many candidates must not stall every other request of the worker: the
+    ranking (a BLAKE2b per entry and a sort) runs in a thread."""
+    ranked_in: list[bool] = []
+    real = draw_model.rank
+
+    def spy(*args: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            ranked_in.append(True)
+        except RuntimeError:
+            ranked_in.append(False)
+        return real(*args)
+
+    monkeypatch.setattr(draw_model, "rank", spy)
+    ranked = await ran_lottery(store, kit, people=40)
+    assert len(ranked) == 40
+    assert ranked_in == [False]  # ranked once, in no event loop's thread

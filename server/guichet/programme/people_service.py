@@ -181,7 +181,9 @@ class People:
             if new is None:
                 return record
             args = [person, raw, msgspec.json.encode(new), leader or "", record.group or ""]
-            answer = await self.store.scripts(UPDATE, [key, k.leaders(programme)], args)
+            keys = [key, k.leaders(programme), k.stats(programme), k.tickets(programme),
+                    k.sessions]  # fmt: skip
+            answer = await self.store.scripts(UPDATE, keys, args)
             code: UpdateCode = code_of(answer, UpdateCode, "people_update")
             match code:
                 case "ok":

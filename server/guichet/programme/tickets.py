@@ -20,7 +20,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import msgspec
 from msgspec import Meta
@@ -143,7 +143,7 @@ class Tickets:
             [ticket, *caller.args(), charter, caller.actor])  # fmt: skip
         code = code.decode()
         if code != "ok":
-            _refuse(code, ticket)
+            await self._refuse(k, programme, code, ticket, caller)
         metrics.PROGRAMME_TICKETS.labels(programme, "committed").inc()
         return await self.view(programme, ticket, caller)
 
@@ -153,7 +153,7 @@ class Tickets:
         k = ProgrammeKeys(games)
         t = await self.record(games, programme, ticket)
         if t is None or not await self._holds(k, programme, t, caller):
-            _refuse("unknown", ticket)
+            await self._refuse(k, programme, "unknown", ticket, caller)
         assert t is not None
         out = ProgrammeTicket(id=ticket, programme=programme, session=t.session,
                               category=t.category, state=t.state, charter=t.charter)  # fmt: skip
@@ -182,13 +182,25 @@ class Tickets:
             return bool(msgspec.json.decode(raw).get("group") == group.decode())
         return True  # the operator, authenticated by the route
 
+    async def _refuse(
+        self, k: ProgrammeKeys, programme: str, code: str, ticket: str, caller: Caller
+    ) -> NoReturn:
+        """Raise the refusal; a group leader acting on an existing ticket of someone outside
+        its group is told so (403) rather than "no such ticket"."""
+        if code == "unknown" and caller.leader is not None:
+            leads: Any = await self.store.client.hexists(k.leaders(programme), caller.leader)
+            held: Any = await self.store.client.hexists(k.tickets(programme), ticket)
+            if leads and held:
+                raise Refuse("not_your_group", f"ticket {ticket!r} is not of your group's")
+        _refuse(code, ticket)
+
     async def withdraw(self, programme: str, ticket: str, caller: Caller) -> Withdrawal:
         """Void the ticket and reassign its seat (or return it to the pool), until the eve."""
         games = await games_of(self.store, programme)
         k = ProgrammeKeys(games)
         t = await self.record(games, programme, ticket)
         if t is None:
-            _refuse("unknown", ticket)
+            await self._refuse(k, programme, "unknown", ticket, caller)
         assert t is not None
         raw: Any = await self.store.client.hget(k.sessions, t.session)
         day = date.fromisoformat(msgspec.json.decode(raw)["date"])
@@ -206,7 +218,7 @@ class Tickets:
         if int(doubles):
             metrics.PROGRAMME_DOUBLE_BENEFIT.labels(programme, "lottery").inc(int(doubles))
         if code not in ("reassigned", "returned"):
-            _refuse(code, ticket)
+            await self._refuse(k, programme, code, ticket, caller)
         metrics.PROGRAMME_TICKETS.labels(programme, "withdrawn").inc()
         metrics.PROGRAMME_TICKETS.labels(programme, code).inc()
         if code == "reassigned":
@@ -216,7 +228,7 @@ class Tickets:
         return Withdrawal(ticket=ticket, outcome="returned")
 
 
-def _refuse(code: str, ticket: str) -> None:
+def _refuse(code: str, ticket: str) -> NoReturn:
     details = {
         "unknown": f"no ticket {ticket!r} of yours in this programme",
         "withdrawn": f"ticket {ticket!r} was withdrawn",

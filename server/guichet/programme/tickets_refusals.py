@@ -12,7 +12,7 @@ Refused = Literal[
     "no_programme", "no_session", "exists", "closes_in_past", "no_lottery", "committed",
     "closed", "not_committed", "open", "run", "not_run", "not_candidate", "already_designated",
     "double_benefit", "no_allocation", "unknown", "withdrawn", "used",
-    "guardian_consent_required", "too_late", "not_committed_ticket", "no_name",
+    "guardian_consent_required", "too_late", "not_committed_ticket", "no_name", "not_your_group",
 ]  # fmt: skip
 
 REFUSALS: dict[Refused, Refusal] = {
@@ -40,6 +40,8 @@ REFUSALS: dict[Refused, Refusal] = {
     "not_committed_ticket": Refusal(
         409, "not-committed", "The charter is not accepted yet: no ticket is issued"),
     "no_name": Refusal(409, "name-missing", "No name recorded for this nominative ticket"),
+    "not_your_group": Refusal(
+        403, "not-your-group", "The ticket's beneficiary is not of the group you lead"),
 }  # fmt: skip
 check_complete(REFUSALS, Refused, "programme tickets")
 

@@ -171,10 +171,12 @@ async def designation(request: web.Request) -> web.Response:
 
 
 @openapi.endpoint(
-    "The beneficiary (`code` from the link) or their group's leader (account token) accepts "
-    "the charter and commits to attend; a minor without a guardian's consent: 409 "
-    "`guardian-consent-required`. Answers the nominative ticket",
-    request=tickets.CommitRequest, response=tickets.ProgrammeTicket, errors=(401, 404, 409, 422),
+    "The beneficiary (`code` from the link) or their group's leader (account token; another "
+    "group's leader: 403 `not-your-group`) accepts the charter and commits to attend; a minor "
+    "without a guardian's consent: 409 `guardian-consent-required`. Answers the nominative "
+    "ticket",
+    request=tickets.CommitRequest, response=tickets.ProgrammeTicket,
+    errors=(401, 403, 404, 409, 422),
     tags=("programme",),
 )  # fmt: skip
 @_refusals
@@ -194,7 +196,7 @@ async def commit_ticket(request: web.Request) -> web.Response:
     query=(("format", {"type": "string", "enum": ["json", "svg", "png"]}),),
     headers=(openapi.Header(CODE_HEADER, "The code of the beneficiary's link",
                             schema={"type": "string", "maxLength": 64}),),
-    errors=(401, 404, 409, 422), tags=("programme",),
+    errors=(401, 403, 404, 409, 422), tags=("programme",),
 )  # fmt: skip
 @_refusals
 async def show_ticket(request: web.Request) -> web.Response:
@@ -226,7 +228,7 @@ def _qr(payload: str, kind: Literal["svg", "png"]) -> bytes:
     "The beneficiary (`code`) or their group's leader (account token) withdraws, until 23:59 "
     "Paris on the eve of the session (else 409 `too-late`): the ticket is voided and given to "
     "the next candidate of the lottery's ranking, or returned to the central pool",
-    request=tickets.WithdrawRequest, response=tickets.Withdrawal, errors=(401, 404, 409, 422),
+    request=tickets.WithdrawRequest, response=tickets.Withdrawal, errors=(401, 403, 404, 409, 422),
     tags=("programme",),
 )  # fmt: skip
 @_refusals

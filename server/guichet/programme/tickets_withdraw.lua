@@ -23,6 +23,7 @@ local now = now_us()
 if now > tonumber(ARGV[7]) then return {'too_late', '', 0} end
 local K = {candidates = KEYS[2], tickets = KEYS[1], benefit = KEYS[8], stats = KEYS[9],
   outbox = KEYS[10], groups = KEYS[11], sessions = KEYS[12]}
+local was = t.state
 t.state = 'withdrawn'
 t.by = ARGV[6]
 t.at = now
@@ -31,6 +32,9 @@ rec.state = 'withdrawn'
 redis.call('HSET', KEYS[2], t.person, enc(rec))
 if redis.call('HGET', KEYS[8], t.person) == P then redis.call('HDEL', KEYS[8], t.person) end
 redis.call('HINCRBY', KEYS[9], 'withdrawn', 1)
+if was == 'assigned' and consent_missing(rec, KEYS[12], t.session) then
+  redis.call('HINCRBY', KEYS[9], 'consents_missing', -1)
+end
 local item = t.session .. ':' .. t.category
 local doubles = 0
 if ARGV[2] ~= 'x' and redis.call('HGET', KEYS[4], 'state') == 'run' then

@@ -21,6 +21,15 @@ local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
+-- Is rec a minor on the session's day with no guardian's consent recorded? (Such a holder is
+-- counted in stats:P consents_missing while it holds an assigned ticket.)
+local function consent_missing(rec, sessions, session)
+  if not (rec.guardian == nil or rec.guardian == cjson.null) then return false end
+  if type(rec.majority_on) ~= 'string' then return false end
+  local s = redis.call('HGET', sessions, session)
+  local day = s and cjson.decode(s).date or ''
+  return rec.majority_on > day
+end
 -- Give person (candidate record rec) a ticket of session x category: the ticket record, the
 -- candidate's state, the benefit mark, the counters of the act, a notice. The caller moves the
 -- seat's counts (alloc -> assigned, or kept assigned on a reassignment).
@@ -36,10 +45,7 @@ local function give(K, P, L, person, rec, session, category, code, code_hash, ac
   redis.call('HSET', K.candidates, person, enc(rec))
   redis.call('HSET', K.benefit, person, P)
   redis.call('HINCRBY', K.stats, 'assigned', 1)
-  local s = redis.call('HGET', K.sessions, session)
-  local day = s and cjson.decode(s).date or ''
-  if (rec.guardian == nil or rec.guardian == cjson.null) and type(rec.majority_on) == 'string'
-      and rec.majority_on > day then
+  if consent_missing(rec, K.sessions, session) then
     redis.call('HINCRBY', K.stats, 'consents_missing', 1)
   end
   local notice = {'kind', 'ticket', 'programme', P, 'ticket', id,
