@@ -238,14 +238,15 @@ DRAW_WAVES = Gauge(
 )
 OUTBOX_BACKLOG = Gauge(
     "guichet_outbox_backlog",
-    "Window notices of a sale's outbox not yet read by the mailer (undelivered) or read and "
-    "not acknowledged (pending).",
+    "Notices of an outbox (a sale's windows; programme:<games>: the State programme's ticket "
+    "links) not yet read by the mailer (undelivered) or read and not acknowledged (pending).",
     ["sale", "state"],
     multiprocess_mode="livemax",
 )
 OUTBOX_LAG = Gauge(
     "guichet_outbox_lag_seconds",
-    "How long the oldest due, unacknowledged window notice of a sale has been due (0: none).",
+    "How long the oldest due, unacknowledged notice of an outbox (a sale, or "
+    "programme:<games>) has been due (0: none).",
     ["sale"],
     multiprocess_mode="livemax",
 )

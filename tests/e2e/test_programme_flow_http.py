@@ -13,6 +13,8 @@ each carrying its beneficiary's link code) and the final scan of every key."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -73,14 +75,19 @@ async def audit_clean(client: Client, tokens: Tokens, loaded: int = 600) -> dict
     return a
 
 
-async def codes(store: Store) -> dict[str, str]:
-    """Ticket id -> link code, from the outbox notices (what the messenger sends)."""
-    out: dict[str, str] = {}
-    notices: Any = await store.client.xrange(ProgrammeKeys("olympic").outbox)
-    for _, fields in notices:
-        f = {a.decode(): b.decode() for a, b in fields.items()}
-        out[f["ticket"]] = f["link"].rpartition("#")[2]
-    return out
+async def codes(settings: Settings, tmp_path: Path) -> dict[str, str]:
+    """Ticket id -> link code of the notices not yet sent, read and acknowledged as the mail
+    sender does (``guichet outbox read programme:olympic`` then ``ack``)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert await cli_run(settings, tmp_path, "outbox", "read", "programme:olympic") == 0
+    notices = [json.loads(line) for line in out.getvalue().splitlines()]
+    if notices:
+        ids = [n["id"] for n in notices]
+        with contextlib.redirect_stdout(io.StringIO()):
+            acked = await cli_run(settings, tmp_path, "outbox", "ack", "programme:olympic", *ids)
+        assert acked == 0
+    return {n["ticket"]: n["link"].rpartition("#")[2] for n in notices}
 
 
 async def stats(client: Client, tokens: Tokens, programme: str) -> dict[str, int]:
@@ -231,8 +238,9 @@ async def test_the_programme_end_to_end(
     assert s["consents_missing"] == 1  # the minor of l2 holds a ticket, no guardian yet
     audit = await audit_clean(client, tokens)
     assert audit["assigned"] == 1 + 1 + 3 + 2
-    links = await codes(store)
+    links = await codes(settings, tmp_path)
     assert len(links) == 7
+    assert await codes(settings, tmp_path) == {}  # acknowledged: not read again
 
     # --- the minor: no commitment without the guardian's consent --------------------------
     records = {}
@@ -282,8 +290,8 @@ async def test_the_programme_end_to_end(
     assert r.status == 200, await r.text()
     out = await r.json()
     assert out["outcome"] == "reassigned"
-    links = await codes(store)
-    assert out["reassigned_ticket"] in links
+    links.update(fresh := await codes(settings, tmp_path))
+    assert list(fresh) == [out["reassigned_ticket"]]
     await audit_clean(client, tokens)
     # l2's ranking is exhausted: the adult's withdrawal returns the seat to the pool
     adult_ticket = holder[adult["pseudonym"]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import REGISTRY, generate_latest
 
 from guichet.programme import model, monitor
@@ -22,6 +24,12 @@ async def test_gauges_follow_the_invariant_terms_and_the_programme_counters(stor
         await c.hset(k.stats("youth-olympic"), act, n)
     await c.hset(k.programmes, "youth-olympic", b'{"reclaim_on":"2024-05-01","id":"youth-olympic"}')
     await c.hset(PROGRAMMES_INDEX, "youth-olympic", "olympic")
+    ticket = "youth-olympic.l1.1"
+    notice: dict[Any, Any] = {
+        "kind": "ticket", "programme": "youth-olympic", "ticket": ticket,
+        "link": f"/v1/programmes/youth-olympic/tickets/{ticket}#c",
+    }  # fmt: skip
+    await c.xadd(k.outbox, notice, id="1000-0")  # written at t = 1 s: overdue for long
     await monitor.refresh(store)
     text = generate_latest(REGISTRY).decode()
     terms = {t: metric_value(text, "guichet_programme_invariant_tickets", games="olympic", term=t)
@@ -38,3 +46,6 @@ async def test_gauges_follow_the_invariant_terms_and_the_programme_counters(stor
     reclaim = metric_value(text, "guichet_programme_reclaim_timestamp_seconds",
                            programme="youth-olympic")  # fmt: skip
     assert reclaim == model.reclaim_at(model.RECLAIM_ON["olympic"]).timestamp()
+    outbox = {"sale": "programme:olympic"}
+    assert metric_value(text, "guichet_outbox_backlog", state="undelivered", **outbox) == 1
+    assert metric_value(text, "guichet_outbox_lag_seconds", **outbox) > 365 * 86400

@@ -398,6 +398,17 @@ def cmd_waves(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _target(value: str) -> str:
+    """An outbox target: a sale id, or ``programme:<games>`` (the State programme's links)."""
+    if value.startswith(outbox.PROGRAMME):
+        if value[len(outbox.PROGRAMME) :] not in ("olympic", "paralympic"):
+            raise argparse.ArgumentTypeError("programme:olympic or programme:paralympic")
+        return value
+    if not wire.valid_slug(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a sale id")
+    return value
+
+
 def cmd_outbox_show(args: argparse.Namespace, settings: Settings) -> int:
     b = _with_store(settings, lambda s: outbox.backlog(s.client, args.sale))
     oldest = b.oldest_due_us and wire.rfc3339(b.oldest_due_us / US_PER_S)
@@ -409,6 +420,13 @@ def cmd_outbox_show(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_outbox_read(args: argparse.Namespace, settings: Settings) -> int:
     idle = args.claim_idle_s
     idle_ms = max(1, round(1000 * (settings.draws.outbox_claim_idle_s if idle is None else idle)))
+    if args.sale.startswith(outbox.PROGRAMME):
+        raw = _with_store(
+            settings, lambda s: outbox.read_raw(s, args.sale, args.consumer, args.count, idle_ms)
+        )
+        for i, f in raw:
+            sys.stdout.write(json.dumps(outbox.programme_notice(i, f)) + "\n")
+        return 0
     notices = _with_store(
         settings, lambda s: outbox.read(s, args.sale, args.consumer, args.count, idle_ms)
     )
@@ -518,14 +536,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("draw")
     c.set_defaults(func=cmd_waves)
 
-    p = sub.add_parser("outbox", help="window notices waiting for the e-mail sender")
+    p = sub.add_parser("outbox", help="notices waiting for the e-mail sender: a sale's "
+                       "windows (SALE), or the State programme's ticket links "
+                       "(programme:GAMES)")  # fmt: skip
     inner = p.add_subparsers(dest="outbox_command", required=True)
     c = inner.add_parser("show", help="backlog of a sale's outbox")
-    c.add_argument("sale")
+    c.add_argument("sale", metavar="SALE|programme:GAMES", type=_target)
     c.set_defaults(func=cmd_outbox_show)
     c = inner.add_parser("read", help="read notices as a consumer (JSON lines): those left "
                          "unacknowledged longer than the claim bound, then new ones")  # fmt: skip
-    c.add_argument("sale")
+    c.add_argument("sale", metavar="SALE|programme:GAMES", type=_target)
     c.add_argument("--consumer", default="cli")
     c.add_argument("--count", type=_count, default=100, help="at most this many (1-10000)")
     c.add_argument("--claim-idle-s", dest="claim_idle_s", type=_positive_s,
@@ -533,9 +553,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    "(draws.outbox_claim_idle_s)")  # fmt: skip
     c.set_defaults(func=cmd_outbox_read)
     c = inner.add_parser("ack", help="acknowledge notices sent")
-    c.add_argument("sale")
+    c.add_argument("sale", metavar="SALE|programme:GAMES", type=_target)
     c.add_argument("ids", nargs="+")
     c.set_defaults(func=cmd_outbox_ack)
     c = inner.add_parser("trim", help="delete acknowledged notices (they carry account ids)")
-    c.add_argument("sale")
+    c.add_argument("sale", metavar="SALE|programme:GAMES", type=_target)
     c.set_defaults(func=cmd_outbox_trim)

@@ -1,10 +1,13 @@
-"""The outbox of window notices: one Redis Stream per sale, read by the e-mail sender through
-the consumer group ``mailer``. Delivery is at-least-once: a notice stays pending until
+"""The outboxes of notices: one Redis Stream per sale (window notices) and one per games of the
+State programme (ticket links, ``programme:<games>``), read by the e-mail sender through the
+consumer group ``mailer``. Delivery is at-least-once: a notice stays pending until
 acknowledged, and a notice pending longer than the claim bound (its reader died, or exited
 without acking) is handed to the next reader (``outbox_read.lua``).
 
-Each entry: account, draw, wave, starts_us, ends_us, due_us (starts minus the notice period:
-when the sender should send it).
+A sale's entry: account, draw, wave, starts_us, ends_us, due_us (starts minus the notice
+period: when the sender should send it). A programme's entry: kind, programme, ticket, link
+(with the beneficiary's code after ``#``), and the group's leader when it has one; it is due
+when written.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from guichet import wire
 from guichet.store.client import Store
-from guichet.store.keys import SaleKeys
+from guichet.store.keys import ProgrammeKeys, SaleKeys
 from guichet.store.scripts import LuaScript
 from guichet.units import US_PER_S
 
@@ -45,6 +48,21 @@ class Backlog:
     oldest_due_us: int | None  # oldest notice not acknowledged, by due time
 
 
+PROGRAMME = "programme:"  # an outbox target naming a programme's games, e.g. programme:olympic
+
+
+def key_of(target: str) -> str:
+    """The stream of an outbox target: a sale id, or ``programme:<games>``."""
+    if target.startswith(PROGRAMME):
+        return ProgrammeKeys(target[len(PROGRAMME) :]).outbox
+    return SaleKeys(target).outbox
+
+
+def programme_notice(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, str]:
+    """A programme notice as the sender reads it: its id and fields as they are."""
+    return {"id": entry_id.decode(), **{k.decode(): v.decode() for k, v in fields.items()}}
+
+
 def notice(entry_id: bytes, fields: dict[bytes, bytes]) -> Notice:
     f = {k.decode(): v.decode() for k, v in fields.items()}
     return Notice(
@@ -68,18 +86,23 @@ def _group(groups: list[dict[Any, Any]]) -> dict[str, Any] | None:
 
 
 def _first_due(entries: list[Any]) -> int | None:
-    return int(entries[0][1][b"due_us"]) if entries else None
+    """When the first entry is due: its ``due_us``, else when it was written (its id)."""
+    if not entries:
+        return None
+    entry_id, fields = entries[0]
+    due = fields.get(b"due_us")
+    return int(due) if due is not None else int(_text(entry_id).split("-")[0]) * 1000
 
 
-async def backlog(client: Any, sale: str) -> Backlog:
+async def backlog(client: Any, target: str) -> Backlog:
     """The outbox's backlog (asyncio client), for the gauges."""
-    key = SaleKeys(sale).outbox
+    key = key_of(target)
     length = int(await client.xlen(key))
     if length == 0:
         return Backlog(0, 0, 0, None)
     group = _group(await client.xinfo_groups(key))
-    if group is None:
-        return Backlog(length, length, 0, None)
+    if group is None:  # no reader yet: everything is undelivered, from the first entry on
+        return Backlog(length, length, 0, _first_due(await client.xrange(key, "-", "+", count=1)))
     pending = int(group.get("pending") or 0)
     undelivered = await _undelivered(client, key, group)
     dues = []
@@ -110,27 +133,34 @@ async def _undelivered(client: Any, key: str, group: dict[str, Any]) -> int:
     return len(await client.xrange(key, f"({last}", "+"))
 
 
+async def read_raw(
+    store: Store, target: str, consumer: str, count: int, claim_idle_ms: int
+) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """Up to ``count`` entries for ``consumer`` of the mailer group (see :func:`read`)."""
+    _, entries = await store.scripts(
+        READ, [key_of(target)], [GROUP, consumer, count, claim_idle_ms]
+    )
+    return [(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in entries]
+
+
 async def read(
     store: Store, sale: str, consumer: str, count: int, claim_idle_ms: int
 ) -> list[Notice]:
     """Up to ``count`` notices for ``consumer`` of the mailer group: first those pending for
     ``claim_idle_ms`` or longer (read by a reader that never acknowledged them), then new
     ones. They stay pending until :func:`ack`."""
-    _, entries = await store.scripts(
-        READ, [SaleKeys(sale).outbox], [GROUP, consumer, count, claim_idle_ms]
-    )
-    return [notice(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in entries]
+    return [notice(i, f) for i, f in await read_raw(store, sale, consumer, count, claim_idle_ms)]
 
 
-async def ack(client: Any, sale: str, ids: list[str]) -> int:
-    return int(await client.xack(SaleKeys(sale).outbox, GROUP, *ids)) if ids else 0
+async def ack(client: Any, target: str, ids: list[str]) -> int:
+    return int(await client.xack(key_of(target), GROUP, *ids)) if ids else 0
 
 
-async def trim(store: Store, sale: str) -> int:
+async def trim(store: Store, target: str) -> int:
     """Delete every notice the mailer has acknowledged (delivered and no longer pending),
     wherever it sits among pending ones: they hold account ids and are no longer needed.
     One script call per :data:`TRIM_BATCH` ids, each atomic (``outbox_trim.lua``)."""
-    key, after, deleted = SaleKeys(sale).outbox, "", 0
+    key, after, deleted = key_of(target), "", 0
     while True:
         gone, last = await store.scripts(TRIM, [key], [GROUP, after, TRIM_BATCH])
         deleted += int(gone)

@@ -9,12 +9,14 @@ counters (``stats:<P>``), the minors still without guardian consent, and its rec
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from typing import Any
 
 import msgspec
 
 from guichet import metrics
+from guichet.draw import outbox
 from guichet.programme import model
 from guichet.store.client import Store
 from guichet.store.keys import PROGRAMMES_INDEX, ProgrammeKeys
@@ -59,3 +61,14 @@ async def refresh(store: Store) -> None:
                 at = model.reclaim_at(spec.reclaim_on).timestamp()
                 metrics.PROGRAMME_RECLAIM_AT.labels(programme).set(at)
         metrics.PROGRAMME_TERMS.labels(games, "allocated").set(allocated)
+        await _outbox(client, outbox.PROGRAMME + games)
+
+
+async def _outbox(client: Any, target: str) -> None:
+    """The games' ticket-link notices, in the outbox gauges (``sale`` = programme:<games>), so
+    that GuichetOutboxLagging watches them too."""
+    b = await outbox.backlog(client, target)
+    metrics.OUTBOX_BACKLOG.labels(target, "undelivered").set(b.undelivered)
+    metrics.OUTBOX_BACKLOG.labels(target, "pending").set(b.pending)
+    lag = 0.0 if b.oldest_due_us is None else max(0.0, time.time() - b.oldest_due_us / 1e6)
+    metrics.OUTBOX_LAG.labels(target).set(lag)
