@@ -273,6 +273,13 @@ async def test_the_programme_end_to_end(
     assert ticket["name"] == f"{given_names} {family}"
     r = await client.get(url, headers=code)
     assert (r.status, (await r.json())["payload"]) == (200, ticket["payload"])
+    # the programme's operator reads it too (name included); another programme's cannot
+    r = await client.get(f"{ADMIN}/{YOUTH}/tickets/{first}", headers=operator(tokens, YOUTH))
+    assert (r.status, (await r.json())["name"]) == (200, ticket["name"])
+    r = await client.get(f"{ADMIN}/{YOUTH}/tickets/{first}", headers=operator(tokens, AGENTS))
+    assert r.status == 403
+    r = await client.get(url)  # neither a code nor a leader's account
+    assert r.status == 401
     r = await client.get(url, params={"format": "svg"}, headers=code)
     assert (r.status, r.content_type) == (200, "image/svg+xml")
     gate = {"Authorization": f"Bearer {tokens.admin('gates:scan')}"}

@@ -254,6 +254,21 @@ async def operator_withdraw(request: web.Request) -> web.Response:
     return webio.respond(out)
 
 
+@openapi.endpoint(
+    "The programme's operator reads a beneficiary's ticket (with the printed name once "
+    "committed): the only reader of a name besides the ticket's own holder",
+    response=tickets.ProgrammeTicket, auth="admin", scope=roles.OPERATE, errors=(403, 404),
+    tags=("programme",),
+)  # fmt: skip
+@_refusals
+async def operator_ticket(request: web.Request) -> web.Response:
+    programme = webio.slug_param(request, "programme")
+    admin = roles.operator(request, programme)
+    caller = tickets.Caller(actor=roles.actor_of(admin))
+    out = await _tickets(request).view(programme, request.match_info["ticket"], caller)
+    return webio.respond(out, headers={"Cache-Control": "private, no-store"})
+
+
 def setup(app: web.Application) -> None:
     """Routes, and the keys they use (read here, outside the event loop)."""
     settings = app[SETTINGS]
@@ -268,6 +283,7 @@ def setup(app: web.Application) -> None:
     r.add_post(f"{admin}/lotteries/{{lottery}}/run", run_lottery)
     r.add_post(f"{admin}/lotteries/{{lottery}}/assign", assign)
     r.add_post(f"{admin}/designations", designation)
+    r.add_get(f"{admin}/tickets/{{ticket}}", operator_ticket)
     r.add_post(f"{admin}/tickets/{{ticket}}/withdraw", operator_withdraw)
     public = "/v1/programmes/{programme}/tickets/{ticket}"
     r.add_get(public, show_ticket)
