@@ -46,6 +46,9 @@ class Seat:
     session: str
     category: str
     account: str
+    #: A State programme's ticket (then ``sale``, ``hold`` and ``account`` are empty: it is
+    #: nominative, bound to a beneficiary's pseudonym, not to an account's purchase).
+    programme: str = ""
 
 
 def ticket_id(hold: str, number: int) -> str:
@@ -143,13 +146,15 @@ class ScanRequest(wire.Base, kw_only=True):
 
 
 class Scanned(wire.Reply, kw_only=True):
-    """An accepted scan: the ticket is now used, here and now."""
+    """An accepted scan: the ticket is now used, here and now. A sale's ticket names its sale
+    and account, a State programme's ticket its programme."""
 
     ticket: str
-    sale: str
+    sale: str | None = None
+    programme: str | None = None
     session: str
     category: str
-    account: str
+    account: str | None = None
     used_at: str
     gate: str
 

@@ -132,8 +132,9 @@ async def scan(request: web.Request) -> web.Response:
     scanned = None
     if seat is not None and used is not None:
         scanned = model.Scanned(
-            ticket=seat.id, sale=seat.sale, session=seat.session, category=seat.category,
-            account=seat.account, used_at=wire.rfc3339(used[0] / US_PER_S), gate=used[1],
+            ticket=seat.id, sale=seat.sale or None, programme=seat.programme or None,
+            session=seat.session, category=seat.category, account=seat.account or None,
+            used_at=wire.rfc3339(used[0] / US_PER_S), gate=used[1],
         )  # fmt: skip
     if code != "ok":
         metrics.ETICKET_SCANS.labels("refused").inc()

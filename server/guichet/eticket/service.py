@@ -136,7 +136,7 @@ class Etickets:
             return Scan("malformed", None, None)
         raw_code, record = await programme_tickets.scan(self.store, gms, prg, tid, gate)
         code: ScanCode = code_of(raw_code.encode(), ScanCode, "tickets_scan")
-        seat = model.Seat(tid, "", 0, prg, ses, cat, "")
+        seat = model.Seat(tid, "", 0, "", ses, cat, "", programme=prg)
         return Scan(code, seat, model.used_record(record) if record else None)
 
 
