@@ -11,8 +11,15 @@ It starts ``guichet serve`` (embedded Valkey, in ``--workdir``), then, as ops wo
 3. a draw ``paris-2024-packs`` (strata ``club`` then ``general``), ``--accounts`` demo
    accounts registered (1 in 10 in the club), the commitment, the close, the run;
 4. a first wave of purchase windows, open now, for the first half of the ranking;
+5. the State programme (seed 002): the pool of 401,220 tickets over the demo catalogue, the
+   eight programmes (four publics x two games) with the published split allocated
+   (``programme/demo_plan.py``), and per programme one lottery on its largest allocation with
+   ``--programme-candidates`` synthetic candidates ("Fictif Demo-…"), committed, closed, run,
+   and half of them given a ticket. The games are shifted so that the Olympic opening is
+   ``--games-in`` days from today (reclaim dates keep the seed's distance: 86 days before);
 
-and prints tokens of demo accounts that can shop now, and commands to try. Ctrl-C stops it.
+and prints tokens of demo accounts that can shop now, the programme's central, operator and
+auditor tokens, and commands to try. Ctrl-C stops it.
 """
 
 from __future__ import annotations
@@ -42,9 +49,14 @@ from guichet.draw.run import run as run_draw
 from guichet.draw.service import SCRIPTS as DRAW_SCRIPTS
 from guichet.draw.service import Draws
 from guichet.embedded import free_port
+from guichet.programme import demo_plan, designate, identity, lottery, model, pool, roles
+from guichet.programme import people_service as ps
+from guichet.programme import pool_service as pls
+from guichet.programme.people import Candidate, Consent, Guardian
 from guichet.shop import demo as shop_demo
 from guichet.signing import Keyring
 from guichet.store import sync
+from guichet.store.keys import ProgrammeKeys
 from guichet.units import US_PER_S
 
 SALE = ROOM = "paris-2024"
@@ -95,12 +107,109 @@ def _config(workdir: Path, port: int) -> dict[str, Any]:
             "seal_key_file": str(workdir / "draw-seal-key"),
             "signing_key_dir": str(workdir / "draw-signing-keys"),
         },
+        "etickets": {"signing_key_dir": str(workdir / "eticket-keys")},
+        "programme": {
+            "pseudonym_secret_file": str(workdir / "programme-pseudonym-secret"),
+            "name_key_file": str(workdir / "programme-name-key"),
+        },
         "logging": {"level": "WARNING"},
     }
 
 
-def setup(url: str, settings: Settings, accounts: int, close_in_s: float) -> dict[str, Any]:
-    """Create the sale, room and draw, register, draw, release the first wave."""
+PROGRAMME_SCRIPTS = (*pls.SCRIPTS, *ps.SCRIPTS, *lottery.SCRIPTS, *designate.SCRIPTS)
+DEMO_LOTTERY = "demo"
+
+
+def _candidates(programme: str, public: model.Public, n: int) -> list[Candidate]:
+    """Obviously fake people: family name "Fictif", given names "Demo-<programme>-<i>"; in the
+    youth programmes one in four is a minor (with a guardian's consent, but one in ten of them
+    without, so the counter of missing consents shows)."""
+    now = datetime.now(UTC)
+    consent = Consent(version="demo-v1", collected_at=now, collected_by="guichet demo")
+    out = []
+    for i in range(n):
+        minor = public == "youth" and i % 4 == 0
+        born = now.date() - timedelta(days=365 * (15 if minor else 30) + i)
+        guardian = None if not minor or i % 40 == 0 else Guardian(relationship="parent",
+                                                                    consented_at=now)  # fmt: skip
+        out.append(Candidate(family_name="Fictif", given_names=f"Demo-{programme}-{i:04d}",
+                             birth_date=born, lottery=DEMO_LOTTERY,
+                             criteria=list(demo_plan.CRITERIA[public]), consent=consent,
+                             guardian=guardian))  # fmt: skip
+    return out
+
+
+async def load_programme(store: Any, settings: Settings, games_in_days: int,
+                         candidates: int) -> dict[str, Any]:  # fmt: skip
+    """The State programme through the service layer (the scripts the routes call)."""
+    by = "central:demo"
+    shift = demo_plan.shift_to(datetime.now(UTC).date() + timedelta(days=games_in_days))
+    rows = demo_plan.pool_rows(shift=shift)
+    parsed = pool.Pool(sessions={}, counts={})
+    for r in rows:
+        parsed.sessions.setdefault(r.games, {})[r.session] = pool.SessionInfo(
+            date=r.date, games=r.games, name=r.name)  # fmt: skip
+        parsed.counts.setdefault(r.games, {})[model.item(r.session, r.category)] = r.quantity
+    pools = pls.PoolService(store)
+    loaded = await pools.load(parsed, by)
+    if any(a.code != "ok" for a in loaded):
+        raise RuntimeError(f"programme pool: {loaded}")
+    plan = demo_plan.allocations(rows)
+    people = ps.People(store, identity.pseudonym_secret(settings.programme),
+                       identity.name_box(settings.programme))  # fmt: skip
+    seal_key = seal.seal_key(settings.draws)
+    signer = Keyring(settings.draws.signing_key_dir)
+    out: dict[str, Any] = {}
+    for games in model.GAMES:
+        for public in model.PUBLICS:
+            p = demo_plan.programme_id(public, games)
+            put = await pools.put(p, demo_plan.programme_body(public, games, shift), by)
+            items = plan[p]
+            got = await pools.allocate(p, {model.item(s, c): q for s, c, q in items}, by)
+            if put.spec is None or got.code != "ok":
+                raise RuntimeError(f"programme {p}: {put.code} / {got.code}")
+            session, category, quantity = max(items, key=lambda x: x[2])
+            operator = demo_plan.operator_of(public)
+            await lottery.create(store, p, lottery.LotteryRequest(
+                id=DEMO_LOTTERY, session=session, category=category,
+                closes_at=datetime.now(UTC) + timedelta(hours=1)), operator)  # fmt: skip
+            await lottery.commit(store, seal_key, p, DEMO_LOTTERY, operator)
+            await asyncio.gather(*(people.register(p, c, operator)
+                                   for c in _candidates(p, public, candidates)))  # fmt: skip
+            # the demo's one shortcut: its list closes once its candidates are in
+            k = ProgrammeKeys(games)
+            seconds, micros = await store.client.time()
+            await store.client.hset(k.lottery(p, DEMO_LOTTERY), "closes_at",
+                                    int(seconds) * US_PER_S + int(micros))  # fmt: skip
+            await lottery.run(store, seal_key, signer, p, DEMO_LOTTERY, b"guichet demo")
+            given = await designate.assign(store, p, DEMO_LOTTERY, operator, candidates // 2)
+            out[p] = {"public": public, "games": games, "operator": operator,
+                      "allocated": sum(q for _, _, q in items),
+                      "reclaim_on": put.spec.reclaim_on.isoformat(),
+                      "lottery": {"id": DEMO_LOTTERY, "session": session, "category": category,
+                                  "tickets": quantity, "candidates": candidates,
+                                  "assigned": given.assigned}}  # fmt: skip
+    notice: Any = await store.client.xrange(ProgrammeKeys("olympic").outbox, count=1)
+    link = notice[0][1][b"link"].decode() if notice else ""
+    return {"pool": sum(r.quantity for r in rows),
+            "olympic_opening": (demo_plan.OLYMPIC_OPENING + shift).isoformat(),
+            "programmes": out, "a_beneficiary_link": link}  # fmt: skip
+
+
+def _admin(key: Any, settings: Settings, subject: str, scope: str,
+           programmes: list[str] | None = None) -> str:  # fmt: skip
+    sec = settings.security
+    return auth.mint(key, issuer=sec.issuer, audience=sec.admin_audience, subject=subject,
+                     ttl_s=24 * 3600, scopes=[scope], programmes=programmes,
+                     programmes_claim=sec.programmes_claim)  # fmt: skip
+
+
+def setup(
+    url: str, settings: Settings, accounts: int, close_in_s: float, games_in_days: int = 120,
+    programme_candidates: int = 200,
+) -> dict[str, Any]:  # fmt: skip
+    """Create the sale, room and draw, register, draw, release the first wave; load the State
+    programme."""
     sec = settings.security
     key = auth.load_or_create_dev_key(sec.dev_issuer_key_file)
     admin = auth.mint(key, issuer=sec.issuer, audience=sec.admin_audience, subject="admin:demo",
@@ -135,12 +244,14 @@ def setup(url: str, settings: Settings, accounts: int, close_in_s: float) -> dic
     names = [f"demo-{i:05d}" for i in range(accounts)]
     seal_key = seal.seal_key(settings.draws)
 
+    programme: dict[str, Any] = {}
+
     async def register() -> None:
         from guichet.store.client import connect
 
         where = sync.target(settings.redis)
         store = connect(settings.redis, url=where if isinstance(where, str) else None,
-                        scripts=DRAW_SCRIPTS)  # fmt: skip
+                        scripts=(*DRAW_SCRIPTS, *PROGRAMME_SCRIPTS))  # fmt: skip
         try:
             draws = Draws(store)
             club = frozenset({"club"})  # as an identity token's groups claim would say
@@ -149,6 +260,12 @@ def setup(url: str, settings: Settings, accounts: int, close_in_s: float) -> dic
             c = await draws.commit(DRAW, seal_key)
             if c.code != "ok":
                 raise RuntimeError(f"commit: {c.code}")
+            # while the draw's registration closes: the State programme
+            started = time.monotonic()
+            programme.update(await load_programme(store, settings, games_in_days,
+                                                  programme_candidates))  # fmt: skip
+            print(f"guichet demo: State programme loaded in {time.monotonic() - started:.1f} s",
+                  file=sys.stderr)  # fmt: skip
         finally:
             await store.close()
 
@@ -184,6 +301,21 @@ def setup(url: str, settings: Settings, accounts: int, close_in_s: float) -> dic
             }
             for a in winners
         ],
+        "programme": {
+            **programme,
+            "central_token": _admin(key, settings, "central-demo", roles.CENTRAL),
+            "auditor_token": _admin(key, settings, "auditor-demo", roles.AUDIT),
+            "operator_tokens": {
+                demo_plan.operator_of(u): _admin(
+                    key,
+                    settings,
+                    demo_plan.operator_of(u),
+                    roles.OPERATE,
+                    [demo_plan.programme_id(u, g) for g in model.GAMES],
+                )
+                for u in model.PUBLICS
+            },
+        },
     }
 
 
@@ -214,7 +346,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     try:
         _wait_ready(url, proc)
         print(f"guichet demo: server at {url} (data and logs in {workdir})", file=sys.stderr)
-        summary = setup(url, demo_settings, args.accounts, args.close_in)
+        started = time.monotonic()
+        summary = setup(url, demo_settings, args.accounts, args.close_in, args.games_in,
+                        args.programme_candidates)  # fmt: skip
+        print(f"guichet demo: set up in {time.monotonic() - started:.1f} s", file=sys.stderr)
         print(json.dumps(summary, indent=1), flush=True)
         token = summary["demo_accounts"][0]["token"]
         print(
@@ -225,6 +360,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
             flush=True,
         )
+        _programme_hints(url, config, summary["programme"])
         if args.setup_only:
             return 0
         proc.wait()
@@ -244,6 +380,32 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 proc.wait()
 
 
+def _programme_hints(url: str, config: Path, programme: dict[str, Any]) -> None:
+    central = programme["central_token"]
+    operator = programme["operator_tokens"]["op-youth"]
+    link = programme["a_beneficiary_link"]
+    path, _, code = link.partition("#")
+    print(
+        f"\nthe State programme ({programme['pool']:,} tickets, 8 programmes; the Olympic "
+        f"opening moved to {programme['olympic_opening']}):\n"
+        f"  CENTRAL={central}\n  OPERATOR={operator}   # op-youth: youth-olympic, "
+        "youth-paralympic\n"
+        f'  curl -s -H "Authorization: Bearer $CENTRAL" '
+        f"'{url}/v1/admin/programme/audit?games=olympic'\n"
+        f'  curl -s -H "Authorization: Bearer $OPERATOR" '
+        f"{url}/v1/admin/programmes/youth-olympic\n"
+        f'  curl -s -H "Authorization: Bearer $OPERATOR" '
+        f"{url}/v1/admin/programmes/youth-olympic/lotteries/{DEMO_LOTTERY}\n"
+        f"  curl -s -H 'X-Ticket-Code: {code}' {url}{path}   # a beneficiary's ticket\n"
+        f"  curl -s -X POST -H 'Content-Type: application/json' -d "
+        f'\'{{"charter_version": "v1", "attend": true, "code": "{code}"}}\' '
+        f"{url}{path}/commit\n"
+        f"  guichet --config {config} programme audit --games paralympic",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="start a server with a sale, room, draw and demo accounts")
     p.add_argument("--workdir", default=".guichet-demo", help="data, keys and logs of the demo")
@@ -251,6 +413,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--accounts", type=int, default=3000, help="demo accounts entering the draw")
     p.add_argument("--close-in", dest="close_in", type=float, default=5.0,
                    help="seconds until the draw's registration closes")  # fmt: skip
+    p.add_argument("--games-in", dest="games_in", type=int, default=120,
+                   help="days from today to the Olympic opening, for the State programme's "
+                        "dates (its reclaim is 86 days before)")  # fmt: skip
+    p.add_argument("--programme-candidates", dest="programme_candidates", type=int,
+                   default=200, help="synthetic candidates per State programme")  # fmt: skip
     p.add_argument("--setup-only", dest="setup_only", action="store_true",
                    help="stop once everything is set up (tests)")  # fmt: skip
     p.set_defaults(func=cmd_demo)

@@ -10,9 +10,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from guichet.programme import model
 from tests.e2e.processes import ROOT
 
 
@@ -39,6 +41,42 @@ def _through_the_room(base: str, token: str) -> str:
         time.sleep(0.2)
     _, admitted = _call(f"{base}/admit", token, {}, ticket)
     return str(admitted["token"])
+
+
+def _get(url: str, token: str) -> Any:
+    request = urllib.request.Request(url)  # noqa: S310 (loopback)
+    request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def _the_state_programme_is_there(base: str, programme: dict[str, Any]) -> None:
+    """The whole pool (401,220), a clean audit of both games, the eight programmes with the
+    published split allocated, each with its lottery run and tickets given."""
+    assert programme["pool"] == model.TOTAL_TICKETS
+    central = programme["central_token"]
+    loaded = 0
+    for games in model.GAMES:
+        audit = _get(f"{base}/v1/admin/programme/audit?games={games}", central)
+        assert audit["breaches"] == []
+        assert audit["pool"] == 0  # every ticket allocated
+        assert audit["allocated"] + audit["assigned"] == audit["loaded"]
+        loaded += audit["loaded"]
+    assert loaded == model.TOTAL_TICKETS
+    per_public: dict[str, int] = {}
+    assert len(programme["programmes"]) == 8
+    for p, facts in programme["programmes"].items():
+        view = _get(f"{base}/v1/admin/programmes/{p}", central)
+        assert (view["public"], view["games"]) == (facts["public"], facts["games"])
+        per_public[view["public"]] = per_public.get(view["public"], 0) + view["stats"]["allocated"]
+        assert view["stats"]["candidates"] == facts["lottery"]["candidates"] > 0
+        assert view["stats"]["assigned"] == facts["lottery"]["assigned"] > 0
+        assert view["reclaim_on"] > datetime.now(UTC).date().isoformat()  # not due in the demo
+    assert per_public == model.PUBLISHED_SPLIT
+    operator = programme["operator_tokens"]["op-youth"]  # bound to its programmes
+    assert (
+        _get(f"{base}/v1/admin/programmes/youth-olympic/lotteries/demo", operator)["state"] == "run"
+    )
 
 
 def test_the_demo_lets_a_winner_hold_a_pack_and_stops_cleanly(tmp_path: Path) -> None:
@@ -73,6 +111,7 @@ def test_the_demo_lets_a_winner_hold_a_pack_and_stops_cleanly(tmp_path: Path) ->
         assert status == 201
         assert held["tickets"] == 3
         assert (tmp_path / "demo" / "data" / "guichet-valkey.json").exists()  # Valkey is up
+        _the_state_programme_is_there(summary["url"], summary["programme"])
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)

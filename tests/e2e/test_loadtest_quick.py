@@ -328,6 +328,36 @@ def test_draw_benchmark_runs_small(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_programme_benchmark_runs_small_and_its_audit_is_clean(tmp_path: Path) -> None:
+    """The State programme benchmark end to end on 2,000 candidates (a 1,600-ticket pool):
+    every phase ran, every entry ranked, withdrawals reassigned or returned, no breach."""
+    done = _run(["-m", "loadtest.programme", "--candidates", "2000", "--pool", "1600",
+                 "--json", str(tmp_path / "r.json")], timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    phases = {p["name"]: p for p in report["phases"]}
+    assert list(phases) == ["pool", "lotteries", "register", "close", "run", "assign",
+                            "withdraw", "reclaim", "audit", "purge"]  # fmt: skip
+    assert report["breaches"] == []
+    assert phases["pool"]["count"] == 1600
+    assert phases["register"]["count"] == phases["run"]["count"] == 2000
+    assert phases["purge"]["count"] == 2000  # every name erased
+    counts = report["counts"]
+    assert 0 < counts["assigned"] <= 1600
+    assert counts["withdrawn_reassigned"] > 0
+    assert counts["withdrawn_returned"] > 0
+    assert (
+        phases["withdraw"]["count"] == counts["withdrawn_reassigned"] + counts["withdrawn_returned"]
+    )
+    for games in ("olympic", "paralympic"):  # nothing allocated is left after the reclaim
+        assert counts[f"{games}_pool"] + counts[f"{games}_assigned"] == counts[f"{games}_loaded"]
+    assert counts["olympic_loaded"] + counts["paralympic_loaded"] == 1600
+    assert phases["register"]["p50_ms"] <= phases["register"]["p99_ms"]
+    assert phases["run"]["rss_mib"] > 0
+    assert phases["run"]["valkey_peak_mib"] > 0
+
+
+@pytest.mark.slow
 @needs_locust
 def test_window_rush_runs_clean(tmp_path: Path) -> None:
     """20 winners through the room into the shop: every hold, confirm and abandon answered

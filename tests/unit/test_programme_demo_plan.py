@@ -36,3 +36,25 @@ def test_the_demo_pool_is_the_state_purchase_with_the_published_split() -> None:
     assert dict(per_public) == model.PUBLISHED_SPLIT
     assert per_item == Counter({(r.session, r.category): r.quantity for r in rows})
     assert len(plan) == 8  # four publics x two games
+
+
+def test_the_shift_moves_sessions_and_reclaim_dates_together() -> None:
+    from datetime import date, timedelta
+
+    real = demo_plan.pool_rows()
+    assert min(r.date for r in real if r.games == "olympic") == "2024-07-26"  # no shift: 2024
+    opening = date(2026, 9, 1)
+    shift = demo_plan.shift_to(opening)
+    moved = demo_plan.pool_rows(shift=shift)
+    assert [(r.session, r.quantity) for r in moved] == [(r.session, r.quantity) for r in real]
+    for a, b in zip(real, moved, strict=True):
+        assert date.fromisoformat(b.date) - date.fromisoformat(a.date) == shift
+    assert min(r.date for r in moved if r.games == "olympic") == opening.isoformat()
+    # the seed's distance: reclaim on 1 May for an opening on 26 July (86 days)
+    assert opening - demo_plan.reclaim_on("olympic", shift) == timedelta(days=86)
+    assert demo_plan.reclaim_on("paralympic", shift) == date(2024, 6, 1) + shift
+    body = demo_plan.programme_body("youth", "olympic", shift)
+    assert body.reclaim_on == demo_plan.reclaim_on("olympic", shift)
+    assert body.retention_until > body.reclaim_day()
+    assert body.criteria == demo_plan.CRITERIA["youth"]
+    assert demo_plan.programme_body("agents", "paralympic").reclaim_day() == date(2024, 6, 1)

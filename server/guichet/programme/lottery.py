@@ -150,11 +150,27 @@ async def entries(store: Store, games: str, programme: str, lottery: str) -> lis
     return out
 
 
+async def entries_by_lottery(store: Store, games: str, programme: str) -> dict[str, list[str]]:
+    """Lottery -> the pseudonyms of its eligible candidates, in one scan of the programme's
+    candidates (bulk helper: a programme with a lottery per allocation item reads its
+    candidates once instead of once per lottery; pass each list to :func:`run`)."""
+    out: dict[str, list[str]] = {}
+    async for person, raw in store.client.hscan_iter(
+        ProgrammeKeys(games).candidates(programme), count=2000
+    ):
+        rec = msgspec.json.decode(raw)
+        if rec.get("eligible") is True and isinstance(rec.get("lottery"), str):
+            out.setdefault(rec["lottery"], []).append(person.decode())
+    return out
+
+
 async def run(
-    store: Store, seal_key: bytes, signer: Signer, programme: str, lottery: str, beacon: bytes
-) -> model.Transcript:
+    store: Store, seal_key: bytes, signer: Signer, programme: str, lottery: str, beacon: bytes,
+    people: list[str] | None = None,
+) -> model.Transcript:  # fmt: skip
     """Rank the lottery's entries (after its close) and store the ranking and the signed
-    transcript; a lottery that has run answers its transcript (idempotent)."""
+    transcript; a lottery that has run answers its transcript (idempotent). ``people``: its
+    entries read beforehand by :func:`entries_by_lottery` after the close (else read here)."""
     games = await games_of(store, programme)
     k = ProgrammeKeys(games)
     key = k.lottery(programme, lottery)
@@ -172,7 +188,8 @@ async def run(
     published = h[1].decode()
     sealed = bytes.fromhex(h[0].decode())
     seed = seal.unseal(seal_key, draw_id(programme, lottery), sealed, published)
-    people = await entries(store, games, programme, lottery)
+    if people is None:
+        people = await entries(store, games, programme, lottery)
     # hashing and sorting every entry is CPU work in proportion to the list (500,000
     # candidates: seconds): off the event loop, as the room's queue order is
     ranked, entry_digest, ranking_digest = await asyncio.to_thread(
