@@ -5,7 +5,7 @@ Every write redis-py makes to a connection goes through ``send_packed_command`` 
 command, a pipeline, the store's coalesced EVALSHA batch — and is followed by reading the
 replies: one call is one round trip. ``RoundTrips`` wraps that method for its duration and
 records, per round trip, the names of the commands it carried (``EVALSHA`` named by its script,
-e.g. ``people_register.lua``). The readiness probe's PING / SCRIPT EXISTS, which may run at any
+e.g. ``people_register``). The readiness probe's PING / SCRIPT EXISTS, which may run at any
 time, are left out. Only for the app in this process: tests using it are marked
 ``@pytest.mark.inprocess("counts the app's own Redis calls")``."""
 

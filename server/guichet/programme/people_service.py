@@ -204,30 +204,35 @@ class People:
         and set, retried when another act changed the record between)."""
         k = await self.keys(programme)
         key = k.candidates(programme)
+        keys = [key, k.leaders(programme), k.stats(programme), k.tickets(programme),
+                k.sessions]  # fmt: skip
+        # Two round trips, not one: the change is decided here on the decoded record (the JSON
+        # is rewritten by msgspec: cjson would round the µs times), so people_update.lua first
+        # answers the record and Redis TIME ('stale'), then compares and sets.
+        raw, new = b"", b""
+        record: CandidateRecord | None = None
+        changed: CandidateRecord | None = None
         for _ in range(_STALE_RETRIES):
-            raw = await self.client.hget(key, person)
-            if raw is None:
-                raise PeopleRefused("no_candidate", "no such candidate in this programme")
-            record = decode_candidate(raw)
-            if leader is not None and record.group != group:
-                raise PeopleRefused("not_your_group", _DETAILS["not_your_group"])
-            new = change(record, await self.now_us())
-            if new is None:
-                return record
-            args = [person, raw, msgspec.json.encode(new), leader or "", record.group or ""]
-            keys = [key, k.leaders(programme), k.stats(programme), k.tickets(programme),
-                    k.sessions]  # fmt: skip
-            answer = await self.store.scripts(UPDATE, keys, args)
+            group_of = "" if record is None else record.group or ""
+            args = [person, raw, new, leader or "", group_of]
+            answer, current, now = await self.store.scripts(UPDATE, keys, args)
             code: UpdateCode = code_of(answer, UpdateCode, "people_update")
             match code:
                 case "ok":
-                    return new
+                    assert changed is not None
+                    return changed
                 case "missing":
                     raise PeopleRefused("no_candidate", "no such candidate in this programme")
                 case "not_your_group":
                     raise PeopleRefused(code, _DETAILS[code])
                 case "stale":
-                    continue
+                    raw, record = current, decode_candidate(current)
+            if leader is not None and record.group != group:
+                raise PeopleRefused("not_your_group", _DETAILS["not_your_group"])
+            changed = change(record, int(now))
+            if changed is None:
+                return record
+            new = msgspec.json.encode(changed)
         raise RuntimeError("the candidate's record keeps changing")
 
     async def guardian(
