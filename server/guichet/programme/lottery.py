@@ -20,11 +20,12 @@ from msgspec import Meta
 
 from guichet import __version__, wire
 from guichet.draw import audit, model, seal
+from guichet.programme import cache
 from guichet.programme.model import CategoryId, SessionId
 from guichet.programme.tickets_refusals import Refuse
 from guichet.signing import Signer
 from guichet.store.client import Store
-from guichet.store.keys import PROGRAMMES_INDEX, ProgrammeKeys
+from guichet.store.keys import ProgrammeKeys
 from guichet.store.scripts import LuaScript
 from guichet.units import US_PER_S
 
@@ -83,11 +84,11 @@ def draw_id(programme: str, lottery: str) -> str:
 
 
 async def games_of(store: Store, programme: str) -> str:
-    """The games of a programme (PROGRAMMES_INDEX), or a 404 refusal."""
-    raw: Any = await store.client.hget(PROGRAMMES_INDEX, programme)
-    if raw is None:
+    """The games of a programme (this worker's cache, else PROGRAMMES_INDEX), or a 404 refusal."""
+    games = await cache.games_of(store, programme)
+    if games is None:
         raise Refuse("no_programme", f"no programme {programme!r}")
-    return str(raw.decode())
+    return games
 
 
 async def create(store: Store, programme: str, body: LotteryRequest, actor: str) -> Lottery:

@@ -198,6 +198,44 @@ def check(c: Candidate, today: date) -> None:
         _when(c.guardian.consented_at, "guardian.consented_at", today)
 
 
+#: A field check the registration script finishes: (field, the UTC day number since the epoch
+#: that must not be after Redis' today, or None when the field is invalid already, the detail).
+FieldCheck = tuple[str, int | None, str]
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def _day(d: date) -> int:
+    return d.toordinal() - _EPOCH
+
+
+def field_checks(c: Candidate) -> list[FieldCheck]:
+    """:func:`check` without a clock, in its order, for the script to finish against Redis
+    TIME: everything up to and including the first field known invalid here (its day None)."""
+    out: list[FieldCheck] = []
+    for field, value in (("family_name", c.family_name), ("given_names", c.given_names)):
+        if not identity.normalise(value):
+            return [(field, None, "has no letters")]
+    past = "must be a past date"
+    if c.birth_date < EARLIEST:
+        return [("birth_date", None, past)]
+    out.append(("birth_date", _day(c.birth_date), past))
+    times: list[tuple[str, datetime]] = [("consent.collected_at", c.consent.collected_at)]
+    if c.guardian is not None:
+        times.append(("guardian.consented_at", c.guardian.consented_at))
+    for field, moment in times:
+        if moment.tzinfo is None:
+            return [*out, (field, None, "needs a UTC offset (RFC 3339)")]
+        day = moment.astimezone(UTC).date()
+        if day < EARLIEST:
+            return [*out, (field, None, "must be a past time")]
+        out.append((field, _day(day), "must be a past time"))
+    return out
+
+
+def field_problem(check: FieldCheck) -> errors.Problem:
+    return _field(check[0], check[2])
+
+
 def missing_criterion(required: list[str], attested: list[str]) -> str | None:
     """The first of the programme's criteria the caller did not attest, else None."""
     given = set(attested)

@@ -9,8 +9,8 @@ from guichet import errors
 from guichet.refusals import Refusal, check_complete, problem
 
 RegisterCode = Literal[
-    "created", "no_programme", "not_your_group", "retention_over", "no_group", "no_lottery",
-    "lottery_closed", "already_registered",
+    "created", "no_programme", "stale", "invalid", "criteria", "not_your_group",
+    "retention_over", "no_group", "no_lottery", "lottery_closed", "already_registered",
 ]  # fmt: skip
 GroupCode = Literal["created", "again", "no_programme", "group_exists", "leader_busy"]
 MobilityCode = Literal["ok", "no_group", "not_your_group"]

@@ -1,17 +1,34 @@
 -- Register one eligible candidate in a programme: at most once per pseudonym and programme
 -- (decided here, atomically with the write), for an open lottery of the programme, in an
--- existing group, by that group's leader when a leader registers.
+-- existing group, by that group's leader when a leader registers. The whole registration in
+-- one round trip: the caller's view of the programme's spec is checked here ('stale' answers
+-- the current spec), and "today" is Redis TIME here.
 -- KEYS[1] programmes   KEYS[2] candidates:<P>   KEYS[3] stats:<P>   KEYS[4] lottery:<P>:<L>
 -- KEYS[5] sessions     KEYS[6] groups:<P>       KEYS[7] leaders:<P>
 -- ARGV[1] programme   ARGV[2] pseudonym   ARGV[3] the record's JSON up to '"at":' (the script
 -- appends Redis TIME in µs and '}')   ARGV[4] group ('' none)   ARGV[5] the leader's account
 -- ('' when an operator registers)   ARGV[6] retention cutoff µs ('' none)   ARGV[7] majority day
--- Returns {code, minor ('1' | '0'), the lottery's session day ('' unknown)}
---   code: 'created' | 'no_programme' | 'not_your_group' | 'retention_over' | 'no_group'
---         | 'no_lottery' | 'lottery_closed' | 'already_registered'
+-- ARGV[8] the spec JSON the caller decided on ('' none)   ARGV[9] the first of the spec's
+-- criteria not attested ('' none)   ARGV[10] '1' when a leader names another group than its own
+-- ARGV[11] the number n of field checks, then n pairs (field index, UTC day number since the
+-- epoch that must not be after today's, or '' for a field already known invalid)
+-- Returns {code, minor ('1' | '0'), the lottery's session day ('' unknown) | the current spec
+-- ('stale') | the field index ('invalid')}
+--   code: 'created' | 'no_programme' | 'stale' | 'invalid' | 'criteria' | 'not_your_group'
+--         | 'retention_over' | 'no_group' | 'no_lottery' | 'lottery_closed'
+--         | 'already_registered'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {'no_programme', '0', ''} end
+local spec = redis.call('HGET', KEYS[1], ARGV[1])
+if not spec then return {'no_programme', '0', ''} end
+if spec ~= ARGV[8] then return {'stale', '0', spec} end
+local today = math.floor(tonumber(t[1]) / 86400)
+for i = 0, tonumber(ARGV[11]) - 1 do
+  local day = ARGV[13 + 2 * i]
+  if day == '' or tonumber(day) > today then return {'invalid', '0', ARGV[12 + 2 * i]} end
+end
+if ARGV[9] ~= '' then return {'criteria', '0', ARGV[9]} end
+if ARGV[10] == '1' then return {'no_group', '0', ''} end
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[7], ARGV[5]) ~= ARGV[4] then
   return {'not_your_group', '0', ''}
 end

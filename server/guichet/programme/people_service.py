@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 import msgspec
 
-from guichet.programme import identity, model
+from guichet.programme import cache, identity, model
 from guichet.programme.people import (
     Candidate,
     CandidateRecord,
@@ -21,10 +21,11 @@ from guichet.programme.people import (
     ProgrammeView,
     ReuseRecord,
     candidate_record,
-    check,
     decode_candidate,
     decode_group,
     decode_programme,
+    field_checks,
+    field_problem,
     guardian_record,
     missing_criterion,
     record_prefix,
@@ -41,7 +42,7 @@ from guichet.programme.people_refusals import (
 )
 from guichet.refusals import code_of
 from guichet.store.client import Store
-from guichet.store.keys import PROGRAMMES_INDEX, ProgrammeKeys
+from guichet.store.keys import ProgrammeKeys
 from guichet.store.scripts import LuaScript
 
 REGISTER = LuaScript("guichet.programme", "people_register.lua")
@@ -106,15 +107,22 @@ class People:
         seconds, micros = await self.client.time()
         return int(seconds) * 1_000_000 + int(micros)
 
+    async def keys(self, programme: str) -> ProgrammeKeys:
+        """The programme's keys (its games from this worker's cache once seen), or a refusal
+        'no_programme'."""
+        games = await cache.games_of(self.store, programme)
+        if games is None:
+            raise PeopleRefused("no_programme", f"no programme {programme!r}")
+        return ProgrammeKeys(games)
+
     async def programme(self, programme: str) -> tuple[ProgrammeKeys, ProgrammeView]:
-        """The programme's keys and spec, or a refusal 'no_programme'."""
-        games = await self.client.hget(PROGRAMMES_INDEX, programme)
-        if games is not None:
-            k = ProgrammeKeys(games.decode() if isinstance(games, bytes) else games)
-            raw = await self.client.hget(k.programmes, programme)
-            if raw is not None:
-                return k, decode_programme(raw)
-        raise PeopleRefused("no_programme", f"no programme {programme!r}")
+        """The programme's keys and spec as in Redis now, or a refusal 'no_programme'."""
+        k = await self.keys(programme)
+        raw = await self.client.hget(k.programmes, programme)
+        if raw is None:
+            raise PeopleRefused("no_programme", f"no programme {programme!r}")
+        cache.remember_spec(self.store, programme, raw)
+        return k, decode_programme(raw)
 
     # --- registration ---------------------------------------------------------------------------
 
@@ -122,37 +130,63 @@ class People:
         self, programme: str, c: Candidate, actor: str, *, leader: str | None = None,
         group: str | None = None,
     ) -> Registered:  # fmt: skip
-        """Register ``c`` (by an operator; or by ``leader`` for its ``group``)."""
-        k, spec = await self.programme(programme)
-        today = today_utc(await self.now_us())
-        check(c, today)
-        if missing := missing_criterion(spec.criteria, c.criteria):
-            detail = f"the programme's criterion {missing!r} is not attested"
-            raise PeopleRefused("criteria", detail)
-        if group is not None and c.group not in (None, group):
-            raise PeopleRefused("no_group", f"a leader registers candidates of its group {group!r}")
-        group = group if group is not None else c.group
+        """Register ``c`` (by an operator; or by ``leader`` for its ``group``): one round trip
+        (people_register.lua) once this worker knows the programme; the spec it decides on is
+        checked by the script (on 'stale', the current one it answers is taken and the call
+        made again), the dates against Redis TIME there."""
+        k = await self.keys(programme)
         if self._secret is None or self._box is None:
             raise RuntimeError("registering needs the pseudonym secret and the name box")
+        checks = field_checks(c)
+        valid = all(day is not None for _, day, _ in checks)
+        mismatch = group is not None and c.group not in (None, group)
+        group = group if group is not None else c.group
         person = identity.pseudonym(self._secret, c.family_name, c.given_names, c.birth_date)
-        record = candidate_record(c, person=person, games=k.games, box=self._box, actor=actor,
-                                  group=group)  # fmt: skip
-        cutoff = "" if spec.retention_until is None else str(retention_cutoff(spec.retention_until))
+        record = None
+        prefix = b""
+        if valid:
+            record = candidate_record(c, person=person, games=k.games, box=self._box,
+                                      actor=actor, group=group)  # fmt: skip
+            prefix = record_prefix(record)
         keys = [k.programmes, k.candidates(programme), k.stats(programme),
                 k.lottery(programme, c.lottery), k.sessions, k.groups(programme),
                 k.leaders(programme)]  # fmt: skip
-        args = [programme, person, record_prefix(record), group or "", leader or "", cutoff,
-                record.majority_on]  # fmt: skip
-        raw_code, minor, day = await self.store.scripts(REGISTER, keys, args)
-        code: RegisterCode = code_of(raw_code, RegisterCode, "people_register")
-        if code == "no_programme":
-            raise PeopleRefused(code, f"no programme {programme!r}")
-        if code != "created":
-            raise PeopleRefused(code, _DETAILS[code])
-        return Registered(person, minor == b"1", day.decode() or None, record)
+        fields = [x for i, (_, day, _) in enumerate(checks)
+                  for x in (i, "" if day is None else day)]  # fmt: skip
+        majority = record.majority_on if record is not None else ""
+        for _ in range(_STALE_RETRIES):
+            raw_spec = cache.spec(self.store, programme)
+            spec = decode_programme(raw_spec) if raw_spec else None
+            missing = "" if spec is None else (missing_criterion(spec.criteria, c.criteria) or "")
+            until = None if spec is None else spec.retention_until
+            cutoff = "" if until is None else str(retention_cutoff(until))
+            args = [programme, person, prefix, group or "", leader or "", cutoff, majority,
+                    raw_spec, missing, "1" if mismatch else "", len(checks), *fields]  # fmt: skip
+            raw_code, minor, day = await self.store.scripts(REGISTER, keys, args)
+            code: RegisterCode = code_of(raw_code, RegisterCode, "people_register")
+            match code:
+                case "stale":
+                    cache.remember_spec(self.store, programme, day)
+                    continue
+                case "created":
+                    assert record is not None
+                    return Registered(person, minor == b"1", day.decode() or None, record)
+                case "no_programme":
+                    raise PeopleRefused(code, f"no programme {programme!r}")
+                case "invalid":
+                    raise field_problem(checks[int(day)])
+                case "criteria":
+                    detail = f"the programme's criterion {missing!r} is not attested"
+                    raise PeopleRefused("criteria", detail)
+                case "no_group" if mismatch:
+                    detail = f"a leader registers candidates of its group {group!r}"
+                    raise PeopleRefused("no_group", detail)
+                case _:
+                    raise PeopleRefused(code, _DETAILS[code])
+        raise RuntimeError("the programme's spec keeps changing")
 
     async def candidate(self, programme: str, person: str) -> CandidateRecord:
-        k, _ = await self.programme(programme)
+        k = await self.keys(programme)
         raw = await self.client.hget(k.candidates(programme), person)
         if raw is None:
             raise PeopleRefused("no_candidate", "no such candidate in this programme")
@@ -168,32 +202,37 @@ class People:
     ) -> CandidateRecord:  # fmt: skip
         """Apply ``change(record, now_us) -> new record | None (unchanged)`` atomically (compare
         and set, retried when another act changed the record between)."""
-        k, _ = await self.programme(programme)
+        k = await self.keys(programme)
         key = k.candidates(programme)
+        keys = [key, k.leaders(programme), k.stats(programme), k.tickets(programme),
+                k.sessions]  # fmt: skip
+        # Two round trips, not one: the change is decided here on the decoded record (the JSON
+        # is rewritten by msgspec: cjson would round the µs times), so people_update.lua first
+        # answers the record and Redis TIME ('stale'), then compares and sets.
+        raw, new = b"", b""
+        record: CandidateRecord | None = None
+        changed: CandidateRecord | None = None
         for _ in range(_STALE_RETRIES):
-            raw = await self.client.hget(key, person)
-            if raw is None:
-                raise PeopleRefused("no_candidate", "no such candidate in this programme")
-            record = decode_candidate(raw)
-            if leader is not None and record.group != group:
-                raise PeopleRefused("not_your_group", _DETAILS["not_your_group"])
-            new = change(record, await self.now_us())
-            if new is None:
-                return record
-            args = [person, raw, msgspec.json.encode(new), leader or "", record.group or ""]
-            keys = [key, k.leaders(programme), k.stats(programme), k.tickets(programme),
-                    k.sessions]  # fmt: skip
-            answer = await self.store.scripts(UPDATE, keys, args)
+            group_of = "" if record is None else record.group or ""
+            args = [person, raw, new, leader or "", group_of]
+            answer, current, now = await self.store.scripts(UPDATE, keys, args)
             code: UpdateCode = code_of(answer, UpdateCode, "people_update")
             match code:
                 case "ok":
-                    return new
+                    assert changed is not None
+                    return changed
                 case "missing":
                     raise PeopleRefused("no_candidate", "no such candidate in this programme")
                 case "not_your_group":
                     raise PeopleRefused(code, _DETAILS[code])
                 case "stale":
-                    continue
+                    raw, record = current, decode_candidate(current)
+            if leader is not None and record.group != group:
+                raise PeopleRefused("not_your_group", _DETAILS["not_your_group"])
+            changed = change(record, int(now))
+            if changed is None:
+                return record
+            new = msgspec.json.encode(changed)
         raise RuntimeError("the candidate's record keeps changing")
 
     async def guardian(
@@ -224,7 +263,7 @@ class People:
 
     async def reuse_consents(self, programme: str) -> AsyncIterator[ReuseConsentRow]:
         """The candidates that gave consent to reuse and did not object since."""
-        k, _ = await self.programme(programme)
+        k = await self.keys(programme)
         async for person, raw in self.client.hscan_iter(k.candidates(programme), count=1000):
             record = decode_candidate(raw)
             if record.reuse is not None:
@@ -234,7 +273,7 @@ class People:
 
     async def invite(self, programme: str, invite: Invite, actor: str) -> tuple[bool, GroupRecord]:
         """Create a group led by ``invite.leader``: (created, the group)."""
-        k, _ = await self.programme(programme)
+        k = await self.keys(programme)
         keys = [k.programmes, k.groups(programme), k.leaders(programme)]
         raw_code, value = await self.store.scripts(
             GROUP, keys, [programme, invite.id, invite.leader, actor]
@@ -250,7 +289,7 @@ class People:
         self, programme: str, group: str, count: int, actor: str, leader: str | None = None
     ) -> GroupRecord:
         """Set the group's mobility needs (a count for the group)."""
-        k, _ = await self.programme(programme)
+        k = await self.keys(programme)
         raw_code, value = await self.store.scripts(
             MOBILITY, [k.groups(programme), k.leaders(programme)],
             [group, count, actor, leader or ""])  # fmt: skip
@@ -266,10 +305,19 @@ class People:
     async def purge_batch(
         self, programme: str, cursor: str, count: int = PURGE_BATCH
     ) -> tuple[str, int]:
-        """One batch of the purge: (next cursor, '0' when done; names erased)."""
+        """One batch of the purge: (next cursor, '0' when done; names erased). One round trip
+        when this worker has seen the spec: the script checks the retention date it decided on
+        ('stale': read the spec again)."""
         for _ in range(_STALE_RETRIES):
-            k, spec = await self.programme(programme)
+            raw_spec = cache.spec(self.store, programme)
+            if raw_spec:
+                k, spec, fresh = await self.keys(programme), decode_programme(raw_spec), False
+            else:
+                (k, spec), fresh = await self.programme(programme), True
             if spec.retention_until is None:
+                if not fresh:
+                    cache.remember_spec(self.store, programme, b"")
+                    continue
                 raise PeopleRefused("early", "the programme has no retention date")
             until = spec.retention_until
             keys = [k.programmes, k.candidates(programme), k.stats(programme)]
@@ -286,6 +334,7 @@ class People:
                     raise PeopleRefused(code, f"the programme keeps its data until {until} "
                                               f"(purge from {end})")  # fmt: skip
                 case "stale":
+                    cache.remember_spec(self.store, programme, b"")
                     continue
         raise RuntimeError("the programme's retention date keeps changing")
 

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from guichet.programme import model, monitor
+from guichet.programme import cache, model, monitor
 from guichet.programme.pool import Pool, ProgrammeBody, ProgrammeSpec, SessionInfo, spec_of
 from guichet.programme.pool_refusals import AllocateCode, LoadCode, PutCode, ReclaimCode
 from guichet.refusals import code_of
@@ -139,8 +139,7 @@ class PoolService:
         return answer, int(total)
 
     async def games_of(self, programme: str) -> str | None:
-        raw = await self.store.client.hget(PROGRAMMES_INDEX, programme)
-        return None if raw is None else _text(raw)
+        return await cache.games_of(self.store, programme)
 
     async def put(self, programme: str, body: ProgrammeBody, by: str) -> Put:
         known = await self.games_of(programme)
@@ -155,6 +154,7 @@ class PoolService:
         if answer == "public_fixed":
             return Put(answer, None, detail.decode())
         await self.store.client.hset(PROGRAMMES_INDEX, programme, body.games)
+        cache.remember_games(self.store, programme, body.games)
         spec.at = int(detail)
         return Put(answer, spec)
 
