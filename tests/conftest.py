@@ -94,6 +94,7 @@ def make_settings(
         "programme": {
             "pseudonym_secret_file": str(tmp_path / "programme-pseudonym-secret"),
             "name_key_file": str(tmp_path / "programme-name-key"),
+            "monitor_interval_s": 1.0,  # the gauges a test waits for show within a second
         },
         "logging": {"access_log": False},
     }

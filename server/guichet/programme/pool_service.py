@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from guichet.programme import cache, model, monitor
+from guichet.programme import cache, model
 from guichet.programme.pool import Pool, ProgrammeBody, ProgrammeSpec, SessionInfo, spec_of
 from guichet.programme.pool_refusals import AllocateCode, LoadCode, PutCode, ReclaimCode
 from guichet.refusals import code_of
@@ -133,10 +133,7 @@ class PoolService:
             POOL_LOAD, [k.loaded, k.pool, k.sessions, k.journal()],
             [by, len(counts), *items, *sessions],
         )  # fmt: skip
-        answer = code_of(code, LoadCode, "pool_load")
-        if answer == "ok":
-            await self.refresh_metrics(games)
-        return answer, int(total)
+        return code_of(code, LoadCode, "pool_load"), int(total)
 
     async def games_of(self, programme: str) -> str | None:
         return await cache.games_of(self.store, programme)
@@ -192,10 +189,7 @@ class PoolService:
              k.journal()],
             [programme, by, *(x for pair in counts.items() for x in pair)],
         )  # fmt: skip
-        answer = Allocated(code_of(code, AllocateCode, "allocate"), item.decode(), int(n))
-        if answer.code == "ok":
-            await self.refresh_metrics(games)
-        return answer
+        return Allocated(code_of(code, AllocateCode, "allocate"), item.decode(), int(n))
 
     async def reclaim(self, programme: str, by: str) -> Reclaimed:
         """Return the programme's unassigned tickets to the pool on its reclaim date."""
@@ -213,8 +207,6 @@ class PoolService:
             )  # fmt: skip
             answer = Reclaimed(code_of(code, ReclaimCode, "reclaim"), int(n), at)
             if answer.code != "stale":
-                if answer.code == "ok":
-                    await self.refresh_metrics(spec.games)
                 return answer
         raise RuntimeError(f"programme {programme}: its reclaim date keeps changing")
 
@@ -238,8 +230,3 @@ class PoolService:
                 return Levels(games, loaded, pool, assigned, used,
                               dict(zip(programmes, allocs, strict=True)))  # fmt: skip
         raise RuntimeError(f"the {games} programmes keep changing; audit again")
-
-    async def refresh_metrics(self, games: str | None = None) -> None:
-        """Refresh the programme's gauges from Redis after an act (every worker also does it
-        on a timer, so acts done by the CLI show too): ``monitor.refresh``."""
-        await monitor.refresh(self.store)
