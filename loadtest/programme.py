@@ -221,7 +221,11 @@ class Bench:
                 n += 1
                 minor = lot.public == "youth" and n % 3 == 0
                 born = date(2012 if minor else 1960, 1, 1) + timedelta(days=n % 2000)
-                guardian = Guardian(relationship="parent", consented_at=today) if minor else None
+                guardian = (
+                    Guardian(name="Fictif Tuteur", relationship="parent", consented_at=today)
+                    if minor
+                    else None
+                )
                 yield lot, Candidate(
                     family_name="Fictif", given_names=f"Bench-{n:07d} Personne", birth_date=born,
                     lottery=lot.id, criteria=demo_plan.CRITERIA[lot.public], consent=consent,

@@ -130,8 +130,8 @@ def _candidates(programme: str, public: model.Public, n: int) -> list[Candidate]
     for i in range(n):
         minor = public == "youth" and i % 4 == 0
         born = now.date() - timedelta(days=365 * (15 if minor else 30) + i)
-        guardian = None if not minor or i % 40 == 0 else Guardian(relationship="parent",
-                                                                    consented_at=now)  # fmt: skip
+        guardian = None if not minor or i % 40 == 0 else Guardian(
+            name="Fictif Tuteur", relationship="parent", consented_at=now)  # fmt: skip
         out.append(Candidate(family_name="Fictif", given_names=f"Demo-{programme}-{i:04d}",
                              birth_date=born, lottery=DEMO_LOTTERY,
                              criteria=list(demo_plan.CRITERIA[public]), consent=consent,

@@ -254,7 +254,11 @@ async def test_the_programme_end_to_end(
     r = await client.post(f"{url}/commit", json={**commit, "code": links[minor_ticket]})
     assert r.status == 409
     assert (await r.json())["type"].endswith("guardian-consent-required")
-    guardian = {"relationship": "parent", "consented_at": "2024-03-01T09:00:00Z"}
+    guardian = {
+        "name": "Gaspard Tuteur",
+        "relationship": "parent",
+        "consented_at": "2024-03-01T09:00:00Z",
+    }
     r = await client.put(f"{ADMIN}/{YOUTH}/candidates/{minor['pseudonym']}/guardian",
                          json=guardian, headers=operator(tokens, YOUTH))  # fmt: skip
     assert r.status == 200, await r.text()
@@ -347,7 +351,7 @@ async def test_the_programme_end_to_end(
 
 def needles() -> list[bytes]:
     out: set[bytes] = set()
-    for family, given in PEOPLE:
+    for family, given in [*PEOPLE, ("Tuteur", "Gaspard")]:  # the candidates and a guardian
         for text in (family, given, normalise(family), normalise(given)):
             out.add(text.encode())
             out.add(text.lower().encode())

@@ -61,7 +61,7 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("POST", ADMIN + "/candidates", "operator", VALID_CANDIDATE),
     ("GET", ADMIN + "/candidates/{}", "operator", None),
     ("PUT", ADMIN + "/candidates/{}/guardian", "operator",
-     {"relationship": "parent", "consented_at": "2024-03-01T09:00:00Z"}),
+     {"name": "Gaspard Tuteur", "relationship": "parent", "consented_at": "2024-03-01T09:00:00Z"}),
     ("PUT", ADMIN + "/candidates/{}/reuse-consent", "operator", {"version": "r1"}),
     ("DELETE", ADMIN + "/candidates/{}/reuse-consent", "operator", None),
     ("POST", ADMIN + "/groups", "operator", {"id": "g9", "leader": "acc-9"}),
@@ -69,7 +69,7 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("POST", "/v1/admin/programmes/{}/purge", "central", None),
     ("POST", PUBLIC + "/groups/{}/candidates", "leader", VALID_CANDIDATE),
     ("PUT", PUBLIC + "/groups/g1/candidates/{}/guardian", "leader",
-     {"relationship": "parent", "consented_at": "2024-03-01T09:00:00Z"}),
+     {"name": "Gaspard Tuteur", "relationship": "parent", "consented_at": "2024-03-01T09:00:00Z"}),
     ("PUT", PUBLIC + "/groups/{}/mobility", "leader", {"count": 1}),
     ("GET", PUBLIC + "/tickets/{}", "code", None),
     ("POST", PUBLIC + "/tickets/{}/commit", "code", {"charter_version": "c1", "attend": True}),
@@ -90,8 +90,11 @@ _segment = st.one_of(
     st.sampled_from(["youth-75", "l1", "g1", "x", "youth-75.l1.1", "youth-75.x.1", "0" * 64,
                      "youth-75.x", "youth-75.B@D.1", "youth-75..1", "..", "%00", "A" * 300]),
 )  # fmt: skip
-_code = st.one_of(
-    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=80),
+_code = st.one_of(  # what a client can put in a header: no control characters (DEL, C1 either)
+    st.text(
+        alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_categories=["Cc"]),
+        max_size=80,
+    ),
     st.text(alphabet="AZaz09_-", min_size=16, max_size=64),
 )
 

@@ -17,6 +17,7 @@ from guichet.config import Settings
 from guichet.programme import identity
 from guichet.programme.people import decode_candidate
 from guichet.store.client import Store
+from guichet.store.keys import ProgrammeKeys
 from tests.conftest import Backend, Client, Tokens, make_settings, metric_value, settings_file
 from tests.programme_seed_b import (
     CRITERIA,
@@ -170,22 +171,41 @@ async def test_a_minor_is_flagged_and_needs_a_guardian_consent_recorded_once(
     ).json()
     assert (adult["minor"], adult["guardian_consent"]) == (False, "not-needed")
     url = f"/v1/admin/programmes/{P}/candidates/{person}/guardian"
-    given = {"relationship": "parent", "consented_at": "2024-02-02T09:00:00+01:00"}
+    given = {
+        "name": "Gaspard Tuteur",
+        "relationship": "parent",
+        "consented_at": "2024-02-02T09:00:00+01:00",
+    }
     resp = await client.put(url, json=given, headers=operator(tokens, P))
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["guardian"] is True
     again = await client.put(url, json=given, headers=operator(tokens, P))
     assert again.status == 409
     assert (await again.json())["type"].endswith("guardian-recorded")
-    uncle = {"relationship": "uncle", "consented_at": "2024-02-02T09:00:00Z"}
+    uncle = {
+        "name": "Gaspard Tuteur",
+        "relationship": "uncle",
+        "consented_at": "2024-02-02T09:00:00Z",
+    }
     bad = await client.put(url, json=uncle, headers=operator(tokens, P))
     assert bad.status == 422
     assert (await bad.json())["errors"][0]["field"] == "relationship"
     with_guardian = candidate(given="Ana", birth="2010-01-01",
-                              guardian={"relationship": "legal-guardian",
+                              guardian={"name": "Gaspard Tuteur", "relationship": "legal-guardian",
                                         "consented_at": "2024-01-01T00:00:00Z"})  # fmt: skip
     body = await (await register(client, tokens, with_guardian)).json()
     assert (body["minor"], body["guardian_consent"]) == (True, "given")
+    # who consented is kept, sealed like the printed name and bound to the minor
+    box = identity.NameBox(bytes.fromhex(NAME_KEY_HEX))
+    k = ProgrammeKeys("olympic")
+    for minor in (person, body["pseudonym"]):
+        raw = await value(store, k.candidates(P), minor)
+        assert b"Gaspard" not in raw
+        assert b"Tuteur" not in raw
+        sealed = decode_candidate(raw).guardian
+        assert sealed is not None
+        assert sealed.sealed_name is not None
+        assert box.open("olympic", f"{minor}/guardian", sealed.sealed_name) == "Gaspard Tuteur"
 
 
 @pytest.mark.parametrize(
@@ -262,7 +282,11 @@ async def test_leaders_register_candidates_of_their_own_group_only(
                               headers=account(tokens, "leader-a"))  # fmt: skip
     assert other.status == 422
     # the guardian consent of a group's candidate, by its leader only
-    guardian = {"relationship": "parent", "consented_at": "2024-02-02T09:00:00Z"}
+    guardian = {
+        "name": "Gaspard Tuteur",
+        "relationship": "parent",
+        "consented_at": "2024-02-02T09:00:00Z",
+    }
     g_url = f"/v1/programmes/{P}/groups/club-b/candidates/{person}/guardian"
     assert (
         await client.put(g_url, json=guardian, headers=account(tokens, "leader-b"))
@@ -359,7 +383,10 @@ async def test_purge_is_refused_before_the_retention_date_and_after_it_no_name_r
     k = await seed_programme(store, P)
     persons = []
     for i in range(30):
-        body = candidate(family=f"{FAMILY}{chr(65 + i)}", given=GIVEN)
+        guardian = {"name": "Gaspard Tuteur", "relationship": "parent",
+                    "consented_at": "2024-01-01T00:00:00Z"}  # fmt: skip
+        body = candidate(family=f"{FAMILY}{chr(65 + i)}", given=GIVEN, birth="2010-01-01",
+                         guardian=guardian)  # fmt: skip
         resp = await register(client, tokens, body)
         assert resp.status == 201
         persons.append((await resp.json())["pseudonym"])
@@ -378,9 +405,11 @@ async def test_purge_is_refused_before_the_retention_date_and_after_it_no_name_r
     for person in persons:
         record = decode_candidate(await value(store, k.candidates(P), person))
         assert record.name is None
+        assert record.guardian is not None
+        assert record.guardian.sealed_name is None  # the guardian's name goes too
         assert (record.state, record.consent.version) == ("candidate", "charte-v1")
     needles = {identity.normalise(FAMILY).encode(), b"quintavalle", b"zephyrine", b"anastasie",
-               "zéphyrine".encode(), b"2001-03-04"}  # fmt: skip
+               "zéphyrine".encode(), b"2010-01-01", b"gaspard", b"tuteur"}  # fmt: skip
     values = await _every_value(store)
     assert len(values) > 60
     for stored in values:

@@ -106,7 +106,8 @@ async def test_groups_mobility_and_purge_are_one_round_trip_consents_two(
         trips.clear()
         guardian = await client.put(
             f"/v1/admin/programmes/{P}/candidates/{person}/guardian", headers=op,
-            json={"relationship": "parent", "consented_at": "2024-02-01T10:00:00Z"},
+            json={"name": "Gaspard Tuteur", "relationship": "parent",
+                  "consented_at": "2024-02-01T10:00:00Z"},
         )  # fmt: skip
         assert guardian.status == 200, await guardian.text()
         assert trips.trips == [("people_update",)] * 2

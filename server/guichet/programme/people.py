@@ -6,9 +6,9 @@ no personal data beyond the identity needed for the pseudonym and the printed na
 (CNIL recommendation 1, seed 002 §4): the plain names and the birth date are turned into the
 keyed pseudonym, the majority day and the encrypted printed name (identity.py), and never
 stored. Consent is recorded (time, version of the text, who collected it; recommendation 2),
-a minor's legal guardian's consent too (who collected it, relationship, time — the guardian's
-identity is not stored), and consent to reuse the data later is separate and revocable
-(recommendation 4).
+a minor's legal guardian's consent too (who gave it — the guardian's name, stored only sealed
+like the printed name and purged with it —, the relationship, the time, who collected it),
+and consent to reuse the data later is separate and revocable (recommendation 4).
 
 Mobility needs are a count per group, never per person: CNIL recommendation 2 (seed 002 §4),
 "il est préférable de ne collecter que le nombre de personnes ayant des besoins spécifiques
@@ -51,9 +51,11 @@ class Consent(wire.Base, kw_only=True):
 
 
 class Guardian(wire.Base, kw_only=True):
-    """A legal guardian's consent for a minor: relationship and time (and who collected it;
-    by default the caller). The guardian's identity is not stored."""
+    """A legal guardian's consent for a minor: who gave it (their name, stored only encrypted
+    and purged with the printed names), relationship and time (and who collected it; by
+    default the caller)."""
 
+    name: Name
     relationship: Relationship
     consented_at: datetime
     collected_by: Collector | None = None
@@ -107,6 +109,9 @@ class GuardianRecord(msgspec.Struct, kw_only=True):
     relationship: str
     by: str
     at: int
+    #: The guardian's name, sealed (identity.NameBox, for ``<pseudonym>/guardian``); null once
+    #: purged. Its own key, so that the purge finds it apart from the printed ``name``.
+    sealed_name: str | None = None
 
 
 class ReuseRecord(msgspec.Struct, kw_only=True):
@@ -242,9 +247,18 @@ def missing_criterion(required: list[str], attested: list[str]) -> str | None:
     return next((c for c in required if c not in given), None)
 
 
-def guardian_record(g: Guardian, actor: str, today: date) -> GuardianRecord:
+def guardian_box_id(person: str) -> str:
+    """Whom a guardian's sealed name is bound to (not the minor's own printed name)."""
+    return f"{person}/guardian"
+
+
+def guardian_record(
+    g: Guardian, actor: str, today: date, *, games: str, person: str, box: identity.NameBox
+) -> GuardianRecord:
     at = _when(g.consented_at, "consented_at", today)
-    return GuardianRecord(relationship=g.relationship, by=g.collected_by or actor, at=at)
+    sealed = box.seal(games, guardian_box_id(person), g.name.strip())
+    return GuardianRecord(relationship=g.relationship, by=g.collected_by or actor, at=at,
+                          sealed_name=sealed)  # fmt: skip
 
 
 def candidate_record(
@@ -268,6 +282,7 @@ def candidate_record(
             relationship=c.guardian.relationship,
             by=c.guardian.collected_by or actor,
             at=us(c.guardian.consented_at),
+            sealed_name=box.seal(games, guardian_box_id(person), c.guardian.name.strip()),
         ),
         # given with the registration: collected with the consent, at the same time
         reuse=None

@@ -1,5 +1,5 @@
--- Erase the printed name (its ciphertext) from a programme's candidate records once the
--- programme's retention date has passed (00:00 Europe/Paris that day, against Redis TIME):
+-- Erase the printed name and a guardian's name (their ciphertexts) from a programme's
+-- candidate records once the programme's retention date has passed (00:00 Europe/Paris that day, against Redis TIME):
 -- one batch of HSCAN per call, resumable from any cursor (a purged record is left as it is).
 -- KEYS[1] programmes   KEYS[2] candidates:<P>   KEYS[3] stats:<P>
 -- ARGV[1] programme   ARGV[2] the spec's retention_until the caller read (YYYY-MM-DD)
@@ -16,18 +16,27 @@ if now < tonumber(ARGV[3]) then return {'early', ARGV[4], 0} end
 local page = redis.call('HSCAN', KEYS[2], ARGV[4], 'COUNT', tonumber(ARGV[5]))
 local fields = page[2]
 local purged = 0
+-- Null the string value of `field` in the JSON text `value` (the record is rewritten as text:
+-- cjson would round its µs times).
+local function erase(value, field, sealed)
+  if type(sealed) ~= 'string' then return value, false end
+  local needle = '"' .. field .. '":' .. cjson.encode(sealed)
+  local at = string.find(value, needle, 1, true)
+  if not at then return value, false end
+  return string.sub(value, 1, at - 1) .. '"' .. field .. '":null' .. string.sub(value, at + #needle), true
+end
 for i = 1, #fields, 2 do
   local value = fields[i + 1]
-  local name = cjson.decode(value).name
-  if type(name) == 'string' then
-    local needle = '"name":' .. cjson.encode(name)
-    local at = string.find(value, needle, 1, true)
-    if at then
-      value = string.sub(value, 1, at - 1) .. '"name":null' .. string.sub(value, at + #needle)
-      redis.call('HSET', KEYS[2], fields[i], value)
-      purged = purged + 1
-    end
+  local rec = cjson.decode(value)
+  local changed, guardian_changed
+  value, changed = erase(value, 'name', rec.name)
+  if type(rec.guardian) == 'table' then
+    value, guardian_changed = erase(value, 'sealed_name', rec.guardian.sealed_name)
   end
+  if changed or guardian_changed then
+    redis.call('HSET', KEYS[2], fields[i], value)
+  end
+  if changed then purged = purged + 1 end
 end
 if purged > 0 then redis.call('HINCRBY', KEYS[3], 'purged', purged) end
 return {'ok', page[1], purged}

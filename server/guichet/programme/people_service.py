@@ -241,10 +241,14 @@ class People:
     ) -> CandidateRecord:  # fmt: skip
         """Record a legal guardian's consent (once; 409 if one is recorded already)."""
 
+        if self._box is None:
+            raise RuntimeError("recording a guardian needs the name box")
+        box, games = self._box, (await self.keys(programme)).games
+
         def change(record: CandidateRecord, now: int) -> CandidateRecord:
             if record.guardian is not None:
                 raise PeopleRefused("guardian_recorded", "a guardian's consent is recorded already")
-            given = guardian_record(g, actor, today_utc(now))
+            given = guardian_record(g, actor, today_utc(now), games=games, person=person, box=box)
             return msgspec.structs.replace(record, guardian=given)
 
         return await self._update(programme, person, change, leader=leader, group=group)
