@@ -18,8 +18,16 @@ T = TypeVar("T")
 
 JSON_CONTENT_TYPE = "application/json"
 
+
+def whole(body: str) -> str:
+    """A pattern matching exactly ``body``, the same to msgspec (Python ``re.search``, whose
+    ``$`` also matches before one final newline) and to JSON Schema (ECMA-262, where it does
+    not): the lookahead refuses that newline. Every ``Meta(pattern=…)`` is built with this."""
+    return f"^{body}$(?!\\n)"
+
+
 #: Ids that ops choose (rooms, draws, sales): lower-case letters, digits and '-', key-safe.
-SLUG = r"^[a-z0-9][a-z0-9-]{0,47}$"
+SLUG = whole(r"[a-z0-9][a-z0-9-]{0,47}")
 _SLUG_RE = re.compile(SLUG)
 Slug = Annotated[str, msgspec.Meta(pattern=SLUG, description="lower-case letters, digits, '-'")]
 

@@ -187,7 +187,7 @@ def wave_size(
 DrawId = wire.Slug
 
 
-Stratum = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+Stratum = Annotated[str, Meta(pattern=wire.whole(r"[a-z][a-z0-9_-]{0,31}"))]
 EntryStatus = Literal["registered", "not_selected_yet", "window_assigned"]
 #: Where now stands against an account's purchase window (window_check.lua).
 WindowState = Literal["open", "before", "after", "none"]

@@ -29,8 +29,8 @@ STATES: tuple[State, ...] = (
 Rate = Annotated[float, Meta(gt=0, le=100_000, description="people admitted per second")]
 MaxActive = Annotated[int, Meta(ge=1, le=10_000_000)]
 IdleTimeout = Annotated[int, Meta(ge=10, le=86_400, description="seconds")]
-Url = Annotated[str, Meta(pattern=r"^https?://[^\s]+$", max_length=2048)]
-Audience = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[!-~]+$")]
+Url = Annotated[str, Meta(pattern=wire.whole(r"https?://[^\s]+"), max_length=2048)]
+Audience = Annotated[str, Meta(min_length=1, max_length=200, pattern=wire.whole(r"[!-~]+"))]
 SaleId = wire.Slug
 DrawId = wire.Slug
 TokenTtl = Annotated[int, Meta(ge=30, le=3600, description="admission token lifetime, s")]

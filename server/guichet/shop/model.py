@@ -36,8 +36,12 @@ from guichet import wire
 from guichet.draw.model import WindowState
 from guichet.units import US_PER_S
 
-SessionId = Annotated[str, Meta(pattern=r"^[A-Z0-9][A-Z0-9-]{0,23}$", description="e.g. ATH-07")]
-CategoryId = Annotated[str, Meta(pattern=r"^[A-Z][A-Z0-9]{0,3}$", description="e.g. A, B, C")]
+SessionId = Annotated[
+    str, Meta(pattern=wire.whole(r"[A-Z0-9][A-Z0-9-]{0,23}"), description="e.g. ATH-07")
+]
+CategoryId = Annotated[
+    str, Meta(pattern=wire.whole(r"[A-Z][A-Z0-9]{0,3}"), description="e.g. A, B, C")
+]
 Phase = Literal["packs", "singles"]
 Games = Literal["olympic", "paralympic"]
 #: What a session is: only ``sport`` sessions count towards a pack's minimums (the seed).
@@ -331,4 +335,6 @@ class Hold(wire.Reply, kw_only=True):
 
 
 class Confirm(wire.Base, kw_only=True):
-    payment_reference: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
+    payment_reference: Annotated[
+        str, Meta(min_length=1, max_length=64, pattern=wire.whole(r"[\x21-\x7e]+"))
+    ]

@@ -27,8 +27,8 @@ from guichet.units import US_PER_S
 log = logging.getLogger("guichet.shop")
 
 SCOPE_WRITE = "sales:write"
-HOLD_ID = re.compile(r"^[A-Za-z0-9_-]{9,40}$")
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
+HOLD_ID = re.compile(wire.whole(r"[A-Za-z0-9_-]{9,40}"))
+IDEMPOTENCY_KEY = re.compile(wire.whole(r"[\x21-\x7e]{1,64}"))
 CATALOGUE_MAX_BYTES = 8 * 1024 * 1024
 
 
