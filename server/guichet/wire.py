@@ -36,6 +36,21 @@ def valid_slug(value: str) -> bool:
     return bool(_SLUG_RE.match(value))
 
 
+#: What msgspec decodes as a ``datetime`` (RFC 3339, with its latitude of case and separator;
+#: the models refuse a time without offset). Plain ``datetime`` is ``{"type": "string"}`` in
+#: msgspec's JSON Schema, so an empty string would look valid: :data:`Instant` says it with a
+#: pattern (not ``format: date-time``, whose validators refuse the space msgspec takes).
+RFC3339 = whole(
+    r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]"
+    r":[0-5][0-9](\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])"
+)
+Instant = Annotated[
+    datetime,
+    msgspec.Meta(extra_json_schema={"pattern": RFC3339, "description": "RFC 3339 with offset"}),
+]
+#: A compact JWS (queue tickets, admission tokens) as headers and queries carry it.
+JWS = whole(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
 _encoder = msgspec.json.Encoder()
 
 

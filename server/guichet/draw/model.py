@@ -34,7 +34,6 @@ import hashlib
 import hmac
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -196,8 +195,8 @@ WindowState = Literal["open", "before", "after", "none"]
 class DrawSpec(wire.Base, kw_only=True):
     """A draw as ops configure it."""
 
-    registration_opens_at: datetime
-    registration_closes_at: datetime
+    registration_opens_at: wire.Instant
+    registration_closes_at: wire.Instant
     strata: Annotated[list[Stratum], Meta(min_length=1, max_length=16)] = msgspec.field(
         default_factory=lambda: ["general"]
     )

@@ -64,7 +64,7 @@ class SessionSpec(wire.Base, kw_only=True):
     id: SessionId
     sport: Annotated[str, Meta(min_length=1, max_length=60)]
     venue: Annotated[str, Meta(min_length=1, max_length=80)]
-    starts_at: datetime
+    starts_at: wire.Instant
     games: Games = "olympic"
     kind: SessionKind = "sport"
     high_demand: bool = False
@@ -120,8 +120,8 @@ class SaleSpec(wire.Base, kw_only=True):
     games: Games = "olympic"
     #: The purchase period (RFC 3339): holds are refused outside it, and a wave's windows
     #: must fall inside it. None: no bound on that side.
-    purchase_opens_at: datetime | None = None
-    purchase_closes_at: datetime | None = None
+    purchase_opens_at: wire.Instant | None = None
+    purchase_closes_at: wire.Instant | None = None
     hold_ttl_s: Annotated[int, Meta(ge=1, le=3600)] = 600
     window_required: bool = True
     pack_min_tickets: Annotated[int, Meta(ge=1, le=30)] = 3
@@ -196,6 +196,20 @@ class HoldRequest(wire.Base, kw_only=True):
         if self.items is not None:
             return list(self.items)
         return [i for p in self.packs or () for i in p.items]
+
+
+#: The hold body as OpenAPI states it: ``packs`` or ``items``, exactly one of them a list.
+HoldBody = Annotated[
+    HoldRequest,
+    Meta(
+        extra_json_schema={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "array"}}}
+                for name in ("packs", "items")
+            ]
+        }
+    ),
+]
 
 
 @dataclass(frozen=True)

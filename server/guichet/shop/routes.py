@@ -165,7 +165,7 @@ _STALE_RETRIES = 3  # rules changed between reading them and the hold script: re
     "window, within the sale's pack and quota rules; `Idempotency-Key` header required: the "
     "same key replays the first answer. A sale linked to a waiting room also needs that "
     "room's admission token (403 `admission-required` naming the room otherwise)",
-    request=model.HoldRequest,
+    request=model.HoldBody,
     response=model.Hold,
     status=201,
     auth="account",
@@ -381,6 +381,7 @@ async def me(request: web.Request) -> web.Response:
     request=model.SaleSpec,
     response=SalePublic,
     status=201,
+    also_status=(200,),
     auth="admin",
     scope=SCOPE_WRITE,
     errors=(404, 409),
