@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 from aiohttp import web
 
-from guichet import __version__
+from guichet import __version__, wire
 from guichet.errors import PROBLEM_CONTENT_TYPE, ProblemBody
 
 H = TypeVar("H", bound=Callable[..., Any])
@@ -31,6 +31,7 @@ _STATUS_TEXT = {
     415: "Body is not JSON",
     422: "Body fails validation; `errors[]` names the fields",
     429: "Rate limited; see Retry-After",
+    431: "Request line or headers over the server's limits",
     503: "Not ready",
 }
 
@@ -52,7 +53,7 @@ def admission_header(name: str) -> Header:
         "The linked waiting room's admission token (EdDSA JWT from POST "
         "/v1/rooms/{room}/admit or its heartbeat); else the `guichet_admission_{room}` "
         "cookie those set. Needed only when the sale or draw is linked to a room.",
-        schema={"type": "string", "maxLength": 2048},
+        schema={"type": "string", "maxLength": 2048, "pattern": wire.JWS},
     )
 
 
@@ -72,6 +73,8 @@ class Endpoint:
     also: tuple[str, ...] = ()
     #: Query parameters read: (name, JSON schema), none required.
     query: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: Other success statuses with the same body (200 when a PUT replaces, a join repeats).
+    also_status: tuple[int, ...] = ()
 
 
 def endpoint(summary: str, **options: Any) -> Callable[[H], H]:
@@ -97,6 +100,20 @@ def api_routes(app: web.Application) -> list[tuple[str, str, Any]]:
             continue
         out.append((route.method.lower(), route.resource.canonical, route.handler))
     return out
+
+
+#: One Server-Sent Event as OpenAPI 3.1 describes a ``text/event-stream`` (``schema`` is each
+#: event): its ``data`` is JSON.
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["data"],
+}
 
 
 def _path_params(path: str) -> list[dict[str, Any]]:
@@ -160,6 +177,8 @@ def build_document(app: web.Application) -> dict[str, Any]:
         body: dict[str, Any] = {"description": spec.summary}
         if spec.response is not None:
             body["content"] = {spec.content_type: {"schema": schema_of[spec.response]}}
+        elif spec.content_type == "text/event-stream":
+            body["content"] = {spec.content_type: {"schema": SSE_EVENT}}
         elif spec.content_type != "application/json":
             body["content"] = {spec.content_type: {"schema": {"type": "string"}}}
         for media in spec.also:
@@ -167,7 +186,9 @@ def build_document(app: web.Application) -> dict[str, Any]:
                 "type": "string", "contentMediaType": media}  # fmt: skip
             body.setdefault("content", {})[media] = {"schema": binary}
         op["responses"][str(spec.status)] = body
-        codes = set(spec.errors)
+        for status in spec.also_status:
+            op["responses"][str(status)] = body
+        codes = set(spec.errors) | {431}  # any request may exceed server.max_header_bytes
         if spec.request is not None:
             codes |= {400, 413, 415, 422}
         if spec.auth != "none":

@@ -24,13 +24,16 @@ def block_after(text: str, heading: str) -> str:
     return found.group(1)
 
 
-def test_readme_room_walkthrough_ends_admitted(tmp_path: Path) -> None:
+def test_readme_walkthrough_runs_from_room_to_gate(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     token_line = next(
         line for line in block_after(readme, "Try it:").splitlines() if line.startswith("TOKEN=")
     )
     port = free_port()
-    script = "set -eu\n" + token_line + "\n" + block_after(readme, "A waiting room, end to end:")
+    flow = block_after(
+        readme, "the draw, a purchase window, a hold, its confirmation, the e-tickets and a gate:"
+    )
+    script = "set -eu\n" + token_line + "\n" + flow
     script = script.replace(":8080", f":{port}")
     bin_dir = tmp_path / "bin"  # `guichet` and `python` as the README's reader has them
     bin_dir.mkdir()
@@ -50,17 +53,22 @@ def test_readme_room_walkthrough_ends_admitted(tmp_path: Path) -> None:
         served.wait_msg("listening", port=port, timeout=60)
         run = subprocess.run(
             ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-            timeout=120, check=False,
+            timeout=150, check=False,
         )  # fmt: skip
     finally:
         served.stop()
-    assert run.returncode == 0, run.stderr
-    answers, rest, decoder = [], run.stdout.strip(), json.JSONDecoder()
-    while rest:  # curl prints the bodies back to back
-        value, end = decoder.raw_decode(rest)
-        answers.append(value)
-        rest = rest[end:].strip()
-    admitted = answers[-1]
-    assert admitted.get("room") == "final", admitted  # an admission, not a 409 problem
-    assert admitted["token"]
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()  # curl's answers are one line each; the CLI's are indented
+    answers = [json.loads(x) for x in lines if x.startswith("{") and x.endswith("}")]
+    admitted, entry, me, confirmed, tickets, scanned, again = answers
+    assert admitted["room"] == "final", admitted  # an admission, not a 409 problem
     assert admitted["redirect_url"].startswith("https://shop.example/")
+    assert entry["draw"] == "lottery", entry  # registered with the admission token
+    assert me["status"] == "window_assigned", me
+    assert confirmed["state"] == "confirmed", confirmed
+    assert len(tickets["tickets"]) == 3
+    assert {t["session"] for t in tickets["tickets"]} == {"ATH-01", "ATH-02", "ATH-03"}
+    assert scanned["gate"] == "SDF-N3", scanned
+    assert (again["status"], again["type"].rsplit("/", 1)[-1]) == (409, "already-used"), again
+    assert "OK: draw lottery verifies (1 entries)" in lines, run.stdout
+    assert "<svg" in (tmp_path / "ticket.svg").read_text()

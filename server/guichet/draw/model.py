@@ -34,7 +34,6 @@ import hashlib
 import hmac
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -187,7 +186,7 @@ def wave_size(
 DrawId = wire.Slug
 
 
-Stratum = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+Stratum = Annotated[str, Meta(pattern=wire.whole(r"[a-z][a-z0-9_-]{0,31}"))]
 EntryStatus = Literal["registered", "not_selected_yet", "window_assigned"]
 #: Where now stands against an account's purchase window (window_check.lua).
 WindowState = Literal["open", "before", "after", "none"]
@@ -196,8 +195,8 @@ WindowState = Literal["open", "before", "after", "none"]
 class DrawSpec(wire.Base, kw_only=True):
     """A draw as ops configure it."""
 
-    registration_opens_at: datetime
-    registration_closes_at: datetime
+    registration_opens_at: wire.Instant
+    registration_closes_at: wire.Instant
     strata: Annotated[list[Stratum], Meta(min_length=1, max_length=16)] = msgspec.field(
         default_factory=lambda: ["general"]
     )

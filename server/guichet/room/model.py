@@ -10,7 +10,6 @@ ready once ``n < S``; ``n - S`` people are ahead of it.
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -29,8 +28,10 @@ STATES: tuple[State, ...] = (
 Rate = Annotated[float, Meta(gt=0, le=100_000, description="people admitted per second")]
 MaxActive = Annotated[int, Meta(ge=1, le=10_000_000)]
 IdleTimeout = Annotated[int, Meta(ge=10, le=86_400, description="seconds")]
-Url = Annotated[str, Meta(pattern=r"^https?://[^\s]+$", max_length=2048)]
-Audience = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[!-~]+$")]
+Url = Annotated[
+    str, Meta(pattern=wire.whole(r"https?://[^\s\[\]]+"), max_length=2048)
+]  # no IPv6 literals
+Audience = Annotated[str, Meta(min_length=1, max_length=200, pattern=wire.whole(r"[!-~]+"))]
 SaleId = wire.Slug
 DrawId = wire.Slug
 TokenTtl = Annotated[int, Meta(ge=30, le=3600, description="admission token lifetime, s")]
@@ -42,8 +43,8 @@ valid_room_id = wire.valid_slug
 class RoomSpec(wire.Base, kw_only=True):
     """A room's configuration, as ops set it (admin API, CLI or config file)."""
 
-    opens_at: datetime
-    closes_at: datetime
+    opens_at: wire.Instant
+    closes_at: wire.Instant
     rate_per_s: Rate
     max_active: MaxActive
     audience: Audience
@@ -78,7 +79,7 @@ class RoomPatch(wire.Base, kw_only=True):
     max_active: MaxActive | None = None
     idle_timeout_s: IdleTimeout | None = None
     paused: bool | None = None
-    closes_at: datetime | None = None
+    closes_at: wire.Instant | None = None
 
     def __post_init__(self) -> None:
         if self.closes_at is not None and self.closes_at.tzinfo is None:

@@ -47,7 +47,7 @@ _TICKET = openapi.Header(
     TICKET_HEADER,
     "The signed queue ticket from POST /v1/rooms/{room}/join (or the `guichet_ticket_{room}` "
     "cookie it sets).",
-    schema={"type": "string", "maxLength": 2048},
+    schema={"type": "string", "maxLength": 2048, "pattern": wire.JWS},
 )
 _SEEN = openapi.Header(
     SEEN_HEADER,
@@ -194,6 +194,7 @@ def _set_cookie(
     "cookie). 201 for a new place, 200 with the same ticket on a repeat.",
     response=model.Joined,
     status=201,
+    also_status=(200,),
     auth="account",
     errors=(401, 404, 409, 429),
     tags=("room",),
@@ -249,6 +250,7 @@ async def status(request: web.Request) -> web.Response:
     content_type="text/event-stream",
     errors=(400, 401, 403, 404, 429),
     headers=(_TICKET, _SEEN, _LAST_EVENT_ID),
+    query=(("ticket", _TICKET.schema or {}), ("seen", _SEEN.schema or {})),
     tags=("room",),
 )
 async def events(request: web.Request) -> web.StreamResponse:
@@ -498,6 +500,7 @@ async def show_room(request: web.Request) -> web.Response:
     request=model.RoomSpec,
     response=model.RoomStats,
     status=201,
+    also_status=(200,),
     auth="admin",
     scope=SCOPE_WRITE,
     errors=(400, 404, 422),

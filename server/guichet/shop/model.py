@@ -36,8 +36,12 @@ from guichet import wire
 from guichet.draw.model import WindowState
 from guichet.units import US_PER_S
 
-SessionId = Annotated[str, Meta(pattern=r"^[A-Z0-9][A-Z0-9-]{0,23}$", description="e.g. ATH-07")]
-CategoryId = Annotated[str, Meta(pattern=r"^[A-Z][A-Z0-9]{0,3}$", description="e.g. A, B, C")]
+SessionId = Annotated[
+    str, Meta(pattern=wire.whole(r"[A-Z0-9][A-Z0-9-]{0,23}"), description="e.g. ATH-07")
+]
+CategoryId = Annotated[
+    str, Meta(pattern=wire.whole(r"[A-Z][A-Z0-9]{0,3}"), description="e.g. A, B, C")
+]
 Phase = Literal["packs", "singles"]
 Games = Literal["olympic", "paralympic"]
 #: What a session is: only ``sport`` sessions count towards a pack's minimums (the seed).
@@ -60,7 +64,7 @@ class SessionSpec(wire.Base, kw_only=True):
     id: SessionId
     sport: Annotated[str, Meta(min_length=1, max_length=60)]
     venue: Annotated[str, Meta(min_length=1, max_length=80)]
-    starts_at: datetime
+    starts_at: wire.Instant
     games: Games = "olympic"
     kind: SessionKind = "sport"
     high_demand: bool = False
@@ -116,8 +120,8 @@ class SaleSpec(wire.Base, kw_only=True):
     games: Games = "olympic"
     #: The purchase period (RFC 3339): holds are refused outside it, and a wave's windows
     #: must fall inside it. None: no bound on that side.
-    purchase_opens_at: datetime | None = None
-    purchase_closes_at: datetime | None = None
+    purchase_opens_at: wire.Instant | None = None
+    purchase_closes_at: wire.Instant | None = None
     hold_ttl_s: Annotated[int, Meta(ge=1, le=3600)] = 600
     window_required: bool = True
     pack_min_tickets: Annotated[int, Meta(ge=1, le=30)] = 3
@@ -192,6 +196,20 @@ class HoldRequest(wire.Base, kw_only=True):
         if self.items is not None:
             return list(self.items)
         return [i for p in self.packs or () for i in p.items]
+
+
+#: The hold body as OpenAPI states it: ``packs`` or ``items``, exactly one of them a list.
+HoldBody = Annotated[
+    HoldRequest,
+    Meta(
+        extra_json_schema={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "array"}}}
+                for name in ("packs", "items")
+            ]
+        }
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -331,4 +349,6 @@ class Hold(wire.Reply, kw_only=True):
 
 
 class Confirm(wire.Base, kw_only=True):
-    payment_reference: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
+    payment_reference: Annotated[
+        str, Meta(min_length=1, max_length=64, pattern=wire.whole(r"[\x21-\x7e]+"))
+    ]

@@ -27,8 +27,8 @@ from guichet.units import US_PER_S
 log = logging.getLogger("guichet.shop")
 
 SCOPE_WRITE = "sales:write"
-HOLD_ID = re.compile(r"^[A-Za-z0-9_-]{9,40}$")
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
+HOLD_ID = re.compile(wire.whole(r"[A-Za-z0-9_-]{9,40}"))
+IDEMPOTENCY_KEY = re.compile(wire.whole(r"[\x21-\x7e]{1,64}"))
 CATALOGUE_MAX_BYTES = 8 * 1024 * 1024
 
 
@@ -165,7 +165,7 @@ _STALE_RETRIES = 3  # rules changed between reading them and the hold script: re
     "window, within the sale's pack and quota rules; `Idempotency-Key` header required: the "
     "same key replays the first answer. A sale linked to a waiting room also needs that "
     "room's admission token (403 `admission-required` naming the room otherwise)",
-    request=model.HoldRequest,
+    request=model.HoldBody,
     response=model.Hold,
     status=201,
     auth="account",
@@ -381,6 +381,7 @@ async def me(request: web.Request) -> web.Response:
     request=model.SaleSpec,
     response=SalePublic,
     status=201,
+    also_status=(200,),
     auth="admin",
     scope=SCOPE_WRITE,
     errors=(404, 409),
