@@ -24,7 +24,9 @@ SCRIPTS = (DESIGNATE, DESIGNATE_ONE)
 BATCH = 200  # tickets per script call
 LOOK = 5000  # ranks looked at per script call at most
 
-Pseudonym = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="a beneficiary's pseudonym")]
+Pseudonym = Annotated[
+    str, Meta(pattern=wire.whole(r"[0-9a-f]{64}"), description="a beneficiary's pseudonym")
+]
 
 
 class AssignRequest(wire.Base, kw_only=True):

@@ -36,7 +36,7 @@ FINISH = LuaScript("guichet.programme", "lottery_finish.lua")
 SCRIPTS = (CREATE, COMMIT, BEGIN, FINISH)
 STRATUM = "eligible"
 
-LotteryId = Annotated[str, Meta(pattern=r"^(?!x$)[a-z0-9][a-z0-9-]{0,47}$",
+LotteryId = Annotated[str, Meta(pattern=wire.whole(r"(?!x$)[a-z0-9][a-z0-9-]{0,47}"),
                                 description="lottery id (a slug; 'x' is reserved)")]  # fmt: skip
 
 

@@ -45,8 +45,12 @@ RECLAIM_ON: dict[Games, date] = {"olympic": date(2024, 5, 1), "paralympic": date
 MAJORITY_YEARS = 18
 
 ProgrammeId = wire.Slug
-SessionId = Annotated[str, Meta(pattern=r"^[A-Z0-9][A-Z0-9-]{0,31}$", description="session id")]
-CategoryId = Annotated[str, Meta(pattern=r"^[A-Z0-9][A-Z0-9-]{0,7}$", description="category id")]
+SessionId = Annotated[
+    str, Meta(pattern=wire.whole(r"[A-Z0-9][A-Z0-9-]{0,31}"), description="session id")
+]
+CategoryId = Annotated[
+    str, Meta(pattern=wire.whole(r"[A-Z0-9][A-Z0-9-]{0,7}"), description="category id")
+]
 
 
 def item(session: str, category: str) -> str:

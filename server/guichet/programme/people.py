@@ -29,13 +29,16 @@ from guichet.programme import identity, model
 Relationship = Literal["parent", "legal-guardian"]
 State = Literal["candidate", "designated", "assigned", "withdrawn"]
 Name = Annotated[str, Meta(min_length=1, max_length=100)]
-Version = Annotated[str, Meta(pattern=r"^[\x21-\x7e]{1,32}$", description="text version")]
+Version = Annotated[str, Meta(pattern=wire.whole(r"[\x21-\x7e]{1,32}"), description="text version")]
 Collector = Annotated[
-    str, Meta(pattern=r"^[\x20-\x7e]{1,128}$", description="who collected it (printable ASCII)")
+    str,
+    Meta(
+        pattern=wire.whole(r"[\x20-\x7e]{1,128}"), description="who collected it (printable ASCII)"
+    ),
 ]
-Account = Annotated[str, Meta(pattern=r"^[\x21-\x7e]{1,128}$", description="account id")]
+Account = Annotated[str, Meta(pattern=wire.whole(r"[\x21-\x7e]{1,128}"), description="account id")]
 #: A pseudonym as it appears in paths and answers (identity.pseudonym: 64 hex characters).
-PSEUDONYM = r"^[0-9a-f]{64}$"
+PSEUDONYM = wire.whole(r"[0-9a-f]{64}")
 Pseudonym = Annotated[str, Meta(pattern=PSEUDONYM, description="the person's keyed pseudonym")]
 #: Earliest date a consent or birth date may carry (no µs time below 0 reaches a record).
 EARLIEST = date(1900, 1, 1)

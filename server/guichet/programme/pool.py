@@ -34,7 +34,9 @@ MAX_ROWS = 100_000  # 401,220 tickets in a few thousand session x category rows
 MAX_QUANTITY = 1_000_000
 MAX_CRITERIA = 16
 
-SessionName = Annotated[str, Meta(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$")]
+SessionName = Annotated[
+    str, Meta(min_length=1, max_length=120, pattern=wire.whole(r"[^\x00-\x1f\x7f]+"))
+]
 Quantity = Annotated[int, Meta(ge=1, le=MAX_QUANTITY)]
 
 

@@ -44,7 +44,7 @@ SCRIPTS = (COMMIT, WITHDRAW, SCAN)
 DAY_S = 24 * 3600
 
 TicketState = Literal["assigned", "committed", "withdrawn", "used"]
-Code = Annotated[str, Meta(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Code = Annotated[str, Meta(min_length=16, max_length=64, pattern=wire.whole(r"[A-Za-z0-9_-]+"))]
 
 
 class TicketRecord(msgspec.Struct, kw_only=True):
