@@ -71,8 +71,9 @@ class Endpoint:
     headers: tuple[Header, ...] = ()
     #: Other media types the success response may take (e.g. a QR code as ``image/png``).
     also: tuple[str, ...] = ()
-    #: Query parameters read: (name, JSON schema), none required.
+    #: Query parameters read: (name, JSON schema), optional unless named in ``required_query``.
     query: tuple[tuple[str, dict[str, Any]], ...] = ()
+    required_query: tuple[str, ...] = ()
     #: Other success statuses with the same body (200 when a PUT replaces, a join repeats).
     also_status: tuple[int, ...] = ()
 
@@ -151,7 +152,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
             "tags": list(spec.tags),
             "responses": {},
         }
-        query = [{"name": n, "in": "query", "required": False, "schema": schema}
+        query = [{"name": n, "in": "query", "required": n in spec.required_query, "schema": schema}
                  for n, schema in spec.query]  # fmt: skip
         params = (
             _path_params(path)

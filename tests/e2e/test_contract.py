@@ -16,7 +16,9 @@ from guichet.embedded import free_port
 from tests.conftest import Client
 from tests.e2e.processes import ROOT, Served, guichet
 
-ADMIN_SCOPES = ("ops:read", "rooms:read", "rooms:write", "draws:write", "sales:write", "gates:scan")
+ADMIN_SCOPES = ("ops:read", "rooms:read", "rooms:write", "draws:write", "sales:write", "gates:scan",
+                "programme:central", "programme:operate", "programme:audit")  # fmt: skip
+PROGRAMME = "youth-75"  # the admin token operates it (its programmes claim)
 
 #: (method, path, check, why): the only checks left out, each for one operation.
 EXCLUDED = (
@@ -107,8 +109,17 @@ def test_schemathesis_all_checks_find_no_failure(tmp_path: Path) -> None:
         cli("room", "put", "final", "--opens-at", "2026-01-01T00:00Z", "--closes-at",
             "2030-01-01T00:00Z", "--rate", "2", "--max-active", "100", "--audience", "shop",
             "--target-url", "https://shop.example/")  # fmt: skip
+        (tmp_path / "pool.csv").write_text(
+            "games,session,date,name,category,quantity\nolympic,ATH-01,2030-07-27,Athletics,D,50\n"
+        )
+        cli("programme", "pool", "load", "pool.csv")
+        cli("programme", "put", PROGRAMME, "--public", "youth", "--games", "olympic",
+            "--operator", "rectorat", "--reclaim-on", "2030-05-01", "--retention-until",
+            "2030-12-31", "--criteria", "age-12-25")  # fmt: skip
+        cli("programme", "allocate", PROGRAMME, "--item", "ATH-01:D:10")
         account = cli("token", "--account", "acc-1")
-        admin = cli("token", "--admin", *(a for s in ADMIN_SCOPES for a in ("--scope", s)))
+        admin = cli("token", "--admin", *(a for s in ADMIN_SCOPES for a in ("--scope", s)),
+                    "--programme", PROGRAMME)  # fmt: skip
         (tmp_path / "schemathesis.toml").write_text(config(account, admin))
         run = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "--config-file", "schemathesis.toml",

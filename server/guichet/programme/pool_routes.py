@@ -179,6 +179,7 @@ async def put_pool(request: web.Request) -> web.Response:
     scope=f"{roles.CENTRAL} or {roles.AUDIT}",
     errors=(422,),
     query=_GAMES_QUERY,
+    required_query=("games",),
     tags=("programme",),
 )
 async def get_pool(request: web.Request) -> web.Response:
@@ -206,6 +207,7 @@ async def get_pool(request: web.Request) -> web.Response:
     scope=f"{roles.CENTRAL} or {roles.AUDIT}",
     errors=(422,),
     query=_GAMES_QUERY,
+    required_query=("games",),
     tags=("programme",),
 )
 async def get_audit(request: web.Request) -> web.Response:
