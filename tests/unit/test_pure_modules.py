@@ -18,6 +18,12 @@ PURE = [
     "guichet.shop.model",
     "guichet.eticket.model",
     "guichet.programme.people",
+    "guichet.programme.model",
+    "guichet.programme.identity",
+    "guichet.programme.pool",
+    "guichet.programme.demo_plan",
+    "guichet.rowfiles",
+    "guichet.shop.catalogue",
 ]
 
 

@@ -217,3 +217,15 @@ def test_catalogue_files_parse_or_are_refused_by_line(rows: list[list[str]], jun
                        (b'{"sessions": [' + junk.encode() + b"]}", "x.json")):  # fmt: skip
         with contextlib.suppress(catalogue.CatalogueError):
             catalogue.parse(data, name)
+
+
+@pytest.mark.parametrize(
+    ("data", "found"),
+    [
+        (f"{CSV_HEAD}\n{ROW}\nATH-02,A\rthletics,x\n".encode(), "line 3"),  # csv syntax
+        (f"{CSV_HEAD}\n{ROW}\n".encode("utf-16"), "not UTF-8"),
+    ],
+)
+def test_a_catalogue_that_is_not_csv_is_refused_by_line(data: bytes, found: str) -> None:
+    with pytest.raises(catalogue.CatalogueError, match=found):
+        catalogue.parse(data, "x.csv")

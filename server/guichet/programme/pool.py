@@ -26,7 +26,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from guichet import wire
+from guichet import rowfiles, wire
 from guichet.programme import model
 
 COLUMNS = ("games", "session", "date", "name", "category", "quantity")
@@ -79,75 +79,29 @@ class Pool(msgspec.Struct, kw_only=True):
         return sum(self.counts.get(games, {}).values())
 
 
-def _explain(exc: msgspec.ValidationError) -> str:
-    message = str(exc)
-    detail, sep, path = message.rpartition(" - at `")
-    if not sep:
-        return message.replace("`", "")
-    return f"{path.rstrip('`').removeprefix('$').lstrip('.')}: {detail}".replace("`", "")
-
-
 def parse(data: bytes, name: str = "", content_type: str = "") -> Pool:
     """A pool from a file's bytes: CSV when the name ends in .csv (or the type is text/csv)."""
     if name.lower().endswith(".csv") or content_type == "text/csv":
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise PoolError(f"not UTF-8 text: {exc}") from None
-        return parse_csv(text)
+        return parse_csv(rowfiles.utf8(data, PoolError))
     return parse_json(data)
 
 
-class _Rows(msgspec.Struct):
-    tickets: list[msgspec.Raw]
-
-
 def parse_json(data: bytes) -> Pool:
-    try:
-        raw = msgspec.json.decode(data, type=_Rows)
-    except msgspec.ValidationError as exc:
-        raise PoolError(f"line 1: {_explain(exc)}") from None
-    except msgspec.DecodeError as exc:
-        raise PoolError(f"not valid JSON: {exc}") from None
-    rows: list[tuple[int, PoolRow]] = []
-    offset = 0
-    for index, item in enumerate(raw.tickets):
-        text = bytes(item)
-        found = data.find(text, offset)
-        line = data.count(b"\n", 0, max(found, 0)) + 1
-        try:
-            rows.append((line, msgspec.json.decode(text, type=PoolRow)))
-        except msgspec.ValidationError as exc:
-            raise PoolError(f"line {line} (tickets[{index}]): {_explain(exc)}") from None
-        offset = max(found, 0) + len(text)
-    return _whole(rows)
+    return _whole(rowfiles.json_rows(data, "tickets", PoolRow, PoolError))
 
 
 def parse_csv(text: str) -> Pool:
-    reader = csv.DictReader(io.StringIO(text))
-    try:
-        header = tuple(reader.fieldnames or ())
-    except csv.Error as exc:
-        raise PoolError(f"line 1: {exc}") from None
-    if header != COLUMNS:
-        raise PoolError(f"line 1: the columns must be {','.join(COLUMNS)}")
     rows: list[tuple[int, PoolRow]] = []
-    try:
-        for row in reader:
-            line = reader.line_num
-            if None in row or any(v is None for v in row.values()):
-                raise PoolError(f"line {line}: expected {len(COLUMNS)} columns")
-            try:
-                quantity = int(row["quantity"])
-            except ValueError:
-                raise PoolError(f"line {line}: quantity must be an integer") from None
-            try:
-                rows.append((line, msgspec.convert({**row, "quantity": quantity}, PoolRow,
-                                                   strict=False)))  # fmt: skip
-            except msgspec.ValidationError as exc:
-                raise PoolError(f"line {line}: {_explain(exc)}") from None
-    except csv.Error as exc:
-        raise PoolError(f"line {reader.line_num}: {exc}") from None
+    for line, row in rowfiles.csv_rows(text, COLUMNS, PoolError):
+        try:
+            quantity = int(row["quantity"])
+        except ValueError:
+            raise PoolError(f"line {line}: quantity must be an integer") from None
+        try:
+            rows.append((line, msgspec.convert({**row, "quantity": quantity}, PoolRow,
+                                               strict=False)))  # fmt: skip
+        except msgspec.ValidationError as exc:
+            raise PoolError(f"line {line}: {rowfiles.explain(exc)}") from None
     return _whole(rows)
 
 

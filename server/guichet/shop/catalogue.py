@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from guichet import rowfiles
 from guichet.shop.model import MAX_SESSIONS, Catalogue, SessionSpec
 
 COLUMNS = ("session", "sport", "venue", "starts_at", "games", "kind", "high_demand",
@@ -33,50 +34,23 @@ class CatalogueError(ValueError):
     """A catalogue file that cannot be loaded; the message names the line."""
 
 
-def _explain(exc: msgspec.ValidationError) -> str:
-    message = str(exc)
-    detail, sep, path = message.rpartition(" - at `")
-    if not sep:
-        return message.replace("`", "")
-    return f"{path.rstrip('`').removeprefix('$').lstrip('.')}: {detail}".replace("`", "")
-
-
 def parse(data: bytes, name: str = "") -> Catalogue:
     """A catalogue from a file's bytes: CSV when the name ends in .csv, else JSON."""
     if name.lower().endswith(".csv"):
-        return parse_csv(data.decode("utf-8-sig"))
+        return parse_csv(rowfiles.utf8(data, CatalogueError))
     return parse_json(data)
 
 
-class _Sessions(msgspec.Struct):
-    sessions: list[msgspec.Raw]
-
-
 def parse_json(data: bytes) -> Catalogue:
-    try:
-        raw = msgspec.json.decode(data, type=_Sessions)
-    except msgspec.ValidationError as exc:
-        raise CatalogueError(f"line 1: {_explain(exc)}") from None
-    except msgspec.DecodeError as exc:
-        raise CatalogueError(f"not valid JSON: {exc}") from None
     sessions = []
     lines: dict[str, int] = {}
-    offset = 0
-    for index, item in enumerate(raw.sessions):
-        text = bytes(item)
-        offset = data.find(text, offset)
-        line = data.count(b"\n", 0, max(offset, 0)) + 1
-        try:
-            session = msgspec.json.decode(text, type=SessionSpec)
-        except msgspec.ValidationError as exc:
-            raise CatalogueError(f"line {line} (sessions[{index}]): {_explain(exc)}") from None
+    for line, session in rowfiles.json_rows(data, "sessions", SessionSpec, CatalogueError):
         if session.id in lines:
             raise CatalogueError(
                 f"line {line}: session {session.id} again (first on line {lines[session.id]})"
             )
         lines[session.id] = line
         sessions.append(session)
-        offset += len(text)
     return _whole(sessions)
 
 
@@ -90,15 +64,9 @@ def _flag(value: str, column: str, line: int) -> bool:
 
 
 def parse_csv(text: str) -> Catalogue:
-    reader = csv.DictReader(io.StringIO(text))
-    if tuple(reader.fieldnames or ()) != COLUMNS:
-        raise CatalogueError(f"line 1: the columns must be {','.join(COLUMNS)}")
     sessions: dict[str, dict[str, Any]] = {}
     lines: dict[str, int] = {}
-    for row in reader:
-        line = reader.line_num
-        if None in row or any(v is None for v in row.values()):
-            raise CatalogueError(f"line {line}: expected {len(COLUMNS)} columns")
+    for line, row in rowfiles.csv_rows(text, COLUMNS, CatalogueError):
         sid = row["session"]
         head: dict[str, Any] = {
             "id": sid,
@@ -117,7 +85,7 @@ def parse_csv(text: str) -> Catalogue:
         try:
             msgspec.convert({**head, "categories": [category]}, SessionSpec, strict=False)
         except msgspec.ValidationError as exc:
-            raise CatalogueError(f"line {line}: {_explain(exc)}") from None
+            raise CatalogueError(f"line {line}: {rowfiles.explain(exc)}") from None
         known = sessions.get(sid)
         if known is None:
             sessions[sid] = {**head, "categories": [category]}
