@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from guichet.embedded import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -97,3 +99,29 @@ class Served:
 
 def guichet(*args: str) -> list[str]:
     return ["-m", "guichet", *args]
+
+
+def run_as_reader(
+    script: str, tmp_path: Path, serve_env: dict[str, str] | None = None, timeout_s: float = 150
+) -> subprocess.CompletedProcess[str]:
+    """Run a README shell block by bash as its reader would (``guichet`` and ``python`` on the
+    PATH, ``set -eu``) against a ``guichet serve`` started for it on a free port (``:8080``
+    in the block is that port); the server is stopped afterwards."""
+    port = free_port()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, command in (("guichet", f"{sys.executable} -m guichet"), ("python", sys.executable)):
+        (bin_dir / name).write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT),
+           "GUICHET_SERVER_PORT": str(port)}  # fmt: skip
+    served = Served(guichet("serve"), cwd=tmp_path,
+                    env={**(serve_env or {}), "GUICHET_SERVER_PORT": str(port)})  # fmt: skip
+    try:
+        served.wait_msg("listening", port=port, timeout=60)
+        return subprocess.run(
+            ["bash", "-c", "set -eu\n" + script.replace(":8080", f":{port}")], cwd=tmp_path,
+            env=env, capture_output=True, text=True, timeout=timeout_s, check=False,
+        )  # fmt: skip
+    finally:
+        served.stop()

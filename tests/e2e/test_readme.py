@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from guichet.embedded import free_port
-from tests.e2e.processes import ROOT, Served, guichet
+from tests.e2e.processes import ROOT, run_as_reader
 
 pytestmark = pytest.mark.slow
 
@@ -29,34 +25,12 @@ def test_readme_walkthrough_runs_from_room_to_gate(tmp_path: Path) -> None:
     token_line = next(
         line for line in block_after(readme, "Try it:").splitlines() if line.startswith("TOKEN=")
     )
-    port = free_port()
     flow = block_after(
         readme, "the draw, a purchase window, a hold, its confirmation, the e-tickets and a gate:"
     )
-    script = "set -eu\n" + token_line + "\n" + flow
-    script = script.replace(":8080", f":{port}")
-    bin_dir = tmp_path / "bin"  # `guichet` and `python` as the README's reader has them
-    bin_dir.mkdir()
-    for name, command in (("guichet", f"{sys.executable} -m guichet"), ("python", sys.executable)):
-        (bin_dir / name).write_text(f'#!/bin/sh\nexec {command} "$@"\n')
-        (bin_dir / name).chmod(0o755)
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "PYTHONPATH": str(ROOT),
-        "GUICHET_SERVER_PORT": str(port),
-    }
     # A pacer ticking once a second, as a busy one may: admission must wait for the call.
-    slow = {"GUICHET_SERVER_PORT": str(port), "GUICHET_ROOMS_TICK_INTERVAL_S": "1"}
-    served = Served(guichet("serve"), cwd=tmp_path, env=slow)
-    try:
-        served.wait_msg("listening", port=port, timeout=60)
-        run = subprocess.run(
-            ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-            timeout=150, check=False,
-        )  # fmt: skip
-    finally:
-        served.stop()
+    run = run_as_reader(token_line + "\n" + flow, tmp_path,
+                        serve_env={"GUICHET_ROOMS_TICK_INTERVAL_S": "1"})  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.splitlines()  # curl's answers are one line each; the CLI's are indented
     answers = [json.loads(x) for x in lines if x.startswith("{") and x.endswith("}")]

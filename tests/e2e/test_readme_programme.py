@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from guichet.embedded import free_port
-from tests.e2e.processes import ROOT, Served, guichet
+from tests.e2e.processes import ROOT, run_as_reader
 
 pytestmark = pytest.mark.slow
 
@@ -26,25 +22,7 @@ def programme_block(readme: str) -> str:
 
 
 def test_readme_programme_walkthrough_from_pool_to_reclaim(tmp_path: Path) -> None:
-    port = free_port()
-    script = "set -eu\n" + programme_block((ROOT / "README.md").read_text())
-    script = script.replace(":8080", f":{port}")
-    bin_dir = tmp_path / "bin"  # `guichet` and `python` as the README's reader has them
-    bin_dir.mkdir()
-    for name, command in (("guichet", f"{sys.executable} -m guichet"), ("python", sys.executable)):
-        (bin_dir / name).write_text(f'#!/bin/sh\nexec {command} "$@"\n')
-        (bin_dir / name).chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT),
-           "GUICHET_SERVER_PORT": str(port)}  # fmt: skip
-    served = Served(guichet("serve"), cwd=tmp_path, env={"GUICHET_SERVER_PORT": str(port)})
-    try:
-        served.wait_msg("listening", port=port, timeout=60)
-        run = subprocess.run(
-            ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-            timeout=150, check=False,
-        )  # fmt: skip
-    finally:
-        served.stop()
+    run = run_as_reader(programme_block((ROOT / "README.md").read_text()), tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.splitlines()  # curl's answers are one line each
     answers = [json.loads(x) for x in lines if x.startswith("{") and x.endswith("}")]
