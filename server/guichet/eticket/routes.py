@@ -75,16 +75,16 @@ async def my_ticket(request: web.Request) -> web.Response:
     headers = {"Cache-Control": "private, no-store"}
     if fmt == "json":
         return webio.respond(_ticket(issued), headers=headers)
-    body = _qr(issued.payload, fmt)
-    content_type = "image/svg+xml" if fmt == "svg" else "image/png"
-    return web.Response(body=body, content_type=content_type, headers=headers)
+    return qr_response(issued.payload, fmt, headers)
 
 
-def _qr(payload: str, kind: Literal["svg", "png"]) -> bytes:
-    """The payload as a QR code (error correction M: readable on a scuffed phone screen)."""
+def qr_response(payload: str, kind: Literal["svg", "png"], headers: dict[str, str]) -> web.Response:
+    """A ticket's payload as a QR code image (error correction M: readable on a scuffed phone
+    screen); the State programme's tickets use it too."""
     buf = io.BytesIO()
     segno.make_qr(payload, error="m").save(buf, kind=kind, scale=4, border=4)
-    return buf.getvalue()
+    content_type = "image/svg+xml" if kind == "svg" else "image/png"
+    return web.Response(body=buf.getvalue(), content_type=content_type, headers=headers)
 
 
 # --- the gate ----------------------------------------------------------------------------------

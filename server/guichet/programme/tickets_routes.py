@@ -5,12 +5,9 @@ ticket, withdrawal. The gate's scan of programme tickets is ``POST /v1/admin/gat
 
 from __future__ import annotations
 
-import io
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Literal
 
-import segno
 from aiohttp import web
 
 from guichet import errors, openapi, webio
@@ -18,6 +15,7 @@ from guichet.auth import Admin
 from guichet.draw import model as draw_model
 from guichet.draw import seal
 from guichet.eticket.model import pick_format
+from guichet.eticket.routes import qr_response
 from guichet.programme import designate, identity, lottery, roles, tickets
 from guichet.programme.tickets_refusals import Refuse
 from guichet.signing import Keyring
@@ -214,14 +212,7 @@ async def show_ticket(request: web.Request) -> web.Response:
         return webio.respond(out, headers=headers)
     if out.payload is None:
         raise Refuse("not_committed_ticket", "accept the charter and commit to attend first")
-    return web.Response(body=_qr(out.payload, fmt), headers=headers,
-                        content_type="image/svg+xml" if fmt == "svg" else "image/png")  # fmt: skip
-
-
-def _qr(payload: str, kind: Literal["svg", "png"]) -> bytes:
-    buf = io.BytesIO()
-    segno.make_qr(payload, error="m").save(buf, kind=kind, scale=4, border=4)
-    return buf.getvalue()
+    return qr_response(out.payload, fmt, headers)
 
 
 @openapi.endpoint(
