@@ -6,8 +6,10 @@ their APIs after the merge."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
+from guichet.programme.pool import withdraw_until_us
 from guichet.store.client import Store
 from guichet.store.keys import PROGRAMMES_INDEX, ProgrammeKeys
 
@@ -33,7 +35,8 @@ async def seed_programme(
 ) -> ProgrammeKeys:
     """A session, the programme's spec and index entry, and its open lotteries."""
     k = ProgrammeKeys(games)
-    session = {"date": SESSION_DAY, "games": games, "name": "Athletics final"}
+    session = {"date": SESSION_DAY, "games": games, "name": "Athletics final",
+               "withdraw_until_us": withdraw_until_us(date.fromisoformat(SESSION_DAY))}  # fmt: skip
     await store.client.hset(k.sessions, SESSION, json.dumps(session))
     spec: dict[str, Any] = {
         "id": programme, "public": "youth", "games": games, "operator": "ministry-sports",

@@ -15,6 +15,7 @@ import msgspec
 
 from guichet.programme.identity import NameBox
 from guichet.programme.model import item
+from guichet.programme.pool import withdraw_until_us
 from guichet.store.client import Store
 from guichet.store.keys import PROGRAMMES_INDEX, ProgrammeKeys
 
@@ -27,7 +28,8 @@ def now_us() -> int:
 
 async def session(store: Store, sid: str, day: date, games: str = GAMES) -> None:
     k = ProgrammeKeys(games)
-    value = {"date": day.isoformat(), "games": games, "name": f"Session {sid}"}
+    value = {"date": day.isoformat(), "games": games, "name": f"Session {sid}",
+             "withdraw_until_us": withdraw_until_us(day)}  # fmt: skip
     await store.client.hset(k.sessions, sid, msgspec.json.encode(value))
 
 

@@ -51,8 +51,10 @@ async def test_the_pool_loads_once_as_json_or_csv_and_a_bad_row_is_named(
     loaded = await load_pool(client, tokens, pool_rows(sessions=2, quantity=50))
     assert loaded == {"loaded": [{"games": "olympic", "tickets": 200}]}
     view = await pool_view(client, tokens)
-    assert view["sessions"]["ATH-00"] == {"date": "2024-08-01", "games": "olympic",
-                                          "name": "Session 0"}  # fmt: skip
+    eve = 1722463199999999  # 2024-07-31T23:59:59.999999+02:00: the session's eve, Paris
+    assert view["sessions"]["ATH-00"] == {
+        "date": "2024-08-01", "games": "olympic", "name": "Session 0", "withdraw_until_us": eve,
+    }  # fmt: skip
     assert view["items"][0] == {"session": "ATH-00", "category": "A", "loaded": 50, "pool": 50,
                                 "allocated": 0, "assigned": 0, "used": 0}  # fmt: skip
     again = await client.put("/v1/admin/programme/pool", json={"tickets": pool_rows()},

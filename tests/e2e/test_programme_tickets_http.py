@@ -15,10 +15,12 @@ import pytest
 
 from guichet import auth
 from guichet.config import Settings
+from guichet.programme import tickets
 from guichet.programme.identity import NameBox, name_box
 from guichet.store.client import Store
 from tests import programme_seed_c as seed
 from tests.conftest import Backend, Client, Tokens, make_settings
+from tests.roundtrips import RoundTrips
 
 P, Q = "youth-75", "agents-13"
 FUTURE = date.today() + timedelta(days=30)
@@ -186,3 +188,27 @@ async def test_double_benefit_names_the_other_programme_only_to_central(
     assert r.status == 422
     assert "justification" in await r.text()
     assert await seed.invariant(store, [P, Q]) == {"ATH-01:A": 0}
+
+
+@pytest.mark.inprocess("counts the app's own Redis calls")
+async def test_commit_and_withdraw_are_one_round_trip_each(
+    client: Client, store: Store, tokens: Tokens, box: NameBox
+) -> None:
+    await lottery_ready(client, store, tokens, box)
+    r = await client.post(f"{ADMIN}/{P}/lotteries/l1/assign", json={}, headers=operator(tokens))
+    assert r.status == 200, await r.text()
+    codes = await seed.link_codes(store)
+    first, second = sorted(codes)[:2]
+    base = f"/v1/programmes/{P}/tickets"
+    trips = RoundTrips(tickets.SCRIPTS)
+    with trips.active():
+        r = await client.post(f"{base}/{first}/commit", json={
+            "charter_version": "charte-1", "attend": True, "code": codes[first]})  # fmt: skip
+        assert r.status == 200, await r.text()
+        assert (await r.json())["name"].startswith("Person ")  # the reply needs no other read
+        assert trips.trips == [("tickets_commit",)]
+        trips.clear()
+        r = await client.post(f"{base}/{second}/withdraw", json={"code": codes[second]})
+        assert r.status == 200, await r.text()
+        assert (await r.json())["outcome"] == "reassigned"
+        assert trips.trips == [("tickets_withdraw",)]  # the eve's instant is in the session

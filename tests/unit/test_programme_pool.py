@@ -28,8 +28,9 @@ def test_a_csv_pool_parses_per_games() -> None:
     assert parsed.counts == {"olympic": {"ATH-01:A": 10, "ATH-01:B": 5},
                              "paralympic": {"PAR-01:A": 7}}  # fmt: skip
     assert parsed.sessions["olympic"]["ATH-01"] == pool.SessionInfo(
-        date="2024-08-01", games="olympic", name="Athletics final"
-    )
+        date="2024-08-01", games="olympic", name="Athletics final",
+        withdraw_until_us=1722463199999999,  # 2024-07-31T23:59:59.999999+02:00, the eve
+    )  # fmt: skip
     assert parsed.total("olympic") == 15
     rows = [pool.PoolRow(games="olympic", session="S", date=date(2024, 8, 1), name="n",
                          category="A", quantity=1)]  # fmt: skip

@@ -62,11 +62,20 @@ class PoolFile(wire.Base):
 
 
 class SessionInfo(msgspec.Struct, kw_only=True):
-    """A session as the ``sessions`` hash stores it (its day in Paris)."""
+    """A session as the ``sessions`` hash stores it (its day in Paris), with the last instant
+    a beneficiary may withdraw from it (µs, 23:59:59.999999 Paris on its eve, seed 002 §2),
+    computed here once so that the withdrawal script compares it with Redis TIME alone."""
 
     date: str
     games: model.Games
     name: str
+    withdraw_until_us: int = 0
+
+
+def withdraw_until_us(day: date) -> int:
+    """:func:`model.withdrawal_deadline` of a session on ``day``, in µs since the epoch."""
+    deadline = model.withdrawal_deadline(day)
+    return int(deadline.timestamp()) * 1_000_000 + deadline.microsecond
 
 
 class Pool(msgspec.Struct, kw_only=True):
@@ -113,7 +122,8 @@ def _whole(rows: list[tuple[int, PoolRow]]) -> Pool:
     first: dict[str, int] = {}  # session -> line it first appears on
     items: dict[str, int] = {}  # item -> line
     for line, r in rows:
-        info = SessionInfo(date=r.date.isoformat(), games=r.games, name=r.name)
+        info = SessionInfo(date=r.date.isoformat(), games=r.games, name=r.name,
+                           withdraw_until_us=withdraw_until_us(r.date))  # fmt: skip
         known = next((s[r.session] for s in sessions.values() if r.session in s), None)
         if known is not None and known != info:
             raise PoolError(

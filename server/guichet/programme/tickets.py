@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from datetime import date
 from typing import Annotated, Any, Literal, NoReturn
 
 import msgspec
@@ -29,7 +28,6 @@ from guichet import metrics, wire
 from guichet.config import EticketsConfig
 from guichet.programme import identity
 from guichet.programme.lottery import code_hash, games_of, link_code
-from guichet.programme.model import withdrawal_deadline
 from guichet.programme.tickets_refusals import Refuse
 from guichet.signing import Signer
 from guichet.store.client import Store
@@ -138,14 +136,15 @@ class Tickets:
     ) -> ProgrammeTicket:
         games = await games_of(self.store, programme)
         k = ProgrammeKeys(games)
-        code, _ = await self.store.scripts(COMMIT, [
+        code, raw, *sealed = await self.store.scripts(COMMIT, [
             k.tickets(programme), k.candidates(programme), k.leaders(programme), k.sessions],
             [ticket, *caller.args(), charter, caller.actor])  # fmt: skip
         code = code.decode()
         if code != "ok":
             await self._refuse(k, programme, code, ticket, caller)
         metrics.PROGRAMME_TICKETS.labels(programme, "committed").inc()
-        return await self.view(programme, ticket, caller)
+        t = msgspec.json.decode(raw, type=TicketRecord)
+        return self._shown(games, programme, ticket, t, sealed[0].decode() or None)
 
     async def view(self, programme: str, ticket: str, caller: Caller) -> ProgrammeTicket:
         """The ticket for its beneficiary or leader; signed (with the name) once committed."""
@@ -155,12 +154,21 @@ class Tickets:
         if t is None or not await self._holds(k, programme, t, caller):
             await self._refuse(k, programme, "unknown", ticket, caller)
         assert t is not None
+        sealed = None
+        if t.state in ("committed", "used"):
+            raw: Any = await self.store.client.hget(k.candidates(programme), t.person)
+            sealed = None if raw is None else msgspec.json.decode(raw).get("name")
+        return self._shown(games, programme, ticket, t, sealed)
+
+    def _shown(
+        self, games: str, programme: str, ticket: str, t: TicketRecord, sealed: object
+    ) -> ProgrammeTicket:
+        """The ticket as its holder sees it; once committed, the name (opened from ``sealed``)
+        and the signed payload."""
         out = ProgrammeTicket(id=ticket, programme=programme, session=t.session,
                               category=t.category, state=t.state, charter=t.charter)  # fmt: skip
         if t.state not in ("committed", "used"):
             return out
-        raw: Any = await self.store.client.hget(k.candidates(programme), t.person)
-        sealed = None if raw is None else msgspec.json.decode(raw).get("name")
         if not isinstance(sealed, str):
             raise Refuse("no_name", "no name is recorded for this beneficiary")
         name = self.names.open(games, t.person, sealed)
@@ -198,22 +206,16 @@ class Tickets:
         """Void the ticket and reassign its seat (or return it to the pool), until the eve."""
         games = await games_of(self.store, programme)
         k = ProgrammeKeys(games)
-        t = await self.record(games, programme, ticket)
-        if t is None:
-            await self._refuse(k, programme, "unknown", ticket, caller)
-        assert t is not None
-        raw: Any = await self.store.client.hget(k.sessions, t.session)
-        day = date.fromisoformat(msgspec.json.decode(raw)["date"])
-        deadline_us = int(withdrawal_deadline(day).timestamp() * US_PER_S)
         lottery = lottery_of(ticket)
+        if lottery != "x" and not wire.valid_slug(lottery):  # not a ticket id we issue
+            await self._refuse(k, programme, "unknown", ticket, caller)
         lot = lottery if lottery != "x" else "x-none"
         keys = [k.tickets(programme), k.candidates(programme), k.leaders(programme),
                 k.lottery(programme, lot), k.ranking(programme, lot), k.assigned, k.pool,
                 k.benefit, k.stats(programme), k.outbox, k.groups(programme),
                 k.sessions]  # fmt: skip
         code, detail, doubles = await self.store.scripts(WITHDRAW, keys, [
-            programme, lottery, ticket, *caller.args(), caller.actor, deadline_us,
-            *link_code()])  # fmt: skip
+            programme, lottery, ticket, *caller.args(), caller.actor, *link_code()])  # fmt: skip
         code = code.decode()
         if int(doubles):
             metrics.PROGRAMME_DOUBLE_BENEFIT.labels(programme, "lottery").inc(int(doubles))

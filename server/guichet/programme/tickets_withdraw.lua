@@ -6,8 +6,8 @@
 -- KEYS[5] ranking:P:L  KEYS[6] assigned  KEYS[7] pool  KEYS[8] benefit  KEYS[9] stats:P
 -- KEYS[10] outbox  KEYS[11] groups:P  KEYS[12] sessions
 -- ARGV[1] P  ARGV[2] L ('x': none)  ARGV[3] ticket id  ARGV[4] code hash or ''
--- ARGV[5] leader account or ''  ARGV[6] actor  ARGV[7] deadline µs (last instant allowed)
--- ARGV[8] new link code  ARGV[9] its sha256 hex
+-- ARGV[5] leader account or ''  ARGV[6] actor  ARGV[7] new link code  ARGV[8] its sha256 hex
+-- The deadline is the session's `withdraw_until_us` (computed when the pool was loaded).
 -- Returns {code, detail, double-benefit skips}  code: 'reassigned' (the new ticket id) |
 -- 'returned' | 'unknown' | 'withdrawn' | 'used' | 'too_late'
 --!include lua_include/give.lua
@@ -20,7 +20,11 @@ local rec = holder(t, KEYS[2], KEYS[3], ARGV[4], ARGV[5])
 if not rec then return {'unknown', '', 0} end
 if t.state == 'withdrawn' or t.state == 'used' then return {t.state, '', 0} end
 local now = now_us()
-if now > tonumber(ARGV[7]) then return {'too_late', '', 0} end
+local session = redis.call('HGET', KEYS[12], t.session)
+local deadline = session and cjson.decode(session).withdraw_until_us
+if type(deadline) ~= 'number' or deadline <= 0 or now > deadline then
+  return {'too_late', '', 0}
+end
 local K = {candidates = KEYS[2], tickets = KEYS[1], benefit = KEYS[8], stats = KEYS[9],
   outbox = KEYS[10], groups = KEYS[11], sessions = KEYS[12]}
 local was = t.state
@@ -44,7 +48,7 @@ if ARGV[2] ~= 'x' and redis.call('HGET', KEYS[4], 'state') == 'run' then
   redis.call('HSET', KEYS[4], 'cursor', cursor)
   if doubles > 0 then redis.call('HINCRBY', KEYS[9], 'double_benefit', doubles) end
   if person then
-    local id = give(K, P, ARGV[2], person, next_rec, t.session, t.category, ARGV[8], ARGV[9],
+    local id = give(K, P, ARGV[2], person, next_rec, t.session, t.category, ARGV[7], ARGV[8],
       ARGV[6], now)
     redis.call('HINCRBY', KEYS[9], 'reassigned', 1)
     return {'reassigned', id, doubles}
