@@ -20,6 +20,7 @@ from guichet.programme import designate, identity, lottery, tickets
 from guichet.programme.tickets_refusals import Refuse
 from guichet.signing import Keyring
 from guichet.store.client import Store
+from guichet.store.keys import ProgrammeKeys
 from tests import programme_seed_c as seed
 from tests.conftest import Backend, make_settings
 
@@ -154,8 +155,6 @@ async def test_the_same_person_designated_by_two_programmes_at_once_benefits_onc
         assert P in lost
     else:  # P's operator is not told
         assert Q not in lost
-    from guichet.store.keys import ProgrammeKeys
-
     k = ProgrammeKeys("olympic")
     assert await store.client.hget(k.benefit, person(1)) == winner.encode()
     assert await store.client.xlen(k.exceptions(winner)) == 1
@@ -259,8 +258,6 @@ async def test_a_programme_ticket_is_scanned_once(store: Store, kit: Kit) -> Non
                                         justification="a volunteer's replacement")  # fmt: skip
     tid = (await designate.designate(store, P, body, "op-1", central=False)).ticket
     assert await tickets.scan(store, "olympic", P, tid, "SDF-1") == ("unknown", "")  # uncommitted
-    from guichet.store.keys import ProgrammeKeys
-
     k = ProgrammeKeys("olympic")
     raw: Any = await store.client.hget(k.tickets(P), tid)  # committed (as commit would)
     await store.client.hset(k.tickets(P), tid, raw.replace(b'"assigned"', b'"committed"'))
@@ -341,3 +338,25 @@ async def test_the_ranking_runs_off_the_event_loop(
     ranked = await ran_lottery(store, kit, people=40)
     assert len(ranked) == 40
     assert ranked_in == [False]  # ranked once, in no event loop's thread
+
+
+async def test_no_caller_text_passes_for_a_number_when_a_record_is_rewritten(store: Store) -> None:
+    """Records rewritten in Lua keep µs integers exact through a marker that no stored text can
+    carry: a consent version shaped like the old marker stays a string."""
+    await seed.session(store, "ATH-01", FUTURE)
+    await seed.programme(store, P)
+    await seed.candidate(store, P, person(1))
+    k = ProgrammeKeys("olympic")
+    raw: Any = await store.client.hget(k.candidates(P), person(1))
+    forged = raw.replace(b'"version":"v1"', b'"version":"@@int:7@@"')
+    await store.client.hset(k.candidates(P), person(1), forged)
+    await seed.allocate(store, "ATH-01", "A", {P: 1})
+    why = "a referee's nomination by the league"
+    body = designate.DesignationRequest(person=person(1), session="ATH-01", category="A",
+                                        justification=why)  # fmt: skip
+    await designate.designate(store, P, body, "op", central=False)
+    record = await seed.candidate_record(store, P, person(1))
+    assert record["state"] == "assigned"  # rewritten by give.lua
+    assert record["consent"]["version"] == "@@int:7@@"
+    assert isinstance(record["consent"]["at"], int)
+    assert record["consent"]["at"] > 1_700_000_000_000_000  # a µs time

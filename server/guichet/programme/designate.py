@@ -50,7 +50,10 @@ class DesignationRequest(wire.Base, kw_only=True):
     person: Pseudonym
     session: SessionId
     category: CategoryId
-    justification: Annotated[str, Meta(min_length=20, max_length=2000)]
+    #: Free text, lines allowed, no other control character.
+    justification: Annotated[
+        str, Meta(min_length=20, max_length=2000, pattern=wire.whole(r"[^\x00-\x09\x0b-\x1f\x7f]+"))
+    ]
 
 
 class Designated(wire.Reply, kw_only=True):

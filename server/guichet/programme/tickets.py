@@ -63,7 +63,9 @@ class CommitRequest(wire.Base, kw_only=True):
     """The beneficiary (``code``) or their leader (account token, no ``code``) accepts the
     charter of this version and commits to attend (must be true)."""
 
-    charter_version: Annotated[str, Meta(min_length=1, max_length=32)]
+    charter_version: Annotated[
+        str, Meta(pattern=wire.whole(r"[\x21-\x7e]{1,32}"), description="the charter's version")
+    ]
     attend: Annotated[bool, Meta(extra_json_schema={"const": True})]
     code: Code | None = None
 

@@ -1,19 +1,22 @@
 -- Shared by designate.lua, designate_one.lua and tickets_withdraw.lua (slice "tickets").
 -- enc(v): JSON like cjson.encode, but integral numbers written exactly (cjson rounds 16-digit
--- µs times) and empty tables as [] where the field is a list.
+-- µs times) and empty tables as [] where the field is a list. An integer goes through cjson as
+-- the string "\1<digits>\1" (encoded "\u0001…\u0001", then unquoted): no stored text can
+-- carry a control character (every free-text field's pattern forbids them, token subjects are
+-- printable), so no caller's text can pass for a number.
 local function int_marked(v)
   if type(v) == 'table' then
     local out = {}
     for k, x in pairs(v) do out[k] = int_marked(x) end
     return out
   elseif type(v) == 'number' and v == math.floor(v) then
-    return '@@int:' .. string.format('%d', v) .. '@@'
+    return '\1' .. string.format('%d', v) .. '\1'
   end
   return v
 end
 local function enc(v)
   local s = cjson.encode(int_marked(v))
-  s = string.gsub(s, '"@@int:(%-?%d+)@@"', '%1')
+  s = string.gsub(s, '"\\u0001(%-?%d+)\\u0001"', '%1')
   s = string.gsub(s, '"criteria":{}', '"criteria":[]')
   return s
 end
