@@ -90,6 +90,12 @@ async def codes(settings: Settings, tmp_path: Path) -> dict[str, str]:
     return {n["ticket"]: n["link"].rpartition("#")[2] for n in notices}
 
 
+async def candidate_json(store: Store, person: str) -> Any:
+    """A youth candidate's stored record, as JSON."""
+    raw: Any = await store.client.hget(ProgrammeKeys("olympic").candidates(YOUTH), person)
+    return json.loads(raw)
+
+
 async def stats(client: Client, tokens: Tokens, programme: str) -> dict[str, int]:
     r = await client.get(f"{ADMIN}/{programme}", headers=central(tokens))
     assert r.status == 200, await r.text()
@@ -197,6 +203,11 @@ async def test_the_programme_end_to_end(
     minor = await register(client, tokens, YOUTH, candidate(5, "l2", birth=minor_birth))
     assert (minor["minor"], minor["guardian_consent"]) == (True, "missing")
     adult = await register(client, tokens, YOUTH, candidate(6, "l2"))
+    # minimised: only someone under 18 at some session keeps a majority day (their birth date)
+    kept = {p: (await candidate_json(store, p))["majority_on"]
+            for p in (minor["pseudonym"], adult["pseudonym"])}  # fmt: skip
+    assert kept[adult["pseudonym"]] is None
+    assert kept[minor["pseudonym"]] is not None
     # a1: person 2 again (registered in both programmes), and another
     both = await register(client, tokens, AGENTS, candidate(2, "a1"))
     assert both["pseudonym"] == youth[0]["pseudonym"]  # one pseudonym in every programme
@@ -344,6 +355,19 @@ async def test_the_programme_end_to_end(
         r = await client.post(f"{ADMIN}/{pid}/purge", headers=central(tokens))
         assert r.status == 200, await r.text()
     await audit_clean(client, tokens)
+    record = await candidate_json(store, minor["pseudonym"])
+    assert (record["name"], record["majority_on"]) == (None, None)
+    assert record["guardian"]["sealed_name"] is None
+    # after the purge: no nominative ticket can be committed, no guardian's name recorded
+    now: Any = await store.client.hgetall(ProgrammeKeys("olympic").tickets(YOUTH))
+    states = {t.decode(): json.loads(v)["state"] for t, v in now.items()}
+    uncommitted = next(t for t in links if states.get(t) == "assigned")
+    r = await client.post(f"/v1/programmes/{YOUTH}/tickets/{uncommitted}/commit",
+                          json={**commit, "code": links[uncommitted]})  # fmt: skip
+    assert (r.status, (await r.json())["type"].rsplit("/", 1)[-1]) == (409, "name-missing")
+    r = await client.put(f"{ADMIN}/{YOUTH}/candidates/{adult['pseudonym']}/guardian",
+                         json=guardian, headers=operator(tokens, YOUTH))  # fmt: skip
+    assert (r.status, (await r.json())["type"].rsplit("/", 1)[-1]) == (409, "retention-over")
 
     # --- no key, field or value holds a plain name ------------------------------------------
     await no_plain_name(store)

@@ -7,6 +7,7 @@ import asyncio
 from datetime import date
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from guichet import cli
@@ -158,3 +159,20 @@ async def test_the_cli_loads_the_pool_file_once_and_names_a_bad_line(
     assert [a for a, _ in acts] == ["pool_load", "programme_created", "allocate"]
     assert acts[0][1].startswith("cli:")  # every act records its actor
     assert acts[1][1] == "dijop-1"
+
+
+async def test_a_programme_created_twice_at_once_in_two_games_exists_in_one(store: Store) -> None:
+    """The id is claimed in the index before the spec is written: racing PUTs naming different
+    games create it in one games' slot, and the index names that one."""
+    service = PoolService(store)
+    bodies = [msgspec.structs.replace(body(), games=g) for g in ("olympic", "paralympic") * 10]
+    answers = await asyncio.gather(*(PoolService(store).put("twice", b, "central") for b in bodies))
+    created = {a.spec.games for a in answers if a.spec is not None}
+    assert len(created) == 1
+    refused = [a for a in answers if a.spec is None]
+    assert len(refused) == 10  # the other games: refused, naming the one it has
+    games = created.pop()
+    assert await service.games_of("twice") == games
+    other = "paralympic" if games == "olympic" else "olympic"
+    assert await store.client.hget(ProgrammeKeys(other).programmes, "twice") is None
+    assert await store.client.hget(ProgrammeKeys(games).programmes, "twice") is not None

@@ -131,7 +131,9 @@ class CandidateRecord(msgspec.Struct, kw_only=True):
     criteria: list[str]
     eligible: bool
     consent: ConsentRecord
-    majority_on: str
+    #: The 18th birthday, kept only for someone under 18 on the games' first session day
+    #: (null otherwise, and after the purge): what the guardian-consent rule needs, no more.
+    majority_on: str | None
     guardian: GuardianRecord | None
     reuse: ReuseRecord | None
     name: str | None

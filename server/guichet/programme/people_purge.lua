@@ -1,5 +1,5 @@
--- Erase the printed name and a guardian's name (their ciphertexts) from a programme's
--- candidate records once the programme's retention date has passed (00:00 Europe/Paris that day, against Redis TIME):
+-- Erase the printed name and a guardian's name (their ciphertexts) and a minor's majority day
+-- from a programme's candidate records once the programme's retention date has passed (00:00 Europe/Paris that day, against Redis TIME):
 -- one batch of HSCAN per call, resumable from any cursor (a purged record is left as it is).
 -- KEYS[1] programmes   KEYS[2] candidates:<P>   KEYS[3] stats:<P>
 -- ARGV[1] programme   ARGV[2] the spec's retention_until the caller read (YYYY-MM-DD)
@@ -28,12 +28,13 @@ end
 for i = 1, #fields, 2 do
   local value = fields[i + 1]
   local rec = cjson.decode(value)
-  local changed, guardian_changed
+  local changed, guardian_changed, majority_changed
   value, changed = erase(value, 'name', rec.name)
   if type(rec.guardian) == 'table' then
     value, guardian_changed = erase(value, 'sealed_name', rec.guardian.sealed_name)
   end
-  if changed or guardian_changed then
+  value, majority_changed = erase(value, 'majority_on', rec.majority_on)
+  if changed or guardian_changed or majority_changed then
     redis.call('HSET', KEYS[2], fields[i], value)
   end
   if changed then purged = purged + 1 end

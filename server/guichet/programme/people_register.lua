@@ -4,7 +4,7 @@
 -- one round trip: the caller's view of the programme's spec is checked here ('stale' answers
 -- the current spec), and "today" is Redis TIME here.
 -- KEYS[1] programmes   KEYS[2] candidates:<P>   KEYS[3] stats:<P>   KEYS[4] lottery:<P>:<L>
--- KEYS[5] sessions     KEYS[6] groups:<P>       KEYS[7] leaders:<P>
+-- KEYS[5] sessions     KEYS[6] groups:<P>       KEYS[7] leaders:<P>   KEYS[8] calendar
 -- ARGV[1] programme   ARGV[2] pseudonym   ARGV[3] the record's JSON up to '"at":' (the script
 -- appends Redis TIME in µs and '}')   ARGV[4] group ('' none)   ARGV[5] the leader's account
 -- ('' when an operator registers)   ARGV[6] retention cutoff µs ('' none)   ARGV[7] majority day
@@ -46,7 +46,18 @@ if (l[2] and l[2] ~= 'open' and l[2] ~= 'committed') or (l[3] and now >= tonumbe
   return {'lottery_closed', minor, day}
 end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return {'already_registered', minor, day} end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3] .. string.format('%d', now) .. '}')
+-- Minimised: a person of age on the games' first day is of age at every session; their
+-- majority day (their birth date, shifted) is then not kept.
+local record = ARGV[3]
+local first = redis.call('HGET', KEYS[8], 'first')
+if first and ARGV[7] <= first then
+  local kept = '"majority_on":"' .. ARGV[7] .. '"'
+  local at = string.find(record, kept, 1, true)
+  if at then
+    record = string.sub(record, 1, at - 1) .. '"majority_on":null' .. string.sub(record, at + #kept)
+  end
+end
+redis.call('HSET', KEYS[2], ARGV[2], record .. string.format('%d', now) .. '}')
 redis.call('HINCRBY', KEYS[3], 'candidates', 1)
 redis.call('HINCRBY', KEYS[3], 'eligible', 1)
 return {'created', minor, day}

@@ -34,7 +34,6 @@ class Registration(wire.Reply, kw_only=True):
     pseudonym: str
     lottery: str
     group: str | None = None
-    majority_on: str
     #: Under 18 on the lottery's session day: a guardian's consent is needed before a ticket.
     minor: bool
     guardian_consent: Literal["given", "missing", "not-needed"]
@@ -51,7 +50,6 @@ class CandidateView(wire.Reply, kw_only=True):
     group: str | None = None
     criteria: list[str]
     state: str
-    majority_on: str
     consent_version: str
     consent_at: str
     guardian: bool
@@ -107,7 +105,7 @@ def _registration(programme: str, r: Registered) -> Registration:
     consent = "given" if r.record.guardian else ("missing" if needed else "not-needed")
     return Registration(
         programme=programme, pseudonym=r.pseudonym, lottery=r.record.lottery,
-        group=r.record.group, majority_on=r.record.majority_on, minor=r.minor,
+        group=r.record.group, minor=r.minor,
         guardian_consent=consent,  # type: ignore[arg-type]
         reuse_consent=r.record.reuse is not None,
     )  # fmt: skip
@@ -116,7 +114,7 @@ def _registration(programme: str, r: Registered) -> Registration:
 def _candidate(programme: str, person: str, r: people.CandidateRecord) -> CandidateView:
     return CandidateView(
         programme=programme, pseudonym=person, lottery=r.lottery, group=r.group,
-        criteria=r.criteria, state=r.state, majority_on=r.majority_on,
+        criteria=r.criteria, state=r.state,
         consent_version=r.consent.version, consent_at=_at(r.consent.at),
         guardian=r.guardian is not None,
         reuse_consent=None if r.reuse is None else r.reuse.version, name_held=r.name is not None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import msgspec
 
@@ -150,10 +151,10 @@ class People:
             prefix = record_prefix(record)
         keys = [k.programmes, k.candidates(programme), k.stats(programme),
                 k.lottery(programme, c.lottery), k.sessions, k.groups(programme),
-                k.leaders(programme)]  # fmt: skip
+                k.leaders(programme), k.calendar]  # fmt: skip
         fields = [x for i, (_, day, _) in enumerate(checks)
                   for x in (i, "" if day is None else day)]  # fmt: skip
-        majority = record.majority_on if record is not None else ""
+        majority = (record.majority_on or "") if record is not None else ""
         for _ in range(_STALE_RETRIES):
             raw_spec = cache.spec(self.store, programme)
             spec = decode_programme(raw_spec) if raw_spec else None
@@ -243,9 +244,18 @@ class People:
 
         if self._box is None:
             raise RuntimeError("recording a guardian needs the name box")
-        box, games = self._box, (await self.keys(programme)).games
+        k = await self.keys(programme)
+        box, games = self._box, k.games
+        raw_spec: Any = cache.spec(self.store, programme) or await self.client.hget(
+            k.programmes, programme
+        )
+        until = None if not raw_spec else decode_programme(raw_spec).retention_until
+        cutoff = None if until is None else retention_cutoff(until)
 
         def change(record: CandidateRecord, now: int) -> CandidateRecord:
+            if cutoff is not None and now >= cutoff:  # a guardian's name would outlive the purge
+                raise PeopleRefused("retention_over", "the programme's retention period is over: "
+                                    "no guardian's consent can be recorded")  # fmt: skip
             if record.guardian is not None:
                 raise PeopleRefused("guardian_recorded", "a guardian's consent is recorded already")
             given = guardian_record(g, actor, today_utc(now), games=games, person=person, box=box)

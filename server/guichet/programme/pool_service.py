@@ -130,7 +130,7 @@ class PoolService:
         sessions = [x for s, info in pool.sessions.get(games, {}).items()
                     for x in (s, msgspec.json.encode(info))]  # fmt: skip
         code, total = await self.store.scripts(
-            POOL_LOAD, [k.loaded, k.pool, k.sessions, k.journal()],
+            POOL_LOAD, [k.loaded, k.pool, k.sessions, k.journal(), k.calendar],
             [by, len(counts), *items, *sessions],
         )  # fmt: skip
         return code_of(code, LoadCode, "pool_load"), int(total)
@@ -140,6 +140,10 @@ class PoolService:
 
     async def put(self, programme: str, body: ProgrammeBody, by: str) -> Put:
         known = await self.games_of(programme)
+        if known is None:  # claim the id for this games first: two PUTs naming different
+            # games at once must not create it in both slots (the index is its own slot)
+            if not await self.store.client.hsetnx(PROGRAMMES_INDEX, programme, body.games):
+                known = await cache.games_of(self.store, programme)
         if known is not None and known != body.games:
             return Put(None, None, known)
         k = ProgrammeKeys(body.games)
@@ -150,7 +154,6 @@ class PoolService:
         answer = code_of(code, PutCode, "programme_put")
         if answer == "public_fixed":
             return Put(answer, None, detail.decode())
-        await self.store.client.hset(PROGRAMMES_INDEX, programme, body.games)
         cache.remember_games(self.store, programme, body.games)
         spec.at = int(detail)
         return Put(answer, spec)

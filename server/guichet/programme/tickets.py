@@ -18,6 +18,7 @@ withdrawal with reassignment, and the gate's scan.
 from __future__ import annotations
 
 import hmac
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NoReturn
 
@@ -43,6 +44,7 @@ DAY_S = 24 * 3600
 
 TicketState = Literal["assigned", "committed", "withdrawn", "used"]
 Code = Annotated[str, Meta(min_length=16, max_length=64, pattern=wire.whole(r"[A-Za-z0-9_-]+"))]
+log = logging.getLogger("guichet.programme")
 
 
 class TicketRecord(msgspec.Struct, kw_only=True):
@@ -173,7 +175,11 @@ class Tickets:
             return out
         if not isinstance(sealed, str):
             raise Refuse("no_name", "no name is recorded for this beneficiary")
-        name = self.names.open(games, t.person, sealed)
+        try:
+            name = self.names.open(games, t.person, sealed)
+        except identity.NameBoxError:  # another name key than the one it was sealed with
+            log.error("a programme name does not open", extra={"programme": programme})
+            raise Refuse("no_name", "the name on this ticket cannot be read") from None
         now_s = int(t.at / US_PER_S)
         valid_s = self.cfg.valid_days * DAY_S
         claims = {"iss": self.cfg.issuer, "aud": self.cfg.audience, "tid": ticket,
@@ -241,6 +247,7 @@ def _refuse(code: str, ticket: str) -> NoReturn:
         "guardian's consent must be recorded before any ticket is issued",
         "too_late": f"ticket {ticket!r}: withdrawal closed at 23:59 (Paris) on the eve of the "
         "session",
+        "no_name": f"ticket {ticket!r}: the beneficiary's name was purged (retention over)",
     }
     raise Refuse(code, details[code])  # type: ignore[arg-type]
 

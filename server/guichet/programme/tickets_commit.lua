@@ -5,7 +5,7 @@
 -- ARGV[1] ticket id  ARGV[2] sha256 hex of the link code, or ''  ARGV[3] leader account, or ''
 -- ARGV[4] charter version  ARGV[5] actor
 -- Returns {code, ticket record, the beneficiary's sealed name ('' none)}  code: 'ok' |
--- 'unknown' | 'withdrawn' | 'used' | 'guardian_consent_required'
+-- 'unknown' | 'withdrawn' | 'used' | 'guardian_consent_required' | 'no_name' (purged)
 --!include lua_include/give.lua
 --!include lua_include/holder.lua
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -16,6 +16,7 @@ if not rec then return {'unknown', ''} end
 if t.state == 'withdrawn' or t.state == 'used' then return {t.state, raw} end
 local sealed = type(rec.name) == 'string' and rec.name or ''
 if t.state == 'committed' then return {'ok', raw, sealed} end
+if sealed == '' then return {'no_name', '', ''} end  -- purged: no nominative ticket any more
 local s = redis.call('HGET', KEYS[4], t.session)
 local day = s and cjson.decode(s).date or ''
 if (rec.guardian == nil or rec.guardian == cjson.null) and type(rec.majority_on) == 'string'

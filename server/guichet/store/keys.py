@@ -223,8 +223,8 @@ class ProgrammeKeys:
     progress per programme.
     """
 
-    __slots__ = ("_prefix", "assigned", "benefit", "games", "loaded", "outbox", "pool",
-                 "programmes", "reclaims", "sessions", "used")  # fmt: skip
+    __slots__ = ("_prefix", "assigned", "benefit", "calendar", "games", "loaded", "outbox",
+                 "pool", "programmes", "reclaims", "sessions", "used")  # fmt: skip
 
     def __init__(self, games: str) -> None:
         self.games = games
@@ -234,6 +234,9 @@ class ProgrammeKeys:
         self.assigned = self._prefix + "assigned"
         self.used = self._prefix + "used"
         self.sessions = self._prefix + "sessions"
+        #: ``first``: the day of the games' first session (written with the pool): a person of
+        #: age on it is of age at every session, and their majority day is not kept.
+        self.calendar = self._prefix + "calendar"
         self.programmes = self._prefix + "programmes"
         self.benefit = self._prefix + "benefit"
         self.outbox = self._prefix + "outbox"
