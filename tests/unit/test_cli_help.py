@@ -108,7 +108,7 @@ def readme_commands() -> list[list[str]]:
             block = block.replace("$CLOSE", close.group(1))
         block = block.replace("$COMMITMENT", "0" * 64)  # the hash the walk-through keeps
         for line in block.splitlines():
-            for found in re.findall(r"(?:^|\$\(|; )(guichet [^)#|;]*)", line):
+            for found in re.findall(r"(?:^|\$\(|; )(guichet [^)#|;&>]*)", line):  # no redirect
                 commands.append(shlex.split(found)[1:])
     return commands
 

@@ -140,10 +140,12 @@ class PoolService:
 
     async def put(self, programme: str, body: ProgrammeBody, by: str) -> Put:
         known = await self.games_of(programme)
-        if known is None:  # claim the id for this games first: two PUTs naming different
-            # games at once must not create it in both slots (the index is its own slot)
-            if not await self.store.client.hsetnx(PROGRAMMES_INDEX, programme, body.games):
-                known = await cache.games_of(self.store, programme)
+        # A new id is claimed for this games first: two PUTs naming different games at once
+        # must not create it in both slots (the index is its own slot).
+        if known is None and not await self.store.client.hsetnx(
+            PROGRAMMES_INDEX, programme, body.games
+        ):
+            known = await cache.games_of(self.store, programme)
         if known is not None and known != body.games:
             return Put(None, None, known)
         k = ProgrammeKeys(body.games)
