@@ -50,9 +50,9 @@ class DesignationRequest(wire.Base, kw_only=True):
     person: Pseudonym
     session: SessionId
     category: CategoryId
-    #: Free text, lines allowed, no other control character.
+    #: Free text on one line (no control character: no stored text may carry one).
     justification: Annotated[
-        str, Meta(min_length=20, max_length=2000, pattern=wire.whole(r"[^\x00-\x09\x0b-\x1f\x7f]+"))
+        str, Meta(min_length=20, max_length=2000, pattern=wire.whole(r"[^\x00-\x1f\x7f]+"))
     ]
 
 
