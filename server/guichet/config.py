@@ -280,6 +280,23 @@ class ProgrammeConfig(_Section, frozen=True):
     monitor_interval_s: Annotated[float, Meta(ge=0.5, le=300)] = 10.0
 
 
+class AuditConfig(_Section, frozen=True):
+    """The audit log (docs/architecture.md, "Audit log"): the key of request digests and the
+    signed anchors that tie every chain's head together.
+
+    ``digest_secret`` (>= 32 bytes, hex or base64) keys the HMAC-SHA-256 of each act's request
+    recorded in the log (never the request itself: it may hold personal data); without it a
+    local file is made on first use (mode 0600). Anchors are signed with Ed25519 keys kept in
+    ``signing_key_dir`` (every key kept: an anchor must verify for good).
+    """
+
+    digest_secret: Annotated[str | None, Meta(extra=SECRET)] = None
+    digest_secret_file: str = ".guichet/audit-digest-secret"  # noqa: S105 (a path, not a secret)
+    signing_key_dir: str = ".guichet/audit-signing-keys"
+    #: How often a signed anchor of every chain's head is published (0 = never).
+    anchor_interval_s: Annotated[float, Meta(ge=0, le=86400)] = 60.0
+
+
 class LoggingConfig(_Section, frozen=True):
     """Structured JSON logs on stderr."""
 
@@ -298,6 +315,7 @@ class Settings(_Section, frozen=True):
     shop: ShopConfig = ShopConfig()
     etickets: EticketsConfig = EticketsConfig()
     programme: ProgrammeConfig = ProgrammeConfig()
+    audit: AuditConfig = AuditConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -47,6 +47,17 @@ def subject_digest(subject: str) -> str:
     return hashlib.blake2b(subject.encode(), digest_size=12).hexdigest()
 
 
+AUDIT_TAG = "audit"  # the chain of acts whose keys have no tag of their own (key rotations, …)
+#: Signed anchors: every chain's head at one instant (stream; its own slot, docs/architecture.md).
+AUDIT_ANCHORS = f"{PREFIX}{{{AUDIT_TAG}}}:anchors"
+
+
+def audit_chain(tag: str) -> str:
+    """The audit chain (stream) of acts on keys tagged ``{tag}``: in their slot, so the script
+    that performs an act appends its record (``audit/lua_include/audit.lua``)."""
+    return f"{PREFIX}{{{_checked(tag)}}}:audit"
+
+
 ROOMS_INDEX = f"{PREFIX}rooms"  # set of room ids (own slot; written after the room's cfg)
 
 
