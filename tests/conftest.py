@@ -96,6 +96,10 @@ def make_settings(
             "name_key_file": str(tmp_path / "programme-name-key"),
             "monitor_interval_s": 1.0,  # the gauges a test waits for show within a second
         },
+        "audit": {
+            "digest_secret_file": str(tmp_path / "audit-digest-secret"),
+            "signing_key_dir": str(tmp_path / "audit-signing-keys"),
+        },
         "logging": {"access_log": False},
     }
     for name, values in sections.items():

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from guichet import edge, errors, metrics, ops, streams, webio, wire
+from guichet.audit import web as audit_web
 from guichet.auth import Verifier
 from guichet.config import Settings
 from guichet.draw import routes as draw_routes
@@ -198,6 +199,7 @@ def create_app(
     app[SETTINGS] = settings
     app[WORKER_ID] = worker_id
     app[VERIFIER] = Verifier.from_config(settings.security)
+    app[audit_web.DIGESTER] = audit_web.digester(settings.audit)
     app[SLOTS] = streams.StreamSlots(settings.rooms)
     app[BODY_TIMEOUT] = settings.server.body_timeout_s
     app.on_response_prepare.append(_edge_headers)

@@ -48,7 +48,7 @@ class Digester:
     def digest(self, body: bytes) -> str:
         return hmac.new(self._secret, body, hashlib.sha256).hexdigest()
 
-    def act(self, actor: str, action: str, object: str, body: bytes = b"") -> Act:  # noqa: A002
+    def act(self, actor: str, action: str, object: str, body: bytes = b"") -> Act:
         return Act(actor=actor, action=action, object=object, digest=self.digest(body))
 
 

@@ -21,13 +21,12 @@ import re
 import secrets
 import unicodedata
 from datetime import date
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from guichet.config import ProgrammeConfig
-from guichet.files import write_once
+from guichet.files import secret_from_config_or_file
 
 PSEUDONYM_VERSION = "taj-pseudonym-v1"
 #: Spaces, hyphen-minus, apostrophes (ASCII and U+2019), dots, the Unicode hyphens and dashes.
@@ -81,35 +80,13 @@ class NameBox:
         return plain.decode()
 
 
-def _decode_key(text: str, what: str, minimum: int, exact: bool) -> bytes:
-    text = text.strip()
-    try:
-        key = bytes.fromhex(text) if re.fullmatch(r"[0-9a-fA-F]+", text) and len(text) % 2 == 0 \
-            else base64.b64decode(text, validate=True)  # fmt: skip
-    except ValueError:
-        raise ValueError(f"{what} must be hex or base64") from None
-    if (len(key) != minimum) if exact else (len(key) < minimum):
-        size = f"{minimum} bytes" if exact else f"at least {minimum} bytes"
-        raise ValueError(f"{what} must be {size}")
-    return key
-
-
-def _from_config_or_file(value: str | None, path: str, what: str, size: int, exact: bool) -> bytes:
-    if value is None:
-        file = Path(path)
-        if not file.exists():
-            write_once(file, secrets.token_hex(32).encode())
-        value = file.read_text()
-    return _decode_key(value, what, size, exact)
-
-
 def pseudonym_secret(cfg: ProgrammeConfig) -> bytes:
     """``programme.pseudonym_secret`` (>= 32 bytes), else a local file made on first use."""
-    return _from_config_or_file(cfg.pseudonym_secret, cfg.pseudonym_secret_file,
+    return secret_from_config_or_file(cfg.pseudonym_secret, cfg.pseudonym_secret_file,
                                 "programme.pseudonym_secret", 32, exact=False)  # fmt: skip
 
 
 def name_box(cfg: ProgrammeConfig) -> NameBox:
     """The name box of ``programme.name_key`` (32 bytes), else a local file made on first use."""
-    return NameBox(_from_config_or_file(cfg.name_key, cfg.name_key_file,
+    return NameBox(secret_from_config_or_file(cfg.name_key, cfg.name_key_file,
                                         "programme.name_key", 32, exact=True))  # fmt: skip
