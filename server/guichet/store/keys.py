@@ -234,8 +234,8 @@ class ProgrammeKeys:
     progress per programme.
     """
 
-    __slots__ = ("_prefix", "assigned", "benefit", "calendar", "games", "loaded", "outbox",
-                 "pool", "programmes", "reclaims", "sessions", "used")  # fmt: skip
+    __slots__ = ("_prefix", "assigned", "benefit", "calendar", "declarations", "games", "loaded",
+                 "outbox", "pool", "programmes", "reclaims", "sessions", "used")  # fmt: skip
 
     def __init__(self, games: str) -> None:
         self.games = games
@@ -252,6 +252,8 @@ class ProgrammeKeys:
         self.benefit = self._prefix + "benefit"
         self.outbox = self._prefix + "outbox"
         self.reclaims = self._prefix + "reclaims"
+        #: Conflict-of-interest declarations (AFA): acting subject -> JSON {at, until, conflicts}.
+        self.declarations = self._prefix + "declarations"
 
     def alloc(self, programme: str) -> str:
         return f"{self._prefix}alloc:{_checked(programme)}"
