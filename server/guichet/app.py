@@ -17,6 +17,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from guichet import edge, errors, metrics, ops, streams, webio, wire
+from guichet.audit import notes as audit_notes
+from guichet.audit import routes as audit_routes
 from guichet.audit import web as audit_web
 from guichet.auth import Verifier
 from guichet.config import Settings
@@ -51,6 +53,7 @@ SCRIPTS = (
     *shop_service.SCRIPTS,
     *eticket_service.SCRIPTS,
     *programme_routes.SCRIPTS,
+    *audit_notes.SCRIPTS,
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -215,6 +218,7 @@ def create_app(
     shop_routes.setup(app)
     eticket_routes.setup(app)
     programme_routes.setup(app)
+    audit_routes.setup(app)
     app.on_startup.append(ops.freeze_openapi)
     metrics.mark_build_info()
     return app

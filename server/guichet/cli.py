@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import tomli_w
 
 from guichet import __version__, demo
+from guichet.audit import cli as audit_cli
 from guichet.config import ConfigError, Settings, load_settings, masked
 from guichet.draw import cli as draw_cli
 from guichet.eticket import cli as eticket_cli
@@ -118,6 +119,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     shop_cli.register,
     eticket_cli.register,
     programme_cli.register,
+    audit_cli.register,
     demo.register,
 ]
 

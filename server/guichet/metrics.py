@@ -346,6 +346,32 @@ PROGRAMME_NAMES_PURGED = Counter(
     ["programme"],
 )
 
+# Audit log (label `family`: the prefix of a chain's tag, bounded by AUDIT_FAMILIES)
+AUDIT_FAMILIES = frozenset({"room", "draw", "sale", "taj", "audit"})
+AUDIT_RECORDS = Counter(
+    "guichet_audit_records_total",
+    "Audit records written, by chain family (room, draw, sale, taj, audit; other).",
+    ["family"],
+)
+AUDIT_ANCHORS = Counter(
+    "guichet_audit_anchors_total",
+    "Anchor rounds by result (appended, stale: another signer appended first, "
+    "unchanged: no chain moved).",
+    ["result"],
+)
+AUDIT_ANCHOR_AGE = Gauge(
+    "guichet_audit_anchor_age_seconds",
+    "Seconds since the latest signed audit anchor (Redis TIME; -1: none yet).",
+    multiprocess_mode="livemin",
+)
+
+
+def audit_family(tag: str) -> str:
+    """The bounded family of a chain's tag: ``room:x`` → room; unknown prefixes → other."""
+    family = tag.partition(":")[0]
+    return family if family in AUDIT_FAMILIES else "other"
+
+
 # --- build --------------------------------------------------------------------------------
 BUILD_INFO = Gauge(
     "guichet_build_info",
