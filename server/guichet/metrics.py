@@ -361,8 +361,9 @@ AUDIT_ANCHORS = Counter(
 )
 AUDIT_ANCHOR_AGE = Gauge(
     "guichet_audit_anchor_age_seconds",
-    "Seconds since the latest signed audit anchor (Redis TIME; -1: none yet).",
-    multiprocess_mode="livemin",
+    "0 while a signed anchor covers every audit chain's head; else seconds since the latest "
+    "anchor (a chain no longer continues its anchored head: nothing is signed over it).",
+    multiprocess_mode="livemax",
 )
 
 

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from guichet.audit import anchors, chains, notes
 from guichet.audit.act import Act
@@ -99,6 +100,11 @@ async def test_a_record_removed_after_an_anchor_fails_verify(store: Store, ring:
     assert (report.problem.chain, report.problem.seq) == ("room:r1", 3)
     with pytest.raises(anchors.ChainBroken):  # nor is anything signed over it
         await anchors.sign_once(store, ring)
+    await anchors.round_(store, ring)  # the background round logs it; the age gauge grows
+    age = REGISTRY.get_sample_value("guichet_audit_anchor_age_seconds")
+    assert age is not None
+    assert age > 0
+    assert await store.client.xlen(AUDIT_ANCHORS) == 1
 
 
 async def test_the_tail_cut_after_an_anchor_fails_verify(store: Store, ring: Keyring) -> None:

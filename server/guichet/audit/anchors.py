@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import Literal
@@ -104,11 +105,15 @@ async def sign_once(store: Store, signer: Signer) -> Result:
     return result
 
 
-async def refresh_age(store: Store) -> None:
-    """``guichet_audit_anchor_age_seconds`` from Redis (-1 when there is no anchor yet)."""
+async def refresh_age(store: Store, covered: bool) -> None:
+    """``guichet_audit_anchor_age_seconds``: 0 while an anchor covers every chain's head, else
+    the seconds since the latest anchor (Redis TIME; +Inf when there is none)."""
+    if covered:
+        metrics.AUDIT_ANCHOR_AGE.set(0)
+        return
     last = await chains.latest_anchor(store.client)
     now = await redis_time_us(store)
-    metrics.AUDIT_ANCHOR_AGE.set(-1 if last is None else max(0, now - last.at) / 1e6)
+    metrics.AUDIT_ANCHOR_AGE.set(math.inf if last is None else max(0, now - last.at) / 1e6)
 
 
 async def round_(store: Store, ring: Keyring) -> None:
@@ -118,7 +123,9 @@ async def round_(store: Store, ring: Keyring) -> None:
         await sign_once(store, ring)
     except ChainBroken as exc:
         log.error("audit chain broken: no anchor signed", extra={"error": str(exc)})
-    await refresh_age(store)
+        await refresh_age(store, covered=False)
+    else:  # appended (by us, or by another signer just now: stale) or unchanged
+        await refresh_age(store, covered=True)
 
 
 def anchors_ctx(
