@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from guichet import metrics
 from guichet.audit import anchors, chains, notes
 from guichet.audit.act import Act
 from guichet.audit.record import GENESIS, record_hash
 from guichet.audit.verify import Report, verify
+from guichet.config import Settings
 from guichet.signing import Keyring
+from guichet.store import sync
 from guichet.store.client import Store
 from guichet.store.keys import AUDIT_ANCHORS, AUDIT_TAG, audit_chain
 
@@ -121,3 +124,27 @@ async def test_the_tail_cut_after_an_anchor_fails_verify(store: Store, ring: Key
     report = await export_of(store, ring)
     assert report.problem is not None
     assert report.problem.what == "an anchored chain is missing"
+
+
+async def test_the_sync_note_of_a_command_line_chains_on(store: Store, settings: Settings) -> None:
+    await notes.note(store.scripts, act(), AUDIT_TAG, outcome="issued")
+
+    def from_cli() -> int:
+        client = sync.connect(settings.redis, sync.target(settings.redis))
+        try:
+            return notes.note_sync(client, act(actor="cli:ops"), outcome="rotated")
+        finally:
+            client.close()
+
+    before = REGISTRY.get_sample_value("guichet_audit_records_total", {"family": "audit"}) or 0
+    assert await asyncio.to_thread(from_cli) == 2
+    after = REGISTRY.get_sample_value("guichet_audit_records_total", {"family": "audit"})
+    assert after == before + 1
+    records = [r async for _, r in chains.entries(store.client, AUDIT_TAG)]
+    assert records[1].actor == "cli:ops"
+    assert records[1].prev == records[0].hash
+
+
+def test_record_families_are_bounded() -> None:
+    assert [metrics.audit_family(t) for t in ("room:a", "taj:olympic", "audit", "x:y", "")] == [
+        "room", "taj", "audit", "other", "other"]  # fmt: skip
