@@ -23,6 +23,7 @@ from guichet.config import ConfigError, Settings
 from guichet.draw import audit, members, model, outbox, ranking, seal, waves
 from guichet.draw.run import RunError, chunk_size, ranked_ids, read_bucket, run
 from guichet.draw.service import SCRIPTS, Draws
+from guichet.room import acts
 from guichet.signing import Keyring
 from guichet.store import sync
 from guichet.store.client import Store
@@ -72,7 +73,8 @@ def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
         parsed = wire.decode(json.dumps(spec).encode(), model.DrawSpec)
     except Exception as exc:  # a Problem naming the field
         return _fail(f"invalid draw spec: {getattr(exc, 'detail', exc)}")
-    put = _with_store(settings, lambda s: Draws(s).put(args.draw, parsed))
+    act = acts.cli(settings, "draw.put", f"draw:{args.draw}", json.dumps(spec).encode())
+    put = _with_store(settings, lambda s: Draws(s).put(args.draw, parsed, act))
     match put.code:
         case "committed":
             return _fail(f"draw {args.draw!r} is committed: its rules can no longer change")
@@ -118,7 +120,8 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_commit(args: argparse.Namespace, settings: Settings) -> int:
     key = seal.seal_key(settings.draws)
-    c = _with_store(settings, lambda s: Draws(s).commit(args.draw, key))
+    act = acts.cli(settings, "draw.commit", f"draw:{args.draw}", args.draw.encode())
+    c = _with_store(settings, lambda s: Draws(s).commit(args.draw, key, act))
     if c.code == "unknown":
         return _fail(f"no draw {args.draw!r}")
     if c.code == "closed":
@@ -141,8 +144,10 @@ def cmd_members_load(args: argparse.Namespace, settings: Settings) -> int:
         accounts = members.parse(data)
     except (OSError, members.MemberListError) as exc:
         return _fail(f"cannot read the member list: {exc}")
+    act = acts.cli(settings, "draw.members", f"draw:{args.draw}",
+                   args.stratum.encode() + b"\n" + data)  # fmt: skip
     loaded = _with_store(
-        settings, lambda s: Draws(s).load_members(args.draw, args.stratum, accounts)
+        settings, lambda s: Draws(s).load_members(args.draw, args.stratum, accounts, act)
     )
     match loaded.code:
         case "unknown":
