@@ -252,6 +252,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             scan_batch=settings.draws.scan_batch,
             chunk=args.chunk,
             progress=progress,
+            act=acts.cli(settings, "draw.run", f"draw:{args.draw}", _beacon(args)),
         )
     except (RunError, seal.SealError) as exc:
         return _fail(str(exc))
@@ -367,7 +368,8 @@ def cmd_release_wave(args: argparse.Namespace, settings: Settings) -> int:
             wave = waves.release(
                 client, args.draw, count=count or 0, starts_us=starts_us,
                 allow_short_notice=args.allow_short_notice, stratum=args.stratum,
-                progress=progress,
+                progress=progress, act=acts.cli(settings, "draw.wave", f"draw:{args.draw}",
+                                                f"{count} {starts_us} {args.stratum}".encode()),
             )  # fmt: skip
     except RunError as exc:
         return _fail(str(exc))
@@ -441,13 +443,16 @@ def cmd_outbox_read(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_outbox_ack(args: argparse.Namespace, settings: Settings) -> int:
-    done = _with_store(settings, lambda s: outbox.ack(s.client, args.sale, args.ids))
+    act = acts.cli(settings, "outbox.ack", outbox.object_of(args.sale),
+                   " ".join(args.ids).encode())  # fmt: skip
+    done = _with_store(settings, lambda s: outbox.ack(s, args.sale, args.ids, act))
     print(f"{done} acknowledged")
     return 0
 
 
 def cmd_outbox_trim(args: argparse.Namespace, settings: Settings) -> int:
-    gone = _with_store(settings, lambda s: outbox.trim(s, args.sale))
+    act = acts.cli(settings, "outbox.trim", outbox.object_of(args.sale), args.sale.encode())
+    gone = _with_store(settings, lambda s: outbox.trim(s, args.sale, act))
     print(f"{gone} acknowledged notices deleted")
     return 0
 
