@@ -433,7 +433,7 @@ async def put_catalogue(request: web.Request) -> web.Response:
             field=f"sessions[{index}].games",
             detail=f"session {s.id} is {s.games}; sale {v.sale} sells the {v.spec.games} games",
         )])  # fmt: skip
-    act = await request_act(request, admin.subject, "sale.catalogue", f"sale:{v.sale}")
+    act = await request_act(request, admin.subject, "sale.catalogue", f"sale:{v.sale}", raw)
     code, detail = await request.app[SHOP].load(v.sale, catalogue, act)
     if code == "below_taken":
         raise refusals.problem(code, v.sale, refusals.Facts(item=detail))
