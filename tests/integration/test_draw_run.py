@@ -394,7 +394,7 @@ def test_the_window_check_and_the_outbox(settings: Settings) -> None:
         assert [n.account for n in read] == ranked[:15]
         assert read[0].wave == 1
         assert read[-1].wave == 2
-        assert await outbox.ack(c, "s1", [n.id for n in read[:5]]) == 5
+        assert await outbox.ack(draws.store, "s1", [n.id for n in read[:5]]) == 5
         backlog = await outbox.backlog(c, "s1")
         assert (backlog.undelivered, backlog.pending) == (5, 10)
 

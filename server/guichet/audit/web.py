@@ -18,8 +18,13 @@ def digester(cfg: AuditConfig) -> Digester:
                                                "audit.digest_secret", 32, exact=False))  # fmt: skip
 
 
-async def request_act(request: web.Request, actor: str, action: str, object: str) -> Act:
-    """The act of this request, for the script that performs it (see audit/act.py)."""
-    body = await request.read() if request.can_read_body else b""
+async def request_act(
+    request: web.Request, actor: str, action: str, object: str, body: bytes | None = None
+) -> Act:
+    """The act of this request, for the script that performs it (see audit/act.py). ``body``:
+    the bytes a route streamed itself (``webio.read_large``); otherwise the body ``read()``
+    kept (``can_read_body`` is False once it was read: it must not decide)."""
+    if body is None:
+        body = await request.read() if request.body_exists else b""
     what = b"%s %s\n" % (request.method.encode(), request.rel_url.raw_path_qs.encode()) + body
     return request.app[DIGESTER].act(actor, action, object, what)

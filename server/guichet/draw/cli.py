@@ -23,6 +23,7 @@ from guichet.config import ConfigError, Settings
 from guichet.draw import audit, members, model, outbox, ranking, seal, waves
 from guichet.draw.run import RunError, chunk_size, ranked_ids, read_bucket, run
 from guichet.draw.service import SCRIPTS, Draws
+from guichet.room import acts
 from guichet.signing import Keyring
 from guichet.store import sync
 from guichet.store.client import Store
@@ -72,7 +73,8 @@ def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
         parsed = wire.decode(json.dumps(spec).encode(), model.DrawSpec)
     except Exception as exc:  # a Problem naming the field
         return _fail(f"invalid draw spec: {getattr(exc, 'detail', exc)}")
-    put = _with_store(settings, lambda s: Draws(s).put(args.draw, parsed))
+    act = acts.cli(settings, "draw.put", f"draw:{args.draw}", json.dumps(spec).encode())
+    put = _with_store(settings, lambda s: Draws(s).put(args.draw, parsed, act))
     match put.code:
         case "committed":
             return _fail(f"draw {args.draw!r} is committed: its rules can no longer change")
@@ -118,7 +120,8 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_commit(args: argparse.Namespace, settings: Settings) -> int:
     key = seal.seal_key(settings.draws)
-    c = _with_store(settings, lambda s: Draws(s).commit(args.draw, key))
+    act = acts.cli(settings, "draw.commit", f"draw:{args.draw}", args.draw.encode())
+    c = _with_store(settings, lambda s: Draws(s).commit(args.draw, key, act))
     if c.code == "unknown":
         return _fail(f"no draw {args.draw!r}")
     if c.code == "closed":
@@ -141,8 +144,10 @@ def cmd_members_load(args: argparse.Namespace, settings: Settings) -> int:
         accounts = members.parse(data)
     except (OSError, members.MemberListError) as exc:
         return _fail(f"cannot read the member list: {exc}")
+    act = acts.cli(settings, "draw.members", f"draw:{args.draw}",
+                   args.stratum.encode() + b"\n" + data)  # fmt: skip
     loaded = _with_store(
-        settings, lambda s: Draws(s).load_members(args.draw, args.stratum, accounts)
+        settings, lambda s: Draws(s).load_members(args.draw, args.stratum, accounts, act)
     )
     match loaded.code:
         case "unknown":
@@ -247,6 +252,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             scan_batch=settings.draws.scan_batch,
             chunk=args.chunk,
             progress=progress,
+            act=acts.cli(settings, "draw.run", f"draw:{args.draw}", _beacon(args)),
         )
     except (RunError, seal.SealError) as exc:
         return _fail(str(exc))
@@ -362,7 +368,8 @@ def cmd_release_wave(args: argparse.Namespace, settings: Settings) -> int:
             wave = waves.release(
                 client, args.draw, count=count or 0, starts_us=starts_us,
                 allow_short_notice=args.allow_short_notice, stratum=args.stratum,
-                progress=progress,
+                progress=progress, act=acts.cli(settings, "draw.wave", f"draw:{args.draw}",
+                                                f"{count} {starts_us} {args.stratum}".encode()),
             )  # fmt: skip
     except RunError as exc:
         return _fail(str(exc))
@@ -436,13 +443,16 @@ def cmd_outbox_read(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_outbox_ack(args: argparse.Namespace, settings: Settings) -> int:
-    done = _with_store(settings, lambda s: outbox.ack(s.client, args.sale, args.ids))
+    act = acts.cli(settings, "outbox.ack", outbox.object_of(args.sale),
+                   " ".join(args.ids).encode())  # fmt: skip
+    done = _with_store(settings, lambda s: outbox.ack(s, args.sale, args.ids, act))
     print(f"{done} acknowledged")
     return 0
 
 
 def cmd_outbox_trim(args: argparse.Namespace, settings: Settings) -> int:
-    gone = _with_store(settings, lambda s: outbox.trim(s, args.sale))
+    act = acts.cli(settings, "outbox.trim", outbox.object_of(args.sale), args.sale.encode())
+    gone = _with_store(settings, lambda s: outbox.trim(s, args.sale, act))
     print(f"{gone} acknowledged notices deleted")
     return 0
 

@@ -1,7 +1,8 @@
 -- Replace the member list of a restricted stratum with the one just built, in one step, and
 -- only until the draw is committed (the entry set the commitment stands for is then fixed).
+--!include guichet.audit:lua_include/audit.lua
 -- KEYS[1] cfg   KEYS[2] the list being loaded (a set; absent = empty)   KEYS[3] members (set)
--- ARGV[1] stratum
+-- ARGV[1] stratum   (+ audit chain key / act last, see audit.lua)
 -- Returns {code, members}   code: 'ok' (members: how many now) | 'unknown' (no draw)
 --   | 'committed' | 'open' (the stratum is not restricted: anyone may claim it)
 -- On a refusal the list being loaded is dropped and the members are unchanged.
@@ -23,4 +24,5 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
 else
   redis.call('DEL', KEYS[3])
 end
+audit_write('loaded')
 return {'ok', redis.call('SCARD', KEYS[3])}

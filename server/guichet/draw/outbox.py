@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from guichet import wire
+from guichet.audit.act import Act
+from guichet.room import acts
 from guichet.store.client import Store
 from guichet.store.keys import ProgrammeKeys, SaleKeys
 from guichet.store.scripts import LuaScript
@@ -24,7 +26,8 @@ from guichet.units import US_PER_S
 GROUP = "mailer"
 READ = LuaScript("guichet.draw", "outbox_read.lua")
 TRIM = LuaScript("guichet.draw", "outbox_trim.lua")
-SCRIPTS = (READ, TRIM)
+ACK = LuaScript("guichet.draw", "outbox_ack.lua")
+SCRIPTS = (READ, TRIM, ACK)
 TRIM_BATCH = 1000  # ids looked at per trim step (one script call each)
 
 
@@ -152,17 +155,30 @@ async def read(
     return [notice(i, f) for i, f in await read_raw(store, sale, consumer, count, claim_idle_ms)]
 
 
-async def ack(client: Any, target: str, ids: list[str]) -> int:
-    return int(await client.xack(key_of(target), GROUP, *ids)) if ids else 0
+def object_of(target: str) -> str:
+    """The audit object of an outbox act: ``sale:<S>``, or ``programme:<games>``."""
+    return target if target.startswith(PROGRAMME) else f"sale:{target}"
 
 
-async def trim(store: Store, target: str) -> int:
+async def ack(store: Store, target: str, ids: list[str], act: Act | None = None) -> int:
+    """Acknowledge notices sent (``outbox_ack.lua``: one act, one audit record)."""
+    if not ids:
+        return 0
+    act = act or acts.internal("outbox.ack", object_of(target))
+    ks, args = acts.keys_args(act, [key_of(target)], [GROUP, *ids])
+    return int(await store.scripts(ACK, ks, args))
+
+
+async def trim(store: Store, target: str, act: Act | None = None) -> int:
     """Delete every notice the mailer has acknowledged (delivered and no longer pending),
     wherever it sits among pending ones: they hold account ids and are no longer needed.
-    One script call per :data:`TRIM_BATCH` ids, each atomic (``outbox_trim.lua``)."""
+    One script call per :data:`TRIM_BATCH` ids, each atomic (``outbox_trim.lua``); the last
+    writes the audit record of ``act``."""
     key, after, deleted = key_of(target), "", 0
+    act = act or acts.internal("outbox.trim", object_of(target))
     while True:
-        gone, last = await store.scripts(TRIM, [key], [GROUP, after, TRIM_BATCH])
+        ks, args = acts.keys_args(act, [key], [GROUP, after, TRIM_BATCH])
+        gone, last = await store.scripts(TRIM, ks, args)
         deleted += int(gone)
         if not last:
             return deleted

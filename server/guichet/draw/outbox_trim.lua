@@ -1,9 +1,15 @@
 -- Delete one batch of acknowledged notices: of the ids after ARGV[2] up to the group's last
 -- delivered one (later ids are not delivered yet), those not pending (the rest await an ack).
+--!include guichet.audit:lua_include/audit.lua
+-- (+ audit chain key / act last, see audit.lua: the call that finds nothing left, the trim's
+-- last, writes its one record)
 -- KEYS[1] outbox stream   ARGV[1] group   ARGV[2] start after this id ('' = from the first)
 -- ARGV[3] batch size
 -- Returns {deleted, next}: next is the last id looked at ('' when there is nothing left).
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  audit_write('trimmed')
+  return {0, ''}
+end
 local last
 for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   local name, delivered
@@ -14,10 +20,16 @@ for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   end
   if name == ARGV[1] then last = delivered end
 end
-if not last then return {0, ''} end
+if not last then
+  audit_write('trimmed')
+  return {0, ''}
+end
 local from = ARGV[2] == '' and '-' or '(' .. ARGV[2]
 local entries = redis.call('XRANGE', KEYS[1], from, last, 'COUNT', ARGV[3])
-if #entries == 0 then return {0, ''} end
+if #entries == 0 then
+  audit_write('trimmed')
+  return {0, ''}
+end
 local first, final = entries[1][1], entries[#entries][1]
 local pending = {}
 for _, p in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], first, final, ARGV[3])) do

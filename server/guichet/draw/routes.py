@@ -11,6 +11,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from guichet import errors, metrics, openapi, webio, wire
+from guichet.audit.web import request_act
 from guichet.background import Periodic
 from guichet.draw import model, monitor, refusals
 from guichet.draw.service import Draws, DrawState, registered_entry
@@ -221,10 +222,11 @@ async def draw_jwks(request: web.Request) -> web.Response:
     tags=("admin",),
 )
 async def put_draw(request: web.Request) -> web.Response:
-    admin_of(request, SCOPE_WRITE)
+    admin = admin_of(request, SCOPE_WRITE)
     draw = _draw_id(request)
     spec = await webio.read_json(request, model.DrawSpec)
-    code, stratum, entries = await request.app[DRAWS].put(draw, spec)
+    act = await request_act(request, admin.subject, "draw.put", f"draw:{draw}")
+    code, stratum, entries = await request.app[DRAWS].put(draw, spec, act)
     match code:
         case "committed" | "orphans":
             raise refusals.problem(code, draw, refusals.Facts(stratum=stratum, entries=entries))

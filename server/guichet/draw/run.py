@@ -36,11 +36,13 @@ import msgspec
 import numpy as np
 
 from guichet import __version__, wire
+from guichet.audit.act import Act
 from guichet.config import RedisConfig
 from guichet.draw import audit, model, ranking, seal
 from guichet.draw.refusals import BeginCode, FinishCode
 from guichet.embedded import set_parent_death_signal
 from guichet.refusals import code_of
+from guichet.room import acts
 from guichet.signing import Signer
 from guichet.store import sync
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys
@@ -181,9 +183,11 @@ def run(
     chunk: int = CHUNK,
     progress: Progress | None = None,
     timings: dict[str, float] | None = None,
+    act: Act | None = None,
 ) -> tuple[model.Transcript, bool]:
     """Run (or finish, or just return) the draw: (transcript, True when this call ran it).
-    ``timings`` receives the seconds spent per phase (scan, merge, store, finish)."""
+    ``timings`` receives the seconds spent per phase (scan, merge, store, finish); the
+    finishing script writes the audit record of ``act`` (the run's one record)."""
     clock = _Clock(timings)
     client = sync.connect(redis_cfg, where)
     k = DrawKeys(draw)
@@ -250,12 +254,12 @@ def run(
         software_version=__version__,
     )
     transcript = audit.sign(transcript, signer)
-    code, published = sync.call(
-        client,
-        FINISH,
+    ks, args = acts.keys_args(
+        act or acts.internal("draw.run", f"draw:{draw}"),
         [k.cfg, k.ranking],
         [chunks, total, msgspec.json.encode(transcript), json.dumps(signer.jwk)],
     )
+    code, published = sync.call(client, FINISH, ks, args)
     finished: FinishCode = code_of(code, FinishCode, "finish")
     match finished:
         case "ok" | "ran":

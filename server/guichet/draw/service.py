@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from guichet import wire
+from guichet.audit.act import Act
 from guichet.draw import outbox, seal
 from guichet.draw.model import DrawSpec, Entry, Transcript, Window, WindowState
 from guichet.draw.refusals import (
@@ -22,6 +23,7 @@ from guichet.draw.refusals import (
     WithdrawCode,
 )
 from guichet.refusals import code_of
+from guichet.room import acts
 from guichet.signing import JWK
 from guichet.store import keys
 from guichet.store.client import Store
@@ -129,14 +131,16 @@ class Draws:
         #: changed, and the registration asks again with the new ones.
         self._restricted: dict[str, list[str]] = {}
 
-    async def put(self, draw: str, spec: DrawSpec) -> Put:
+    async def put(self, draw: str, spec: DrawSpec, act: Act | None = None) -> Put:
         """Create or replace the draw's spec: 'created' or 'replaced'; 'committed' once the
         draw is committed, 'orphans' when entries name a stratum it leaves out (both decided in
         put.lua, atomically with the write)."""
         fields = spec_fields(spec)
         args = [x for pair in fields.items() for x in pair]
         k = DrawKeys(draw)
-        raw, added, detail = await self.store.scripts(PUT, [k.cfg, k.counts], args)
+        act = act or acts.internal("draw.put", f"draw:{draw}")
+        ks, args = acts.keys_args(act, [k.cfg, k.counts], args)
+        raw, added, detail = await self.store.scripts(PUT, ks, args)
         code: PutScriptCode = code_of(raw, PutScriptCode, "put")
         if code == "committed":
             return Put("committed")
@@ -197,14 +201,14 @@ class Draws:
         raw: Any = await self.store.client.hget(DrawKeys(draw).cfg, "transcript")
         return None if raw is None else msgspec.json.decode(raw, type=Transcript)
 
-    async def commit(self, draw: str, seal_key: bytes) -> Commitment:
+    async def commit(self, draw: str, seal_key: bytes, act: Act | None = None) -> Commitment:
         """Make the secret seed, seal it, and store it with its commitment (once, before the
         close). The seed itself never leaves this function unsealed."""
         seed, published = seal.new_seed()
         sealed = seal.seal(seal_key, draw, seed, published)
-        code, value, at, closes = await self.store.scripts(
-            COMMIT, [DrawKeys(draw).cfg], [published, sealed]
-        )
+        act = act or acts.internal("draw.commit", f"draw:{draw}")
+        ks, args = acts.keys_args(act, [DrawKeys(draw).cfg], [published, sealed])
+        code, value, at, closes = await self.store.scripts(COMMIT, ks, args)
         code = code_of(code, CommitCode, "commit")
         return Commitment(code, value.decode(), int(at), int(closes))
 
@@ -236,7 +240,9 @@ class Draws:
         self._restricted[draw] = found
         return found
 
-    async def load_members(self, draw: str, stratum: str, accounts: list[str]) -> MembersLoaded:
+    async def load_members(
+        self, draw: str, stratum: str, accounts: list[str], act: Act | None = None
+    ) -> MembersLoaded:
         """Replace the member list of a restricted stratum (until the commitment): built
         aside in batches, then swapped in by members.lua in one step."""
         k = DrawKeys(draw)
@@ -244,9 +250,9 @@ class Draws:
         await self.store.client.delete(loading)
         for i in range(0, len(accounts), MEMBERS_BATCH):
             await self.store.client.sadd(loading, *accounts[i : i + MEMBERS_BATCH])
-        code, members = await self.store.scripts(
-            MEMBERS, [k.cfg, loading, k.members(stratum)], [stratum]
-        )
+        act = act or acts.internal("draw.members", f"draw:{draw}")
+        ks, args = acts.keys_args(act, [k.cfg, loading, k.members(stratum)], [stratum])
+        code, members = await self.store.scripts(MEMBERS, ks, args)
         return MembersLoaded(code_of(code, MembersCode, "members"), int(members))
 
     async def member_counts(self, draw: str, strata: list[str]) -> dict[str, int]:

@@ -3,10 +3,13 @@
 -- each (HSETNX: an account never gets two windows for a sale, a window never changes), and a
 -- notice due at starts - notice in the outbox stream. The cursor makes batches exactly-once:
 -- a batch whose expected cursor is not the stored one changes nothing.
+--!include guichet.audit:lua_include/audit.lua
 -- KEYS[1] waves (this draw's wave state)   KEYS[2] sale windows   KEYS[3] sale outbox
 -- ARGV[1] wave number   ARGV[2] expected cursor   ARGV[3] target cursor (end of the wave)
 -- ARGV[4] starts µs   ARGV[5] ends µs   ARGV[6] notice µs   ARGV[7] '1' = allow short notice
 -- ARGV[8] draw   ARGV[9..] account ids
+-- (+ audit chain key / act last, see audit.lua: the batch that completes the wave writes the
+-- release's one record)
 -- Returns {code, cursor, assigned, skipped, detail}
 --   code: 'ok' | 'done' (the wave is complete) | 'moved' (cursor differs)
 --         | 'pending' (detail: the unfinished wave "n:target:starts:ends") | 'stale' (detail:
@@ -49,6 +52,7 @@ redis.call('HINCRBY', KEYS[1], 'w' .. n .. ':assigned', assigned)
 if cursor >= tonumber(target) then
   redis.call('HSET', KEYS[1], 'waves', n, 'w' .. n, starts .. ':' .. ends .. ':' .. target)
   redis.call('HDEL', KEYS[1], 'pending')
+  audit_write('released')
   return {'done', cursor, assigned, skipped, ''}
 end
 return {'ok', cursor, assigned, skipped, ''}

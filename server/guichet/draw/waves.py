@@ -15,10 +15,12 @@ from typing import Any, assert_never
 import msgspec
 
 from guichet import wire
+from guichet.audit.act import Act
 from guichet.draw import model
 from guichet.draw.refusals import WaveCode
 from guichet.draw.run import RunError, chunk_size, ranked_ids
 from guichet.refusals import code_of
+from guichet.room import acts
 from guichet.shop.model import SaleSpec, outside_period
 from guichet.store import sync
 from guichet.store.keys import DrawKeys, SaleKeys
@@ -210,10 +212,12 @@ def release(
     stratum: str | None = None,
     batch: int = 1000,
     progress: Callable[[int, int], None] | None = None,
+    act: Act | None = None,
 ) -> Wave:
     """Release the next ``count`` ranks (or finish a wave left pending by a killed release,
     whatever the arguments). With ``stratum``, the wave stays within that stratum's ranks (e.g.
-    days reserved to the priority group): it ends where the stratum ends."""
+    days reserved to the priority group): it ends where the stratum ends. The batch that
+    completes the wave writes the audit record of ``act`` (in the sale's chain)."""
     spec, s = state(client, draw)
     sk = SaleKeys(s.sale)
     if s.pending is not None:
@@ -242,9 +246,12 @@ def release(
     size = chunk_size(client, draw)
     while cursor < target:
         ids = ranked_ids(client, draw, cursor, min(batch, target - cursor), size)
-        code, new_cursor, a, k, _detail = sync.call(
-            client, WAVE, keys, [number, cursor, target, *fixed, *ids]
+        ks, args = acts.keys_args(
+            act or acts.internal("draw.wave", f"draw:{draw}"),
+            keys,
+            [number, cursor, target, *fixed, *ids],
         )
+        code, new_cursor, a, k, _detail = sync.call(client, WAVE, ks, args)
         released: WaveCode = code_of(code, WaveCode, "wave")
         match released:
             case "ok" | "done":

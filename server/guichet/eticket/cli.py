@@ -16,6 +16,7 @@ from guichet import opscli
 from guichet.auth import Refused
 from guichet.config import EticketsConfig, Settings
 from guichet.eticket import model
+from guichet.room import keys_audit
 from guichet.signing import JWK, Keyring, verify
 
 
@@ -76,6 +77,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
     cfg = settings.etickets
     path = Keyring(cfg.signing_key_dir, max_ttl_s=cfg.valid_days * 24 * 3600).rotate()
+    keys_audit.rotated(settings, "eticket.rotate-key", keys_audit.ETICKET_KEYS, path)
     print(f"new e-ticket key {path}; workers sign with it within seconds, and the old key "
           f"stays in the JWKS for etickets.valid_days ({cfg.valid_days})")  # fmt: skip
     return 0

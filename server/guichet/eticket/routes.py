@@ -12,6 +12,7 @@ import segno
 from aiohttp import web
 
 from guichet import errors, metrics, openapi, webio, wire
+from guichet.audit.web import request_act
 from guichet.background import Periodic
 from guichet.eticket import model
 from guichet.eticket.service import Etickets, Issued, ScanRefused
@@ -126,9 +127,10 @@ check_complete(SCAN_REFUSALS, ScanRefused, "eticket")
     tags=("admin",),
 )
 async def scan(request: web.Request) -> web.Response:
-    admin_of(request, SCOPE_SCAN)
+    admin = admin_of(request, SCOPE_SCAN)
     body = await webio.read_json(request, model.ScanRequest)
-    code, seat, used = await request.app[ETICKETS].scan(body.payload, body.gate)
+    act = await request_act(request, admin.subject, "gate.scan", "")  # object: the ticket's sale
+    code, seat, used = await request.app[ETICKETS].scan(body.payload, body.gate, act)
     scanned = None
     if seat is not None and used is not None:
         scanned = model.Scanned(

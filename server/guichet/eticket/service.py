@@ -3,16 +3,18 @@ gate's scan (signature checked here, the once-only mark in ``scan.lua``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple
 
 from guichet import wire
+from guichet.audit.act import Act
 from guichet.auth import Refused
 from guichet.config import EticketsConfig
 from guichet.eticket import model
 from guichet.programme import tickets as programme_tickets
 from guichet.programme.model import GAMES
 from guichet.refusals import code_of
+from guichet.room import acts
 from guichet.shop.service import HoldRecord
 from guichet.signing import Keyring, verify
 from guichet.store.client import Store
@@ -103,9 +105,10 @@ class Etickets:
             for (s, at), u in zip(out, used, strict=True)
         ]
 
-    async def scan(self, payload: str, gate: str) -> Scan:
+    async def scan(self, payload: str, gate: str, act: Act | None = None) -> Scan:
         """Check the payload's signature (ticket keyring, issuer, audience, expiry), then mark
-        the ticket used if it was not (atomic, ``scan.lua``)."""
+        the ticket used if it was not (atomic, ``scan.lua``). An accepted scan of a sale's
+        ticket writes the record of ``act`` (its object set here: ``sale:<S>``)."""
         try:
             c = verify(self.keyring, payload, what="ticket", audience=self.cfg.audience,
                        issuer=self.cfg.issuer, require=COMMON_REQUIRED)  # fmt: skip
@@ -119,9 +122,11 @@ class Etickets:
         if seat is None:  # signed by us, yet not a ticket's claims: never issued as such
             return Scan("malformed", None, None)
         k = SaleKeys(seat.sale)
-        raw_code, record = await self.store.scripts(
-            SCAN, [k.holds, k.scans], [seat.id, seat.hold, seat.number, seat.account, gate]
+        act = replace(act or acts.internal("gate.scan", ""), object=f"sale:{seat.sale}")
+        ks, args = acts.keys_args(
+            act, [k.holds, k.scans], [seat.id, seat.hold, seat.number, seat.account, gate]
         )
+        raw_code, record = await self.store.scripts(SCAN, ks, args)
         code: ScanCode = code_of(raw_code, ScanCode, "scan")
         used = model.used_record(record.decode()) if record else None
         return Scan(code, seat, used)

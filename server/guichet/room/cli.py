@@ -12,6 +12,7 @@ from typing import Any
 from guichet import clitime
 from guichet.clitime import rfc3339
 from guichet.config import ConfigError, Settings
+from guichet.room import keys_audit
 from guichet.signing import Keyring
 
 
@@ -114,6 +115,7 @@ def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
     path = Keyring(settings.rooms.signing_key_dir).rotate()
+    keys_audit.rotated(settings, "room.rotate-key", keys_audit.ADMISSION_KEYS, path)
     print(f"new admission-token key {path}; workers sign with it within seconds, and the old "
           "key stays in the JWKS until its tokens have expired")  # fmt: skip
     return 0

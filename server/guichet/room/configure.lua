@@ -1,5 +1,6 @@
 -- Configure a room: create, replace, or patch some fields of its spec.
--- KEYS[1] cfg
+--!include guichet.audit:lua_include/audit.lua
+-- KEYS[1] cfg   (+ audit chain key / act last, see audit.lua)
 -- ARGV[1] 'create' (fails if it exists) | 'put' (create or replace) | 'patch' (must exist)
 -- ARGV[2..] field, value pairs (strings; opens_us/closes_us are integer µs)
 -- After the change, closes_us must stay after opens_us, or nothing changes.
@@ -20,5 +21,6 @@ if op == 'put' and exists then
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('HINCRBY', KEYS[1], 'version', 1)  -- workers reload the spec when it moves
-if exists then return {'updated'} end
-return {'created'}
+local code = exists and 'updated' or 'created'
+audit_write(code)
+return {code}

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from guichet import auth, errors, metrics, openapi, refusals, streams, webio, wire
+from guichet.audit.web import request_act
 from guichet.config import RoomsConfig
 from guichet.room import model
 from guichet.room.guard import ADMISSION_COOKIE_PREFIX, Guard
@@ -507,10 +508,11 @@ async def show_room(request: web.Request) -> web.Response:
     tags=("admin",),
 )
 async def put_room(request: web.Request) -> web.Response:
-    admin_of(request, SCOPE_WRITE)
+    admin = admin_of(request, SCOPE_WRITE)
     room = _room_id(request)
     spec = await webio.read_json(request, model.RoomSpec)
-    code = await request.app[ROOMS].configure(room, "put", spec)
+    act = await request_act(request, admin.subject, "room.put", f"room:{room}")
+    code = await request.app[ROOMS].configure(room, "put", spec, act)
     log.info("room configured", extra={"room": room, "outcome": code})
     rt = await _runtime(request, room)
     return webio.respond(request.app[ROOMS].stats(rt), status=201 if code == "created" else 200)
@@ -527,18 +529,21 @@ async def put_room(request: web.Request) -> web.Response:
     tags=("admin",),
 )
 async def patch_room(request: web.Request) -> web.Response:
-    admin_of(request, SCOPE_WRITE)
+    admin = admin_of(request, SCOPE_WRITE)
     room = _room_id(request)
     patch = await webio.read_json(request, model.RoomPatch)
     if not spec_fields(patch):
         raise errors.invalid_body([errors.FieldError(
             field="(body)", detail="give at least one field to change"
         )])  # fmt: skip
-    return await _patch(request, room, patch)
+    return await _patch(request, room, patch, admin.subject, "room.patch")
 
 
-async def _patch(request: web.Request, room: str, patch: model.RoomPatch) -> web.Response:
-    code = await request.app[ROOMS].configure(room, "patch", patch)
+async def _patch(
+    request: web.Request, room: str, patch: model.RoomPatch, actor: str, action: str
+) -> web.Response:
+    act = await request_act(request, actor, action, f"room:{room}")
+    code = await request.app[ROOMS].configure(room, "patch", patch, act)
     if code == "unknown":
         raise _refused(code, f"no room {room!r}")
     if code == "bad_window":
@@ -558,8 +563,10 @@ async def _patch(request: web.Request, room: str, patch: model.RoomPatch) -> web
     tags=("admin",),
 )
 async def pause_room(request: web.Request) -> web.Response:
-    admin_of(request, SCOPE_WRITE)
-    return await _patch(request, _room_id(request), model.RoomPatch(paused=True))
+    admin = admin_of(request, SCOPE_WRITE)
+    return await _patch(
+        request, _room_id(request), model.RoomPatch(paused=True), admin.subject, "room.pause"
+    )
 
 
 @openapi.endpoint(
@@ -571,8 +578,10 @@ async def pause_room(request: web.Request) -> web.Response:
     tags=("admin",),
 )
 async def resume_room(request: web.Request) -> web.Response:
-    admin_of(request, SCOPE_WRITE)
-    return await _patch(request, _room_id(request), model.RoomPatch(paused=False))
+    admin = admin_of(request, SCOPE_WRITE)
+    return await _patch(
+        request, _room_id(request), model.RoomPatch(paused=False), admin.subject, "room.resume"
+    )
 
 
 @openapi.endpoint(
@@ -586,11 +595,15 @@ async def resume_room(request: web.Request) -> web.Response:
     tags=("admin",),
 )
 async def put_stock(request: web.Request) -> web.Response:
-    admin_of(request, SCOPE_WRITE)
+    admin = admin_of(request, SCOPE_WRITE)
     room = _room_id(request)
     signal = await webio.read_json(request, model.StockSignal)
     rt = await _runtime(request, room)
-    await request.app[ROOMS].set_stock(room, signal.remaining)
+    act = await request_act(request, admin.subject, "room.stock", f"room:{room}")
+    try:
+        await request.app[ROOMS].put_stock(room, signal.remaining, act)
+    except UnknownRoom:
+        raise errors.not_found(f"no room {room!r}") from None
     return webio.respond(request.app[ROOMS].stats(rt))
 
 

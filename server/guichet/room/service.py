@@ -21,8 +21,10 @@ import msgspec
 import numpy as np
 
 from guichet import metrics
+from guichet.audit.act import Act
 from guichet.config import RoomsConfig
 from guichet.refusals import code_of
+from guichet.room import acts
 from guichet.room.model import (
     Counters,
     Joined,
@@ -66,7 +68,8 @@ ADMIT = LuaScript("guichet.room", "admit.lua")
 LEAVE = LuaScript("guichet.room", "leave.lua")
 HEARTBEAT = LuaScript("guichet.room", "heartbeat.lua")
 CONFIGURE = LuaScript("guichet.room", "configure.lua")
-SCRIPTS = (JOIN, TICK, ADMIT, LEAVE, HEARTBEAT, CONFIGURE)
+STOCK = LuaScript("guichet.room", "stock.lua")
+SCRIPTS = (JOIN, TICK, ADMIT, LEAVE, HEARTBEAT, CONFIGURE, STOCK)
 
 
 #: How long an ended session is remembered (stream and workers), s: past the longest
@@ -370,10 +373,15 @@ class Rooms:
 
     # --- admin ---------------------------------------------------------------------------
 
-    async def configure(self, room: str, op: str, spec: RoomSpec | RoomPatch) -> ConfigureCode:
-        """Create/replace/patch a room (see configure.lua for the codes)."""
+    async def configure(
+        self, room: str, op: str, spec: RoomSpec | RoomPatch, act: Act | None = None
+    ) -> ConfigureCode:
+        """Create/replace/patch a room (see configure.lua for the codes); a change writes the
+        audit record of ``act`` (default: an act of the service, ``room.<op>``)."""
         k = keys.RoomKeys(room)
-        (raw,) = await self.store.scripts(CONFIGURE, [k.cfg], [op, *spec_fields(spec)])
+        act = act or acts.internal(f"room.{op}", f"room:{room}")
+        ks, args = acts.keys_args(act, [k.cfg], [op, *spec_fields(spec)])
+        (raw,) = await self.store.scripts(CONFIGURE, ks, args)
         code: ConfigureCode = code_of(raw, ConfigureCode, "configure")
         if code in ("created", "updated"):
             await self.store.client.sadd(keys.ROOMS_INDEX, room)
@@ -391,9 +399,19 @@ class Rooms:
             log.info("room from config", extra={"room": d.id, "outcome": code})
 
     async def set_stock(self, room: str, remaining: float) -> None:
-        """The linked sale's stock signal (0..1 left); the pacer meters admission by it."""
+        """The linked sale's stock signal (0..1 left); the pacer meters admission by it. The
+        shop sends it on every change of its stock: a signal, not an act (no record)."""
         rt = await self.runtime(room)
         await self.store.client.hset(rt.keys.state, "stock", f"{remaining:.6f}")
+        await self.tick(rt)
+
+    async def put_stock(self, room: str, remaining: float, act: Act) -> None:
+        """The stock signal given by an admin (``PUT …/stock``): an act, with its record."""
+        rt = await self.runtime(room)
+        ks, args = acts.keys_args(act, [rt.keys.cfg, rt.keys.state], [f"{remaining:.6f}"])
+        (code,) = await self.store.scripts(STOCK, ks, args)
+        if code == b"unknown":
+            raise UnknownRoom(room)
         await self.tick(rt)
 
     def stats(self, rt: Runtime) -> RoomStats:

@@ -11,6 +11,7 @@ import msgspec
 from guichet import clitime, opscli
 from guichet.clitime import rfc3339
 from guichet.config import Settings
+from guichet.room import acts
 from guichet.shop import catalogue as files
 from guichet.shop import demo, model
 from guichet.shop.service import SCRIPTS, Shop, audit
@@ -30,7 +31,8 @@ def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
         spec = msgspec.convert(fields, model.SaleSpec, strict=False)
     except msgspec.ValidationError as exc:
         return opscli.fail(f"invalid sale: {exc}")
-    created = opscli.with_store(settings, SCRIPTS, lambda s: Shop(s).put(args.sale, spec))
+    act = acts.cli(settings, "sale.put", f"sale:{args.sale}", msgspec.json.encode(spec))
+    created = opscli.with_store(settings, SCRIPTS, lambda s: Shop(s).put(args.sale, spec, act))
     print(f"sale {args.sale} {'created' if created else 'updated'} ({spec.games} games, "
           f"{spec.phase} phase, purchase period {spec.period_text()})")  # fmt: skip
     return 0
@@ -58,7 +60,9 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
         if other is not None:  # a sale sells the sessions of one games (the seed)
             return (f"session {other[1].id} is {other[1].games}; sale {args.sale} sells the "
                     f"{spec.games} games; nothing was loaded")  # fmt: skip
-        code, detail = await shop.load(args.sale, catalogue)
+        what = msgspec.json.encode(catalogue)
+        act = acts.cli(settings, "sale.catalogue", f"sale:{args.sale}", what)
+        code, detail = await shop.load(args.sale, catalogue, act)
         return catalogue, code, detail
 
     result = opscli.with_store(settings, SCRIPTS, work)

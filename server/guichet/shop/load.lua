@@ -1,8 +1,10 @@
 -- Load or update a sale's catalogue, all or nothing: each item's seats become its loaded
 -- count and its stock is what is neither held nor sold. Refused (nothing changed) if an item
 -- would have fewer seats than are held and sold already.
+--!include guichet.audit:lua_include/audit.lua
 -- KEYS[1] loaded  KEYS[2] stock  KEYS[3] held  KEYS[4] sold  KEYS[5] limited  KEYS[6] sessions
 -- ARGV[1] number of items n, then n × (field, seats), then session, limited ('1'/'0'), json …
+-- (+ audit chain key / act last, see audit.lua)
 -- Returns {code, detail}   code: 'ok' (detail: items) | 'below_taken' (detail: the item)
 local n = tonumber(ARGV[1])
 for i = 2, 2 * n, 2 do
@@ -21,4 +23,5 @@ for i = 2 * n + 2, #ARGV, 3 do
   else redis.call('SREM', KEYS[5], ARGV[i]) end
   redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 2])
 end
+audit_write('loaded')
 return {'ok', tostring(n)}

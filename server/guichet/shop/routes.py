@@ -15,6 +15,7 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from redis.exceptions import ResponseError
 
 from guichet import auth, errors, metrics, openapi, streams, webio, wire
+from guichet.audit.web import request_act
 from guichet.background import Periodic
 from guichet.draw.service import Draws  # the purchase-window check lives with the draw
 from guichet.room.guard import ADMISSION_HEADER, require_admission
@@ -388,7 +389,7 @@ async def me(request: web.Request) -> web.Response:
     tags=("admin",),
 )
 async def put_sale(request: web.Request) -> web.Response:
-    admin_of(request, SCOPE_WRITE)
+    admin = admin_of(request, SCOPE_WRITE)
     sale = _sale_id(request)
     spec = await webio.read_json(request, model.SaleSpec)
     loaded = await request.app[SHOP].sessions(sale)
@@ -400,7 +401,8 @@ async def put_sale(request: web.Request) -> web.Response:
             f"cannot sell the {spec.games} games",
             errors=[errors.FieldError(field="games", detail="differs from the catalogue's")],
         )  # fmt: skip
-    created = await request.app[SHOP].put(sale, spec)
+    act = await request_act(request, admin.subject, "sale.put", f"sale:{sale}")
+    created = await request.app[SHOP].put(sale, spec, act)
     await request.app[LIVE].reload(sale)
     v = await _view(request)
     body = SalePublic(id=sale, spec=spec, sessions=len(v.sessions), seats=v.total)
@@ -419,7 +421,7 @@ async def put_sale(request: web.Request) -> web.Response:
 )
 @webio.body_limit(CATALOGUE_MAX_BYTES)
 async def put_catalogue(request: web.Request) -> web.Response:
-    admin_of(request, SCOPE_WRITE)
+    admin = admin_of(request, SCOPE_WRITE)
     webio.require_json(request)
     v = await _view(request)
     raw = await webio.read_large(request, CATALOGUE_MAX_BYTES)
@@ -431,7 +433,8 @@ async def put_catalogue(request: web.Request) -> web.Response:
             field=f"sessions[{index}].games",
             detail=f"session {s.id} is {s.games}; sale {v.sale} sells the {v.spec.games} games",
         )])  # fmt: skip
-    code, detail = await request.app[SHOP].load(v.sale, catalogue)
+    act = await request_act(request, admin.subject, "sale.catalogue", f"sale:{v.sale}", raw)
+    code, detail = await request.app[SHOP].load(v.sale, catalogue, act)
     if code == "below_taken":
         raise refusals.problem(code, v.sale, refusals.Facts(item=detail))
     await request.app[LIVE].reload(v.sale)

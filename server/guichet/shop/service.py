@@ -10,7 +10,9 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from guichet.audit.act import Act
 from guichet.refusals import code_of
+from guichet.room import acts
 from guichet.shop import model
 from guichet.shop.refusals import (
     ConfirmCode,
@@ -128,7 +130,7 @@ class Shop:
 
     # --- configuration -------------------------------------------------------------------------
 
-    async def put(self, sale: str, spec: model.SaleSpec) -> bool:
+    async def put(self, sale: str, spec: model.SaleSpec, act: Act | None = None) -> bool:
         """Create or replace the sale's rules and bump their version (``rules.lua``); True when
         it is new."""
         k = SaleKeys(sale)
@@ -146,9 +148,9 @@ class Shop:
         opens_us, closes_us = spec.period_us()
         fields["opens_us"] = "" if opens_us is None else opens_us  # '': no bound (hold.lua)
         fields["closes_us"] = "" if closes_us is None else closes_us
-        created, _version = await self.store.scripts(
-            RULES, [k.cfg], [x for pair in fields.items() for x in pair]
-        )
+        act = act or acts.internal("sale.put", f"sale:{sale}")
+        ks, args = acts.keys_args(act, [k.cfg], [x for pair in fields.items() for x in pair])
+        created, _version = await self.store.scripts(RULES, ks, args)
         await self.store.client.sadd(keys.SALES_INDEX, sale)
         return bool(created)
 
@@ -171,7 +173,7 @@ class Shop:
         members: set[Any] = await self.store.client.smembers(keys.SALES_INDEX)
         return sorted(m.decode() for m in members)
 
-    async def load(self, sale: str, catalogue: model.Catalogue) -> Loaded:
+    async def load(self, sale: str, catalogue: model.Catalogue, act: Act | None = None) -> Loaded:
         """Load or update the catalogue, all or nothing: ('ok', n) or ('below_taken', item)."""
         k = SaleKeys(sale)
         items: list[Any] = []
@@ -180,11 +182,13 @@ class Shop:
             for c in s.categories:
                 items += [model.item_key(s.id, c.id), c.seats]
             sessions += [s.id, "1" if s.limited else "0", msgspec.json.encode(s)]
-        code, detail = await self.store.scripts(
-            LOAD,
+        act = act or acts.internal("sale.catalogue", f"sale:{sale}")
+        ks, args = acts.keys_args(
+            act,
             [k.loaded, k.stock, k.held, k.sold, k.limited, k.sessions],
             [len(items) // 2, *items, *sessions],
         )
+        code, detail = await self.store.scripts(LOAD, ks, args)
         return Loaded(code_of(code, LoadCode, "load"), detail.decode())
 
     async def sessions(self, sale: str) -> dict[str, model.SessionSpec]:

@@ -1,0 +1,215 @@
+"""Every admin route of rooms, draws, sales and gates against the audit log (issue 15): a
+successful act appends exactly one record to its object's chain, with the token's subject as
+actor and no body content; a refused act and a read append none; records chain by hash."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from guichet.audit.record import GENESIS, Record, from_stream, record_hash
+from guichet.config import Settings
+from guichet.store.client import Store
+from guichet.store.keys import audit_chain
+from tests.conftest import Backend, Client, Tokens, make_settings
+from tests.e2e.room_helpers import spec as room_spec
+from tests.e2e.test_draw_http import spec as draw_spec
+from tests.e2e.test_etickets import buy, my_tickets
+from tests.e2e.test_shop_http import SALE, catalogue, pack, setup_sale
+
+ROOM = "r1"
+DRAW = "d1"
+SECRET = "https://secret-target.example/do-not-log"  # body content no record may hold
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: Backend) -> Settings:
+    return make_settings(tmp_path, backend.redis_section, shop={"refresh_interval_s": 0.05})
+
+
+@dataclass
+class Ctx:
+    client: Client
+    tokens: Tokens
+    store: Store
+    state: dict[str, Any]
+
+    def admin(self, *scopes: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.admin(*scopes)}"}
+
+
+Call = Callable[[Ctx], Awaitable[aiohttp.ClientResponse]]
+
+
+async def nothing(ctx: Ctx) -> None:
+    return None
+
+
+async def a_room(ctx: Ctx) -> None:
+    resp = await ctx.client.put(f"/v1/admin/rooms/{ROOM}", json=room_spec(target_url=SECRET),
+                                headers=ctx.admin("rooms:write"))  # fmt: skip
+    assert resp.status == 201, await resp.text()
+
+
+async def a_sale(ctx: Ctx) -> None:
+    resp = await ctx.client.put(f"/v1/admin/sales/{SALE}", json={},
+                                headers=ctx.admin("sales:write"))  # fmt: skip
+    assert resp.status == 201, await resp.text()
+
+
+async def a_ticket(ctx: Ctx) -> None:
+    await setup_sale(ctx.client, ctx.tokens)
+    await buy(ctx.client, ctx.tokens, ctx.store, "fan", {"packs": [pack(1, 2, 3)]})
+    ctx.state["payload"] = (await my_tickets(ctx.client, ctx.tokens, "fan"))[0]["payload"]
+
+
+def scan(ctx: Ctx) -> Awaitable[aiohttp.ClientResponse]:
+    body = {"payload": ctx.state["payload"], "gate": "SDF-N3"}
+    return ctx.client.post("/v1/admin/gates/scan", json=body, headers=ctx.admin("gates:scan"))
+
+
+@dataclass(frozen=True)
+class RouteCase:
+    """One admin route: a successful and a refused call, after ``prepare``; ``action`` is the
+    record a success writes in the chain ``chain`` (None: a read, which writes none)."""
+
+    method: str
+    path: str  # the OpenAPI path template
+    chain: str
+    action: str | None
+    object: str | None
+    prepare: Callable[[Ctx], Awaitable[None]]
+    ok: Call
+    refused: Call
+
+
+R, W = "rooms:read", "rooms:write"
+ROUTES: list[RouteCase] = [
+    RouteCase("get", "/v1/admin/rooms", f"room:{ROOM}", None, None, a_room,
+              lambda c: c.client.get("/v1/admin/rooms", headers=c.admin(R)),
+              lambda c: c.client.get("/v1/admin/rooms", headers=c.admin(W))),
+    RouteCase("get", "/v1/admin/rooms/{room}", f"room:{ROOM}", None, None, a_room,
+              lambda c: c.client.get(f"/v1/admin/rooms/{ROOM}", headers=c.admin(R)),
+              lambda c: c.client.get("/v1/admin/rooms/nope", headers=c.admin(R))),
+    RouteCase("put", "/v1/admin/rooms/{room}", f"room:{ROOM}", "room.put", f"room:{ROOM}",
+              nothing,
+              lambda c: c.client.put(f"/v1/admin/rooms/{ROOM}",
+                                     json=room_spec(target_url=SECRET), headers=c.admin(W)),
+              lambda c: c.client.put(f"/v1/admin/rooms/{ROOM}",
+                                     json=room_spec(rate_per_s=-1), headers=c.admin(W))),
+    RouteCase("patch", "/v1/admin/rooms/{room}", f"room:{ROOM}", "room.patch", f"room:{ROOM}",
+              a_room,
+              lambda c: c.client.patch(f"/v1/admin/rooms/{ROOM}", json={"rate_per_s": 5},
+                                       headers=c.admin(W)),
+              lambda c: c.client.patch(f"/v1/admin/rooms/{ROOM}", json={},
+                                       headers=c.admin(W))),
+    RouteCase("post", "/v1/admin/rooms/{room}/pause", f"room:{ROOM}", "room.pause",
+              f"room:{ROOM}", a_room,
+              lambda c: c.client.post(f"/v1/admin/rooms/{ROOM}/pause", headers=c.admin(W)),
+              lambda c: c.client.post(f"/v1/admin/rooms/{ROOM}/pause", headers=c.admin(R))),
+    RouteCase("post", "/v1/admin/rooms/{room}/resume", f"room:{ROOM}", "room.resume",
+              f"room:{ROOM}", a_room,
+              lambda c: c.client.post(f"/v1/admin/rooms/{ROOM}/resume", headers=c.admin(W)),
+              lambda c: c.client.post(f"/v1/admin/rooms/{ROOM}/resume", headers=c.admin(R))),
+    RouteCase("put", "/v1/admin/rooms/{room}/stock", f"room:{ROOM}", "room.stock",
+              f"room:{ROOM}", a_room,
+              lambda c: c.client.put(f"/v1/admin/rooms/{ROOM}/stock", json={"remaining": 0.5},
+                                     headers=c.admin(W)),
+              lambda c: c.client.put(f"/v1/admin/rooms/{ROOM}/stock", json={"remaining": 2},
+                                     headers=c.admin(W))),
+    RouteCase("put", "/v1/admin/draws/{draw}", f"draw:{DRAW}", "draw.put", f"draw:{DRAW}",
+              nothing,
+              lambda c: c.client.put(f"/v1/admin/draws/{DRAW}", json=draw_spec(sale=SALE),
+                                     headers=c.admin("draws:write")),
+              lambda c: c.client.put(f"/v1/admin/draws/{DRAW}", json={"strata": "x"},
+                                     headers=c.admin("draws:write"))),
+    RouteCase("put", "/v1/admin/sales/{sale}", f"sale:{SALE}", "sale.put", f"sale:{SALE}",
+              nothing,
+              lambda c: c.client.put(f"/v1/admin/sales/{SALE}", json={"phase": "packs"},
+                                     headers=c.admin("sales:write")),
+              lambda c: c.client.put(f"/v1/admin/sales/{SALE}", json={"phase": "nope"},
+                                     headers=c.admin("sales:write"))),
+    RouteCase("put", "/v1/admin/sales/{sale}/catalogue", f"sale:{SALE}", "sale.catalogue",
+              f"sale:{SALE}", a_sale,
+              lambda c: c.client.put(f"/v1/admin/sales/{SALE}/catalogue", json=catalogue(),
+                                     headers=c.admin("sales:write")),
+              lambda c: c.client.put(f"/v1/admin/sales/{SALE}/catalogue",
+                                     json=catalogue(seats=-1), headers=c.admin("sales:write"))),
+    # A refused scan: the same ticket again (409 already-used) writes nothing.
+    RouteCase("post", "/v1/admin/gates/scan", f"sale:{SALE}", "gate.scan", f"sale:{SALE}",
+              a_ticket, scan, scan),
+]  # fmt: skip
+
+MINE = ("/v1/admin/rooms", "/v1/admin/draws", "/v1/admin/sales", "/v1/admin/gates")
+
+
+async def chain(store: Store, tag: str) -> list[Record]:
+    entries: Any = await store.client.xrange(audit_chain(tag))
+    return [from_stream(tag, fields) for _, fields in entries]
+
+
+def assert_valid(records: list[Record]) -> None:
+    """Seq 1, 2, … with each record's prev the hash before it, and every hash recomputed."""
+    prev = GENESIS
+    for seq, r in enumerate(records, start=1):
+        assert (r.seq, r.prev) == (seq, prev)
+        assert record_hash(r) == r.hash
+        prev = r.hash
+
+
+async def test_the_table_covers_every_admin_route_of_rooms_draws_sales_and_gates(
+    client: Client,
+) -> None:
+    paths = (await (await client.get("/openapi.json")).json())["paths"]
+    documented = {(m, p) for p, ops in paths.items() if p.startswith(MINE) for m in ops}
+    assert documented == {(c.method, c.path) for c in ROUTES}
+
+
+@pytest.mark.parametrize("case", ROUTES, ids=lambda c: f"{c.method} {c.path}")
+async def test_a_success_writes_one_record_a_refusal_and_a_read_none(
+    case: RouteCase, client: Client, tokens: Tokens, store: Store
+) -> None:
+    ctx = Ctx(client, tokens, store, {})
+    await case.prepare(ctx)
+    before = await chain(store, case.chain)
+    resp = await case.ok(ctx)
+    assert resp.status < 300, await resp.text()
+    after = await chain(store, case.chain)
+    assert after[: len(before)] == before
+    new = after[len(before) :]
+    assert len(new) == (0 if case.action is None else 1)
+    assert_valid(after)
+    for r in new:
+        assert (r.actor, r.action, r.object) == ("admin:test", case.action, case.object)
+        assert r.chain == case.chain
+        assert len(r.digest) == 64
+        assert "secret-target" not in repr(r)
+        assert "fan" not in (r.actor, r.object)  # the ticket holder is never named
+    refused = await case.refused(ctx)
+    assert 400 <= refused.status < 500, await refused.text()
+    assert refused.headers["Content-Type"].startswith("application/problem+json")
+    assert await chain(store, case.chain) == after
+
+
+async def test_fifty_concurrent_patches_make_fifty_contiguous_records(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    ctx = Ctx(client, tokens, store, {})
+    await a_room(ctx)
+    headers = ctx.admin("rooms:write")
+    answers = await asyncio.gather(*(
+        client.patch(f"/v1/admin/rooms/{ROOM}", json={"rate_per_s": 10 + i}, headers=headers)
+        for i in range(50)
+    ))  # fmt: skip
+    assert [r.status for r in answers] == [200] * 50
+    records = await chain(store, f"room:{ROOM}")
+    assert [r.seq for r in records] == list(range(1, 52))  # the put, then 50 patches
+    assert [r.action for r in records] == ["room.put"] + ["room.patch"] * 50
+    assert len({r.digest for r in records[1:]}) == 50  # each request its own digest
+    assert_valid(records)
