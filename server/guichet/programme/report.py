@@ -20,6 +20,7 @@ A fact the store does not keep is said so (``report_render.NOT_STORED``), never 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import re
@@ -216,7 +217,7 @@ def _withdrawals(
 
 
 async def gather(
-    store: Store, settings: Settings, programme: str, by: str
+    store: Store, jwks: dict[str, Any], programme: str, by: str
 ) -> tuple[render.ReportData, dict[str, bytes]]:
     """Everything the report says, read from the store, and the lotteries' transcripts (file
     name -> bytes). Raises LookupError when there is no such programme."""
@@ -236,7 +237,6 @@ async def gather(
     register: Any = await store.client.xrange(k.exceptions(programme))
     exceptions = [_fields(f) for _, f in register]
     journal = await _journal(store, k, programme)
-    jwks = {"keys": [dict(x) for x in Keyring(settings.draws.signing_key_dir).published()]}
     lotteries, files = await _lotteries(store, k, programme, jwks)
     declarations = _declarations(await store.client.hgetall(k.declarations))
     records = await chain_records(store, games)
@@ -361,6 +361,11 @@ def write(out: Path, data: render.ReportData, extra: dict[str, bytes]) -> tuple[
     return hashlib.sha256(manifest).hexdigest(), manifest
 
 
+def jwks_of(settings: Settings) -> dict[str, Any]:
+    """The draw keyring's public keys (what the lotteries' transcripts are checked against)."""
+    return {"keys": [dict(x) for x in Keyring(settings.draws.signing_key_dir).published()]}
+
+
 async def _record_digest(store: Store, games: str, act: Act) -> int:
     """Record the report's digest in the games' audit chain; its seq. (At merge: the
     audit-core slice's ``audit.notes.note``.)"""
@@ -369,11 +374,11 @@ async def _record_digest(store: Store, games: str, act: Act) -> int:
 
 
 async def produce(
-    store: Store, settings: Settings, programme: str, out: Path, by: str
+    store: Store, jwks: dict[str, Any], programme: str, out: Path, by: str
 ) -> tuple[str, int, render.ReportData]:
     """Gather, write and record one report: (digest, audit seq, data)."""
-    data, files = await gather(store, settings, programme, by)
-    digest, _ = write(out, data, files)
+    data, files = await gather(store, jwks, programme, by)
+    digest, _ = await asyncio.to_thread(write, out, data, files)
     act = Act(actor=by, action=ACTION, object=f"programme:{programme}", digest=digest)
     seq = await _record_digest(store, data.programme.games, act)
     return digest, seq, data
@@ -382,9 +387,10 @@ async def produce(
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     by = str(args.by or cli_actor())
     out = Path(args.out)
+    jwks = jwks_of(settings)
     try:
         digest, seq, data = opscli.with_store(
-            settings, SCRIPTS, lambda s: produce(s, settings, args.programme, out, by)
+            settings, SCRIPTS, lambda s: produce(s, jwks, args.programme, out, by)
         )
     except LookupError as exc:
         return opscli.fail(f"{exc.args[0]}; no report was written")
