@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from guichet.programme import people_cli, pool_cli, tickets_cli
+from guichet.programme import people_cli, pool_cli, report, tickets_cli
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -13,3 +13,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pool_cli.register(inner)
     people_cli.register(inner)
     tickets_cli.register(inner)
+    report.register(inner)
