@@ -1,0 +1,216 @@
+"""A person's rights over HTTP (issue 15, slice privacy): the access export (names opened only
+there), the erasure of a candidacy when the rules allow it and its refusal once a ticket was
+issued or a committed lottery counts them, the scope, hostile bodies; each successful act
+leaves exactly one audit record (never the person in it), a refused one none."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import hypothesis
+from hypothesis import strategies as st
+
+from guichet.store.client import Store
+from guichet.store.keys import audit_chain
+from tests.conftest import Client, Tokens
+from tests.e2e.programme_helpers import admin_token, bearer, operator, pool_rows, setup_programme
+from tests.e2e.test_programme_flow_http import candidate, register
+
+P = "youth-75"
+ADMIN = f"/v1/admin/programmes/{P}"
+ACCESS, ERASURE = "/v1/admin/privacy/access", "/v1/admin/privacy/erasure"
+DAY = date.today() + timedelta(days=30)
+CHAIN = audit_chain("taj:olympic")
+GUARDIAN = "Gaspard Tuteur-Lemoine"
+FUZZ = hypothesis.settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+
+
+def dpo(tokens: Tokens) -> dict[str, str]:
+    return bearer(admin_token(tokens, "privacy:dpo", subject="dpo-1"))
+
+
+def who(body: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {k: body[k] for k in ("family_name", "given_names", "birth_date")} | more
+
+
+async def records(store: Store) -> list[dict[str, str]]:
+    entries: Any = await store.client.xrange(CHAIN)
+    return [{a.decode(): b.decode() for a, b in f.items()} for _, f in entries]
+
+
+async def setup(client: Client, tokens: Tokens) -> dict[str, Any]:
+    """A programme with an open lottery l1 and a group g1; three candidates: 0 (a minor of g1
+    with their guardian's consent), 1 and 2. Their bodies and pseudonyms."""
+    rows = [{**r, "date": (DAY + timedelta(days=i)).isoformat()}
+            for i, r in enumerate(pool_rows(sessions=1, categories="A"))]  # fmt: skip
+    await setup_programme(client, tokens, P, pool=rows, allocation={"ATH-00:A": 5},
+                          retention_until=(DAY + timedelta(days=365)).isoformat())  # fmt: skip
+    op = operator(tokens, P)
+    closes = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    r = await client.post(f"{ADMIN}/lotteries", headers=op,
+                          json={"id": "l1", "session": "ATH-00", "category": "A",
+                                "closes_at": closes})  # fmt: skip
+    assert r.status == 201, await r.text()
+    r = await client.post(f"{ADMIN}/groups", json={"id": "g1", "leader": "acc-lead"}, headers=op)
+    assert r.status == 201, await r.text()
+    minor = (DAY - timedelta(days=365 * 15)).isoformat()
+    guardian = {"name": GUARDIAN, "relationship": "parent",
+                "consented_at": "2024-02-01T10:00:00Z"}  # fmt: skip
+    bodies = [candidate(0, "l1", birth=minor, group="g1", guardian=guardian),
+              candidate(1, "l1"), candidate(2, "l1")]  # fmt: skip
+    out = {"bodies": bodies, "people": []}
+    for b in bodies:
+        out["people"].append((await register(client, tokens, P, b))["pseudonym"])
+    return out
+
+
+async def test_access_opens_the_names_and_is_recorded_once(
+    client: Client, store: Store, tokens: Tokens
+) -> None:
+    s = await setup(client, tokens)
+    b0 = s["bodies"][0]
+    # another spelling of the same person (identity.normalise): the same pseudonym
+    asked = who(b0, family_name=b0["family_name"].upper().replace("-", " "))
+    r = await client.post(ACCESS, json=asked, headers=dpo(tokens))
+    assert r.status == 200, await r.text()
+    export = await r.json()
+    assert export["pseudonym"] == s["people"][0]
+    [c] = export["candidacies"]
+    assert c["name"] == f"{b0['given_names']} {b0['family_name']}"
+    assert c["guardian"]["name"] == GUARDIAN
+    assert c["guardian"]["relationship"] == "parent"
+    assert (c["programme"], c["games"], c["lottery"], c["lottery_state"]) == (P, "olympic", "l1",
+                                                                               "open")  # fmt: skip
+    assert (c["group"], c["group_leader"], c["state"]) == ("g1", "acc-lead", "candidate")
+    assert c["consent"]["version"] == "charte-v1"
+    assert "ticket" not in c
+    [rec] = await records(store)
+    assert (rec["actor"], rec["action"], rec["object"], rec["outcome"]) == (
+        "dpo-1",
+        "privacy.access",
+        "privacy:person",
+        "read",
+    )
+    chain = json.dumps(await records(store))
+    assert s["people"][0] not in chain
+    assert b0["family_name"] not in chain
+    # the operator's view never carries the name
+    r = await client.get(f"{ADMIN}/candidates/{s['people'][0]}", headers=operator(tokens, P))
+    assert b0["given_names"] not in await r.text()
+    # nobody stored under these fields: 404, no record
+    r = await client.post(ACCESS, json=who(b0, birth_date="1990-01-01"), headers=dpo(tokens))
+    assert r.status == 404
+    assert len(await records(store)) == 1
+
+
+async def test_access_shows_the_ticket_the_register_and_the_notice(
+    client: Client, store: Store, tokens: Tokens
+) -> None:
+    s = await setup(client, tokens)
+    why = "replacement of an injured volunteer"
+    r = await client.post(f"{ADMIN}/designations", headers=operator(tokens, P),
+                          json={"person": s["people"][1], "session": "ATH-00", "category": "A",
+                                "justification": why})  # fmt: skip
+    assert r.status == 201, await r.text()
+    tid = (await r.json())["ticket"]
+    r = await client.post(ACCESS, json=who(s["bodies"][1]), headers=dpo(tokens))
+    assert r.status == 200, await r.text()
+    [c] = (await r.json())["candidacies"]
+    assert c["ticket"]["id"] == tid
+    assert c["ticket"]["state"] == "assigned"
+    assert c["benefit"] == P
+    assert c["state"] == "assigned"
+    assert [e["justification"] for e in c["exceptions"]] == [why]
+    assert [n["ticket"] for n in c["notices"]] == [tid]
+
+
+async def test_erasure_where_allowed_and_refused_where_the_controls_need_the_record(
+    client: Client, store: Store, tokens: Tokens
+) -> None:
+    s = await setup(client, tokens)
+    bodies, people = s["bodies"], s["people"]
+    op = operator(tokens, P)
+    stats = (await (await client.get(ADMIN, headers=bearer(admin_token(
+        tokens, "programme:central")))).json())["stats"]  # fmt: skip
+    # a ticket issued: refused, the date it becomes possible named, nothing changed
+    r = await client.post(f"{ADMIN}/designations", headers=op,
+                          json={"person": people[1], "session": "ATH-00", "category": "A",
+                                "justification": "a referee named by the league"})  # fmt: skip
+    assert r.status == 201, await r.text()
+    r = await client.post(ERASURE, json=who(bodies[1], programme=P), headers=dpo(tokens))
+    assert r.status == 409, await r.text()
+    problem = await r.json()
+    assert problem["type"].endswith("erasure-restricted")
+    assert problem["context"]["reason"] == "ticket-issued"
+    retention = DAY + timedelta(days=366)
+    assert problem["context"]["possible_from"].startswith(
+        (retention - timedelta(days=1)).isoformat()
+    )  # 00:00 Paris = the eve, 22:00 or 23:00 UTC
+    # no ticket, open lottery: erased whole, counted, recorded once
+    r = await client.post(ERASURE, json=who(bodies[2], programme=P), headers=dpo(tokens))
+    assert r.status == 200, await r.text()
+    assert await store.client.hget(f"g:{{taj:olympic}}:candidates:{P}", people[2]) is None
+    r = await client.get(f"{ADMIN}/candidates/{people[2]}", headers=op)
+    assert r.status == 404
+    after = (await (await client.get(ADMIN, headers=bearer(admin_token(
+        tokens, "programme:central")))).json())["stats"]  # fmt: skip
+    assert after["candidates"] == stats["candidates"] - 1
+    r = await client.post(ACCESS, json=who(bodies[2]), headers=dpo(tokens))
+    assert r.status == 404
+    r = await client.post(ERASURE, json=who(bodies[2], programme=P), headers=dpo(tokens))
+    assert r.status == 404
+    # the lottery committed: the draw must stay verifiable
+    r = await client.post(f"{ADMIN}/lotteries/l1/commit", headers=op)
+    assert r.status == 200, await r.text()
+    r = await client.post(ERASURE, json=who(bodies[0], programme=P), headers=dpo(tokens))
+    assert r.status == 409
+    assert (await r.json())["context"]["reason"] == "lottery-committed"
+    erasures = [x for x in await records(store) if x["action"] == "privacy.erase"]
+    assert [(x["object"], x["outcome"]) for x in erasures] == [(f"programme:{P}/candidate",
+                                                                "erased")]  # fmt: skip
+
+
+async def test_scope_and_bad_bodies_are_refused_and_change_nothing(
+    client: Client, store: Store, tokens: Tokens
+) -> None:
+    person = {"family_name": "Durand", "given_names": "Zoé", "birth_date": "2001-02-03"}
+    for url, body in ((ACCESS, person), (ERASURE, {**person, "programme": P})):
+        r = await client.post(url, json=body)
+        assert r.status == 401
+        r = await client.post(url, json=body, headers=operator(tokens, P))
+        assert r.status == 403
+        r = await client.post(url, json={**body, "nickname": "zz"}, headers=dpo(tokens))
+        assert r.status == 422
+        assert "nickname" in await r.text()
+        r = await client.post(url, json={**body, "family_name": "--"}, headers=dpo(tokens))
+        assert r.status == 422
+        assert "family_name" in await r.text()
+    r = await client.post(ERASURE, json=person, headers=dpo(tokens))
+    assert r.status == 422
+    assert "programme" in await r.text()
+    assert await records(store) == []
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=8,
+)
+
+
+async def test_hostile_bodies_answer_4xx_problems(
+    client: Client, tokens: Tokens, url: str, field: str, value: Any, raw: bytes
+) -> None:
+    body = {"family_name": "Durand", "given_names": "Zoé", "birth_date": "2001-02-03",
+            "programme": P, field: value}  # fmt: skip
+    headers = {**dpo(tokens), "Content-Type": "application/json"}
+    for data in (json.dumps(body).encode(), raw):
+        r = await client.post(url, data=data, headers=headers)
+        assert 400 <= r.status < 500, (r.status, await r.text())
+        assert r.content_type == "application/problem+json"
