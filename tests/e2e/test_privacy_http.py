@@ -202,8 +202,16 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner),
     max_leaves=8,
 )
+FIELDS = ("family_name", "given_names", "birth_date", "programme", "account")
 
 
+@FUZZ
+@hypothesis.given(
+    url=st.sampled_from([ACCESS, ERASURE]),
+    field=st.sampled_from(FIELDS),
+    value=JSON,
+    raw=st.binary(max_size=64),
+)
 async def test_hostile_bodies_answer_4xx_problems(
     client: Client, tokens: Tokens, url: str, field: str, value: Any, raw: bytes
 ) -> None:
