@@ -12,6 +12,7 @@ from guichet import __version__, demo
 from guichet.config import ConfigError, Settings, load_settings, masked
 from guichet.draw import cli as draw_cli
 from guichet.eticket import cli as eticket_cli
+from guichet.privacy import cli as privacy_cli
 from guichet.programme import cli as programme_cli
 from guichet.room import cli as room_cli
 from guichet.shop import cli as shop_cli
@@ -118,6 +119,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     shop_cli.register,
     eticket_cli.register,
     programme_cli.register,
+    privacy_cli.register,
     demo.register,
 ]
 

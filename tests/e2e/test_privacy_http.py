@@ -5,18 +5,23 @@ leaves exactly one audit record (never the person in it), a refused one none."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import hypothesis
 from hypothesis import strategies as st
 
+from guichet.config import Settings
 from guichet.store.client import Store
 from guichet.store.keys import audit_chain
 from tests.conftest import Client, Tokens
 from tests.e2e.programme_helpers import admin_token, bearer, operator, pool_rows, setup_programme
-from tests.e2e.test_programme_flow_http import candidate, register
+from tests.e2e.test_programme_flow_http import candidate, cli_run, register
+from tests.programme_seed_b import set_retention
 
 P = "youth-75"
 ADMIN = f"/v1/admin/programmes/{P}"
@@ -222,3 +227,90 @@ async def test_hostile_bodies_answer_4xx_problems(
         r = await client.post(url, data=data, headers=headers)
         assert 400 <= r.status < 500, (r.status, await r.text())
         assert r.content_type == "application/problem+json"
+
+
+async def cli(settings: Settings, tmp_path: Path, *args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = await cli_run(settings, tmp_path, *args)
+    return code, out.getvalue()
+
+
+async def test_the_cli_access_export_is_recorded(
+    client: Client, store: Store, tokens: Tokens, settings: Settings, tmp_path: Path
+) -> None:
+    s = await setup(client, tokens)
+    b = s["bodies"][1]
+    args = ("privacy", "access", "--family", b["family_name"], "--given", b["given_names"])
+    code, out = await cli(settings, tmp_path, *args, "--birth", b["birth_date"])
+    assert code == 0
+    [c] = json.loads(out)["candidacies"]
+    assert c["name"] == f"{b['given_names']} {b['family_name']}"
+    [rec] = await records(store)
+    assert rec["action"] == "privacy.access"
+    assert rec["actor"].startswith("cli:")
+    code, _ = await cli(settings, tmp_path, *args, "--birth", "1950-01-01")
+    assert code == 1
+    assert len(await records(store)) == 1
+
+
+async def keys_holding(store: Store, needles: list[str]) -> list[tuple[str, str]]:
+    """Every (key, needle) of the games' keys (but its audit chain) whose name or content holds
+    a needle."""
+    found = []
+    async for raw in store.client.scan_iter(match="g:{taj:olympic}:*"):
+        key = raw.decode()
+        if key == CHAIN:
+            continue
+        kind_raw: Any = await store.client.type(key)
+        kind = kind_raw.decode()
+        if kind == "hash":
+            content: Any = await store.client.hgetall(key)
+        elif kind == "stream":
+            content = await store.client.xrange(key)
+        elif kind == "list":
+            content = await store.client.lrange(key, 0, -1)
+        elif kind == "set":
+            content = await store.client.smembers(key)
+        else:
+            content = await store.client.get(key)
+        text = key + repr(content)
+        found += [(key, n) for n in needles if n in text]
+    return found
+
+
+async def test_the_retention_purge_leaves_no_person_and_keeps_the_counts(
+    client: Client, store: Store, tokens: Tokens, settings: Settings, tmp_path: Path
+) -> None:
+    s = await setup(client, tokens)
+    people = s["people"]
+    r = await client.post(f"{ADMIN}/designations", headers=operator(tokens, P),
+                          json={"person": people[1], "session": "ATH-00", "category": "A",
+                                "justification": "an injured volunteer"})  # fmt: skip
+    assert r.status == 201, await r.text()
+    needles = [*people, "acc-lead", "injured volunteer"]
+    assert await keys_holding(store, needles)  # the test sees them before
+    stats_key = f"g:{{taj:olympic}}:stats:{P}"
+    stats = await store.client.hgetall(stats_key)
+    # before the date: refused, nothing changed, no record
+    code, _ = await cli(settings, tmp_path, "privacy", "purge", "--games", "olympic")
+    assert code == 1
+    assert await records(store) == []
+    await set_retention(store, P, (date.today() - timedelta(days=2)).isoformat())
+    code, out = await cli(settings, tmp_path, "privacy", "purge", "--games", "olympic",
+                          "--batch", "2")  # fmt: skip
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["purged"][P] > 0
+    assert await keys_holding(store, needles) == []
+    assert await store.client.hgetall(stats_key) == stats
+    purges = [x for x in await records(store) if x["action"] == "privacy.retention-purge"]
+    assert len(purges) == report["batches"] >= 4  # one per batch, at least one per phase
+    assert {x["object"] for x in purges} == {f"programme:{P}"}
+    # the register keeps its entry, without the person nor the justification
+    register: Any = await store.client.xrange(f"g:{{taj:olympic}}:exceptions:{P}")
+    [(_, entry)] = register
+    assert set(entry) == {b"session", b"category", b"by", b"at", b"ticket", b"purged"}
+    # run again: nothing left to purge, still fine
+    code, out = await cli(settings, tmp_path, "privacy", "purge", "--games", "olympic")
+    assert code == 0

@@ -127,7 +127,7 @@ def _ticket(tid: str, t: dict[str, Any]) -> Ticket:
                   scanned=t.get("scan"))  # fmt: skip
 
 
-def _candidacy(box: identity.NameBox, person: str, f: service.Found) -> Candidacy:
+def candidacy(box: identity.NameBox, person: str, f: service.Found) -> Candidacy:
     r = f.record
     name, guardian_name = service.opened(box, f, person)
     g = r.guardian
@@ -163,7 +163,7 @@ async def access(request: web.Request) -> web.Response:
     if not found:
         raise errors.not_found("nothing is stored about this person")
     box: identity.NameBox = request.app[_KEYS][1]
-    out = [_candidacy(box, person, f) for f in found]
+    out = [candidacy(box, person, f) for f in found]
     return webio.respond(AccessExport(pseudonym=person, candidacies=out))
 
 

@@ -75,7 +75,7 @@ def _pairs(fields: list[bytes]) -> dict[str, str]:
     return {fields[i].decode(): fields[i + 1].decode() for i in range(0, len(fields), 2)}
 
 
-async def _programmes(store: Store, k: ProgrammeKeys) -> list[tuple[str, list[str]]]:
+async def programmes(store: Store, k: ProgrammeKeys) -> list[tuple[str, list[str]]]:
     """The games' programmes and each one's lotteries (ids read from key names: nothing
     personal), in a stable order."""
     raw_names: list[bytes | str] = await store.client.hkeys(k.programmes)
@@ -96,7 +96,7 @@ async def access(store: Store, person: str, act: Act) -> list[Found]:
     found: list[Found] = []
     for games in model.GAMES:
         k = ProgrammeKeys(games)
-        progs = await _programmes(store, k)
+        progs = await programmes(store, k)
         keys = [k.programmes, k.benefit, k.outbox]
         args: list[Any] = [person, len(progs)]
         for p, lots in progs:
@@ -139,7 +139,7 @@ async def erase(store: Store, games: str, programme: str, person: str, act: Act)
     """Erase ``person``'s candidacy in ``programme``; 404 when there is none, 409
     ``erasure-restricted`` (:class:`Restricted`) when the probity controls need it."""
     k = ProgrammeKeys(games)
-    lots = dict(await _programmes(store, k)).get(programme, [])
+    lots = dict(await programmes(store, k)).get(programme, [])
     keys = [k.programmes, k.candidates(programme), k.stats(programme), k.benefit,
             *(k.lottery(programme, lot) for lot in lots)]  # fmt: skip
     raw_code, detail, keep = await store.scripts(
