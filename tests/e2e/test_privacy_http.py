@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from guichet.config import Settings
 from guichet.store.client import Store
-from guichet.store.keys import audit_chain
+from guichet.store.keys import AUDIT_TAG, DRAWS_INDEX, SALES_INDEX, DrawKeys, SaleKeys, audit_chain
 from tests.conftest import Client, Tokens
 from tests.e2e.programme_helpers import admin_token, bearer, operator, pool_rows, setup_programme
 from tests.e2e.test_programme_flow_http import candidate, cli_run, register
@@ -314,3 +314,48 @@ async def test_the_retention_purge_leaves_no_person_and_keeps_the_counts(
     # run again: nothing left to purge, still fine
     code, out = await cli(settings, tmp_path, "privacy", "purge", "--games", "olympic")
     assert code == 0
+
+
+async def seed_sale_account(store: Store, account: str) -> None:
+    """An account's traces in the public sale, written as the draw and shop scripts store them
+    (the HTTP path to a confirmed purchase is the shop's tests' business): an entry in draw d1,
+    a packs window of sale s1, a confirmed purchase of 2 seats, the first scanned."""
+    c, d, s = store.client, DrawKeys("d1"), SaleKeys("s1")
+    await c.sadd(DRAWS_INDEX, "d1")
+    await c.hset(d.entries_of(account), account, "general:1700000000000000")
+    await c.sadd(SALES_INDEX, "s1")
+    await c.hset(s.windows("packs"), account, "1700000000000000:1700172800000000:d1:1")
+    hold = {"account": account, "tag": "t", "items": [["ATH-01:A", 2, "ATH-01"]],
+            "state": "confirmed", "tickets": 2, "packs": 0, "expires_us": 1700000600000000,
+            "payment_reference": "pay-1", "confirmed_us": 1700000300000000}  # fmt: skip
+    await c.hset(s.holds, "h1", json.dumps(hold))
+    await c.sadd(s.bought(account), "h1")
+    await c.hset(s.scans, "h1.1", "1700001000000000 gate-3")
+
+
+async def test_access_by_account_reads_the_sale_and_notes_it_once(
+    client: Client, store: Store, tokens: Tokens
+) -> None:
+    await seed_sale_account(store, "acc-buyer")
+    r = await client.post(ACCESS, json={"account": "acc-buyer"}, headers=dpo(tokens))
+    assert r.status == 200, await r.text()
+    a = (await r.json())["account"]
+    assert [(e["draw"], e["stratum"]) for e in a["entries"]] == [("d1", "general")]
+    assert [(w["sale"], w["phase"], w["wave"]) for w in a["windows"]] == [("s1", "packs", "1")]
+    [p] = a["purchases"]
+    assert [t["id"] for t in p["tickets"]] == ["h1.1", "h1.2"]
+    assert [t.get("scanned") for t in p["tickets"]] == ["1700001000000000 gate-3", None]
+    notes: Any = await store.client.xrange(audit_chain(AUDIT_TAG))
+    assert len(notes) == 1
+    assert notes[0][1][b"action"] == b"privacy.access"
+    assert b"acc-buyer" not in repr(notes).encode()
+    r = await client.post(ACCESS, json={"account": "acc-nobody"}, headers=dpo(tokens))
+    assert r.status == 404
+    r = await client.post(ACCESS, json={"family_name": "Durand"}, headers=dpo(tokens))
+    assert r.status == 422
+    assert "given_names" in await r.text()
+    r = await client.post(ACCESS, json={}, headers=dpo(tokens))
+    assert r.status == 422
+    assert "account" in await r.text()
+    after: Any = await store.client.xrange(audit_chain(AUDIT_TAG))
+    assert len(after) == 1

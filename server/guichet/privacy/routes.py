@@ -12,14 +12,14 @@ from aiohttp import web
 
 from guichet import errors, openapi, webio, wire
 from guichet.audit.web import request_act
-from guichet.privacy import service
+from guichet.privacy import note, sale, service
 from guichet.programme import cache, identity, people
 from guichet.state import SETTINGS, STORE, admin_of
 from guichet.units import US_PER_S
 
 SCOPE = "privacy:dpo"
 TAGS = ("privacy",)
-SCRIPTS = service.SCRIPTS
+SCRIPTS = (*service.SCRIPTS, *note.SCRIPTS)
 _KEYS = web.AppKey("privacy_keys", tuple)  # (pseudonym secret, name box), read once
 
 
@@ -29,6 +29,16 @@ class Identity(wire.Base, kw_only=True):
     family_name: people.Name
     given_names: people.Name
     birth_date: date
+
+
+class AccessRequest(wire.Base, kw_only=True):
+    """The person's identity fields (all three, for the State programme) and/or an account id
+    (for the public sale: draw entries, windows, purchases, e-tickets)."""
+
+    family_name: people.Name | None = None
+    given_names: people.Name | None = None
+    birth_date: date | None = None
+    account: people.Account | None = None
 
 
 class Erasure(Identity, kw_only=True):
@@ -97,8 +107,11 @@ class Candidacy(wire.Reply, kw_only=True):
 
 
 class AccessExport(wire.Reply, kw_only=True):
-    pseudonym: str
-    candidacies: list[Candidacy]
+    #: Set when the identity fields were given.
+    pseudonym: str | None = None
+    candidacies: list[Candidacy] = []
+    #: Set when an account was given and the sale stores something about it.
+    account: sale.AccountExport | None = None
 
 
 class Erased(wire.Reply, kw_only=True):
@@ -110,15 +123,40 @@ def _at(value_us: int) -> str:
     return wire.rfc3339(value_us / US_PER_S)
 
 
-def _person(request: web.Request, body: Identity) -> str:
-    for field, value in (("family_name", body.family_name), ("given_names", body.given_names)):
+def _field(field: str, detail: str) -> errors.Problem:
+    return errors.invalid_body([errors.FieldError(field=field, detail=detail)])
+
+
+def pseudonym_of(secret: bytes, family: str, given: str, birth: date) -> str:
+    """The person's pseudonym, or 422 naming the field that cannot be theirs."""
+    for field, value in (("family_name", family), ("given_names", given)):
         if not identity.normalise(value):
-            raise errors.invalid_body([errors.FieldError(field=field, detail="has no letters")])
-    if body.birth_date < people.EARLIEST:
-        raise errors.invalid_body([errors.FieldError(field="birth_date",
-                                                     detail="must be a past date")])  # fmt: skip
+            raise _field(field, "has no letters")
+    if birth < people.EARLIEST:
+        raise _field("birth_date", "must be a past date")
+    return identity.pseudonym(secret, family, given, birth)
+
+
+def _person(request: web.Request, body: Identity) -> str:
     secret: bytes = request.app[_KEYS][0]
-    return identity.pseudonym(secret, body.family_name, body.given_names, body.birth_date)
+    return pseudonym_of(secret, body.family_name, body.given_names, body.birth_date)
+
+
+def _asked(request: web.Request, body: AccessRequest) -> str | None:
+    """The pseudonym asked for, None when only an account is."""
+    named = {"family_name": body.family_name, "given_names": body.given_names,
+             "birth_date": body.birth_date}  # fmt: skip
+    missing = [f for f, v in named.items() if v is None]
+    if len(missing) == 3:
+        if body.account is None:
+            raise _field("account", "give the identity fields, an account, or both")
+        return None
+    if missing:
+        raise _field(missing[0], "required with the other identity fields")
+    secret: bytes = request.app[_KEYS][0]
+    family, given, birth = body.family_name or "", body.given_names or "", body.birth_date
+    assert birth is not None
+    return pseudonym_of(secret, family, given, birth)
 
 
 def _ticket(tid: str, t: dict[str, Any]) -> Ticket:
@@ -148,23 +186,31 @@ def candidacy(box: identity.NameBox, person: str, f: service.Found) -> Candidacy
 
 
 @openapi.endpoint(
-    "A person's access export (GDPR art. 15): everything the State programme stores about "
-    "them in every programme of both games, the sealed names opened. Recorded in the audit "
-    "log (`privacy.access`, object `privacy:person`); 404 when nothing is stored about them",
-    request=Identity, response=AccessExport, auth="admin", scope=SCOPE,
+    "A person's access export (GDPR art. 15): by identity fields, everything the State "
+    "programme stores about them in every programme of both games, the sealed names opened; "
+    "by account, the public sale's draw entries, windows, purchases and e-tickets. Recorded in "
+    "the audit log (`privacy.access`, object `privacy:person`); 404 when nothing is stored",
+    request=AccessRequest, response=AccessExport, auth="admin", scope=SCOPE,
     errors=(400, 403, 404, 415, 422), tags=TAGS,
 )  # fmt: skip
 async def access(request: web.Request) -> web.Response:
     admin = admin_of(request, SCOPE)
-    body = await webio.read_json(request, Identity)
-    person = _person(request, body)
+    body = await webio.read_json(request, AccessRequest)
+    person = _asked(request, body)
+    store = request.app[STORE]
     act = await request_act(request, admin.subject, "privacy.access", "privacy:person")
-    found = await service.access(request.app[STORE], person, act)
-    if not found:
+    out = AccessExport(pseudonym=person)
+    if person is not None:
+        box: identity.NameBox = request.app[_KEYS][1]
+        found = await service.access(store, person, act)
+        out.candidacies = [candidacy(box, person, f) for f in found]
+    if body.account is not None:
+        out.account = await sale.account_export(store, body.account)
+        if out.account is not None:
+            await note.note(store, act)
+    if not out.candidacies and out.account is None:
         raise errors.not_found("nothing is stored about this person")
-    box: identity.NameBox = request.app[_KEYS][1]
-    out = [candidacy(box, person, f) for f in found]
-    return webio.respond(AccessExport(pseudonym=person, candidacies=out))
+    return webio.respond(out)
 
 
 @openapi.endpoint(
