@@ -5,6 +5,7 @@ leaves exactly one audit record (never the person in it), a refused one none."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -181,6 +182,18 @@ async def test_erasure_where_allowed_and_refused_where_the_controls_need_the_rec
                                                                 "erased")]  # fmt: skip
 
 
+async def test_concurrent_erasures_of_one_candidacy_erase_it_once(
+    client: Client, store: Store, tokens: Tokens
+) -> None:
+    s = await setup(client, tokens)
+    body = who(s["bodies"][2], programme=P)
+    answers = await asyncio.gather(
+        *(client.post(ERASURE, json=body, headers=dpo(tokens)) for _ in range(20))
+    )
+    assert sorted(r.status for r in answers) == [200] + [404] * 19
+    assert [x["action"] for x in await records(store)] == ["privacy.erase"]
+
+
 async def test_scope_and_bad_bodies_are_refused_and_change_nothing(
     client: Client, store: Store, tokens: Tokens
 ) -> None:
@@ -288,7 +301,8 @@ async def test_the_retention_purge_leaves_no_person_and_keeps_the_counts(
                           json={"person": people[1], "session": "ATH-00", "category": "A",
                                 "justification": "an injured volunteer"})  # fmt: skip
     assert r.status == 201, await r.text()
-    needles = [*people, "acc-lead", "injured volunteer"]
+    names = [n for b in s["bodies"] for n in (b["family_name"], b["given_names"])]
+    needles = [*people, *names, GUARDIAN, "acc-lead", "injured volunteer"]
     assert await keys_holding(store, needles)  # the test sees them before
     stats_key = f"g:{{taj:olympic}}:stats:{P}"
     stats = await store.client.hgetall(stats_key)
