@@ -26,6 +26,7 @@ from guichet.draw import routes as draw_routes
 from guichet.draw import service as draw_service
 from guichet.eticket import routes as eticket_routes
 from guichet.eticket import service as eticket_service
+from guichet.privacy import routes as privacy_routes
 from guichet.programme import routes as programme_routes
 from guichet.room import page as room_page
 from guichet.room import routes as room_routes
@@ -54,6 +55,7 @@ SCRIPTS = (
     *eticket_service.SCRIPTS,
     *programme_routes.SCRIPTS,
     *audit_notes.SCRIPTS,
+    *privacy_routes.SCRIPTS,
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -219,6 +221,7 @@ def create_app(
     eticket_routes.setup(app)
     programme_routes.setup(app)
     audit_routes.setup(app)
+    privacy_routes.setup(app)
     app.on_startup.append(ops.freeze_openapi)
     metrics.mark_build_info()
     return app

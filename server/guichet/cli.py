@@ -13,6 +13,7 @@ from guichet.audit import cli as audit_cli
 from guichet.config import ConfigError, Settings, load_settings, masked
 from guichet.draw import cli as draw_cli
 from guichet.eticket import cli as eticket_cli
+from guichet.privacy import cli as privacy_cli
 from guichet.programme import cli as programme_cli
 from guichet.room import cli as room_cli
 from guichet.shop import cli as shop_cli
@@ -120,6 +121,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     eticket_cli.register,
     programme_cli.register,
     audit_cli.register,
+    privacy_cli.register,
     demo.register,
 ]
 

@@ -1,0 +1,70 @@
+"""The retention purge (``guichet privacy purge --games G``): once a programme's
+``retention_until`` is over, what it stores about people goes, in batches (purge.lua: one atomic
+step and one audit record each), resumable — a run stopped half-way is run again. Counters and
+the audit log stay. A programme whose date is not over is left as it is and named."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from guichet.audit.act import Act
+from guichet.privacy.service import programmes
+from guichet.programme.people import decode_programme
+from guichet.programme.people_service import retention_cutoff
+from guichet.refusals import code_of
+from guichet.store.client import Store
+from guichet.store.keys import ProgrammeKeys, tag_of
+from guichet.store.scripts import LuaScript
+
+PURGE = LuaScript("guichet.privacy", "purge.lua")
+SCRIPTS = (PURGE,)
+BATCH = 200
+PHASES = ("candidates", "tickets", "groups", "rest")
+PurgeCode = Literal["purged", "no_programme", "stale", "early"]
+
+
+@dataclass
+class Report:
+    games: str
+    #: programme -> items purged (records deleted or rewritten, entries, keys)
+    purged: dict[str, int] = field(default_factory=dict)
+    #: programme -> why it was left (its retention date not over, or none)
+    kept: dict[str, str] = field(default_factory=dict)
+    batches: int = 0
+
+
+async def purge(
+    store: Store, games: str, act: Callable[[str, str, str], Act], batch: int = BATCH
+) -> Report:
+    """Purge every programme of ``games`` whose retention date is over. ``act(programme, phase,
+    cursor)`` is the audit act of one batch."""
+    k = ProgrammeKeys(games)
+    report = Report(games=games)
+    for programme, lots in await programmes(store, k):
+        raw = await store.client.hget(k.programmes, programme)
+        until = None if raw is None else decode_programme(raw).retention_until
+        if until is None:
+            report.kept[programme] = "no retention date"
+            continue
+        keys = [k.programmes, k.candidates(programme), k.tickets(programme), k.groups(programme),
+                k.leaders(programme), k.exceptions(programme), k.benefit, k.outbox,
+                *(k.ranking(programme, lot) for lot in lots),
+                Act.key(tag_of(k.programmes))]  # fmt: skip
+        phase, cursor, total = PHASES[0], "0", 0
+        while phase != "done":
+            args = [programme, until.isoformat(), retention_cutoff(until), phase, cursor, batch]
+            raw_code, nextp, nextc, n = await store.scripts(
+                PURGE, keys, [*args, act(programme, phase, cursor).arg()]
+            )
+            code: PurgeCode = code_of(raw_code, PurgeCode, "purge")
+            if code != "purged":
+                report.kept[programme] = f"retention until {until}" if code == "early" else code
+                break
+            report.batches += 1
+            total += int(n)
+            phase, cursor = nextp.decode(), nextc.decode()
+        else:
+            report.purged[programme] = total
+    return report
