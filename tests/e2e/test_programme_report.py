@@ -228,7 +228,7 @@ def test_a_report_of_a_demo_programme_matches_the_pool_audit(
         made = await report.produce(store, jwks, p, tmp_path / "demo", "cli:test")
         return loaded, made, await PoolService(store).levels("olympic"), await chain(store)
 
-    scripts = (*demo.PROGRAMME_SCRIPTS, report.NOTE)
+    scripts = (*demo.PROGRAMME_SCRIPTS, *report.SCRIPTS)
     loaded, (digest, seq, data), levels, records = opscli.with_store(settings, scripts, work)
     assert audit(levels) == data.pool_breaches == []
     s = data.summary

@@ -130,7 +130,6 @@ def test_acts_of_the_service_itself_have_the_actor_service(settings: Settings) -
 def test_a_key_rotation_writes_its_record_in_the_audit_chain(
     settings: Settings, tmp_path: Path, argv: tuple[str, str], action: str, object: str
 ) -> None:
-    pytest.importorskip("guichet.audit.notes")
     config = settings_file(settings, tmp_path / "ops.toml")
     assert cli.main(["--config", str(config), *argv]) == 0
     [r] = records(settings, AUDIT_TAG)

@@ -30,8 +30,11 @@ from typing import Any
 import msgspec
 
 from guichet import opscli, wire
+from guichet.audit import export
+from guichet.audit import notes as audit_notes
+from guichet.audit import verify as audit_verify
 from guichet.audit.act import Act, cli_actor
-from guichet.audit.record import GENESIS, Record, from_stream, record_hash
+from guichet.audit.record import GENESIS, Record, from_stream
 from guichet.config import Settings
 from guichet.draw import audit as draw_audit
 from guichet.draw.model import Transcript
@@ -43,11 +46,9 @@ from guichet.programme.tickets import TicketRecord, lottery_of
 from guichet.signing import Keyring
 from guichet.store.client import Store
 from guichet.store.keys import ProgrammeKeys
-from guichet.store.scripts import LuaScript
 from guichet.units import US_PER_S
 
-NOTE = LuaScript("guichet.programme", "report_note.lua")
-SCRIPTS = (*POOL_SCRIPTS, NOTE)
+SCRIPTS = (*POOL_SCRIPTS, *audit_notes.SCRIPTS)
 ACTION = "programme.report"
 
 
@@ -75,25 +76,19 @@ def chain_tag(games: str) -> str:
     return f"taj:{games}"
 
 
-# --- the audit chain (swapped for guichet.audit.verify at merge) ------------------------------
+# --- the audit chain ------------------------------------------------------------------------
 
 
 def verify_chain(chain: str, records: list[Record]) -> render.ChainCheck:
-    """Check a whole chain: seq contiguous from 1, each ``prev`` the previous record's hash,
-    each hash recomputed (``guichet.audit.record``)."""
+    """Check a whole chain as ``guichet audit verify`` does (seq contiguous from 1, each
+    ``prev`` the previous record's hash, each hash recomputed), from its records alone."""
+    lines = [export.line(export.ExportHeader(v=1, chains=[chain])),
+             *(export.record_line(r) for r in records)]  # fmt: skip
+    report = audit_verify.verify(lines)
     problems: list[str] = []
-    prev = GENESIS
-    for n, r in enumerate(records, 1):
-        if r.seq != n:
-            problems.append(f"record {n}: seq {r.seq} (a record is missing or out of order)")
-        if r.prev != prev:
-            problems.append(f"record seq {r.seq}: prev does not link to the previous record")
-        if record_hash(r) != r.hash:
-            problems.append(f"record seq {r.seq}: its hash does not match its content")
-        prev = r.hash
-        if len(problems) > 20:
-            problems.append("…")
-            break
+    if report.problem is not None:
+        where = f"record seq {report.problem.seq}: " if report.problem.seq is not None else ""
+        problems.append(where + report.problem.what)
     last = records[-1] if records else None
     return render.ChainCheck(chain=chain, records=len(records),
                              head_seq=last.seq if last else 0,
@@ -367,10 +362,8 @@ def jwks_of(settings: Settings) -> dict[str, Any]:
 
 
 async def _record_digest(store: Store, games: str, act: Act) -> int:
-    """Record the report's digest in the games' audit chain; its seq. (At merge: the
-    audit-core slice's ``audit.notes.note``.)"""
-    seq = await store.scripts(NOTE, [Act.key(chain_tag(games))], [act.arg()])
-    return int(seq)
+    """Record the report's digest in the games' audit chain; its seq."""
+    return await audit_notes.note(store.scripts, act, chain_tag(games), outcome="issued")
 
 
 async def produce(

@@ -79,9 +79,10 @@ class ScriptRegistry:
 
     def __init__(self, client: Client, scripts: Sequence[LuaScript]) -> None:
         self._client = client
-        self._scripts = {s.name: s for s in scripts}
-        if len(self._scripts) != len(scripts):
-            raise ValueError("two scripts share a name")
+        self._scripts: dict[str, LuaScript] = {}
+        for script in scripts:  # a script two components list (e.g. the audit note) counts once
+            if self._scripts.setdefault(script.name, script) != script:
+                raise ValueError(f"two scripts share the name {script.name}")
         self._coalescer = Coalescer(client)
         self._latency = {name: metrics.REDIS_LATENCY.labels(name) for name in self._scripts}
 
