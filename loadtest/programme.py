@@ -58,6 +58,7 @@ from guichet.programme import demo_plan, designate, identity, lottery, model, po
 from guichet.programme import people_service as ps
 from guichet.programme import pool_service as pls
 from guichet.programme import tickets as tk
+from guichet.programme.acting import internal
 from guichet.programme.people import Candidate, Consent, Guardian
 from guichet.signing import Keyring
 from guichet.store.client import Store, connect
@@ -176,17 +177,18 @@ class Bench:
                              "name": r.name, "category": r.category, "quantity": r.quantity}
                             for r in rows]}  # fmt: skip
         parsed = pool.parse_json(msgspec.json.encode(body))
-        loaded = await self.pools.load(parsed, ACTOR)
+        loaded = await self.pools.load(parsed, internal(ACTOR, "programme.pool-load", "pool"))
         assert all(a.code == "ok" for a in loaded), loaded
         for games in model.GAMES:
             for public in model.PUBLICS:
                 p = demo_plan.programme_id(public, games)
-                put = await self.pools.put(p, demo_plan.programme_body(public, games, self.shift),
-                                           ACTOR)  # fmt: skip
+                body_p = demo_plan.programme_body(public, games, self.shift)
+                put = await self.pools.put(p, body_p, internal(ACTOR, "programme.put", p))
                 assert put.spec is not None, put
                 self.games[p] = games
         for p, items in demo_plan.allocations(rows).items():
-            got = await self.pools.allocate(p, {model.item(s, c): q for s, c, q in items}, ACTOR)
+            counts = {model.item(s, c): q for s, c, q in items}
+            got = await self.pools.allocate(p, counts, internal(ACTOR, "programme.allocate", p))
             assert got.code == "ok", got
             public = next(u for u in model.PUBLICS if demo_plan.programme_id(u, self.games[p]) == p)
             self.lots += [Lot(p, public, f"l{i:04d}", s, c, q) for i, (s, c, q) in enumerate(items)]
@@ -309,7 +311,7 @@ class Bench:
         latencies = []
         for p in self.games:
             start = time.perf_counter()
-            r = await self.pools.reclaim(p, ACTOR)
+            r = await self.pools.reclaim(p, internal(ACTOR, "programme.reclaim", f"programme:{p}"))
             latencies.append(time.perf_counter() - start)
             assert r.code == "ok", (p, r)
             total += r.tickets
@@ -334,7 +336,7 @@ class Bench:
         for p, games in self.games.items():
             public = next(u for u in model.PUBLICS if demo_plan.programme_id(u, games) == p)
             body = demo_plan.programme_body(public, games, self.shift, retention_until=yesterday)
-            await self.pools.put(p, body, ACTOR)
+            await self.pools.put(p, body, internal(ACTOR, "programme.put", f"programme:{p}"))
             start = time.perf_counter()
             erased += await self.people.purge(p)
             latencies.append(time.perf_counter() - start)

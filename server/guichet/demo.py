@@ -49,7 +49,7 @@ from guichet.draw.run import run as run_draw
 from guichet.draw.service import SCRIPTS as DRAW_SCRIPTS
 from guichet.draw.service import Draws
 from guichet.embedded import free_port
-from guichet.programme import demo_plan, designate, identity, lottery, model, pool, roles
+from guichet.programme import acting, demo_plan, designate, identity, lottery, model, pool, roles
 from guichet.programme import people_service as ps
 from guichet.programme import pool_service as pls
 from guichet.programme.people import Candidate, Consent, Guardian
@@ -151,7 +151,7 @@ async def load_programme(store: Any, settings: Settings, games_in_days: int,
             date=r.date, games=r.games, name=r.name)  # fmt: skip
         parsed.counts.setdefault(r.games, {})[model.item(r.session, r.category)] = r.quantity
     pools = pls.PoolService(store)
-    loaded = await pools.load(parsed, by)
+    loaded = await pools.load(parsed, acting.internal(by, "programme.pool-load", "pool"))
     if any(a.code != "ok" for a in loaded):
         raise RuntimeError(f"programme pool: {loaded}")
     plan = demo_plan.allocations(rows)
@@ -163,9 +163,17 @@ async def load_programme(store: Any, settings: Settings, games_in_days: int,
     for games in model.GAMES:
         for public in model.PUBLICS:
             p = demo_plan.programme_id(public, games)
-            put = await pools.put(p, demo_plan.programme_body(public, games, shift), by)
+            put = await pools.put(
+                p,
+                demo_plan.programme_body(public, games, shift),
+                acting.internal(by, "programme.put", f"programme:{p}"),
+            )
             items = plan[p]
-            got = await pools.allocate(p, {model.item(s, c): q for s, c, q in items}, by)
+            got = await pools.allocate(
+                p,
+                {model.item(s, c): q for s, c, q in items},
+                acting.internal(by, "programme.allocate", f"programme:{p}"),
+            )
             if put.spec is None or got.code != "ok":
                 raise RuntimeError(f"programme {p}: {put.code} / {got.code}")
             session, category, quantity = max(items, key=lambda x: x[2])
