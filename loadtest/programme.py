@@ -237,7 +237,9 @@ class Bench:
     async def register(self, concurrency: int) -> tuple[int, list[float], str]:
         async def one(pair: tuple[Lot, Candidate]) -> None:
             lot, c = pair
-            await self.people.register(lot.programme, c, demo_plan.operator_of(lot.public))
+            by = internal(demo_plan.operator_of(lot.public), "programme.register",
+                          f"programme:{lot.programme}/candidate")  # fmt: skip
+            await self.people.register(lot.programme, c, by)
 
         latencies = await _many(one, self._candidates(), concurrency)
         return len(latencies), latencies, f"People.register, {concurrency} in flight"
@@ -338,7 +340,7 @@ class Bench:
             body = demo_plan.programme_body(public, games, self.shift, retention_until=yesterday)
             await self.pools.put(p, body, internal(ACTOR, "programme.put", f"programme:{p}"))
             start = time.perf_counter()
-            erased += await self.people.purge(p)
+            erased += await self.people.purge(p, internal(ACTOR, "programme.purge", p))
             latencies.append(time.perf_counter() - start)
             _, sample = await self.store.client.hscan(ProgrammeKeys(games).candidates(p), 0,
                                                       count=1000)  # fmt: skip

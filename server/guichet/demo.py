@@ -182,7 +182,8 @@ async def load_programme(store: Any, settings: Settings, games_in_days: int,
                 id=DEMO_LOTTERY, session=session, category=category,
                 closes_at=datetime.now(UTC) + timedelta(hours=1)), operator)  # fmt: skip
             await lottery.commit(store, seal_key, p, DEMO_LOTTERY, operator)
-            await asyncio.gather(*(people.register(p, c, operator)
+            registering = acting.internal(operator, "programme.register", f"programme:{p}")
+            await asyncio.gather(*(people.register(p, c, registering)
                                    for c in _candidates(p, public, candidates)))  # fmt: skip
             # the demo's one shortcut: its list closes once its candidates are in
             k = ProgrammeKeys(games)
