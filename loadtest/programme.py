@@ -206,10 +206,20 @@ class Bench:
         async def one(lot: Lot) -> None:
             request = lottery.LotteryRequest(id=lot.id, session=lot.session,
                                              category=lot.category, closes_at=closes)  # fmt: skip
+            by = demo_plan.operator_of(lot.public)
             await lottery.create(
-                self.store, lot.programme, request, demo_plan.operator_of(lot.public)
+                self.store,
+                lot.programme,
+                request,
+                internal(by, "programme.lottery-create", lot.programme),
             )
-            await lottery.commit(self.store, self.seal_key, lot.programme, lot.id, "op")
+            await lottery.commit(
+                self.store,
+                self.seal_key,
+                lot.programme,
+                lot.id,
+                internal("op", "programme.lottery-commit", lot.programme),
+            )
 
         return len(self.lots), await _many(one, self.lots, 16), "create + commit"
 
@@ -265,7 +275,8 @@ class Bench:
             async def one(lot: Lot, p: str = p, entries: dict[str, list[str]] = entries) -> None:
                 people = entries.get(lot.id, [])
                 t = await lottery.run(self.store, self.seal_key, self.draw_signer, p, lot.id,
-                                      b"bench beacon", people=people)  # fmt: skip
+                                      b"bench beacon", internal("op", "programme.lottery-run", p),
+                                      people=people)  # fmt: skip
                 assert t.entries == len(people) == lot.candidates, (lot, t.entries)
 
             latencies += await _many(one, lots, 8)
@@ -280,7 +291,8 @@ class Bench:
 
         async def one(lot: Lot) -> None:
             nonlocal given
-            a = await designate.assign(self.store, lot.programme, lot.id, "op")
+            by = internal("op", "programme.lottery-assign", lot.programme)
+            a = await designate.assign(self.store, lot.programme, lot.id, by)
             given += a.assigned
 
         latencies = await _many(one, self.lots, 8)

@@ -180,8 +180,15 @@ async def load_programme(store: Any, settings: Settings, games_in_days: int,
             operator = demo_plan.operator_of(public)
             await lottery.create(store, p, lottery.LotteryRequest(
                 id=DEMO_LOTTERY, session=session, category=category,
-                closes_at=datetime.now(UTC) + timedelta(hours=1)), operator)  # fmt: skip
-            await lottery.commit(store, seal_key, p, DEMO_LOTTERY, operator)
+                closes_at=datetime.now(UTC) + timedelta(hours=1)),
+                acting.internal(operator, "programme.lottery-create", p))  # fmt: skip
+            await lottery.commit(
+                store,
+                seal_key,
+                p,
+                DEMO_LOTTERY,
+                acting.internal(operator, "programme.lottery-commit", p),
+            )
             registering = acting.internal(operator, "programme.register", f"programme:{p}")
             await asyncio.gather(*(people.register(p, c, registering)
                                    for c in _candidates(p, public, candidates)))  # fmt: skip
@@ -190,8 +197,18 @@ async def load_programme(store: Any, settings: Settings, games_in_days: int,
             seconds, micros = await store.client.time()
             await store.client.hset(k.lottery(p, DEMO_LOTTERY), "closes_at",
                                     int(seconds) * US_PER_S + int(micros))  # fmt: skip
-            await lottery.run(store, seal_key, signer, p, DEMO_LOTTERY, b"guichet demo")
-            given = await designate.assign(store, p, DEMO_LOTTERY, operator, candidates // 2)
+            await lottery.run(
+                store,
+                seal_key,
+                signer,
+                p,
+                DEMO_LOTTERY,
+                b"guichet demo",
+                acting.internal(operator, "programme.lottery-run", p),
+            )
+            given = await designate.assign(
+                store, p, DEMO_LOTTERY, acting.internal(operator, "programme.lottery-assign", p),
+                candidates // 2)  # fmt: skip
             out[p] = {"public": public, "games": games, "operator": operator,
                       "allocated": sum(q for _, _, q in items),
                       "reclaim_on": put.spec.reclaim_on.isoformat(),

@@ -41,7 +41,7 @@ def auditor(tokens: Tokens) -> dict[str, str]:
 
 
 #: The subjects the helpers' tokens act as (central-1, op-1) and others the tests use.
-DECLARANTS = ("central-1", "op-1", "op-2", "dijop-7", "admin:test")
+DECLARANTS = ("central-1", "op-1", "op-2", "op-q", "dijop", "dijop-7", "admin:test")
 
 
 async def declare(client: Client, headers: dict[str, str], games: str = "olympic",
