@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from guichet.audit.record import GENESIS
 from guichet.store.client import Store
@@ -454,3 +456,51 @@ async def test_thirty_concurrent_registrations_write_thirty_contiguous_records(
     assert [r["action"] for r in new] == ["programme.register"] * 30
     assert [int(r["seq"]) for r in chain] == list(range(1, len(chain) + 1))
     assert all(b["prev"] == a["hash"] for a, b in itertools.pairwise(chain))
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=70),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["games", "conflicts", "programme", "pseudonym", "x"]), inner, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@hypothesis.settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(
+    body=st.one_of(
+        st.binary(max_size=120),
+        _JSONISH.map(lambda v: json.dumps(v).encode()),
+        st.lists(st.one_of(
+            st.builds(lambda p: {"programme": p}, st.text(max_size=50)),
+            st.builds(lambda p: {"pseudonym": p}, st.text(alphabet="0123456789abcdefg",
+                                                          min_size=63, max_size=65)),
+        ), max_size=5).map(lambda c: json.dumps({"games": "olympic", "conflicts": c}).encode()),
+    )
+)  # fmt: skip
+async def test_any_declaration_body_is_filed_or_refused_never_a_5xx(
+    client: Client, tokens: Tokens, body: bytes
+) -> None:
+    resp = await client.put(_DECL, data=body, headers={
+        **operator(tokens, P, subject="op-fuzz"), "Content-Type": "application/json"})  # fmt: skip
+    assert resp.status in (200, 400, 422), await resp.text()
+    if resp.status != 200:
+        assert resp.content_type == "application/problem+json"
+
+
+async def test_an_undeclared_operator_cannot_run_a_lottery(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    """The run's check is in the script that makes it effective (lottery_finish.lua)."""
+    await _programme_ready(client, tokens)
+    assert (await client.post(f"{ADMIN}/lotteries/l1/commit", headers=operator(tokens, P))).ok
+    await programme_seed_c.close_lottery(store, P, "l1")
+    who = operator(tokens, P, subject="op-late")
+    resp = await client.post(f"{ADMIN}/lotteries/l1/run", json={"beacon_text": "b"}, headers=who)
+    await _problem(resp, 403, "declaration-required")
+    shown = await (await client.get(f"{ADMIN}/lotteries/l1", headers=operator(tokens, P))).json()
+    assert shown["state"] == "committed"
