@@ -58,6 +58,7 @@ from guichet.programme import demo_plan, designate, identity, lottery, model, po
 from guichet.programme import people_service as ps
 from guichet.programme import pool_service as pls
 from guichet.programme import tickets as tk
+from guichet.programme.acting import internal
 from guichet.programme.people import Candidate, Consent, Guardian
 from guichet.signing import Keyring
 from guichet.store.client import Store, connect
@@ -176,17 +177,18 @@ class Bench:
                              "name": r.name, "category": r.category, "quantity": r.quantity}
                             for r in rows]}  # fmt: skip
         parsed = pool.parse_json(msgspec.json.encode(body))
-        loaded = await self.pools.load(parsed, ACTOR)
+        loaded = await self.pools.load(parsed, internal(ACTOR, "programme.pool-load", "pool"))
         assert all(a.code == "ok" for a in loaded), loaded
         for games in model.GAMES:
             for public in model.PUBLICS:
                 p = demo_plan.programme_id(public, games)
-                put = await self.pools.put(p, demo_plan.programme_body(public, games, self.shift),
-                                           ACTOR)  # fmt: skip
+                body_p = demo_plan.programme_body(public, games, self.shift)
+                put = await self.pools.put(p, body_p, internal(ACTOR, "programme.put", p))
                 assert put.spec is not None, put
                 self.games[p] = games
         for p, items in demo_plan.allocations(rows).items():
-            got = await self.pools.allocate(p, {model.item(s, c): q for s, c, q in items}, ACTOR)
+            counts = {model.item(s, c): q for s, c, q in items}
+            got = await self.pools.allocate(p, counts, internal(ACTOR, "programme.allocate", p))
             assert got.code == "ok", got
             public = next(u for u in model.PUBLICS if demo_plan.programme_id(u, self.games[p]) == p)
             self.lots += [Lot(p, public, f"l{i:04d}", s, c, q) for i, (s, c, q) in enumerate(items)]
@@ -204,10 +206,20 @@ class Bench:
         async def one(lot: Lot) -> None:
             request = lottery.LotteryRequest(id=lot.id, session=lot.session,
                                              category=lot.category, closes_at=closes)  # fmt: skip
+            by = demo_plan.operator_of(lot.public)
             await lottery.create(
-                self.store, lot.programme, request, demo_plan.operator_of(lot.public)
+                self.store,
+                lot.programme,
+                request,
+                internal(by, "programme.lottery-create", lot.programme),
             )
-            await lottery.commit(self.store, self.seal_key, lot.programme, lot.id, "op")
+            await lottery.commit(
+                self.store,
+                self.seal_key,
+                lot.programme,
+                lot.id,
+                internal("op", "programme.lottery-commit", lot.programme),
+            )
 
         return len(self.lots), await _many(one, self.lots, 16), "create + commit"
 
@@ -235,7 +247,9 @@ class Bench:
     async def register(self, concurrency: int) -> tuple[int, list[float], str]:
         async def one(pair: tuple[Lot, Candidate]) -> None:
             lot, c = pair
-            await self.people.register(lot.programme, c, demo_plan.operator_of(lot.public))
+            by = internal(demo_plan.operator_of(lot.public), "programme.register",
+                          f"programme:{lot.programme}/candidate")  # fmt: skip
+            await self.people.register(lot.programme, c, by)
 
         latencies = await _many(one, self._candidates(), concurrency)
         return len(latencies), latencies, f"People.register, {concurrency} in flight"
@@ -261,7 +275,8 @@ class Bench:
             async def one(lot: Lot, p: str = p, entries: dict[str, list[str]] = entries) -> None:
                 people = entries.get(lot.id, [])
                 t = await lottery.run(self.store, self.seal_key, self.draw_signer, p, lot.id,
-                                      b"bench beacon", people=people)  # fmt: skip
+                                      b"bench beacon", internal("op", "programme.lottery-run", p),
+                                      people=people)  # fmt: skip
                 assert t.entries == len(people) == lot.candidates, (lot, t.entries)
 
             latencies += await _many(one, lots, 8)
@@ -276,7 +291,8 @@ class Bench:
 
         async def one(lot: Lot) -> None:
             nonlocal given
-            a = await designate.assign(self.store, lot.programme, lot.id, "op")
+            by = internal("op", "programme.lottery-assign", lot.programme)
+            a = await designate.assign(self.store, lot.programme, lot.id, by)
             given += a.assigned
 
         latencies = await _many(one, self.lots, 8)
@@ -309,7 +325,7 @@ class Bench:
         latencies = []
         for p in self.games:
             start = time.perf_counter()
-            r = await self.pools.reclaim(p, ACTOR)
+            r = await self.pools.reclaim(p, internal(ACTOR, "programme.reclaim", f"programme:{p}"))
             latencies.append(time.perf_counter() - start)
             assert r.code == "ok", (p, r)
             total += r.tickets
@@ -334,9 +350,9 @@ class Bench:
         for p, games in self.games.items():
             public = next(u for u in model.PUBLICS if demo_plan.programme_id(u, games) == p)
             body = demo_plan.programme_body(public, games, self.shift, retention_until=yesterday)
-            await self.pools.put(p, body, ACTOR)
+            await self.pools.put(p, body, internal(ACTOR, "programme.put", f"programme:{p}"))
             start = time.perf_counter()
-            erased += await self.people.purge(p)
+            erased += await self.people.purge(p, internal(ACTOR, "programme.purge", p))
             latencies.append(time.perf_counter() - start)
             _, sample = await self.store.client.hscan(ProgrammeKeys(games).candidates(p), 0,
                                                       count=1000)  # fmt: skip

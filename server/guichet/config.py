@@ -278,6 +278,9 @@ class ProgrammeConfig(_Section, frozen=True):
     name_key_file: str = ".guichet/programme-name-key"
     #: How often each worker refreshes the programme's gauges from Redis.
     monitor_interval_s: Annotated[float, Meta(ge=0.5, le=300)] = 10.0
+    #: How long an agent's conflict-of-interest declaration holds from its filing (AFA; 0:
+    #: it expires at once, the agent cannot act).
+    declaration_valid_days: Annotated[int, Meta(ge=0, le=3660)] = 365
 
 
 class AuditConfig(_Section, frozen=True):

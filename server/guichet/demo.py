@@ -49,7 +49,7 @@ from guichet.draw.run import run as run_draw
 from guichet.draw.service import SCRIPTS as DRAW_SCRIPTS
 from guichet.draw.service import Draws
 from guichet.embedded import free_port
-from guichet.programme import demo_plan, designate, identity, lottery, model, pool, roles
+from guichet.programme import acting, demo_plan, designate, identity, lottery, model, pool, roles
 from guichet.programme import people_service as ps
 from guichet.programme import pool_service as pls
 from guichet.programme.people import Candidate, Consent, Guardian
@@ -151,7 +151,7 @@ async def load_programme(store: Any, settings: Settings, games_in_days: int,
             date=r.date, games=r.games, name=r.name)  # fmt: skip
         parsed.counts.setdefault(r.games, {})[model.item(r.session, r.category)] = r.quantity
     pools = pls.PoolService(store)
-    loaded = await pools.load(parsed, by)
+    loaded = await pools.load(parsed, acting.internal(by, "programme.pool-load", "pool"))
     if any(a.code != "ok" for a in loaded):
         raise RuntimeError(f"programme pool: {loaded}")
     plan = demo_plan.allocations(rows)
@@ -163,26 +163,52 @@ async def load_programme(store: Any, settings: Settings, games_in_days: int,
     for games in model.GAMES:
         for public in model.PUBLICS:
             p = demo_plan.programme_id(public, games)
-            put = await pools.put(p, demo_plan.programme_body(public, games, shift), by)
+            put = await pools.put(
+                p,
+                demo_plan.programme_body(public, games, shift),
+                acting.internal(by, "programme.put", f"programme:{p}"),
+            )
             items = plan[p]
-            got = await pools.allocate(p, {model.item(s, c): q for s, c, q in items}, by)
+            got = await pools.allocate(
+                p,
+                {model.item(s, c): q for s, c, q in items},
+                acting.internal(by, "programme.allocate", f"programme:{p}"),
+            )
             if put.spec is None or got.code != "ok":
                 raise RuntimeError(f"programme {p}: {put.code} / {got.code}")
             session, category, quantity = max(items, key=lambda x: x[2])
             operator = demo_plan.operator_of(public)
             await lottery.create(store, p, lottery.LotteryRequest(
                 id=DEMO_LOTTERY, session=session, category=category,
-                closes_at=datetime.now(UTC) + timedelta(hours=1)), operator)  # fmt: skip
-            await lottery.commit(store, seal_key, p, DEMO_LOTTERY, operator)
-            await asyncio.gather(*(people.register(p, c, operator)
+                closes_at=datetime.now(UTC) + timedelta(hours=1)),
+                acting.internal(operator, "programme.lottery-create", p))  # fmt: skip
+            await lottery.commit(
+                store,
+                seal_key,
+                p,
+                DEMO_LOTTERY,
+                acting.internal(operator, "programme.lottery-commit", p),
+            )
+            registering = acting.internal(operator, "programme.register", f"programme:{p}")
+            await asyncio.gather(*(people.register(p, c, registering)
                                    for c in _candidates(p, public, candidates)))  # fmt: skip
             # the demo's one shortcut: its list closes once its candidates are in
             k = ProgrammeKeys(games)
             seconds, micros = await store.client.time()
             await store.client.hset(k.lottery(p, DEMO_LOTTERY), "closes_at",
                                     int(seconds) * US_PER_S + int(micros))  # fmt: skip
-            await lottery.run(store, seal_key, signer, p, DEMO_LOTTERY, b"guichet demo")
-            given = await designate.assign(store, p, DEMO_LOTTERY, operator, candidates // 2)
+            await lottery.run(
+                store,
+                seal_key,
+                signer,
+                p,
+                DEMO_LOTTERY,
+                b"guichet demo",
+                acting.internal(operator, "programme.lottery-run", p),
+            )
+            given = await designate.assign(
+                store, p, DEMO_LOTTERY, acting.internal(operator, "programme.lottery-assign", p),
+                candidates // 2)  # fmt: skip
             out[p] = {"public": public, "games": games, "operator": operator,
                       "allocated": sum(q for _, _, q in items),
                       "reclaim_on": put.spec.reclaim_on.isoformat(),

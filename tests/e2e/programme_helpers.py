@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from guichet import auth
 from guichet.programme import roles
 from tests.conftest import Client, Tokens
@@ -36,6 +38,35 @@ def operator(tokens: Tokens, *programmes: str, subject: str = "op-1") -> dict[st
 
 def auditor(tokens: Tokens) -> dict[str, str]:
     return bearer(admin_token(tokens, roles.AUDIT, subject="auditor-1"))
+
+
+#: The subjects the helpers' tokens act as (central-1, op-1) and others the tests use.
+DECLARANTS = ("central-1", "op-1", "op-2", "op-q", "dijop", "dijop-7", "admin:test")
+
+
+async def declare(client: Client, headers: dict[str, str], games: str = "olympic",
+                  conflicts: list[dict[str, str]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """File the caller's conflict-of-interest declaration (AFA) for ``games``."""
+    resp = await client.put("/v1/admin/programme/declaration", headers=headers,
+                            json={"games": games, "conflicts": conflicts or []})  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    body: dict[str, Any] = await resp.json()
+    return body
+
+
+async def declare_all(client: Client, tokens: Tokens, *subjects: str) -> None:
+    """Every agent the tests act as declares no conflict, for both games: a programme act by an
+    operator or central token needs a current declaration."""
+    for subject in subjects or DECLARANTS:
+        for games in ("olympic", "paralympic"):
+            await declare(client, central(tokens, subject=subject), games)
+
+
+@pytest.fixture
+async def declared(client: Client, tokens: Tokens) -> None:
+    """Use with ``pytestmark = pytest.mark.usefixtures("declared")``: the helpers' agents have
+    declared (no conflict) before the test acts."""
+    await declare_all(client, tokens)
 
 
 def pool_rows(sessions: int = 3, categories: str = "AB", quantity: int = 100,

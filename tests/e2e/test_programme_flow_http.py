@@ -21,6 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from guichet import cli
 from guichet.config import Settings
 from guichet.programme.identity import normalise
@@ -31,11 +33,14 @@ from tests.e2e.programme_helpers import (
     allocate,
     auditor,
     central,
+    declared,  # noqa: F401 (the fixture)
     load_pool,
     operator,
     pool_rows,
     put_programme,
 )
+
+pytestmark = pytest.mark.usefixtures("declared")
 
 YOUTH, AGENTS = "youth-75", "agents-13"
 ADMIN = "/v1/admin/programmes"

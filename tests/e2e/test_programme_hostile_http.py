@@ -14,18 +14,22 @@ from typing import Any
 from urllib.parse import quote
 
 import hypothesis
+import pytest
 from hypothesis import strategies as st
 
 from tests.conftest import Client, Tokens
 from tests.e2e.programme_helpers import (
     allocate,
     central,
+    declared,  # noqa: F401 (the fixture)
     load_pool,
     operator,
     pool_rows,
     put_programme,
 )
 from tests.e2e.test_programme_flow_http import DAY, candidate
+
+pytestmark = pytest.mark.usefixtures("declared")
 
 P = "youth-75"
 ADMIN = f"/v1/admin/programmes/{P}"

@@ -19,6 +19,7 @@ from guichet.programme.people import decode_candidate
 from guichet.store.client import Store
 from guichet.store.keys import ProgrammeKeys
 from tests.conftest import Backend, Client, Tokens, make_settings, metric_value, settings_file
+from tests.e2e.programme_helpers import declared  # noqa: F401 (the fixture)
 from tests.programme_seed_b import (
     CRITERIA,
     NAME_KEY_HEX,
@@ -28,6 +29,8 @@ from tests.programme_seed_b import (
     set_retention,
     value,
 )
+
+pytestmark = pytest.mark.usefixtures("declared")
 
 P = "youth-75"
 FAMILY = "Quintavalle-Zorbaz"

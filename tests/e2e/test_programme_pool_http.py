@@ -19,6 +19,7 @@ from tests.e2e.programme_helpers import (
     allocate,
     auditor,
     central,
+    declared,  # noqa: F401 (the fixture)
     load_pool,
     operator,
     pool_rows,
@@ -28,6 +29,7 @@ from tests.e2e.programme_helpers import (
 )
 
 P = "youth-75"
+pytestmark = pytest.mark.usefixtures("declared")
 
 
 async def problem(resp: Any, status: int, slug: str) -> dict[str, Any]:

@@ -16,11 +16,15 @@ from guichet.config import Settings
 from guichet.programme import people_service
 from guichet.store.client import Store
 from tests.conftest import Backend, Client, Tokens, make_settings
+from tests.e2e.programme_helpers import declared  # noqa: F401 (the fixture)
 from tests.e2e.test_programme_people_http import FAMILY, P, account, candidate, central, operator
 from tests.programme_seed_b import PROGRAMME_SETTINGS, seed_programme, set_retention, value
 from tests.roundtrips import RoundTrips
 
-pytestmark = pytest.mark.inprocess("counts the app's own Redis calls")
+pytestmark = [
+    pytest.mark.inprocess("counts the app's own Redis calls"),
+    pytest.mark.usefixtures("declared"),
+]
 REGISTER = ("people_register",)
 
 

@@ -20,7 +20,10 @@ from guichet.programme.identity import NameBox, name_box
 from guichet.store.client import Store
 from tests import programme_seed_c as seed
 from tests.conftest import Backend, Client, Tokens, make_settings
+from tests.e2e.programme_helpers import declared  # noqa: F401 (the fixture)
 from tests.roundtrips import RoundTrips
+
+pytestmark = pytest.mark.usefixtures("declared")
 
 P, Q = "youth-75", "agents-13"
 FUTURE = date.today() + timedelta(days=30)

@@ -13,6 +13,7 @@ import pytest
 from guichet import cli
 from guichet.config import Settings
 from guichet.programme import pool
+from guichet.programme.acting import Acting, internal
 from guichet.programme.pool_service import PoolService, audit
 from guichet.store.client import Store
 from guichet.store.keys import ProgrammeKeys
@@ -24,6 +25,11 @@ ROWS = "games,session,date,name,category,quantity\n" + "".join(
 )  # fmt: skip
 
 
+def act(actor: str = "central-1") -> Acting:
+    """An act through the service layer, recorded as ``actor``'s."""
+    return internal(actor, "programme.test", "programme:test")
+
+
 def body(reclaim_on: date | None = None) -> pool.ProgrammeBody:
     return pool.ProgrammeBody(public="youth", games="olympic", operator="op-1",
                               retention_until=date(3000, 1, 1), criteria=["age"],
@@ -32,11 +38,11 @@ def body(reclaim_on: date | None = None) -> pool.ProgrammeBody:
 
 async def loaded(store: Store, *programmes: str, reclaim_on: date | None = None) -> PoolService:
     service = PoolService(store)
-    [answer] = await service.load(pool.parse_csv(ROWS), "central-1")
+    [answer] = await service.load(pool.parse_csv(ROWS), act())
     assert answer.code == "ok"
     assert answer.tickets == 411
     for p in programmes:
-        assert (await service.put(p, body(reclaim_on), "central-1")).code == "created"
+        assert (await service.put(p, body(reclaim_on), act())).code == "created"
     return service
 
 
@@ -46,7 +52,7 @@ async def test_50_allocations_racing_for_the_last_tickets(store: Store) -> None:
     programmes = [f"p-{i:02d}" for i in range(50)]
     service = await loaded(store, *programmes)
     answers = await asyncio.gather(*(
-        service.allocate(p, {"ATH-01:B": 2, "ATH-00:A": 1}, "central-1") for p in programmes
+        service.allocate(p, {"ATH-01:B": 2, "ATH-00:A": 1}, act()) for p in programmes
     ))  # fmt: skip
     won = [a for a in answers if a.code == "ok"]
     assert len(won) == 37
@@ -66,7 +72,7 @@ async def test_the_audit_names_a_corrupted_item(
     store: Store, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     service = await loaded(store, "youth-75")
-    assert (await service.allocate("youth-75", {"ATH-02:B": 10}, "c")).code == "ok"
+    assert (await service.allocate("youth-75", {"ATH-02:B": 10}, act("c"))).code == "ok"
     config = str(settings_file(settings, tmp_path / "ops.toml"))
     assert await asyncio.to_thread(cli.main, ["--config", config, "programme", "audit"]) == 0
     capsys.readouterr()
@@ -92,9 +98,9 @@ async def test_reclaim_resumes_after_a_crash_and_refuses_before_its_date(
     service = await loaded(store, "a", "b", "c", reclaim_on=date(2024, 5, 1))
     for p, n in (("a", 5), ("b", 7), ("c", 0)):
         if n:
-            assert (await service.allocate(p, {"ATH-01:A": n}, "central-1")).code == "ok"
+            assert (await service.allocate(p, {"ATH-01:A": n}, act())).code == "ok"
     # A reclaim killed after its first programme: 'a' is done, 'b' and 'c' are not.
-    first = await service.reclaim("a", "cli:ops")
+    first = await service.reclaim("a", act("cli:ops"))
     assert (first.code, first.tickets) == ("ok", 5)
     config = str(settings_file(settings, tmp_path / "ops.toml"))
     capsys.readouterr()
@@ -113,8 +119,8 @@ async def test_reclaim_resumes_after_a_crash_and_refuses_before_its_date(
     assert await asyncio.to_thread(cli.main, argv) == 0  # idempotent
     assert "b: reclaimed before" in capsys.readouterr().out
     # The olympic default (1 May 2024) has passed; a date far ahead has not.
-    assert (await service.put("z", body(date(2999, 5, 1)), "central-1")).code == "created"
-    assert (await service.allocate("z", {"ATH-01:A": 1}, "central-1")).code == "ok"
+    assert (await service.put("z", body(date(2999, 5, 1)), act("central-1"))).code == "created"
+    assert (await service.allocate("z", {"ATH-01:A": 1}, act())).code == "ok"
     assert await asyncio.to_thread(cli.main, argv) == 1
     out, err = capsys.readouterr()
     assert "z: NOT reclaimed: its reclaim date is 2999-04-30T22:00:00Z" in out
@@ -166,7 +172,9 @@ async def test_a_programme_created_twice_at_once_in_two_games_exists_in_one(stor
     games create it in one games' slot, and the index names that one."""
     service = PoolService(store)
     bodies = [msgspec.structs.replace(body(), games=g) for g in ("olympic", "paralympic") * 10]
-    answers = await asyncio.gather(*(PoolService(store).put("twice", b, "central") for b in bodies))
+    answers = await asyncio.gather(
+        *(PoolService(store).put("twice", b, act("central")) for b in bodies)
+    )
     created = {a.spec.games for a in answers if a.spec is not None}
     assert len(created) == 1
     refused = [a for a in answers if a.spec is None]

@@ -17,6 +17,7 @@ from guichet.config import Settings
 from guichet.draw import audit, seal
 from guichet.draw import model as draw_model
 from guichet.programme import designate, identity, lottery, tickets
+from guichet.programme.acting import Acting, internal
 from guichet.programme.tickets_refusals import Refuse
 from guichet.signing import Keyring
 from guichet.store.client import Store
@@ -60,6 +61,11 @@ def person(n: int) -> str:
     return f"{n:064x}"
 
 
+def act(actor: str = "op-1") -> Acting:
+    """An act through the service layer, recorded as ``actor``'s (no declaration: not HTTP)."""
+    return internal(actor, "programme.test", "programme:test")
+
+
 async def ran_lottery(
     store: Store, kit: Kit, lot: str = "l1", people: int = 30, alloc: int = 10,
     day: date = FUTURE, pid: str = P,
@@ -74,10 +80,10 @@ async def ran_lottery(
     closes = datetime.now(UTC) + timedelta(hours=1)
     body = lottery.LotteryRequest(id=lot, session="ATH-01", category="A", closes_at=closes)
     key = kit.seal_key
-    await lottery.create(store, pid, body, "op-1")
-    await lottery.commit(store, key, pid, lot, "op-1")
+    await lottery.create(store, pid, body, act("op-1"))
+    await lottery.commit(store, key, pid, lot, act("op-1"))
     await seed.close_lottery(store, pid, lot)
-    await lottery.run(store, key, kit.draw_signer, pid, lot, b"beacon")
+    await lottery.run(store, key, kit.draw_signer, pid, lot, b"beacon", act())
     return await lottery.ranking(store, pid, lot)
 
 
@@ -90,20 +96,20 @@ async def test_a_lottery_verifies_with_the_draw_engine(store: Store, kit: Kit) -
     await seed.candidate(store, P, person(99), "other")  # another lottery's: not an entry
     closes = datetime.now(UTC) + timedelta(hours=1)
     body = lottery.LotteryRequest(id="l1", session="ATH-01", category="A", closes_at=closes)
-    await lottery.create(store, P, body, "op-1")
+    await lottery.create(store, P, body, act("op-1"))
     with pytest.raises(Refuse) as not_committed:
-        await lottery.run(store, key, signer, P, "l1", b"")
+        await lottery.run(store, key, signer, P, "l1", b"", act())
     assert not_committed.value.code == "not_committed"
-    published = (await lottery.commit(store, key, P, "l1", "op-1")).commitment
+    published = (await lottery.commit(store, key, P, "l1", act("op-1"))).commitment
     assert published is not None
     with pytest.raises(Refuse) as still_open:
-        await lottery.run(store, key, signer, P, "l1", b"")
+        await lottery.run(store, key, signer, P, "l1", b"", act())
     assert still_open.value.code == "open"
     await seed.close_lottery(store, P, "l1")
-    t = await lottery.run(store, key, signer, P, "l1", b"the beacon")
+    t = await lottery.run(store, key, signer, P, "l1", b"the beacon", act())
     ranked = await lottery.ranking(store, P, "l1")
     assert sorted(ranked) == sorted(person(n) for n in range(25))
-    assert await lottery.run(store, key, signer, P, "l1", b"another") == t  # ran once
+    assert await lottery.run(store, key, signer, P, "l1", b"another", act()) == t  # ran once
     entries = [(lottery.STRATUM, p) for p in ranked]
     jwks = {"keys": [dict(j) for j in signer.published()]}
     assert audit.verify_pairs(t, entries, jwks=jwks, ranked_ids=ranked, commitment=published) == []
@@ -116,7 +122,7 @@ async def test_forty_concurrent_assigns_give_exactly_the_ten_tickets(
 ) -> None:
     ranked = await ran_lottery(store, kit, people=30, alloc=10)
     results = await asyncio.gather(
-        *(designate.assign(store, P, "l1", f"op-{i % 2}", most=1) for i in range(40))
+        *(designate.assign(store, P, "l1", act(f"op-{i % 2}"), most=1) for i in range(40))
     )
     assert sum(r.assigned for r in results) == 10
     assert await seed.counts(store, "ATH-01:A", P) == {"pool": 0, "alloc": 0, "assigned": 10,
@@ -141,7 +147,7 @@ async def test_the_same_person_designated_by_two_programmes_at_once_benefits_onc
         body = designate.DesignationRequest(person=person(1), session="ATH-01", category="A",
                                             justification=why)  # fmt: skip
         try:
-            return (await designate.designate(store, pid, body, "op", central=central)).ticket
+            return (await designate.designate(store, pid, body, act("op"), central=central)).ticket
         except Refuse as exc:
             return f"{exc.code}: {exc.detail}"
 
@@ -168,8 +174,8 @@ async def test_a_double_benefit_holder_is_skipped_by_the_lottery(store: Store, k
     await seed.candidate(store, Q, ranked[0])
     body = designate.DesignationRequest(person=ranked[0], session="ATH-01", category="A",
                                         justification="x" * 20)  # fmt: skip
-    await designate.designate(store, Q, body, "op-q", central=False)
-    out = await designate.assign(store, P, "l1", "op-1")
+    await designate.designate(store, Q, body, act("op-q"), central=False)
+    out = await designate.assign(store, P, "l1", act("op-1"))
     assert (out.assigned, out.double_benefit_skipped, out.allocation_left) == (2, 1, 1)
     assert (await seed.candidate_record(store, P, ranked[0]))["state"] == "candidate"
     assert await seed.invariant(store, [P, Q]) == {"ATH-01:A": 0}
@@ -189,7 +195,7 @@ async def test_a_minor_without_guardian_consent_gets_no_ticket(store: Store, kit
     for n in (1, 2):
         body = designate.DesignationRequest(person=person(n), session="ATH-01", category="A",
                                             justification="a school's exchange pupil")  # fmt: skip
-        ids[n] = (await designate.designate(store, P, body, "op-1", central=False)).ticket
+        ids[n] = (await designate.designate(store, P, body, act("op-1"), central=False)).ticket
     codes = await seed.link_codes(store)
     caller = tickets.Caller(actor="beneficiary", code=codes[ids[1]])
     with pytest.raises(Refuse) as refused:
@@ -204,7 +210,7 @@ async def test_a_minor_without_guardian_consent_gets_no_ticket(store: Store, kit
 
 async def test_withdrawal_after_the_eve_is_refused(store: Store, kit: Kit) -> None:
     ranked = await ran_lottery(store, kit, people=3, alloc=1, day=date.today())
-    await designate.assign(store, P, "l1", "op-1")
+    await designate.assign(store, P, "l1", act("op-1"))
     holder = await seed.candidate_record(store, P, ranked[0])
     service = kit.tickets(store)
     code = (await seed.link_codes(store))[holder["ticket"]]
@@ -219,7 +225,7 @@ async def test_withdrawal_reassigns_to_the_next_ranked_then_returns_to_the_pool(
     store: Store, kit: Kit
 ) -> None:
     ranked = await ran_lottery(store, kit, people=2, alloc=1)
-    await designate.assign(store, P, "l1", "op-1")
+    await designate.assign(store, P, "l1", act("op-1"))
     service = kit.tickets(store)
     first = (await seed.candidate_record(store, P, ranked[0]))["ticket"]
     code = (await seed.link_codes(store))[first]
@@ -256,7 +262,7 @@ async def test_a_programme_ticket_is_scanned_once(store: Store, kit: Kit) -> Non
     await seed.candidate(store, P, person(1))
     body = designate.DesignationRequest(person=person(1), session="ATH-01", category="A",
                                         justification="a volunteer's replacement")  # fmt: skip
-    tid = (await designate.designate(store, P, body, "op-1", central=False)).ticket
+    tid = (await designate.designate(store, P, body, act("op-1"), central=False)).ticket
     assert await tickets.scan(store, "olympic", P, tid, "SDF-1") == ("unknown", "")  # uncommitted
     k = ProgrammeKeys("olympic")
     raw: Any = await store.client.hget(k.tickets(P), tid)  # committed (as commit would)
@@ -286,7 +292,7 @@ def test_the_cli_runs_and_exports_a_lottery_that_draw_verify_accepts(
                 await seed.candidate(store, P, person(n), "l1")
             closes = datetime.now(UTC) + timedelta(hours=1)
             body = lottery.LotteryRequest(id="l1", session="ATH-01", category="A", closes_at=closes)
-            await lottery.create(store, P, body, "op-1")
+            await lottery.create(store, P, body, act("op-1"))
         finally:
             await store.close()
 
@@ -354,7 +360,7 @@ async def test_no_caller_text_passes_for_a_number_when_a_record_is_rewritten(sto
     why = "a referee's nomination by the league"
     body = designate.DesignationRequest(person=person(1), session="ATH-01", category="A",
                                         justification=why)  # fmt: skip
-    await designate.designate(store, P, body, "op", central=False)
+    await designate.designate(store, P, body, act("op"), central=False)
     record = await seed.candidate_record(store, P, person(1))
     assert record["state"] == "assigned"  # rewritten by give.lua
     assert record["consent"]["version"] == "@@int:7@@"

@@ -11,6 +11,7 @@ from typing import Annotated
 from msgspec import Meta
 
 from guichet import metrics, wire
+from guichet.programme.acting import Acting, run
 from guichet.programme.lottery import games_of, link_code
 from guichet.programme.model import CategoryId, SessionId
 from guichet.programme.tickets_refusals import Refuse
@@ -63,7 +64,7 @@ class Designated(wire.Reply, kw_only=True):
 
 
 async def assign(
-    store: Store, programme: str, lottery: str, actor: str, most: int | None = None
+    store: Store, programme: str, lottery: str, acting: Acting, most: int | None = None
 ) -> Assigned:
     """Walk the ranking from its cursor, giving tickets while the allocation lasts."""
     k = ProgrammeKeys(await games_of(store, programme))
@@ -77,7 +78,10 @@ async def assign(
         codes: list[str] = []
         for _ in range(n):
             codes += link_code()
-        raw = await store.scripts(DESIGNATE, keys, [programme, lottery, actor, LOOK, *codes])
+        last = "1" if most is not None and given + n >= most else ""
+        raw = await run(store, DESIGNATE, k, keys,
+                        [programme, lottery, acting.actor, LOOK, last, *codes], acting,
+                        programme=programme)  # fmt: skip
         code = raw[0].decode()
         if code != "ok":
             detail = {"no_lottery": f"no lottery {lottery!r} in {programme!r}",
@@ -96,7 +100,7 @@ async def assign(
 
 
 async def designate(
-    store: Store, programme: str, body: DesignationRequest, actor: str, *, central: bool
+    store: Store, programme: str, body: DesignationRequest, acting: Acting, *, central: bool
 ) -> Designated:
     """One ticket without lottery, recorded in the exceptions register. A double benefit's
     refusal names the other programme only to the central role."""
@@ -104,9 +108,9 @@ async def designate(
     keys = [k.alloc(programme), k.assigned, k.candidates(programme), k.tickets(programme),
             k.benefit, k.stats(programme), k.outbox, k.groups(programme), k.sessions,
             k.exceptions(programme)]  # fmt: skip
-    code, detail = await store.scripts(DESIGNATE_ONE, keys, [
-        programme, body.person, body.session, body.category, body.justification, actor,
-        *link_code()])  # fmt: skip
+    code, detail = await run(store, DESIGNATE_ONE, k, keys, [
+        programme, body.person, body.session, body.category, body.justification, acting.actor,
+        *link_code()], acting, programme=programme, pseudonyms=(body.person,))  # fmt: skip
     code, detail = code.decode(), detail.decode()
     if code == "ok":
         metrics.PROGRAMME_TICKETS.labels(programme, "assigned").inc()

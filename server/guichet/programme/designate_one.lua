@@ -4,9 +4,16 @@
 -- KEYS[6] stats:P  KEYS[7] outbox  KEYS[8] groups:P  KEYS[9] sessions  KEYS[10] exceptions:P
 -- ARGV[1] P  ARGV[2] person  ARGV[3] session  ARGV[4] category  ARGV[5] justification
 -- ARGV[6] actor  ARGV[7] link code  ARGV[8] its sha256 hex
+-- (+ declarations, audit chain key last; declaration ask, act last: see
+-- lua_include/declared.lua and guichet.audit's audit.lua; a refusal of declared.lua answers
+-- {'declaration_required' | 'declared_conflict', why})
 -- Returns {code, detail}  code: 'ok' (the ticket id) | 'no_session' | 'not_candidate' |
 -- 'already_designated' (the candidate's state) | 'double_benefit' (the other programme) |
 -- 'no_allocation'
+--!include guichet.audit:lua_include/audit.lua
+--!include lua_include/declared.lua
+local refused = declared_refusal()
+if refused then return refused end
 --!include lua_include/give.lua
 local K = {candidates = KEYS[3], tickets = KEYS[4], benefit = KEYS[5], stats = KEYS[6],
   outbox = KEYS[7], groups = KEYS[8], sessions = KEYS[9]}
@@ -30,4 +37,5 @@ redis.call('HINCRBY', KEYS[1], item, -1)
 redis.call('HINCRBY', KEYS[2], item, 1)
 redis.call('XADD', KEYS[10], '*', 'person', person, 'session', session, 'category', category,
   'justification', ARGV[5], 'by', ARGV[6], 'at', string.format('%d', now), 'ticket', id)
+audit_write('designated')
 return {'ok', id}

@@ -21,6 +21,8 @@ from msgspec import Meta
 from guichet import __version__, wire
 from guichet.draw import audit, model, seal
 from guichet.programme import cache
+from guichet.programme.acting import Acting
+from guichet.programme.acting import run as run_act
 from guichet.programme.model import CategoryId, SessionId
 from guichet.programme.tickets_refusals import Refuse
 from guichet.signing import Signer
@@ -91,12 +93,13 @@ async def games_of(store: Store, programme: str) -> str:
     return games
 
 
-async def create(store: Store, programme: str, body: LotteryRequest, actor: str) -> Lottery:
+async def create(store: Store, programme: str, body: LotteryRequest, acting: Acting) -> Lottery:
     k = ProgrammeKeys(await games_of(store, programme))
     closes_us = int(body.closes_at.timestamp() * US_PER_S)
-    code = (await store.scripts(
-        CREATE, [k.lottery(programme, body.id), k.programmes, k.sessions],
-        [programme, body.session, body.category, closes_us, actor])).decode()  # fmt: skip
+    code = (await run_act(
+        store, CREATE, k, [k.lottery(programme, body.id), k.programmes, k.sessions],
+        [programme, body.session, body.category, closes_us, acting.actor], acting,
+        programme=programme)).decode()  # fmt: skip
     if code != "ok":
         detail = {"exists": f"lottery {body.id!r} exists",
                   "no_session": f"no session {body.session!r}",
@@ -122,14 +125,15 @@ async def show(store: Store, programme: str, lottery: str) -> Lottery:
 
 
 async def commit(
-    store: Store, seal_key: bytes, programme: str, lottery: str, actor: str
+    store: Store, seal_key: bytes, programme: str, lottery: str, acting: Acting
 ) -> Lottery:
     """Seal a fresh seed and publish its commitment, before the candidate list closes."""
     k = ProgrammeKeys(await games_of(store, programme))
     seed, published = seal.new_seed()
     sealed = seal.seal(seal_key, draw_id(programme, lottery), seed, published)
-    code, _ = await store.scripts(COMMIT, [k.lottery(programme, lottery)],
-                                  [published, sealed.hex(), actor])  # fmt: skip
+    code, _ = await run_act(store, COMMIT, k, [k.lottery(programme, lottery)],
+                            [published, sealed.hex(), acting.actor], acting,
+                            programme=programme)  # fmt: skip
     code = code.decode()
     if code != "ok":
         detail = {"no_lottery": f"no lottery {lottery!r} in {programme!r}",
@@ -167,7 +171,7 @@ async def entries_by_lottery(store: Store, games: str, programme: str) -> dict[s
 
 async def run(
     store: Store, seal_key: bytes, signer: Signer, programme: str, lottery: str, beacon: bytes,
-    people: list[str] | None = None,
+    acting: Acting, people: list[str] | None = None,
 ) -> model.Transcript:  # fmt: skip
     """Rank the lottery's entries (after its close) and store the ranking and the signed
     transcript; a lottery that has run answers its transcript (idempotent). ``people``: its
@@ -203,9 +207,11 @@ async def run(
         software_version=__version__,
     )  # fmt: skip
     t = audit.sign(t, signer)
-    done = (await store.scripts(
-        FINISH, [key, k.ranking(programme, lottery)],
-        [msgspec.json.encode(t), now, *ranked])).decode()  # fmt: skip
+    # the run's record is written here, where it takes effect (lottery_finish.lua); a lottery
+    # is not barred by a conflict with a person: its order is chance, nobody's choice
+    done = (await run_act(
+        store, FINISH, k, [key, k.ranking(programme, lottery)],
+        [msgspec.json.encode(t), now, *ranked], acting, programme=programme)).decode()  # fmt: skip
     if done == "run":  # another run won the race: its transcript stands
         return await transcript(store, programme, lottery)
     return t

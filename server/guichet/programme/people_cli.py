@@ -6,14 +6,17 @@ import argparse
 
 from guichet import opscli
 from guichet.config import Settings
+from guichet.programme.acting import cli_act
 from guichet.programme.people_refusals import PeopleRefused
 from guichet.programme.people_service import PURGE_BATCH, SCRIPTS, People
 from guichet.store.client import Store
 
 
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    act = cli_act(settings.audit, "programme.purge", f"programme:{args.programme}")
+
     async def work(store: Store) -> int:
-        return await People(store).purge(args.programme, count=args.batch)
+        return await People(store).purge(args.programme, act, count=args.batch)
 
     try:
         purged = opscli.with_store(settings, SCRIPTS, work)

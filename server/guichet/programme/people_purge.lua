@@ -4,9 +4,16 @@
 -- KEYS[1] programmes   KEYS[2] candidates:<P>   KEYS[3] stats:<P>
 -- ARGV[1] programme   ARGV[2] the spec's retention_until the caller read (YYYY-MM-DD)
 -- ARGV[3] its cutoff in µs (00:00 Paris)   ARGV[4] HSCAN cursor   ARGV[5] batch size
+-- (+ declarations, audit chain key last; declaration ask, act last: see
+-- lua_include/declared.lua and guichet.audit's audit.lua; a refusal of declared.lua answers
+-- {'declaration_required' | 'declared_conflict', why})
 -- Returns {code, next cursor ('0' when done), names erased in this batch}
 --   code: 'ok' | 'no_programme' | 'stale' (the retention date changed: read it again)
 --         | 'early' (before the cutoff)
+--!include guichet.audit:lua_include/audit.lua
+--!include lua_include/declared.lua
+local refused = declared_refusal()
+if refused then return refused end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local spec = redis.call('HGET', KEYS[1], ARGV[1])
@@ -40,4 +47,6 @@ for i = 1, #fields, 2 do
   if changed then purged = purged + 1 end
 end
 if purged > 0 then redis.call('HINCRBY', KEYS[3], 'purged', purged) end
+-- One record per purge: written by the batch that ends it (cursor '0').
+if page[1] == '0' then audit_write('purged') end
 return {'ok', page[1], purged}

@@ -12,11 +12,18 @@
 -- criteria not attested ('' none)   ARGV[10] '1' when a leader names another group than its own
 -- ARGV[11] the number n of field checks, then n pairs (field index, UTC day number since the
 -- epoch that must not be after today's, or '' for a field already known invalid)
+-- (+ declarations, audit chain key last; declaration ask, act last: see
+-- lua_include/declared.lua and guichet.audit's audit.lua; a refusal of declared.lua answers
+-- {'declaration_required' | 'declared_conflict', why})
 -- Returns {code, minor ('1' | '0'), the lottery's session day ('' unknown) | the current spec
 -- ('stale') | the field index ('invalid')}
 --   code: 'created' | 'no_programme' | 'stale' | 'invalid' | 'criteria' | 'not_your_group'
 --         | 'retention_over' | 'no_group' | 'no_lottery' | 'lottery_closed'
 --         | 'already_registered'
+--!include guichet.audit:lua_include/audit.lua
+--!include lua_include/declared.lua
+local refused = declared_refusal()
+if refused then return refused end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local spec = redis.call('HGET', KEYS[1], ARGV[1])
@@ -60,4 +67,5 @@ end
 redis.call('HSET', KEYS[2], ARGV[2], record .. string.format('%d', now) .. '}')
 redis.call('HINCRBY', KEYS[3], 'candidates', 1)
 redis.call('HINCRBY', KEYS[3], 'eligible', 1)
+audit_write('created')
 return {'created', minor, day}

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from guichet import errors, metrics, openapi, webio, wire
 from guichet.programme import identity, people, roles
+from guichet.programme.acting import Acting, leader_act, operator_act
 from guichet.programme.people_refusals import PeopleRefused
 from guichet.programme.people_service import SCRIPTS as SERVICE_SCRIPTS
 from guichet.programme.people_service import People, Registered
@@ -100,6 +101,15 @@ def _person(request: web.Request) -> str:
     return value
 
 
+async def _acting(
+    request: web.Request, actor: str, leader: str | None, action: str, object: str
+) -> Acting:
+    """The act of an operator (declaration checked) or of a group leader (not)."""
+    if leader is None:
+        return await operator_act(request, actor, action, object)
+    return await leader_act(request, actor, action, object)
+
+
 def _registration(programme: str, r: Registered) -> Registration:
     needed = r.minor
     consent = "given" if r.record.guardian else ("missing" if needed else "not-needed")
@@ -131,7 +141,9 @@ async def _register(
 ) -> web.Response:
     try:
         body = await webio.read_json(request, people.Candidate)
-        r = await request.app[PEOPLE].register(programme, body, actor, leader=leader, group=group)
+        acting = await _acting(request, actor, leader, "programme.register",
+                               f"programme:{programme}/candidate")  # fmt: skip
+        r = await request.app[PEOPLE].register(programme, body, acting, leader=leader, group=group)
     except PeopleRefused as refused:
         metrics.PROGRAMME_REGISTRATION_REFUSALS.labels(refused.code).inc()
         raise refused.problem() from None
@@ -184,10 +196,12 @@ def _refused(refused: PeopleRefused) -> errors.Problem:
 )  # fmt: skip
 async def show_candidate(request: web.Request) -> web.Response:
     programme = _programme(request)
-    roles.operator(request, programme)
+    admin = roles.operator(request, programme)
     person = _person(request)
+    acting = await operator_act(request, roles.actor_of(admin), "programme.candidate-read",
+                                f"programme:{programme}/candidate")  # fmt: skip
     try:
-        record = await request.app[PEOPLE].candidate(programme, person)
+        record = await request.app[PEOPLE].candidate(programme, person, acting)
     except PeopleRefused as refused:
         raise _refused(refused) from None
     return webio.respond(_candidate(programme, person, record))
@@ -198,8 +212,10 @@ async def _guardian(
 ) -> web.Response:
     person = _person(request)
     body = await webio.read_json(request, people.Guardian)
+    acting = await _acting(request, actor, leader, "programme.guardian",
+                           f"programme:{programme}/candidate")  # fmt: skip
     try:
-        record = await request.app[PEOPLE].guardian(programme, person, body, actor,
+        record = await request.app[PEOPLE].guardian(programme, person, body, acting,
                                                     leader=leader, group=group)  # fmt: skip
     except PeopleRefused as refused:
         raise _refused(refused) from None
@@ -238,11 +254,13 @@ async def leader_guardian(request: web.Request) -> web.Response:
 )  # fmt: skip
 async def give_reuse(request: web.Request) -> web.Response:
     programme = _programme(request)
-    roles.operator(request, programme)
+    admin = roles.operator(request, programme)
     person = _person(request)
     body = await webio.read_json(request, people.ReuseConsent)
+    acting = await operator_act(request, roles.actor_of(admin), "programme.reuse-consent",
+                                f"programme:{programme}/candidate")  # fmt: skip
     try:
-        record = await request.app[PEOPLE].reuse(programme, person, body.version)
+        record = await request.app[PEOPLE].reuse(programme, person, body.version, acting)
     except PeopleRefused as refused:
         raise _refused(refused) from None
     return webio.respond(_candidate(programme, person, record))
@@ -254,10 +272,12 @@ async def give_reuse(request: web.Request) -> web.Response:
 )  # fmt: skip
 async def revoke_reuse(request: web.Request) -> web.Response:
     programme = _programme(request)
-    roles.operator(request, programme)
+    admin = roles.operator(request, programme)
     person = _person(request)
+    acting = await operator_act(request, roles.actor_of(admin), "programme.reuse-consent",
+                                f"programme:{programme}/candidate")  # fmt: skip
     try:
-        record = await request.app[PEOPLE].reuse(programme, person, None)
+        record = await request.app[PEOPLE].reuse(programme, person, None, acting)
     except PeopleRefused as refused:
         raise _refused(refused) from None
     return webio.respond(_candidate(programme, person, record))
@@ -270,10 +290,12 @@ async def revoke_reuse(request: web.Request) -> web.Response:
 )  # fmt: skip
 async def reuse_consents(request: web.Request) -> web.Response:
     programme = _programme(request)
-    roles.operator(request, programme)
+    admin = roles.operator(request, programme)
+    acting = await operator_act(request, roles.actor_of(admin), "programme.reuse-consents-read",
+                                f"programme:{programme}")  # fmt: skip
     rows: list[ReuseConsentItem] = []
     try:
-        async for row in request.app[PEOPLE].reuse_consents(programme):
+        async for row in request.app[PEOPLE].reuse_consents(programme, acting):
             rows.append(ReuseConsentItem(pseudonym=row.pseudonym, version=row.version,
                                          at=_at(row.at_us)))  # fmt: skip
     except PeopleRefused as refused:
@@ -292,8 +314,10 @@ async def invite(request: web.Request) -> web.Response:
     programme = _programme(request)
     admin = roles.operator(request, programme)
     body = await webio.read_json(request, people.Invite)
+    acting = await operator_act(request, roles.actor_of(admin), "programme.group",
+                                f"programme:{programme}/group:{body.id}")  # fmt: skip
     try:
-        created, g = await request.app[PEOPLE].invite(programme, body, roles.actor_of(admin))
+        created, g = await request.app[PEOPLE].invite(programme, body, acting)
     except PeopleRefused as refused:
         raise _refused(refused) from None
     return webio.respond(_group(programme, body.id, g), status=201 if created else 200)
@@ -304,8 +328,10 @@ async def _mobility(
 ) -> web.Response:
     group = webio.slug_param(request, "group")
     body = await webio.read_json(request, people.Mobility)
+    acting = await _acting(request, actor, leader, "programme.mobility",
+                           f"programme:{programme}/group:{group}")  # fmt: skip
     try:
-        g = await request.app[PEOPLE].mobility(programme, group, body.count, actor, leader)
+        g = await request.app[PEOPLE].mobility(programme, group, body.count, acting, leader)
     except PeopleRefused as refused:
         raise _refused(refused) from None
     return webio.respond(_group(programme, group, g))
@@ -342,10 +368,12 @@ async def operator_mobility(request: web.Request) -> web.Response:
     response=Purged, auth="admin", scope=roles.CENTRAL, errors=(403, 404, 409), tags=TAGS,
 )  # fmt: skip
 async def purge(request: web.Request) -> web.Response:
-    roles.central(request)
+    admin = roles.central(request)
     programme = _programme(request)
+    acting = await operator_act(request, roles.actor_of(admin), "programme.purge",
+                                f"programme:{programme}")  # fmt: skip
     try:
-        purged = await request.app[PEOPLE].purge(programme)
+        purged = await request.app[PEOPLE].purge(programme, acting)
     except PeopleRefused as refused:
         raise _refused(refused) from None
     metrics.PROGRAMME_NAMES_PURGED.labels(programme).inc(purged)

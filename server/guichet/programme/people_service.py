@@ -12,7 +12,8 @@ from typing import Any
 
 import msgspec
 
-from guichet.programme import cache, identity, model
+from guichet.programme import access, cache, identity, model
+from guichet.programme.acting import Acting, run
 from guichet.programme.people import (
     Candidate,
     CandidateRecord,
@@ -128,7 +129,7 @@ class People:
     # --- registration ---------------------------------------------------------------------------
 
     async def register(
-        self, programme: str, c: Candidate, actor: str, *, leader: str | None = None,
+        self, programme: str, c: Candidate, acting: Acting, *, leader: str | None = None,
         group: str | None = None,
     ) -> Registered:  # fmt: skip
         """Register ``c`` (by an operator; or by ``leader`` for its ``group``): one round trip
@@ -147,7 +148,7 @@ class People:
         prefix = b""
         if valid:
             record = candidate_record(c, person=person, games=k.games, box=self._box,
-                                      actor=actor, group=group)  # fmt: skip
+                                      actor=acting.actor, group=group)  # fmt: skip
             prefix = record_prefix(record)
         keys = [k.programmes, k.candidates(programme), k.stats(programme),
                 k.lottery(programme, c.lottery), k.sessions, k.groups(programme),
@@ -163,7 +164,16 @@ class People:
             cutoff = "" if until is None else str(retention_cutoff(until))
             args = [programme, person, prefix, group or "", leader or "", cutoff, majority,
                     raw_spec, missing, "1" if mismatch else "", len(checks), *fields]  # fmt: skip
-            raw_code, minor, day = await self.store.scripts(REGISTER, keys, args)
+            raw_code, minor, day = await run(
+                self.store,
+                REGISTER,
+                k,
+                keys,
+                args,
+                acting,
+                programme=programme,
+                pseudonyms=(person,),
+            )
             code: RegisterCode = code_of(raw_code, RegisterCode, "people_register")
             match code:
                 case "stale":
@@ -186,9 +196,11 @@ class People:
                     raise PeopleRefused(code, _DETAILS[code])
         raise RuntimeError("the programme's spec keeps changing")
 
-    async def candidate(self, programme: str, person: str) -> CandidateRecord:
+    async def candidate(self, programme: str, person: str, acting: Acting) -> CandidateRecord:
+        """The candidate's record: an act of access (recorded, declaration checked)."""
         k = await self.keys(programme)
-        raw = await self.client.hget(k.candidates(programme), person)
+        raw = await access.read(self.store, k, k.candidates(programme), person, acting,
+                                programme=programme, pseudonyms=(person,))  # fmt: skip
         if raw is None:
             raise PeopleRefused("no_candidate", "no such candidate in this programme")
         return decode_candidate(raw)
@@ -197,7 +209,7 @@ class People:
 
     async def _update(
         self, programme: str, person: str,
-        change: Callable[[CandidateRecord, int], CandidateRecord | None], *,
+        change: Callable[[CandidateRecord, int], CandidateRecord | None], acting: Acting, *,
         leader: str | None = None,
         group: str | None = None,
     ) -> CandidateRecord:  # fmt: skip
@@ -216,7 +228,9 @@ class People:
         for _ in range(_STALE_RETRIES):
             group_of = "" if record is None else record.group or ""
             args = [person, raw, new, leader or "", group_of]
-            answer, current, now = await self.store.scripts(UPDATE, keys, args)
+            answer, current, now = await run(
+                self.store, UPDATE, k, keys, args, acting, programme=programme, pseudonyms=(person,)
+            )
             code: UpdateCode = code_of(answer, UpdateCode, "people_update")
             match code:
                 case "ok":
@@ -237,7 +251,7 @@ class People:
         raise RuntimeError("the candidate's record keeps changing")
 
     async def guardian(
-        self, programme: str, person: str, g: Guardian, actor: str, *,
+        self, programme: str, person: str, g: Guardian, acting: Acting, *,
         leader: str | None = None, group: str | None = None,
     ) -> CandidateRecord:  # fmt: skip
         """Record a legal guardian's consent (once; 409 if one is recorded already)."""
@@ -258,12 +272,15 @@ class People:
                                     "no guardian's consent can be recorded")  # fmt: skip
             if record.guardian is not None:
                 raise PeopleRefused("guardian_recorded", "a guardian's consent is recorded already")
-            given = guardian_record(g, actor, today_utc(now), games=games, person=person, box=box)
+            given = guardian_record(g, acting.actor, today_utc(now), games=games, person=person,
+                                    box=box)  # fmt: skip
             return msgspec.structs.replace(record, guardian=given)
 
-        return await self._update(programme, person, change, leader=leader, group=group)
+        return await self._update(programme, person, change, acting, leader=leader, group=group)
 
-    async def reuse(self, programme: str, person: str, version: str | None) -> CandidateRecord:
+    async def reuse(
+        self, programme: str, person: str, version: str | None, acting: Acting
+    ) -> CandidateRecord:
         """Give (``version``) or revoke (None: the right to object) consent to reuse."""
 
         def change(record: CandidateRecord, now: int) -> CandidateRecord | None:
@@ -273,11 +290,15 @@ class People:
                 return None
             return msgspec.structs.replace(record, reuse=ReuseRecord(version=version, at=now))
 
-        return await self._update(programme, person, change)
+        return await self._update(programme, person, change, acting)
 
-    async def reuse_consents(self, programme: str) -> AsyncIterator[ReuseConsentRow]:
-        """The candidates that gave consent to reuse and did not object since."""
+    async def reuse_consents(
+        self, programme: str, acting: Acting
+    ) -> AsyncIterator[ReuseConsentRow]:
+        """The candidates that gave consent to reuse and did not object since (the export is
+        an act of access: recorded, declaration checked, before it streams)."""
         k = await self.keys(programme)
+        await access.read(self.store, k, k.candidates(programme), "", acting, programme=programme)
         async for person, raw in self.client.hscan_iter(k.candidates(programme), count=1000):
             record = decode_candidate(raw)
             if record.reuse is not None:
@@ -285,13 +306,15 @@ class People:
 
     # --- groups ---------------------------------------------------------------------------------
 
-    async def invite(self, programme: str, invite: Invite, actor: str) -> tuple[bool, GroupRecord]:
+    async def invite(
+        self, programme: str, invite: Invite, acting: Acting
+    ) -> tuple[bool, GroupRecord]:
         """Create a group led by ``invite.leader``: (created, the group)."""
         k = await self.keys(programme)
         keys = [k.programmes, k.groups(programme), k.leaders(programme)]
-        raw_code, value = await self.store.scripts(
-            GROUP, keys, [programme, invite.id, invite.leader, actor]
-        )
+        raw_code, value = await run(self.store, GROUP, k, keys,
+                                    [programme, invite.id, invite.leader, acting.actor], acting,
+                                    programme=programme)  # fmt: skip
         code: GroupCode = code_of(raw_code, GroupCode, "people_group")
         if code == "no_programme":
             raise PeopleRefused(code, f"no programme {programme!r}")
@@ -300,13 +323,13 @@ class People:
         return code == "created", decode_group(value)
 
     async def mobility(
-        self, programme: str, group: str, count: int, actor: str, leader: str | None = None
+        self, programme: str, group: str, count: int, acting: Acting, leader: str | None = None
     ) -> GroupRecord:
         """Set the group's mobility needs (a count for the group)."""
         k = await self.keys(programme)
-        raw_code, value = await self.store.scripts(
-            MOBILITY, [k.groups(programme), k.leaders(programme)],
-            [group, count, actor, leader or ""])  # fmt: skip
+        raw_code, value = await run(
+            self.store, MOBILITY, k, [k.groups(programme), k.leaders(programme)],
+            [group, count, acting.actor, leader or ""], acting, programme=programme)  # fmt: skip
         code: MobilityCode = code_of(raw_code, MobilityCode, "people_mobility")
         if code == "no_group":
             raise PeopleRefused("unknown_group", "no such group in this programme")
@@ -317,7 +340,7 @@ class People:
     # --- purge ----------------------------------------------------------------------------------
 
     async def purge_batch(
-        self, programme: str, cursor: str, count: int = PURGE_BATCH
+        self, programme: str, cursor: str, acting: Acting, count: int = PURGE_BATCH
     ) -> tuple[str, int]:
         """One batch of the purge: (next cursor, '0' when done; names erased). One round trip
         when this worker has seen the spec: the script checks the retention date it decided on
@@ -336,7 +359,8 @@ class People:
             until = spec.retention_until
             keys = [k.programmes, k.candidates(programme), k.stats(programme)]
             args = [programme, until.isoformat(), retention_cutoff(until), cursor, count]
-            raw_code, after, purged = await self.store.scripts(PURGE, keys, args)
+            raw_code, after, purged = await run(self.store, PURGE, k, keys, args, acting,
+                                                programme=programme)  # fmt: skip
             code: PurgeCode = code_of(raw_code, PurgeCode, "people_purge")
             match code:
                 case "ok":
@@ -352,11 +376,13 @@ class People:
                     continue
         raise RuntimeError("the programme's retention date keeps changing")
 
-    async def purge(self, programme: str, cursor: str = "0", count: int = PURGE_BATCH) -> int:
+    async def purge(
+        self, programme: str, acting: Acting, cursor: str = "0", count: int = PURGE_BATCH
+    ) -> int:
         """Erase every name of the programme's candidates (after its retention date)."""
         total = 0
         while True:
-            cursor, purged = await self.purge_batch(programme, cursor, count)
+            cursor, purged = await self.purge_batch(programme, cursor, acting, count)
             total += purged
             if cursor == "0":
                 return total

@@ -10,8 +10,15 @@
 -- ARGV[1] pseudonym   ARGV[2] the record as read ('' to read it)   ARGV[3] the new record
 -- ARGV[4] the leader's account ('' when an operator acts)   ARGV[5] the record's group
 -- (leaders only)
+-- (+ declarations, audit chain key last; declaration ask, act last: see
+-- lua_include/declared.lua and guichet.audit's audit.lua; a refusal of declared.lua answers
+-- {'declaration_required' | 'declared_conflict', why})
 -- Returns {code, the current record ('stale'; else ''), Redis TIME in µs}
 --   code: 'ok' | 'missing' | 'stale' (decide again on this record) | 'not_your_group'
+--!include guichet.audit:lua_include/audit.lua
+--!include lua_include/declared.lua
+local refused = declared_refusal()
+if refused then return refused end
 local t = redis.call('TIME')
 local now = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))
 local current = redis.call('HGET', KEYS[1], ARGV[1])
@@ -34,4 +41,5 @@ if none(old.guardian) and not none(new.guardian) and old.state == 'assigned'
     if old.majority_on > day then redis.call('HINCRBY', KEYS[3], 'consents_missing', -1) end
   end
 end
+audit_write('updated')
 return {'ok', '', now}

@@ -13,8 +13,11 @@ from typing import Any
 import msgspec
 
 from guichet import opscli, wire
+from guichet.audit import web as audit_web
+from guichet.audit.act import Digester
 from guichet.config import Settings
 from guichet.programme import model, pool
+from guichet.programme.acting import Acting, cli_act
 from guichet.programme.pool_service import SCRIPTS, PoolService, audit
 from guichet.units import US_PER_S
 
@@ -23,15 +26,21 @@ def _actor(args: argparse.Namespace) -> str:
     return str(args.by or f"cli:{getpass.getuser()}")
 
 
+def _act(
+    args: argparse.Namespace, settings: Settings | Digester, action: str, object: str
+) -> Acting:
+    cfg = settings.audit if isinstance(settings, Settings) else settings
+    return cli_act(cfg, action, object, _actor(args))
+
+
 def cmd_pool_load(args: argparse.Namespace, settings: Settings) -> int:
     """Parse the whole file first: a bad row stops everything, with its line."""
     try:
         parsed = pool.parse(Path(args.file).read_bytes(), args.file)
     except (OSError, pool.PoolError) as exc:
         return opscli.fail(f"{args.file}: {exc}; nothing was loaded")
-    answers = opscli.with_store(
-        settings, SCRIPTS, lambda s: PoolService(s).load(parsed, _actor(args))
-    )
+    act = _act(args, settings, "programme.pool-load", "pool")
+    answers = opscli.with_store(settings, SCRIPTS, lambda s: PoolService(s).load(parsed, act))
     for a in answers:
         if a.code == "pool_loaded":
             return opscli.fail(f"the {a.games} pool is loaded already ({a.tickets} tickets); "
@@ -55,8 +64,9 @@ def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
         body = msgspec.convert(fields, pool.ProgrammeBody, strict=False)
     except msgspec.ValidationError as exc:
         return opscli.fail(f"invalid programme: {exc}")
+    act = _act(args, settings, "programme.put", f"programme:{args.programme}")
     put = opscli.with_store(
-        settings, SCRIPTS, lambda s: PoolService(s).put(args.programme, body, _actor(args))
+        settings, SCRIPTS, lambda s: PoolService(s).put(args.programme, body, act)
     )
     if put.code is None:
         return opscli.fail(f"programme {args.programme} is of the {put.fixed} games; "
@@ -91,9 +101,10 @@ def cmd_allocate(args: argparse.Namespace, settings: Settings) -> int:
         if item in counts:
             return opscli.fail(f"{item} given twice")
         counts[item] = quantity
+    act = _act(args, settings, "programme.allocate", f"programme:{args.programme}")
     answer = opscli.with_store(
         settings, SCRIPTS,
-        lambda s: PoolService(s).allocate(args.programme, counts, _actor(args)),
+        lambda s: PoolService(s).allocate(args.programme, counts, act),
     )  # fmt: skip
     if answer.code == "no_programme":
         return opscli.fail(f"no programme {args.programme!r}")
@@ -133,11 +144,14 @@ def cmd_reclaim(args: argparse.Namespace, settings: Settings) -> int:
     """Reclaim every programme of the games, one script each: a programme done before (a run
     killed midway) is skipped, so running it again finishes the job."""
 
+    digester = audit_web.digester(settings.audit)
+
     async def work(store: Any) -> list[tuple[str, Any]]:
         service = PoolService(store)
         out = []
         for programme in await service.programmes(args.games):
-            out.append((programme, await service.reclaim(programme, _actor(args))))
+            act = _act(args, digester, "programme.reclaim", f"programme:{programme}")
+            out.append((programme, await service.reclaim(programme, act)))
         return out
 
     results = opscli.with_store(settings, SCRIPTS, work)

@@ -14,6 +14,7 @@ from guichet import errors, openapi, webio, wire
 from guichet.auth import Admin, Refused, bearer
 from guichet.programme import model, pool, roles
 from guichet.programme import pool_refusals as refusals
+from guichet.programme.acting import body_act, operator_act
 from guichet.programme.pool_service import SCRIPTS as SERVICE_SCRIPTS
 from guichet.programme.pool_service import PoolService, Reclaimed, audit
 from guichet.state import STORE, VERIFIER, admin_of
@@ -162,7 +163,8 @@ async def put_pool(request: web.Request) -> web.Response:
         parsed = pool.parse(raw, content_type=request.content_type)
     except pool.PoolError as exc:
         raise errors.invalid_body([errors.FieldError(field="body", detail=str(exc))]) from None
-    answers = await request.app[POOL].load(parsed, roles.actor_of(admin))
+    acting = body_act(request, roles.actor_of(admin), "programme.pool-load", "pool", raw)
+    answers = await request.app[POOL].load(parsed, acting)
     for a in answers:
         if a.code == "pool_loaded":
             raise refusals.problem(a.code, "", refusals.Facts(games=a.games, left=a.tickets))
@@ -259,7 +261,9 @@ async def put_programme(request: web.Request) -> web.Response:
     programme = _programme_id(request)
     body = await webio.read_json(request, pool.ProgrammeBody)
     service = request.app[POOL]
-    put = await service.put(programme, body, roles.actor_of(admin))
+    acting = await operator_act(request, roles.actor_of(admin), "programme.put",
+                                f"programme:{programme}")  # fmt: skip
+    put = await service.put(programme, body, acting)
     if put.code is None:
         raise refusals.problem("games_fixed", programme, refusals.Facts(value=put.fixed))
     if put.code == "public_fixed":
@@ -302,7 +306,9 @@ async def allocate(request: web.Request) -> web.Response:
     programme = _programme_id(request)
     body = await webio.read_json(request, pool.AllocationBody)
     service = request.app[POOL]
-    answer = await service.allocate(programme, body.counts(), roles.actor_of(admin))
+    acting = await operator_act(request, roles.actor_of(admin), "programme.allocate",
+                                f"programme:{programme}")  # fmt: skip
+    answer = await service.allocate(programme, body.counts(), acting)
     if answer.code != "ok":
         facts = refusals.Facts(item=answer.item, left=answer.tickets)
         raise refusals.problem(answer.code, programme, facts)
@@ -339,7 +345,9 @@ async def reclaim(request: web.Request) -> web.Response:
     service = request.app[POOL]
     results = []
     for programme in await service.programmes(body.games):
-        r = await service.reclaim(programme, roles.actor_of(admin))
+        acting = await operator_act(request, roles.actor_of(admin), "programme.reclaim",
+                                    f"programme:{programme}")  # fmt: skip
+        r = await service.reclaim(programme, acting)
         if r.code != "no_programme":
             results.append(outcome(programme, r))
     early = [r for r in results if r.outcome == "too_early"]

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from guichet.programme import cache, model
+from guichet.programme.acting import Acting, run
 from guichet.programme.pool import Pool, ProgrammeBody, ProgrammeSpec, SessionInfo, spec_of
 from guichet.programme.pool_refusals import AllocateCode, LoadCode, PutCode, ReclaimCode
 from guichet.refusals import code_of
@@ -113,32 +114,32 @@ class PoolService:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def load(self, pool: Pool, by: str) -> list[Loaded]:
+    async def load(self, pool: Pool, acting: Acting) -> list[Loaded]:
         """Load each games of the file, once. If any games of the file is loaded already,
         nothing is loaded and that games is answered 'pool_loaded'."""
         for games in sorted(pool.counts):
             k = ProgrammeKeys(games)
             if await self.store.client.exists(k.loaded):
-                code, total = await self._load(games, pool, by)  # answers 'pool_loaded'
+                code, total = await self._load(games, pool, acting)  # answers 'pool_loaded'
                 return [Loaded(games, code, total)]
-        return [Loaded(g, *(await self._load(g, pool, by))) for g in sorted(pool.counts)]
+        return [Loaded(g, *(await self._load(g, pool, acting))) for g in sorted(pool.counts)]
 
-    async def _load(self, games: str, pool: Pool, by: str) -> tuple[LoadCode, int]:
+    async def _load(self, games: str, pool: Pool, acting: Acting) -> tuple[LoadCode, int]:
         k = ProgrammeKeys(games)
         counts = pool.counts[games]
         items = [x for pair in counts.items() for x in pair]
         sessions = [x for s, info in pool.sessions.get(games, {}).items()
                     for x in (s, msgspec.json.encode(info))]  # fmt: skip
-        code, total = await self.store.scripts(
-            POOL_LOAD, [k.loaded, k.pool, k.sessions, k.journal(), k.calendar],
-            [by, len(counts), *items, *sessions],
+        code, total = await run(
+            self.store, POOL_LOAD, k, [k.loaded, k.pool, k.sessions, k.journal(), k.calendar],
+            [acting.actor, len(counts), *items, *sessions], acting,
         )  # fmt: skip
         return code_of(code, LoadCode, "pool_load"), int(total)
 
     async def games_of(self, programme: str) -> str | None:
         return await cache.games_of(self.store, programme)
 
-    async def put(self, programme: str, body: ProgrammeBody, by: str) -> Put:
+    async def put(self, programme: str, body: ProgrammeBody, acting: Acting) -> Put:
         known = await self.games_of(programme)
         # A new id is claimed for this games first: two PUTs naming different games at once
         # must not create it in both slots (the index is its own slot).
@@ -149,10 +150,11 @@ class PoolService:
         if known is not None and known != body.games:
             return Put(None, None, known)
         k = ProgrammeKeys(body.games)
-        spec = spec_of(programme, body, by)
-        code, detail = await self.store.scripts(
-            PROGRAMME_PUT, [k.programmes, k.journal()], [programme, msgspec.json.encode(spec), by]
-        )
+        spec = spec_of(programme, body, acting.actor)
+        code, detail = await run(
+            self.store, PROGRAMME_PUT, k, [k.programmes, k.journal()],
+            [programme, msgspec.json.encode(spec), acting.actor], acting, programme=programme,
+        )  # fmt: skip
         answer = code_of(code, PutCode, "programme_put")
         if answer == "public_fixed":
             return Put(answer, None, detail.decode())
@@ -183,20 +185,21 @@ class PoolService:
         raw: dict[Any, Any] = await self.store.client.hgetall(ProgrammeKeys(games).sessions)
         return {k.decode(): _SESSION.decode(v) for k, v in sorted(raw.items())}
 
-    async def allocate(self, programme: str, counts: dict[str, int], by: str) -> Allocated:
+    async def allocate(self, programme: str, counts: dict[str, int], acting: Acting) -> Allocated:
         games = await self.games_of(programme)
         if games is None:
             return Allocated("no_programme", "", 0)
         k = ProgrammeKeys(games)
-        code, item, n = await self.store.scripts(
-            ALLOCATE,
+        code, item, n = await run(
+            self.store, ALLOCATE, k,
             [k.programmes, k.pool, k.alloc(programme), k.stats(programme), k.reclaims,
              k.journal()],
-            [programme, by, *(x for pair in counts.items() for x in pair)],
+            [programme, acting.actor, *(x for pair in counts.items() for x in pair)], acting,
+            programme=programme,
         )  # fmt: skip
         return Allocated(code_of(code, AllocateCode, "allocate"), item.decode(), int(n))
 
-    async def reclaim(self, programme: str, by: str) -> Reclaimed:
+    async def reclaim(self, programme: str, acting: Acting) -> Reclaimed:
         """Return the programme's unassigned tickets to the pool on its reclaim date."""
         for _ in range(3):  # 'stale': the reclaim date changed between the read and the script
             spec = await self.spec(programme)
@@ -204,11 +207,12 @@ class PoolService:
                 return Reclaimed("no_programme", 0, 0)
             k = ProgrammeKeys(spec.games)
             at = reclaim_at_us(spec.reclaim_on)
-            code, n = await self.store.scripts(
-                RECLAIM,
+            code, n = await run(
+                self.store, RECLAIM, k,
                 [k.programmes, k.alloc(programme), k.pool, k.stats(programme), k.reclaims,
                  k.journal()],
-                [programme, spec.reclaim_on.isoformat(), at, by],
+                [programme, spec.reclaim_on.isoformat(), at, acting.actor], acting,
+                programme=programme,
             )  # fmt: skip
             answer = Reclaimed(code_of(code, ReclaimCode, "reclaim"), int(n), at)
             if answer.code != "stale":

@@ -7,10 +7,18 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from guichet.background import Periodic
-from guichet.programme import monitor, people_routes, pool_routes, tickets_routes
+from guichet.programme import (
+    access,
+    declarations,
+    monitor,
+    people_routes,
+    pool_routes,
+    tickets_routes,
+)
 from guichet.state import SETTINGS, STORE
 
-SCRIPTS = (*pool_routes.SCRIPTS, *people_routes.SCRIPTS, *tickets_routes.SCRIPTS)
+SCRIPTS = (*pool_routes.SCRIPTS, *people_routes.SCRIPTS, *tickets_routes.SCRIPTS,
+           *declarations.SCRIPTS, *access.SCRIPTS)  # fmt: skip
 
 
 async def _gauges_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -27,3 +35,4 @@ def setup(app: web.Application) -> None:
     pool_routes.setup(app)
     people_routes.setup(app)
     tickets_routes.setup(app)
+    declarations.setup(app)

@@ -27,7 +27,8 @@ from msgspec import Meta
 
 from guichet import metrics, wire
 from guichet.config import EticketsConfig
-from guichet.programme import identity
+from guichet.programme import access, identity
+from guichet.programme.acting import Acting, internal, run
 from guichet.programme.lottery import code_hash, games_of, link_code
 from guichet.programme.tickets_refusals import Refuse
 from guichet.signing import Signer
@@ -109,6 +110,8 @@ class Caller:
     actor: str
     code: str | None = None
     leader: str | None = None
+    #: The act to record (withdraw; an operator's read of the ticket); None: not recorded.
+    acting: Acting | None = None
 
     def args(self) -> list[str]:
         return [code_hash(self.code) if self.code else "", self.leader or ""]
@@ -154,7 +157,12 @@ class Tickets:
         """The ticket for its beneficiary or leader; signed (with the name) once committed."""
         games = await games_of(self.store, programme)
         k = ProgrammeKeys(games)
-        t = await self.record(games, programme, ticket)
+        if caller.acting is not None:  # an operator's read: an act of access, recorded
+            raw_t = await access.read(self.store, k, k.tickets(programme), ticket, caller.acting,
+                                      programme=programme, person_field="person")  # fmt: skip
+            t = None if raw_t is None else msgspec.json.decode(raw_t, type=TicketRecord)
+        else:
+            t = await self.record(games, programme, ticket)
         if t is None or not await self._holds(k, programme, t, caller):
             await self._refuse(k, programme, "unknown", ticket, caller)
         assert t is not None
@@ -211,7 +219,10 @@ class Tickets:
         _refuse(code, ticket)
 
     async def withdraw(self, programme: str, ticket: str, caller: Caller) -> Withdrawal:
-        """Void the ticket and reassign its seat (or return it to the pool), until the eve."""
+        """Void the ticket and reassign its seat (or return it to the pool), until the eve
+        (recorded: ``caller.acting``, else as the service's own act)."""
+        acting = caller.acting or internal(caller.actor, "programme.withdraw",
+                                           f"programme:{programme}/ticket:{ticket}")  # fmt: skip
         games = await games_of(self.store, programme)
         k = ProgrammeKeys(games)
         lottery = lottery_of(ticket)
@@ -222,8 +233,9 @@ class Tickets:
                 k.lottery(programme, lot), k.ranking(programme, lot), k.assigned, k.pool,
                 k.benefit, k.stats(programme), k.outbox, k.groups(programme),
                 k.sessions]  # fmt: skip
-        code, detail, doubles = await self.store.scripts(WITHDRAW, keys, [
-            programme, lottery, ticket, *caller.args(), caller.actor, *link_code()])  # fmt: skip
+        code, detail, doubles = await run(self.store, WITHDRAW, k, keys, [
+            programme, lottery, ticket, *caller.args(), caller.actor, *link_code()],
+            acting, programme=programme)  # fmt: skip
         code = code.decode()
         if int(doubles):
             metrics.PROGRAMME_DOUBLE_BENEFIT.labels(programme, "lottery").inc(int(doubles))

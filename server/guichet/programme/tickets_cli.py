@@ -17,6 +17,7 @@ from guichet.config import Settings
 from guichet.draw import seal
 from guichet.draw.model import Transcript
 from guichet.programme import lottery
+from guichet.programme.acting import cli_act
 from guichet.programme.tickets_refusals import Refuse
 from guichet.programme.tickets_routes import SCRIPTS
 from guichet.signing import Keyring
@@ -25,9 +26,11 @@ from guichet.store.client import Store
 
 def cmd_commit(args: argparse.Namespace, settings: Settings) -> int:
     key = seal.seal_key(settings.draws)
+    act = cli_act(settings.audit, "programme.lottery-commit",
+                  f"programme:{args.programme}/lottery:{args.lottery}")  # fmt: skip
 
     async def work(store: Store) -> lottery.Lottery:
-        return await lottery.commit(store, key, args.programme, args.lottery, "ops:cli")
+        return await lottery.commit(store, key, args.programme, args.lottery, act)
 
     try:
         out = opscli.with_store(settings, SCRIPTS, work)
@@ -41,9 +44,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     key = seal.seal_key(settings.draws)
     signer = Keyring(settings.draws.signing_key_dir)
     beacon = str(args.beacon_text).encode()
+    act = cli_act(settings.audit, "programme.lottery-run",
+                  f"programme:{args.programme}/lottery:{args.lottery}")  # fmt: skip
 
     async def work(store: Store) -> Transcript:
-        return await lottery.run(store, key, signer, args.programme, args.lottery, beacon)
+        return await lottery.run(store, key, signer, args.programme, args.lottery, beacon, act)
 
     try:
         t = opscli.with_store(settings, SCRIPTS, work)

@@ -5,6 +5,7 @@ ticket, withdrawal. The gate's scan of programme tickets is ``POST /v1/admin/gat
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from functools import wraps
 
@@ -17,6 +18,7 @@ from guichet.draw import seal
 from guichet.eticket.model import pick_format
 from guichet.eticket.routes import qr_response
 from guichet.programme import designate, identity, lottery, roles, tickets
+from guichet.programme.acting import leader_act, operator_act
 from guichet.programme.tickets_refusals import Refuse
 from guichet.signing import Keyring
 from guichet.state import ETICKET_KEYRING, SETTINGS, STORE, account_of, admin_of
@@ -82,7 +84,9 @@ async def create_lottery(request: web.Request) -> web.Response:
     (programme,) = _ids(request, "programme")
     admin = roles.operator(request, programme)
     body = await webio.read_json(request, lottery.LotteryRequest)
-    out = await lottery.create(request.app[STORE], programme, body, roles.actor_of(admin))
+    acting = await operator_act(request, roles.actor_of(admin), "programme.lottery-create",
+                                f"programme:{programme}/lottery:{body.id}")  # fmt: skip
+    out = await lottery.create(request.app[STORE], programme, body, acting)
     return webio.respond(out, status=201)
 
 
@@ -110,8 +114,9 @@ async def show_lottery(request: web.Request) -> web.Response:
 async def commit_lottery(request: web.Request) -> web.Response:
     programme, lot = _ids(request, "programme", "lottery")
     admin = roles.operator(request, programme)
-    out = await lottery.commit(request.app[STORE], request.app[SEAL_KEY], programme, lot,
-                               roles.actor_of(admin))  # fmt: skip
+    acting = await operator_act(request, roles.actor_of(admin), "programme.lottery-commit",
+                                f"programme:{programme}/lottery:{lot}")  # fmt: skip
+    out = await lottery.commit(request.app[STORE], request.app[SEAL_KEY], programme, lot, acting)
     return webio.respond(out)
 
 
@@ -124,11 +129,13 @@ async def commit_lottery(request: web.Request) -> web.Response:
 @_refusals
 async def run_lottery(request: web.Request) -> web.Response:
     programme, lot = _ids(request, "programme", "lottery")
-    roles.operator(request, programme)
+    admin = roles.operator(request, programme)
     body = await webio.read_json(request, lottery.RunRequest)
+    acting = await operator_act(request, roles.actor_of(admin), "programme.lottery-run",
+                                f"programme:{programme}/lottery:{lot}")  # fmt: skip
     app = request.app
     out = await lottery.run(app[STORE], app[SEAL_KEY], app[DRAW_SIGNER], programme, lot,
-                            body.beacon_text.encode())  # fmt: skip
+                            body.beacon_text.encode(), acting)  # fmt: skip
     return webio.respond(out)
 
 
@@ -143,8 +150,9 @@ async def assign(request: web.Request) -> web.Response:
     programme, lot = _ids(request, "programme", "lottery")
     admin = roles.operator(request, programme)
     body = await webio.read_json(request, designate.AssignRequest)
-    out = await designate.assign(request.app[STORE], programme, lot, roles.actor_of(admin),
-                                 body.max)  # fmt: skip
+    acting = await operator_act(request, roles.actor_of(admin), "programme.lottery-assign",
+                                f"programme:{programme}/lottery:{lot}")  # fmt: skip
+    out = await designate.assign(request.app[STORE], programme, lot, acting, body.max)
     return webio.respond(out)
 
 
@@ -160,8 +168,9 @@ async def designation(request: web.Request) -> web.Response:
     (programme,) = _ids(request, "programme")
     admin, central = _operator_or_central(request, programme)
     body = await webio.read_json(request, designate.DesignationRequest)
-    out = await designate.designate(request.app[STORE], programme, body, roles.actor_of(admin),
-                                    central=central)  # fmt: skip
+    acting = await operator_act(request, roles.actor_of(admin), "programme.designate",
+                                f"programme:{programme}/candidate")  # fmt: skip
+    out = await designate.designate(request.app[STORE], programme, body, acting, central=central)
     return webio.respond(out, status=201)
 
 
@@ -227,7 +236,11 @@ async def withdraw(request: web.Request) -> web.Response:
     programme = webio.slug_param(request, "programme")
     body = await webio.read_json(request, tickets.WithdrawRequest)
     caller = _caller(request, body.code)
-    out = await _tickets(request).withdraw(programme, request.match_info["ticket"], caller)
+    ticket = request.match_info["ticket"]
+    acting = await leader_act(request, caller.actor, "programme.withdraw",
+                              f"programme:{programme}/ticket:{ticket}")  # fmt: skip
+    caller = dataclasses.replace(caller, acting=acting)
+    out = await _tickets(request).withdraw(programme, ticket, caller)
     return webio.respond(out)
 
 
@@ -240,8 +253,11 @@ async def withdraw(request: web.Request) -> web.Response:
 async def operator_withdraw(request: web.Request) -> web.Response:
     programme = webio.slug_param(request, "programme")
     admin = roles.operator(request, programme)
-    caller = tickets.Caller(actor=roles.actor_of(admin))
-    out = await _tickets(request).withdraw(programme, request.match_info["ticket"], caller)
+    ticket = request.match_info["ticket"]
+    acting = await operator_act(request, roles.actor_of(admin), "programme.withdraw",
+                                f"programme:{programme}/ticket:{ticket}")  # fmt: skip
+    caller = tickets.Caller(actor=roles.actor_of(admin), acting=acting)
+    out = await _tickets(request).withdraw(programme, ticket, caller)
     return webio.respond(out)
 
 
@@ -255,8 +271,11 @@ async def operator_withdraw(request: web.Request) -> web.Response:
 async def operator_ticket(request: web.Request) -> web.Response:
     programme = webio.slug_param(request, "programme")
     admin = roles.operator(request, programme)
-    caller = tickets.Caller(actor=roles.actor_of(admin))
-    out = await _tickets(request).view(programme, request.match_info["ticket"], caller)
+    ticket = request.match_info["ticket"]
+    acting = await operator_act(request, roles.actor_of(admin), "programme.ticket-read",
+                                f"programme:{programme}/ticket:{ticket}")  # fmt: skip
+    caller = tickets.Caller(actor=roles.actor_of(admin), acting=acting)
+    out = await _tickets(request).view(programme, ticket, caller)
     return webio.respond(out, headers={"Cache-Control": "private, no-store"})
 
 

@@ -8,8 +8,13 @@
 -- ARGV[1] P  ARGV[2] L ('x': none)  ARGV[3] ticket id  ARGV[4] code hash or ''
 -- ARGV[5] leader account or ''  ARGV[6] actor  ARGV[7] new link code  ARGV[8] its sha256 hex
 -- The deadline is the session's `withdraw_until_us` (computed when the pool was loaded).
+-- (+ declarations, audit chain key last; declaration ask, act last: see
+-- lua_include/declared.lua and guichet.audit's audit.lua; a refusal of declared.lua answers
+-- {'declaration_required' | 'declared_conflict', why})
 -- Returns {code, detail, double-benefit skips}  code: 'reassigned' (the new ticket id) |
 -- 'returned' | 'unknown' | 'withdrawn' | 'used' | 'too_late'
+--!include guichet.audit:lua_include/audit.lua
+--!include lua_include/declared.lua
 --!include lua_include/give.lua
 --!include lua_include/holder.lua
 local P = ARGV[1]
@@ -18,6 +23,9 @@ if not raw then return {'unknown', '', 0} end
 local t = cjson.decode(raw)
 local rec = holder(t, KEYS[2], KEYS[3], ARGV[4], ARGV[5])
 if not rec then return {'unknown', '', 0} end
+-- The operator's declaration (the beneficiary's and the leader's ask is ''): this person.
+local refused = declared_refusal({t.person})
+if refused then return refused end
 if t.state == 'withdrawn' or t.state == 'used' then return {t.state, '', 0} end
 local now = now_us()
 local session = redis.call('HGET', KEYS[12], t.session)
@@ -51,10 +59,12 @@ if ARGV[2] ~= 'x' and redis.call('HGET', KEYS[4], 'state') == 'run' then
     local id = give(K, P, ARGV[2], person, next_rec, t.session, t.category, ARGV[7], ARGV[8],
       ARGV[6], now)
     redis.call('HINCRBY', KEYS[9], 'reassigned', 1)
+    audit_write('reassigned')
     return {'reassigned', id, doubles}
   end
 end
 redis.call('HINCRBY', KEYS[6], item, -1)
 redis.call('HINCRBY', KEYS[7], item, 1)
 redis.call('HINCRBY', KEYS[9], 'returned', 1)
+audit_write('returned')
 return {'returned', '', doubles}
