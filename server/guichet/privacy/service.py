@@ -3,7 +3,7 @@ access (GDPR art. 15) and erasure (art. 17) where the rules allow it.
 
 The person is found by their identity fields — the same as registration takes — turned into
 their keyed pseudonym (programme/identity.py); the plain names are never stored nor logged.
-Each games is one slot (``{taj:<games>}``): one script per games reads (``access.lua``) or
+Each games is one slot (``{taj:<games>}``): one script per games reads (``person_access.lua``) or
 erases (``erase.lua``) and writes the act's audit record in that games' chain, so an access
 that finds data in both games leaves one record in each chain. Nothing found, or a refused
 erasure, writes no record.
@@ -31,7 +31,7 @@ from guichet.store.client import Store
 from guichet.store.keys import PREFIX, ProgrammeKeys, tag_of
 from guichet.store.scripts import LuaScript
 
-ACCESS = LuaScript("guichet.privacy", "access.lua")
+ACCESS = LuaScript("guichet.privacy", "person_access.lua")
 ERASE = LuaScript("guichet.privacy", "erase.lua")
 SCRIPTS = (ACCESS, ERASE)
 
