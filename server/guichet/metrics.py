@@ -348,10 +348,12 @@ PROGRAMME_NAMES_PURGED = Counter(
 
 # Audit log (label `family`: the prefix of a chain's tag, bounded by AUDIT_FAMILIES)
 AUDIT_FAMILIES = frozenset({"room", "draw", "sale", "taj", "audit"})
-AUDIT_RECORDS = Counter(
-    "guichet_audit_records_total",
-    "Audit records written, by chain family (room, draw, sale, taj, audit; other).",
+AUDIT_RECORDS = Gauge(
+    "guichet_audit_records",
+    "Records in the audit chains, by chain family (room, draw, sale, taj, audit; other), read "
+    "from Redis at each anchor round (every worker reads the same chains).",
     ["family"],
+    multiprocess_mode="livemax",
 )
 AUDIT_ANCHORS = Counter(
     "guichet_audit_anchors_total",

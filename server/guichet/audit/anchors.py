@@ -16,6 +16,7 @@ import asyncio
 import logging
 import math
 import os
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
@@ -27,7 +28,7 @@ from guichet import metrics
 from guichet.audit import chains
 from guichet.audit.export import AnchorClaims, Head, anchor_hash
 from guichet.audit.notes import ANCHOR
-from guichet.audit.record import ANCHOR_GENESIS, accumulate
+from guichet.audit.record import ANCHOR_GENESIS, accumulate, record_hash
 from guichet.background import Periodic
 from guichet.config import AuditConfig
 from guichet.signing import Keyring, Signer
@@ -77,6 +78,7 @@ async def sign_once(store: Store, signer: Signer) -> Result:
     if missing:
         raise ChainBroken(f"anchored chains are gone: {', '.join(missing)}")
     moved = False
+    families = Counter({family: 0 for family in metrics.AUDIT_FAMILIES})
     for tag in tags:
         head = heads.get(tag)
         seq, prev_hash, acc = (head.seq, head.hash, head.acc) if head else (0, "", ANCHOR_GENESIS)
@@ -84,12 +86,17 @@ async def sign_once(store: Store, signer: Signer) -> Result:
         async for entry_id, record in chains.entries(client, tag, cursor):
             if record.seq != seq + 1 or (seq and record.prev != prev_hash):
                 raise ChainBroken(f"chain {tag}: seq {record.seq} does not follow {seq}")
+            if record_hash(record) != record.hash:
+                raise ChainBroken(f"chain {tag}: seq {record.seq} does not match its hash")
             seq, prev_hash, acc, cursor = record.seq, record.hash, accumulate(acc, record), entry_id
         if int(await client.xlen(audit_chain(tag))) != seq:  # an entry gone before the cursor
             raise ChainBroken(f"chain {tag}: {seq} records expected")
+        families[metrics.audit_family(tag)] += seq
         if head is None or seq != head.seq:
             moved = True
             heads[tag], cursors[tag] = Head(seq=seq, hash=prev_hash, acc=acc), cursor
+    for family, count in families.items():
+        metrics.AUDIT_RECORDS.labels(family).set(count)
     if not moved:
         metrics.AUDIT_ANCHORS.labels("unchanged").inc()
         return "unchanged"

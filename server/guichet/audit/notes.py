@@ -8,7 +8,6 @@ outcome="rotated")`` from the server, :func:`note_sync` from a command line.
 
 from __future__ import annotations
 
-from guichet import metrics
 from guichet.audit.act import Act
 from guichet.store import sync
 from guichet.store.keys import AUDIT_TAG
@@ -17,11 +16,6 @@ from guichet.store.scripts import LuaScript, ScriptRegistry
 NOTE = LuaScript("guichet.audit", "note.lua")
 ANCHOR = LuaScript("guichet.audit", "anchor.lua")
 SCRIPTS = (NOTE, ANCHOR)
-
-
-def counted(tag: str) -> None:
-    """Count one record written in chain ``tag`` (call after the act's script succeeded)."""
-    metrics.AUDIT_RECORDS.labels(metrics.audit_family(tag)).inc()
 
 
 def _outcome(outcome: str) -> str:
@@ -33,12 +27,10 @@ def _outcome(outcome: str) -> str:
 async def note(scripts: ScriptRegistry, act: Act, tag: str = AUDIT_TAG, *, outcome: str) -> int:
     """Write ``act``'s record in chain ``tag``; its seq."""
     seq = await scripts(NOTE, [Act.key(tag)], [_outcome(outcome), act.arg()])
-    counted(tag)
     return int(seq)
 
 
 def note_sync(client: sync.SyncClient, act: Act, tag: str = AUDIT_TAG, *, outcome: str) -> int:
     """:func:`note` for a command line (blocking client, ``store/sync.py``)."""
     seq = sync.call(client, NOTE, [Act.key(tag)], [_outcome(outcome), act.arg()])
-    counted(tag)
     return int(seq)
