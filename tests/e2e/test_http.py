@@ -36,7 +36,7 @@ async def test_healthz_and_readyz(client: Client) -> None:
     resp = await client.get("/readyz")
     body = await resp.json()
     assert resp.status == 200, body
-    assert body["scripts"] == sorted(s.name for s in SCRIPTS)
+    assert body["scripts"] == sorted({s.name for s in SCRIPTS})
 
 
 async def test_404_and_405_are_problems(client: Client) -> None:

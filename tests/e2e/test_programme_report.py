@@ -32,6 +32,7 @@ from tests.e2e.programme_helpers import (
     allocate,
     auditor,
     central,
+    declared,  # noqa: F401 (the fixture)
     load_pool,
     operator,
     pool_rows,
@@ -40,6 +41,8 @@ from tests.e2e.programme_helpers import (
 from tests.e2e.test_programme_flow_http import assign, candidate, cli_run, lottery, register
 from tests.e2e.test_room_page import CHROMIUM, CHROMIUM_ARGS
 from tests.programme_seed_c import close_lottery
+
+pytestmark = pytest.mark.usefixtures("declared")
 
 P = "youth-75"
 ADMIN = "/v1/admin/programmes"
@@ -171,7 +174,14 @@ async def test_a_report_matches_the_store_and_is_recorded(
     allocation = table(out / "allocation.csv")
     assert sum(int(a["quantity"]) for a in allocation) == stats["allocated"]
     assert [x["state"] for x in table(out / "assignments.csv")].count("withdrawn") == 1
-    assert table(out / "declarations.csv") == []
+    filed = await (await client.get("/v1/admin/programme/declarations?games=olympic",
+                                    headers=auditor(tokens))).json()  # fmt: skip
+    declared_rows = table(out / "declarations.csv")
+    assert sorted(d["subject"] for d in declared_rows) == sorted(
+        d["subject"] for d in filed["declarations"]
+    )  # every agent's declaration, as filed
+    assert declared_rows
+    assert all(d["conflicts"] == "[]" for d in declared_rows)
     people = {c for row in designations for c in row.values()}
     assert not any(len(c) == 64 and c.isalnum() for c in people if c)  # no pseudonym
 
@@ -206,6 +216,7 @@ async def _gathered(store: Store, settings: Settings) -> Any:
 async def test_an_unknown_programme_writes_nothing(
     settings: Settings, tmp_path: Path, store: Store
 ) -> None:
+    before = await chain(store)
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = await cli_run(settings, tmp_path, "programme", "report", "--programme", "nope",
@@ -213,7 +224,7 @@ async def test_an_unknown_programme_writes_nothing(
     assert code == 1
     assert "no programme 'nope'" in err.getvalue()
     assert not (tmp_path / "none").exists()
-    assert await chain(store) == []
+    assert await chain(store) == before
 
 
 def test_a_report_of_a_demo_programme_matches_the_pool_audit(

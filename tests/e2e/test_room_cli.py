@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from guichet import cli
 from guichet.app import create_app
 from guichet.config import Settings
-from tests.conftest import Backend, Client, Tokens, make_settings
+from tests.conftest import Backend, Client, Tokens, make_settings, settings_file
 
 
 def write_config(tmp_path: Path, settings: Settings, **rooms: object) -> Path:
@@ -76,11 +76,12 @@ async def test_room_put_set_pause_show_list(
 async def test_rotate_key_publishes_a_second_key(
     client: Client, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = str(await asyncio.to_thread(write_config, tmp_path, settings))
+    # the whole settings: a rotation is recorded in the audit log (Redis)
+    config = str(await asyncio.to_thread(settings_file, settings, tmp_path / "cli.toml"))
     resp = await client.get("/.well-known/jwks.json")
     before = {k["kid"] for k in (await resp.json())["keys"]}
-    code, _, _ = await run_cli(capsys, "--config", config, "room", "rotate-key")
-    assert code == 0
+    code, _, err = await run_cli(capsys, "--config", config, "room", "rotate-key")
+    assert code == 0, err
     async with asyncio.timeout(10):  # workers rescan the key directory every ~2 s
         while True:
             resp = await client.get("/.well-known/jwks.json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -153,7 +154,8 @@ async def test_the_signer_refuses_a_record_that_does_not_match_its_hash(
 ) -> None:
     await notes.note(store.scripts, act(), AUDIT_TAG, outcome="issued")
     key = audit_chain(AUDIT_TAG)
-    ((entry_id, fields),) = await store.client.xrange(key)
+    entries: Any = await store.client.xrange(key)
+    ((entry_id, fields),) = entries
     await store.client.delete(key)  # rewritten whole, same links, another actor
     fields[b"actor"] = b"someone-else"
     await store.client.xadd(key, fields, id=entry_id)

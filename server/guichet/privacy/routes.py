@@ -65,7 +65,7 @@ class Reuse(wire.Reply, kw_only=True):
     at: str
 
 
-class Ticket(wire.Reply, kw_only=True):
+class HeldTicket(wire.Reply, kw_only=True):
     id: str
     session: str
     category: str
@@ -97,7 +97,7 @@ class Candidacy(wire.Reply, kw_only=True):
     state: str
     registered_by: str
     registered_at: str
-    ticket: Ticket | None = None
+    ticket: HeldTicket | None = None
     #: The programme holding the person's benefit in these games (seed §1: at most one).
     benefit: str | None = None
     #: Entries of the exceptions register naming them (justification included).
@@ -159,8 +159,8 @@ def _asked(request: web.Request, body: AccessRequest) -> str | None:
     return pseudonym_of(secret, family, given, birth)
 
 
-def _ticket(tid: str, t: dict[str, Any]) -> Ticket:
-    return Ticket(id=tid, session=t["session"], category=t["category"], state=t["state"],
+def _ticket(tid: str, t: dict[str, Any]) -> HeldTicket:
+    return HeldTicket(id=tid, session=t["session"], category=t["category"], state=t["state"],
                   charter=t.get("charter"), at=_at(int(t.get("at", 0))),
                   scanned=t.get("scan"))  # fmt: skip
 
