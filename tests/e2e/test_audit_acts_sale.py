@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,12 @@ import pytest
 
 from guichet.audit.record import GENESIS, Record, from_stream, record_hash
 from guichet.config import Settings
+from guichet.programme.identity import NameBox, name_box
 from guichet.store.client import Store
 from guichet.store.keys import audit_chain
+from tests import programme_seed_c as seed_c
 from tests.conftest import Backend, Client, Tokens, make_settings
+from tests.e2e.programme_helpers import declare, operator
 from tests.e2e.room_helpers import spec as room_spec
 from tests.e2e.test_draw_http import spec as draw_spec
 from tests.e2e.test_etickets import buy, my_tickets
@@ -25,12 +29,19 @@ from tests.e2e.test_shop_http import SALE, catalogue, pack, setup_sale
 
 ROOM = "r1"
 DRAW = "d1"
+PROGRAMME = "youth-75"
+PERSON = f"{1:064x}"  # a beneficiary's pseudonym
 SECRET = "https://secret-target.example/do-not-log"  # body content no record may hold
 
 
 @pytest.fixture
 def settings(tmp_path: Path, backend: Backend) -> Settings:
     return make_settings(tmp_path, backend.redis_section, shop={"refresh_interval_s": 0.05})
+
+
+@pytest.fixture
+def box(settings: Settings) -> NameBox:
+    return name_box(settings.programme)
 
 
 @dataclass
@@ -69,6 +80,31 @@ async def a_ticket(ctx: Ctx) -> None:
     ctx.state["payload"] = (await my_tickets(ctx.client, ctx.tokens, "fan"))[0]["payload"]
 
 
+async def a_programme_ticket(ctx: Ctx) -> None:
+    """A State programme's ticket, designated by a (declared) operator and committed by its
+    beneficiary: the gate scans it as it scans a sale's (issue 15 review, item 1)."""
+    await seed_c.session(ctx.store, "ATH-01", date.today() + timedelta(days=30))
+    await seed_c.programme(ctx.store, PROGRAMME)
+    await seed_c.allocate(ctx.store, "ATH-01", "A", {PROGRAMME: 1})
+    await seed_c.candidate(ctx.store, PROGRAMME, PERSON, name="Person One", box=ctx.state["box"])
+    op = operator(ctx.tokens, PROGRAMME)
+    await declare(ctx.client, op)
+    body = {"person": PERSON, "session": "ATH-01", "category": "A",
+            "justification": "a referee named by the league for this session"}  # fmt: skip
+    resp = await ctx.client.post(f"/v1/admin/programmes/{PROGRAMME}/designations", json=body,
+                                 headers=op)  # fmt: skip
+    assert resp.status == 201, await resp.text()
+    ticket = (await resp.json())["ticket"]
+    code = (await seed_c.link_codes(ctx.store))[ticket]
+    resp = await ctx.client.post(
+        f"/v1/programmes/{PROGRAMME}/tickets/{ticket}/commit",
+        json={"charter_version": "c1", "attend": True, "code": code},
+    )
+    assert resp.status == 200, await resp.text()
+    ctx.state["payload"] = (await resp.json())["payload"]
+    ctx.state["object"] = f"programme:{PROGRAMME}/ticket:{ticket}"
+
+
 def scan(ctx: Ctx) -> Awaitable[aiohttp.ClientResponse]:
     body = {"payload": ctx.state["payload"], "gate": "SDF-N3"}
     return ctx.client.post("/v1/admin/gates/scan", json=body, headers=ctx.admin("gates:scan"))
@@ -77,7 +113,8 @@ def scan(ctx: Ctx) -> Awaitable[aiohttp.ClientResponse]:
 @dataclass(frozen=True)
 class RouteCase:
     """One admin route: a successful and a refused call, after ``prepare``; ``action`` is the
-    record a success writes in the chain ``chain`` (None: a read, which writes none)."""
+    record a success writes in the chain ``chain`` (None: a read, which writes none), about
+    ``object`` (None: the one ``prepare`` left in ``state["object"]``)."""
 
     method: str
     path: str  # the OpenAPI path template
@@ -144,6 +181,9 @@ ROUTES: list[RouteCase] = [
     # A refused scan: the same ticket again (409 already-used) writes nothing.
     RouteCase("post", "/v1/admin/gates/scan", f"sale:{SALE}", "gate.scan", f"sale:{SALE}",
               a_ticket, scan, scan),
+    # A State programme's ticket: its record goes to the games' chain (object set by prepare).
+    RouteCase("post", "/v1/admin/gates/scan", "taj:olympic", "gate.scan", None,
+              a_programme_ticket, scan, scan),
 ]  # fmt: skip
 
 MINE = ("/v1/admin/rooms", "/v1/admin/draws", "/v1/admin/sales", "/v1/admin/gates")
@@ -171,12 +211,13 @@ async def test_the_table_covers_every_admin_route_of_rooms_draws_sales_and_gates
     assert documented == {(c.method, c.path) for c in ROUTES}
 
 
-@pytest.mark.parametrize("case", ROUTES, ids=lambda c: f"{c.method} {c.path}")
+@pytest.mark.parametrize("case", ROUTES, ids=lambda c: f"{c.method} {c.path} {c.chain}")
 async def test_a_success_writes_one_record_a_refusal_and_a_read_none(
-    case: RouteCase, client: Client, tokens: Tokens, store: Store
+    case: RouteCase, client: Client, tokens: Tokens, store: Store, box: NameBox
 ) -> None:
-    ctx = Ctx(client, tokens, store, {})
+    ctx = Ctx(client, tokens, store, {"box": box})
     await case.prepare(ctx)
+    expected = case.object or ctx.state.get("object")
     before = await chain(store, case.chain)
     resp = await case.ok(ctx)
     assert resp.status < 300, await resp.text()
@@ -186,11 +227,12 @@ async def test_a_success_writes_one_record_a_refusal_and_a_read_none(
     assert len(new) == (0 if case.action is None else 1)
     assert_valid(after)
     for r in new:
-        assert (r.actor, r.action, r.object) == ("admin:test", case.action, case.object)
+        assert (r.actor, r.action, r.object) == ("admin:test", case.action, expected)
         assert r.chain == case.chain
         assert len(r.digest) == 64
         assert "secret-target" not in repr(r)
         assert "fan" not in (r.actor, r.object)  # the ticket holder is never named
+        assert PERSON not in repr(r)
     refused = await case.refused(ctx)
     assert 400 <= refused.status < 500, await refused.text()
     assert refused.headers["Content-Type"].startswith("application/problem+json")

@@ -15,9 +15,11 @@ import pytest
 from guichet import auth, cli
 from guichet.config import Settings
 from guichet.programme import identity
+from guichet.programme.acting import internal
 from guichet.programme.people import decode_candidate
+from guichet.programme.people_service import People
 from guichet.store.client import Store
-from guichet.store.keys import ProgrammeKeys
+from guichet.store.keys import ProgrammeKeys, audit_chain
 from tests.conftest import Backend, Client, Tokens, make_settings, metric_value, settings_file
 from tests.e2e.programme_helpers import declared  # noqa: F401 (the fixture)
 from tests.programme_seed_b import (
@@ -380,6 +382,12 @@ async def _every_value(store: Store) -> list[bytes]:
     return found
 
 
+async def purges(store: Store) -> list[str]:
+    """The outcomes of the ``programme.purge`` records of the games' chain."""
+    raw: Any = await store.client.xrange(audit_chain("taj:olympic"))
+    return [f[b"outcome"].decode() for _, f in raw if f[b"action"] == b"programme.purge"]
+
+
 async def test_purge_is_refused_before_the_retention_date_and_after_it_no_name_remains(
     client: Client, tokens: Tokens, store: Store, settings: Settings, tmp_path: Path
 ) -> None:
@@ -401,8 +409,14 @@ async def test_purge_is_refused_before_the_retention_date_and_after_it_no_name_r
     assert await asyncio.to_thread(cli.main, argv) == 1
     assert await store.client.hget(k.stats(P), "purged") is None
     await set_retention(store, P, "2024-09-30")
+    # The purge's first batch alone (its caller then gone) has written the act's record.
+    first = internal("service", "programme.purge", f"programme:{P}")
+    after, _ = await People(store).purge_batch(P, "0", first, count=7)
+    assert after != "0"  # more batches to come
+    assert await purges(store) == ["started"]
     assert await asyncio.to_thread(cli.main, argv) == 0
     assert await store.client.hget(k.stats(P), "purged") == b"30"
+    assert await purges(store) == ["started", "started"]  # the CLI's: a record, its batches none
     again = await client.post(f"/v1/admin/programmes/{P}/purge", headers=central(tokens))
     assert (again.status, (await again.json())["purged"]) == (200, 0)  # idempotent
     for person in persons:

@@ -27,11 +27,13 @@ from guichet.config import Settings
 from guichet.draw import audit, model, outbox, seal, waves
 from guichet.draw.run import RunError, ranked_ids, run
 from guichet.draw.service import Commitment, Draws
+from guichet.room import acts
 from guichet.shop import model as shop_model
 from guichet.shop.service import Shop
 from guichet.signing import Keyring
 from guichet.store import sync
-from guichet.store.keys import ENTRY_BUCKETS, DrawKeys, SaleKeys
+from guichet.store.client import Store
+from guichet.store.keys import ENTRY_BUCKETS, DrawKeys, SaleKeys, audit_chain
 from tests.conftest import settings_file
 
 T = TypeVar("T")
@@ -323,6 +325,12 @@ def test_waves_give_each_ranked_entrant_one_fixed_window_in_rank_order(settings:
     assert entry.window.wave == 1
 
 
+def wave_outcomes(client: sync.SyncClient) -> list[str]:
+    """The outcomes of the sale's ``draw.wave`` records."""
+    entries: Any = client.xrange(audit_chain("sale:s1"))
+    return [text(f[b"outcome"]) for _, f in entries if f[b"action"] == b"draw.wave"]
+
+
 def test_a_killed_wave_resumes_and_concurrent_releases_never_double(settings: Settings) -> None:
     committed_and_closed(settings, 1200)
     do_run(settings)
@@ -336,8 +344,11 @@ def test_a_killed_wave_resumes_and_concurrent_releases_never_double(settings: Se
 
     with pytest.raises(Killed):
         release_all(settings, 500, starts, progress=killed)
+    # The killed release has its record (written by its first batch): no act without it.
+    assert wave_outcomes(client) == ["started"]
     resumed = release_all(settings, 1, starts + DAY_US)  # other args: the pending wave wins
     assert resumed.resumed
+    assert wave_outcomes(client) == ["started", "started"]  # the resumption: an act of its own
     assert (resumed.number, resumed.starts_us, resumed.target) == (
         1,
         starts,
@@ -632,6 +643,43 @@ def test_trim_deletes_every_acknowledged_notice_among_pending_ones(
     assert _cli(config, "outbox", "read", "s1", "--consumer", "m1", "--count", "8") == 0
     rest = [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()]
     assert rest == left[4:]  # the undelivered ones still arrive, in order
+
+
+def test_a_trim_in_several_calls_is_recorded_by_its_first(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first call of a trim alone (its caller then gone) has written the act's record;
+    the later calls of the same trim write none."""
+    committed_and_closed(settings, 20)
+    do_run(settings)
+    client = client_of(settings)
+    seconds, _ = client.time()
+    release_all(settings, 12, (int(seconds) + 3 * 86_400) * 1_000_000)
+    key = SaleKeys("s1").outbox
+
+    async def deliver_and_ack(store: Store) -> None:
+        got = await outbox.read(store, "s1", "m1", 10, 60_000)
+        await outbox.ack(store, "s1", [n.id for n in got])
+
+    opscli.with_store(settings, SCRIPTS, deliver_and_ack)
+
+    def trims() -> list[str]:
+        entries: Any = client.xrange(audit_chain("sale:s1"))
+        return [text(f[b"outcome"]) for _, f in entries if f[b"action"] == b"outbox.trim"]
+
+    act = acts.internal("outbox.trim", "sale:s1")
+    ks, args = acts.keys_args(act, [key], [outbox.GROUP, "", 3])
+    deleted, after = sync.call(client, outbox.TRIM, ks, args)
+    assert (int(deleted), text(after) != "") == (3, True)  # 3 of the 10 acked: more to come
+    assert trims() == ["started"]
+
+    async def trim_rest(store: Store) -> int:
+        return await outbox.trim(store, "s1")
+
+    monkeypatch.setattr(outbox, "TRIM_BATCH", 2)
+    assert opscli.with_store(settings, SCRIPTS, trim_rest) == 7
+    assert trims() == ["started", "started"]  # a second trim: its first call, nothing after
+    assert client.xlen(key) == 2  # the 2 never delivered
 
 
 @pytest.mark.parametrize("n", [0, 1])

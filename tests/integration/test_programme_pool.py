@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 from guichet import cli
+from guichet.audit.act import cli_actor
 from guichet.config import Settings
 from guichet.programme import pool
 from guichet.programme.acting import Acting, internal
 from guichet.programme.pool_service import PoolService, audit
 from guichet.store.client import Store
-from guichet.store.keys import ProgrammeKeys
+from guichet.store.keys import ProgrammeKeys, audit_chain
 from tests.conftest import settings_file
 
 ROWS = "games,session,date,name,category,quantity\n" + "".join(
@@ -145,12 +147,15 @@ async def test_the_cli_loads_the_pool_file_once_and_names_a_bad_line(
     assert "loaded already (411 tickets)" in capsys.readouterr().err
     put = ["--config", config, "programme", "put", "youth-75", "--public", "youth", "--games",
            "olympic", "--operator", "op-1", "--retention-until", "2024-12-31", "--criteria",
-           "age-16-25,resident", "--by", "dijop-1"]  # fmt: skip
+           "age-16-25,resident"]  # fmt: skip
+    with pytest.raises(SystemExit):  # no option names another actor than the OS user
+        await asyncio.to_thread(cli.main, [*put, "--by", "dijop-1"])
+    capsys.readouterr()
     assert await asyncio.to_thread(cli.main, put) == 0
     assert "reclaim on 2024-05-01" in capsys.readouterr().out
     spec = await PoolService(store).spec("youth-75")
     assert spec is not None
-    assert (spec.by, spec.criteria) == ("dijop-1", ["age-16-25", "resident"])
+    assert (spec.by, spec.criteria) == (cli_actor(), ["age-16-25", "resident"])
     assert spec.at > 1_700_000_000_000_000  # µs, exact (Redis TIME)
     alloc = ["--config", config, "programme", "allocate", "youth-75", "--item", "ATH-00:A:30",
              "--item", "ATH-01:A:8"]  # fmt: skip
@@ -164,7 +169,11 @@ async def test_the_cli_loads_the_pool_file_once_and_names_a_bad_line(
     acts = [(f[b"act"].decode(), f[b"by"].decode()) for _, f in journal]
     assert [a for a, _ in acts] == ["pool_load", "programme_created", "allocate"]
     assert acts[0][1].startswith("cli:")  # every act records its actor
-    assert acts[1][1] == "dijop-1"
+    assert acts[1][1] == cli_actor()
+    raw: Any = await store.client.xrange(audit_chain("taj:olympic"))
+    recorded = [(f[b"action"].decode(), f[b"actor"].decode()) for _, f in raw]
+    assert recorded == [("programme.pool-load", cli_actor()), ("programme.put", cli_actor()),
+                        ("programme.allocate", cli_actor())]  # fmt: skip
 
 
 async def test_a_programme_created_twice_at_once_in_two_games_exists_in_one(store: Store) -> None:

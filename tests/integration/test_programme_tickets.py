@@ -17,11 +17,11 @@ from guichet.config import Settings
 from guichet.draw import audit, seal
 from guichet.draw import model as draw_model
 from guichet.programme import designate, identity, lottery, tickets
-from guichet.programme.acting import Acting, internal
+from guichet.programme.acting import Acting, internal, run
 from guichet.programme.tickets_refusals import Refuse
 from guichet.signing import Keyring
 from guichet.store.client import Store
-from guichet.store.keys import ProgrammeKeys
+from guichet.store.keys import ProgrammeKeys, audit_chain
 from tests import programme_seed_c as seed
 from tests.conftest import Backend, make_settings
 
@@ -366,3 +366,34 @@ async def test_no_caller_text_passes_for_a_number_when_a_record_is_rewritten(sto
     assert record["consent"]["version"] == "@@int:7@@"
     assert isinstance(record["consent"]["at"], int)
     assert record["consent"]["at"] > 1_700_000_000_000_000  # a µs time
+
+
+async def _acts(store: Store, action: str) -> list[tuple[str, str]]:
+    """(actor, outcome) of the records of ``action`` in the olympic games' chain."""
+    raw: Any = await store.client.xrange(audit_chain("taj:olympic"))
+    out = [{k.decode(): v.decode() for k, v in f.items()} for _, f in raw]
+    return [(r["actor"], r["outcome"]) for r in out if r["action"] == action]
+
+
+async def test_an_assignment_in_batches_is_recorded_by_its_first_batch(
+    store: Store, kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No act without its record at any instant: the first batch alone (its caller then gone)
+    has written the record; the later batches of the same act write none."""
+    await ran_lottery(store, kit, people=30, alloc=10)
+    k = ProgrammeKeys("olympic")
+    keys = [k.lottery(P, "l1"), k.ranking(P, "l1"), k.alloc(P), k.assigned, k.candidates(P),
+            k.tickets(P), k.benefit, k.stats(P), k.outbox, k.groups(P), k.sessions]  # fmt: skip
+    first = internal("op-1", "programme.lottery-assign", f"programme:{P}/lottery:l1")
+    raw = await run(store, designate.DESIGNATE, k, keys,
+                    [P, "l1", "op-1", designate.LOOK, "", *lottery.link_code()], first,
+                    programme=P)  # fmt: skip
+    assert raw[:2] == [b"ok", 1]  # one ticket given, 9 left: the act goes on
+    assert await _acts(store, "programme.lottery-assign") == [("op-1", "started")]
+    monkeypatch.setattr(designate, "BATCH", 2)
+    second = internal("op-2", "programme.lottery-assign", f"programme:{P}/lottery:l1")
+    done = await designate.assign(store, P, "l1", second)
+    assert done.assigned == 9  # in five batches, one record
+    assert await _acts(store, "programme.lottery-assign") == [("op-1", "started"),
+                                                              ("op-2", "started")]  # fmt: skip
+    assert await seed.invariant(store, [P]) == {"ATH-01:A": 0}

@@ -172,13 +172,14 @@ async def ack(store: Store, target: str, ids: list[str], act: Act | None = None)
 async def trim(store: Store, target: str, act: Act | None = None) -> int:
     """Delete every notice the mailer has acknowledged (delivered and no longer pending),
     wherever it sits among pending ones: they hold account ids and are no longer needed.
-    One script call per :data:`TRIM_BATCH` ids, each atomic (``outbox_trim.lua``); the last
-    writes the audit record of ``act``."""
+    One script call per :data:`TRIM_BATCH` ids, each atomic (``outbox_trim.lua``); the first
+    writes the audit record of ``act``, the later ones none (audit.lua)."""
     key, after, deleted = key_of(target), "", 0
-    act = act or acts.internal("outbox.trim", object_of(target))
+    this: Act | None = act or acts.internal("outbox.trim", object_of(target))
     while True:
-        ks, args = acts.keys_args(act, [key], [GROUP, after, TRIM_BATCH])
+        ks, args = acts.keys_args(this, [key], [GROUP, after, TRIM_BATCH])
         gone, last = await store.scripts(TRIM, ks, args)
+        this = None  # recorded by the first call
         deleted += int(gone)
         if not last:
             return deleted

@@ -1,8 +1,8 @@
 -- Delete one batch of acknowledged notices: of the ids after ARGV[2] up to the group's last
 -- delivered one (later ids are not delivered yet), those not pending (the rest await an ack).
 --!include guichet.audit:lua_include/audit.lua
--- (+ audit chain key / act last, see audit.lua: the call that finds nothing left, the trim's
--- last, writes its one record)
+-- (+ audit chain key / act last, see audit.lua: the trim's first call writes its one record,
+-- 'trimmed' if it finds nothing left after it, else 'started'; later calls pass no act)
 -- KEYS[1] outbox stream   ARGV[1] group   ARGV[2] start after this id ('' = from the first)
 -- ARGV[3] batch size
 -- Returns {deleted, next}: next is the last id looked at ('' when there is nothing left).
@@ -41,4 +41,9 @@ for _, e in ipairs(entries) do
 end
 local deleted = 0
 if #acked > 0 then deleted = redis.call('XDEL', KEYS[1], unpack(acked)) end
+if final == last or #entries < tonumber(ARGV[3]) then  -- up to the last delivered id: done
+  audit_write('trimmed')
+  return {deleted, ''}
+end
+audit_write('started')
 return {deleted, final}

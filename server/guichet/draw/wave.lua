@@ -8,8 +8,8 @@
 -- ARGV[1] wave number   ARGV[2] expected cursor   ARGV[3] target cursor (end of the wave)
 -- ARGV[4] starts µs   ARGV[5] ends µs   ARGV[6] notice µs   ARGV[7] '1' = allow short notice
 -- ARGV[8] draw   ARGV[9..] account ids
--- (+ audit chain key / act last, see audit.lua: the batch that completes the wave writes the
--- release's one record)
+-- (+ audit chain key / act last, see audit.lua: the release's first batch writes its one
+-- record, 'released' if it completes the wave, else 'started'; later batches pass no act)
 -- Returns {code, cursor, assigned, skipped, detail}
 --   code: 'ok' | 'done' (the wave is complete) | 'moved' (cursor differs)
 --         | 'pending' (detail: the unfinished wave "n:target:starts:ends") | 'stale' (detail:
@@ -29,10 +29,12 @@ else
   if ARGV[7] ~= '1' and tonumber(starts) < now + tonumber(ARGV[6]) then
     return {'short_notice', cursor, 0, 0, string.format('%d', now)}
   end
+end
+if cursor ~= tonumber(ARGV[2]) then return {'moved', cursor, 0, 0, ''} end
+if not s[3] then  -- every check passed: the wave starts (refusals change nothing)
   redis.call('HSET', KEYS[1], 'pending', n .. ':' .. target .. ':' .. starts .. ':' .. ends)
   redis.pcall('XGROUP', 'CREATE', KEYS[3], 'mailer', '0', 'MKSTREAM')
 end
-if cursor ~= tonumber(ARGV[2]) then return {'moved', cursor, 0, 0, ''} end
 local due = string.format('%d', tonumber(starts) - tonumber(ARGV[6]))
 local window = starts .. ':' .. ends .. ':' .. ARGV[8] .. ':' .. n
 local assigned, skipped = 0, 0
@@ -55,4 +57,5 @@ if cursor >= tonumber(target) then
   audit_write('released')
   return {'done', cursor, assigned, skipped, ''}
 end
+audit_write('started')
 return {'ok', cursor, assigned, skipped, ''}

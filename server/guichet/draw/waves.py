@@ -217,7 +217,8 @@ def release(
     """Release the next ``count`` ranks (or finish a wave left pending by a killed release,
     whatever the arguments). With ``stratum``, the wave stays within that stratum's ranks (e.g.
     days reserved to the priority group): it ends where the stratum ends. The batch that
-    completes the wave writes the audit record of ``act`` (in the sale's chain)."""
+    first batch writes the audit record of ``act`` (in the sale's chain; audit.lua), the
+    later ones none: a release stopped half-way has its record, a resumed one its own."""
     spec, s = state(client, draw)
     sk = SaleKeys(s.sale)
     if s.pending is not None:
@@ -244,13 +245,10 @@ def release(
     keys = [sk.waves(draw), sk.windows(spec.phase), sk.outbox]
     fixed = [starts_us, ends_us, spec.notice_s * US_PER_S, "1" if allow_short_notice else "0", draw]
     size = chunk_size(client, draw)
+    this: Act | None = act or acts.internal("draw.wave", f"draw:{draw}")
     while cursor < target:
         ids = ranked_ids(client, draw, cursor, min(batch, target - cursor), size)
-        ks, args = acts.keys_args(
-            act or acts.internal("draw.wave", f"draw:{draw}"),
-            keys,
-            [number, cursor, target, *fixed, *ids],
-        )
+        ks, args = acts.keys_args(this, keys, [number, cursor, target, *fixed, *ids])
         code, new_cursor, a, k, _detail = sync.call(client, WAVE, ks, args)
         released: WaveCode = code_of(code, WaveCode, "wave")
         match released:
@@ -265,6 +263,7 @@ def release(
                 raise RunError(f"another release moved the wave state ({released}); run it again")
             case _:
                 assert_never(released)
+        this = None  # recorded by the first batch
         cursor, assigned, skipped = int(new_cursor), assigned + int(a), skipped + int(k)
         if progress:
             progress(cursor - first, target - first)

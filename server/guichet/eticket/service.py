@@ -107,8 +107,9 @@ class Etickets:
 
     async def scan(self, payload: str, gate: str, act: Act | None = None) -> Scan:
         """Check the payload's signature (ticket keyring, issuer, audience, expiry), then mark
-        the ticket used if it was not (atomic, ``scan.lua``). An accepted scan of a sale's
-        ticket writes the record of ``act`` (its object set here: ``sale:<S>``)."""
+        the ticket used if it was not (atomic, ``scan.lua``). An accepted scan writes the
+        record of ``act``, its object set here: ``sale:<S>`` (a sale's ticket) or
+        ``programme:<P>/ticket:<T>`` (a State programme's, in the games' chain)."""
         try:
             c = verify(self.keyring, payload, what="ticket", audience=self.cfg.audience,
                        issuer=self.cfg.issuer, require=COMMON_REQUIRED)  # fmt: skip
@@ -117,7 +118,7 @@ class Etickets:
                 "forged" if exc.reason == "forged" else "malformed")  # fmt: skip
             return Scan(reason, None, None)
         if "prg" in c:
-            return await self._scan_programme(c, gate)
+            return await self._scan_programme(c, gate, act)
         seat = model.seat_of(c) if all(k in c for k in model.REQUIRED) else None
         if seat is None:  # signed by us, yet not a ticket's claims: never issued as such
             return Scan("malformed", None, None)
@@ -131,15 +132,16 @@ class Etickets:
         used = model.used_record(record.decode()) if record else None
         return Scan(code, seat, used)
 
-    async def _scan_programme(self, c: dict[str, Any], gate: str) -> Scan:
-        """A State programme ticket (programme/tickets.py): marked used once in its games."""
+    async def _scan_programme(self, c: dict[str, Any], gate: str, act: Act | None) -> Scan:
+        """A State programme ticket (programme/tickets.py): marked used once in its games; an
+        accepted scan writes the record of ``act`` (object ``programme:<P>/ticket:<T>``)."""
         fields = [c.get(k) for k in ("tid", "prg", "gms", "ses", "cat")]
         if not all(isinstance(f, str) and 0 < len(f) <= 128 for f in fields):
             return Scan("malformed", None, None)
         tid, prg, gms, ses, cat = (str(f) for f in fields)
         if gms not in GAMES or not wire.valid_slug(prg):
             return Scan("malformed", None, None)
-        raw_code, record = await programme_tickets.scan(self.store, gms, prg, tid, gate)
+        raw_code, record = await programme_tickets.scan(self.store, gms, prg, tid, gate, act)
         code: ScanCode = code_of(raw_code.encode(), ScanCode, "tickets_scan")
         seat = model.Seat(tid, "", 0, "", ses, cat, "", programme=prg)
         return Scan(code, seat, model.used_record(record) if record else None)

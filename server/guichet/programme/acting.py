@@ -48,6 +48,12 @@ class Acting:
 
     act: Act
     checked: bool
+    later: bool = False
+
+    def then(self) -> Acting:
+        """The later batches of an act done in several script calls: its first batch checked
+        the declaration and wrote the record (audit.lua); they pass no ask and an empty act."""
+        return Acting(self.act, checked=False, later=True)
 
     def keys(self, k: ProgrammeKeys) -> list[str]:
         return [k.declarations, Act.key(f"taj:{k.games}")]
@@ -56,7 +62,7 @@ class Acting:
         ask = b""
         if self.checked:
             ask = _ENCODE_ASK.encode(_Ask(self.act.actor, programme, list(pseudonyms)))
-        return [ask, self.act.arg()]
+        return [ask, b"" if self.later else self.act.arg()]
 
     @property
     def actor(self) -> str:

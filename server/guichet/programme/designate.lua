@@ -6,8 +6,9 @@
 -- KEYS[10] groups:P  KEYS[11] sessions
 -- ARGV[1] P  ARGV[2] L  ARGV[3] actor  ARGV[4] most ranks looked at  ARGV[5] '1' when the caller stops
 -- after this batch if it gives every ticket asked  ARGV[6..] link code, its sha256 hex, … (one
--- pair per ticket this call may give). The act's one record is written by its last batch: the
--- allocation or the ranking used up, or (ARGV[5]) every ticket asked given.
+-- pair per ticket this call may give). The act's one record is written by its first batch (the
+-- later ones pass an empty act: audit.lua), outcome 'assigned' if that batch ends the act (the
+-- allocation or the ranking used up, or (ARGV[5]) every ticket asked given), else 'started'.
 -- (+ declarations, audit chain key last; declaration ask, act last: see
 -- lua_include/declared.lua and guichet.audit's audit.lua; a refusal of declared.lua answers
 -- {'declaration_required' | 'declared_conflict', why})
@@ -49,5 +50,7 @@ if doubles > 0 then redis.call('HINCRBY', KEYS[8], 'double_benefit', doubles) en
 local asked = (#ARGV - 5) / 2
 if left <= 0 or total - cursor <= 0 or (ARGV[5] == '1' and given == asked) then
   audit_write('assigned')
+else
+  audit_write('started')
 end
 return {'ok', given, doubles, left, total - cursor}

@@ -73,6 +73,7 @@ async def assign(
             k.stats(programme), k.outbox, k.groups(programme), k.sessions]  # fmt: skip
     given = doubles = 0
     left = ranks = 0
+    batch = acting  # the first batch writes the act's record; the later ones none
     while most is None or given < most:
         n = BATCH if most is None else min(BATCH, most - given)
         codes: list[str] = []
@@ -80,8 +81,9 @@ async def assign(
             codes += link_code()
         last = "1" if most is not None and given + n >= most else ""
         raw = await run(store, DESIGNATE, k, keys,
-                        [programme, lottery, acting.actor, LOOK, last, *codes], acting,
+                        [programme, lottery, acting.actor, LOOK, last, *codes], batch,
                         programme=programme)  # fmt: skip
+        batch = acting.then()
         code = raw[0].decode()
         if code != "ok":
             detail = {"no_lottery": f"no lottery {lottery!r} in {programme!r}",

@@ -47,6 +47,7 @@ for i = 1, #fields, 2 do
   if changed then purged = purged + 1 end
 end
 if purged > 0 then redis.call('HINCRBY', KEYS[3], 'purged', purged) end
--- One record per purge: written by the batch that ends it (cursor '0').
-if page[1] == '0' then audit_write('purged') end
+-- One record per purge, written by its first batch (later ones pass no act: audit.lua):
+-- 'purged' if that batch ends it (cursor '0'), else 'started'.
+audit_write(page[1] == '0' and 'purged' or 'started')
 return {'ok', page[1], purged}

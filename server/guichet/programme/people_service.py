@@ -380,9 +380,10 @@ class People:
         self, programme: str, acting: Acting, cursor: str = "0", count: int = PURGE_BATCH
     ) -> int:
         """Erase every name of the programme's candidates (after its retention date)."""
-        total = 0
+        total, batch = 0, acting  # the first batch writes the act's record; the later ones none
         while True:
-            cursor, purged = await self.purge_batch(programme, cursor, acting, count)
+            cursor, purged = await self.purge_batch(programme, cursor, batch, count)
+            batch = acting.then()
             total += purged
             if cursor == "0":
                 return total

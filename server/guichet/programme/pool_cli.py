@@ -1,11 +1,11 @@
 """``guichet programme …``: the pool subcommands (load the pool, put a programme, allocate,
 audit the invariant, reclaim a games), against Redis directly. Each act records its actor as
-``cli:<os user>`` (or ``--by``)."""
+``cli:<os user>`` (audit/act.cli_actor): no option names another actor (an act recorded under
+a name of the caller's choosing would escape that agent's declaration, review item 5)."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,15 +22,11 @@ from guichet.programme.pool_service import SCRIPTS, PoolService, audit
 from guichet.units import US_PER_S
 
 
-def _actor(args: argparse.Namespace) -> str:
-    return str(args.by or f"cli:{getpass.getuser()}")
-
-
 def _act(
     args: argparse.Namespace, settings: Settings | Digester, action: str, object: str
 ) -> Acting:
     cfg = settings.audit if isinstance(settings, Settings) else settings
-    return cli_act(cfg, action, object, _actor(args))
+    return cli_act(cfg, action, object)
 
 
 def cmd_pool_load(args: argparse.Namespace, settings: Settings) -> int:
@@ -186,12 +182,10 @@ def _day(text: str) -> date:
 
 def register(inner: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``pool load``, ``put``, ``allocate``, ``audit`` and ``reclaim``."""
-    by = "the actor recorded with the act (default cli:<os user>)"
     p = inner.add_parser("pool", help="the State's central pool")
     pool_inner = p.add_subparsers(dest="pool_cmd", required=True)
     c = pool_inner.add_parser("load", help="load the pool file (JSON or .csv), all or nothing")
     c.add_argument("file")
-    c.add_argument("--by", help=by)
     c.set_defaults(func=cmd_pool_load)
     c = inner.add_parser("put", help="create or update a programme (central)")
     c.add_argument("programme")
@@ -207,13 +201,11 @@ def register(inner: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c.add_argument("--retention-until", dest="retention_until", type=_day, required=True,
                    help="purge beneficiaries' data after this date")  # fmt: skip
     c.add_argument("--criteria", required=True, help="eligibility criteria, comma-separated")
-    c.add_argument("--by", help=by)
     c.set_defaults(func=cmd_put)
     c = inner.add_parser("allocate", help="move tickets from the pool to a programme")
     c.add_argument("programme")
     c.add_argument("--item", type=_item, action="append", required=True,
                    help="SESSION:CATEGORY:QUANTITY, repeatable (all or nothing)")  # fmt: skip
-    c.add_argument("--by", help=by)
     c.set_defaults(func=cmd_allocate)
     c = inner.add_parser(
         "audit", help="check pool + allocated + assigned + used = loaded; exit 1 if not"
@@ -224,5 +216,4 @@ def register(inner: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "reclaim", help="return unassigned tickets to the pool on the reclaim date"
     )
     c.add_argument("--games", required=True, choices=model.GAMES)
-    c.add_argument("--by", help=by)
     c.set_defaults(func=cmd_reclaim)

@@ -378,7 +378,7 @@ async def produce(
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    by = str(args.by or cli_actor())
+    by = cli_actor()  # no option names another actor (review item 5)
     out = Path(args.out)
     jwks = jwks_of(settings)
     try:
@@ -400,5 +400,4 @@ def register(inner: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c.add_argument("--programme", required=True, help="the programme id")
     c.add_argument("--out", required=True, help="directory to write the report into")
     c.add_argument("--format", choices=("html",), default="html", help="the document's format")
-    c.add_argument("--by", help="the actor recorded with the act (default cli:<os user>)")
     c.set_defaults(func=cmd_report)

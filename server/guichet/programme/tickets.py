@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, NoReturn
 
 import msgspec
 from msgspec import Meta
 
 from guichet import metrics, wire
+from guichet.audit.act import Act
 from guichet.config import EticketsConfig
 from guichet.programme import access, identity
 from guichet.programme.acting import Acting, internal, run
 from guichet.programme.lottery import code_hash, games_of, link_code
 from guichet.programme.tickets_refusals import Refuse
+from guichet.room import acts
 from guichet.signing import Signer
 from guichet.store.client import Store
 from guichet.store.keys import ProgrammeKeys
@@ -41,6 +43,7 @@ COMMIT = LuaScript("guichet.programme", "tickets_commit.lua")
 WITHDRAW = LuaScript("guichet.programme", "tickets_withdraw.lua")
 SCAN = LuaScript("guichet.programme", "tickets_scan.lua")
 SCRIPTS = (COMMIT, WITHDRAW, SCAN)
+SCAN_ACTION = "gate.scan"
 DAY_S = 24 * 3600
 
 TicketState = Literal["assigned", "committed", "withdrawn", "used"]
@@ -264,13 +267,18 @@ def _refuse(code: str, ticket: str) -> NoReturn:
     raise Refuse(code, details[code])  # type: ignore[arg-type]
 
 
-async def scan(store: Store, games: str, programme: str, ticket: str, gate: str) -> tuple[str, str]:
+async def scan(
+    store: Store, games: str, programme: str, ticket: str, gate: str, act: Act | None = None
+) -> tuple[str, str]:
     """Mark a verified programme ticket used, once: (code, "<µs> <gate>"); the e-ticket gate's
-    scan calls it for a payload with a ``prg`` claim."""
+    scan calls it for a payload with a ``prg`` claim. An accepted scan writes the record of
+    ``act`` (a gate agent's act: no declaration) in the games' chain, its object set here:
+    ``programme:<P>/ticket:<T>``."""
     k = ProgrammeKeys(games)
-    code, used = await store.scripts(
-        SCAN, [k.tickets(programme), k.assigned, k.used], [ticket, gate]
-    )
+    act = replace(act or acts.internal(SCAN_ACTION, ""),
+                  object=f"programme:{programme}/ticket:{ticket}")  # fmt: skip
+    keys, args = acts.keys_args(act, [k.tickets(programme), k.assigned, k.used], [ticket, gate])
+    code, used = await store.scripts(SCAN, keys, args)
     if code == b"ok":
         metrics.PROGRAMME_TICKETS.labels(programme, "used").inc()
     return code.decode(), used.decode()

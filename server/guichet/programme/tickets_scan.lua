@@ -3,8 +3,11 @@
 -- scan ("<µs> <gate>") is kept in the record and answered to every later one.
 -- KEYS[1] tickets:P  KEYS[2] assigned  KEYS[3] used
 -- ARGV[1] ticket id  ARGV[2] gate
+-- (+ audit chain key / act last, see guichet.audit's audit.lua: the first, accepted scan writes
+-- the record; a refused one writes none)
 -- Returns {code, scan}  code: 'ok' | 'already_used' | 'unknown' (no such ticket, voided, or
 -- not committed)
+--!include guichet.audit:lua_include/audit.lua
 --!include lua_include/give.lua
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return {'unknown', ''} end
@@ -18,4 +21,5 @@ redis.call('HSET', KEYS[1], ARGV[1], enc(t))
 local item = t.session .. ':' .. t.category
 redis.call('HINCRBY', KEYS[2], item, -1)
 redis.call('HINCRBY', KEYS[3], item, 1)
+audit_write('used')
 return {'ok', scan}

@@ -32,8 +32,9 @@ def cli(settings: Settings, action: str, object: str, what: bytes) -> Act:
 
 
 def keys_args(
-    act: Act, keys: Sequence[str], args: Sequence[Any] = ()
+    act: Act | None, keys: Sequence[str], args: Sequence[Any] = ()
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of a script that includes the audit fragment: the chain of the first
-    key's hash tag last in KEYS, the act last in ARGV."""
-    return [*keys, Act.key(tag_of(keys[0]))], [*args, act.arg()]
+    key's hash tag last in KEYS, the act last in ARGV. ``None``: a later batch of an act done
+    in several calls, whose first batch wrote the record (audit.lua): an empty act."""
+    return [*keys, Act.key(tag_of(keys[0]))], [*args, b"" if act is None else act.arg()]

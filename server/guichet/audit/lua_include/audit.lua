@@ -8,6 +8,12 @@
 -- they would without it. The script calls ``audit_write(outcome)`` once, at the point where
 -- the act succeeded; a refused act writes nothing.
 --
+-- An act done in batches (one script call each) is recorded by its FIRST successful batch, in
+-- the same atomic step as the batch's changes: no act exists without its record at any instant
+-- (a run stopped half-way has its record; resuming it is a new act, with its own). Its outcome
+-- is the act's success code when that batch ends the act, else 'started'. The later batches
+-- pass an empty act (a zero-length last argument): ``audit_write`` then writes nothing.
+--
 -- A chain is a stream (one per hash tag: the act's keys and its chain share a slot); each
 -- entry's fields, in this order: v, seq, at, actor, action, object, digest, outcome, prev, hash.
 -- ``at`` is Redis TIME in µs; ``seq`` counts from 1; ``prev`` is the previous record's hash
@@ -35,10 +41,11 @@ local function audit_fields(act)
 end
 
 -- Append this act's record; ``outcome`` is the script's success code (e.g. 'created').
--- Returns the record's sequence number.
+-- Returns the record's sequence number (0: a later batch's, no record).
 local function audit_write(outcome)
   if AUDIT_DONE then return redis.error_reply('audit: one record per act') end
   AUDIT_DONE = true
+  if AUDIT_ACT == '' then return 0 end  -- a later batch: its act's first batch wrote the record
   local f = audit_fields(AUDIT_ACT)
   local t = redis.call('TIME')
   local at = t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
