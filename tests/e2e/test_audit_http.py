@@ -16,7 +16,7 @@ from guichet.audit.act import Act
 from guichet.audit.verify import verify
 from guichet.config import Settings
 from guichet.store.client import Store
-from guichet.store.keys import AUDIT_TAG, audit_chain
+from guichet.store.keys import AUDIT_ANCHORS, AUDIT_TAG, audit_chain
 from tests.conftest import Client, Tokens, settings_file
 
 ACT = Act(actor="admin:test", action="room.put", object="room:r1", digest="ab" * 32)
@@ -130,6 +130,9 @@ async def test_cli_export_verify_round_trip_and_a_deleted_entry(
     assert "2 chains (every chain), 6 records, 1 anchors" in said
     assert "the export's keys line" in said
     assert "room:r1 1" in said  # one record after the last anchor
+    assert "WARNING: nothing outside the export vouches for it" in said
+    assert await guichet(settings, tmp_path, "audit", "verify", "--strict", str(out)) == 1
+    capsys.readouterr()
     one = tmp_path / "room.jsonl"
     assert (
         await guichet(
@@ -137,7 +140,9 @@ async def test_cli_export_verify_round_trip_and_a_deleted_entry(
         )
         == 0
     )
-    assert await guichet(settings, tmp_path, "audit", "verify", str(one)) == 0
+    assert await guichet(settings, tmp_path, "audit", "verify", str(one)) == 1
+    assert "verify it as one (--partial)" in capsys.readouterr().err
+    assert await guichet(settings, tmp_path, "audit", "verify", "--partial", str(one)) == 0
     assert "chains room:r1" in capsys.readouterr().out
 
     entries: Any = await store.client.xrange(audit_chain("room:r1"))
@@ -160,3 +165,47 @@ async def test_cli_verify_of_a_malformed_file_names_the_line(
     assert "line 2" in err
     assert "Traceback" not in err
     assert await guichet(settings, tmp_path, "audit", "verify", str(tmp_path / "none")) == 1
+
+
+async def test_cli_verify_with_a_published_anchor(
+    client: Client, store: Store, settings: Settings, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    await write(store, 2)
+    assert await guichet(settings, tmp_path, "audit", "anchor") == 0
+    kept = tmp_path / "anchor.json"  # what an outsider kept
+    kept.write_bytes(await (await client.get("/v1/audit/anchor")).read())
+    jwks = tmp_path / "jwks.json"
+    jwks.write_bytes(await (await client.get("/v1/audit/keys")).read())
+    await write(store, 1)
+    out = tmp_path / "audit.jsonl"
+    assert await guichet(settings, tmp_path, "audit", "export", "--out", str(out)) == 0
+    capsys.readouterr()
+    for extra in (["--anchor", str(kept)], ["--jwks", str(jwks)]):
+        assert await guichet(settings, tmp_path, "audit", "verify", "--strict", *extra,
+                             str(out)) == 0  # fmt: skip
+        said = capsys.readouterr().out
+        assert "WARNING" not in said
+        assert ("the published anchor given is in it" in said) is (extra[0] == "--anchor")
+    bare = tmp_path / "anchor.jws"  # the bare compact JWS is accepted too
+    bare.write_text(json.loads(kept.read_bytes())["jws"] + "\n")
+    assert await guichet(settings, tmp_path, "audit", "verify", "--anchor", str(bare),
+                         str(out)) == 0  # fmt: skip
+    assert "the published anchor given is in it" in capsys.readouterr().out
+
+    # the log rolled back to before the anchor: its anchor and the records after it gone
+    await store.client.delete(AUDIT_ANCHORS)
+    entries: Any = await store.client.xrange(audit_chain("room:r1"))
+    await store.client.xdel(audit_chain("room:r1"), *[e[0] for e in entries[1:]])
+    assert await guichet(settings, tmp_path, "audit", "export", "--out", str(out)) == 0
+    assert await guichet(settings, tmp_path, "audit", "verify", str(out)) == 0  # alone: passes
+    assert "WARNING: nothing outside" in capsys.readouterr().out
+    assert await guichet(settings, tmp_path, "audit", "verify", "--anchor", str(kept),
+                         str(out)) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "FAILED: the published anchor given is not in the export" in err
+    assert "anchor 1" in err
+    (tmp_path / "junk").write_text("not an anchor")
+    assert await guichet(settings, tmp_path, "audit", "verify", "--anchor",
+                         str(tmp_path / "junk"), str(out)) == 1  # fmt: skip
+    assert "not an anchor" in capsys.readouterr().err

@@ -5,6 +5,7 @@ verify (standalone, or a Cluster with GUICHET_TEST_REDIS=cluster)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,90 @@ async def test_the_signer_refuses_a_record_that_does_not_match_its_hash(
 def test_record_families_are_bounded() -> None:
     assert [metrics.audit_family(t) for t in ("room:a", "taj:olympic", "audit", "x:y", "")] == [
         "room", "taj", "audit", "other", "other"]  # fmt: skip
+
+
+def appending_once(
+    monkeypatch: pytest.MonkeyPatch, during: Callable[[], Awaitable[object]]
+) -> list[bool]:
+    """Make ``chains.entries`` run ``during`` once, after yielding its first entry: an act
+    committed while a round or an export reads the chains (deterministic, real Valkey)."""
+    real, done = chains.entries, [False]
+
+    async def entries(client: Any, tag: str, after_id: str = "") -> AsyncIterator[Any]:
+        async for item in real(client, tag, after_id):
+            yield item
+            if not done[0]:
+                done[0] = True
+                await during()
+
+    monkeypatch.setattr(chains, "entries", entries)
+    return done
+
+
+async def test_an_act_appended_during_a_round_waits_for_the_next(
+    store: Store, ring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for outcome in ("put", "patched"):
+        await notes.note(store.scripts, act(), "room:r1", outcome=outcome)
+    done = appending_once(
+        monkeypatch, lambda: notes.note(store.scripts, act(), "room:r1", outcome="paused")
+    )
+    assert await anchors.sign_once(store, ring) == "appended"  # not ChainBroken
+    assert done[0]
+    last = await chains.latest_anchor(store.client)
+    assert last is not None
+    assert anchors.claims_of(last.jws).heads["room:r1"].seq == 2
+    assert await anchors.sign_once(store, ring) == "appended"
+    report = await export_of(store, ring)
+    assert report.ok, report.problem
+    assert (report.anchors, report.unanchored) == (2, {})
+
+
+async def test_rounds_under_many_concurrent_acts_never_break(store: Store, ring: Keyring) -> None:
+    async def acts(tag: str) -> None:
+        for i in range(60):
+            await notes.note(store.scripts, act(obj=f"o{i}"), tag, outcome="noted")
+
+    async def rounds() -> list[anchors.Result]:
+        return [await anchors.sign_once(store, ring) for _ in range(15)]
+
+    signers = [asyncio.create_task(rounds()) for _ in range(2)]
+    await asyncio.gather(*(acts(f"room:r{i}") for i in range(4)))
+    a, b = [await task for task in signers]
+    assert "appended" in a + b  # and no ChainBroken was raised
+    await anchors.sign_once(store, ring)
+    report = await export_of(store, ring)
+    assert report.ok, report.problem
+    assert (report.records, report.unanchored) == (240, {})
+
+
+async def test_deleting_then_appending_is_still_caught(store: Store, ring: Keyring) -> None:
+    for outcome in ("put", "patched"):
+        await notes.note(store.scripts, act(), "room:r1", outcome=outcome)
+    await anchors.sign_once(store, ring)
+    ids = [i async for i, _ in chains.entries(store.client, "room:r1")]
+    await store.client.xdel(audit_chain("room:r1"), ids[0])  # the length is back to 1 ...
+    await notes.note(store.scripts, act(), "room:r1", outcome="paused")  # ... and to 2
+    with pytest.raises(anchors.ChainBroken, match="2 records of 3 added"):
+        await anchors.sign_once(store, ring)
+
+
+async def test_an_anchor_signed_during_an_export_is_not_in_it(
+    store: Store, ring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for outcome in ("put", "patched"):
+        await notes.note(store.scripts, act(), "room:r1", outcome=outcome)
+    await anchors.sign_once(store, ring)
+
+    async def act_and_anchor() -> None:  # after the export read room:r1's first record
+        await notes.note(store.scripts, act(), "draw:d", outcome="put")  # a chain read later
+        await notes.note(store.scripts, act(), "room:r1", outcome="paused")  # read already
+        assert await anchors.sign_once(store, ring) == "appended"
+
+    appending_once(monkeypatch, act_and_anchor)
+    jwks = {"keys": ring.published()}
+    lines = [line async for line in chains.export_lines(store.client, jwks)]
+    report = verify(lines)
+    assert report.ok, report.problem
+    assert report.anchors == 1  # the second, naming room:r1 at 3, was signed after the start
+    assert await store.client.xlen(AUDIT_ANCHORS) == 2

@@ -211,6 +211,111 @@ OPTIONAL = {name: json_values for name in ("v", "chains", "jws", "jwks", "seq", 
 def test_arbitrary_json_lines_and_jwks_give_a_report(
     lines: list[dict[str, Any]], jwks: Any
 ) -> None:
-    report = verify([json.dumps(line).encode() for line in lines], jwks)
-    if not report.ok:
-        assert report.problem is not None
+    for partial, anchor in ((False, None), (True, "a.b.c")):
+        report = verify([json.dumps(line).encode() for line in lines], jwks, partial=partial,
+                        anchor=anchor)  # fmt: skip
+        if not report.ok:
+            assert report.problem is not None
+
+
+def relinked(lines: list[bytes], tag: str, actor: str) -> list[bytes]:
+    """``lines`` with chain ``tag``'s first record rewritten (another actor) and every later
+    record of the chain re-hashed, so the chain links up again (only anchors can tell)."""
+    out, prev = [], GENESIS
+    for line in lines:
+        obj = json.loads(line)
+        if obj["type"] == "record" and obj["chain"] == tag:
+            if obj["seq"] == 1:
+                obj["actor"] = actor
+            obj["prev"] = prev
+            r = msgspec.convert({k: v for k, v in obj.items() if k != "type"}, Record)
+            obj["hash"] = prev = record_hash(r)
+            line = json.dumps(obj).encode()
+        out.append(line)
+    return out
+
+
+@given(chain_sets, st.data())
+@settings(max_examples=30, deadline=None)
+def test_a_header_naming_chains_fails_unless_partial_is_asked(
+    spec: dict[str, list[tuple[str, str, str, str]]], data: st.DataObject
+) -> None:
+    tag = data.draw(st.sampled_from(sorted(spec)))
+    lines = relinked(build(spec), tag, "someone-else")
+    assert not verify(lines).ok  # the anchors tell
+    scope = data.draw(st.lists(st.sampled_from([*sorted(spec), "room:z"]), unique=True))
+    lines[0] = export.line(export.ExportHeader(v=1, chains=scope))
+    report = verify(lines, JWKS)
+    assert report.problem is not None
+    assert "--partial" in report.problem.what
+    report = verify(lines, JWKS, partial=True)  # the edited chain is in scope, or unnamed
+    assert report.problem is not None
+    assert report.problem.chain == tag or "does not name" in report.problem.what
+    untouched = build(spec)
+    untouched[0] = export.line(export.ExportHeader(v=1, chains=scope))
+    assert not verify(untouched).ok
+    assert verify(untouched, partial=True).ok is (set(spec) <= set(scope))
+
+
+def test_a_partial_export_of_one_chain_verifies_when_asked() -> None:
+    spec = {"room:a": [("a", "b", "c", "d")] * 3, "draw:b": [("a", "b", "c", "d")] * 2}
+    lines = build(spec)
+    only = [line for line in lines if b'"chain":"draw:b"' not in line]
+    only[0] = export.line(export.ExportHeader(v=1, chains=["room:a"]))
+    report = verify(only, partial=True)
+    assert report.ok, report.problem
+    assert (report.scope, report.records) == (["room:a"], 3)
+
+
+def anchor_lines(lines: list[bytes]) -> list[int]:
+    return [i for i, line in enumerate(lines) if line.startswith(b'{"type":"anchor"')]
+
+
+@given(chain_sets, st.data())
+@settings(max_examples=30, deadline=None)
+def test_anchors_stripped_fail_when_a_published_anchor_is_given(
+    spec: dict[str, list[tuple[str, str, str, str]]], data: st.DataObject
+) -> None:
+    lines = build(spec)
+    published = [json.loads(lines[i])["jws"] for i in anchor_lines(lines)]
+    kept = data.draw(st.sampled_from(published))
+    report = verify(lines, anchor=kept)
+    assert report.ok, report.problem
+    assert (report.anchor_given, report.vouched, report.keys_from) == (True, True, "export")
+    assert verify(lines, anchor=kept + "\n").ok  # as read from a file
+    # drop the kept anchor (and maybe the ones after, or every one), maybe cut records after
+    first = published.index(kept)
+    drop = data.draw(st.sampled_from(["it and after", "every one"]))
+    gone = anchor_lines(lines)[first if drop == "it and after" else 0 :]
+    stripped = [line for i, line in enumerate(lines) if i not in gone]
+    cut = data.draw(st.booleans())
+    if cut:  # and the last record of a chain (still anchored by an earlier anchor, maybe)
+        tag = data.draw(st.sampled_from(sorted(spec)))
+        mine = [i for i in record_lines(stripped) if json.loads(stripped[i])["chain"] == tag]
+        del stripped[mine[-1]]
+    else:
+        assert verify(stripped).ok  # alone, nothing tells
+    report = verify(stripped, anchor=kept)
+    assert not report.ok
+    assert report.problem is not None
+    if not cut:
+        assert report.problem.what.startswith("the published anchor given is not in the export")
+        assert report.problem.anchor == first + 1
+    # another anchor than the kept one, or one re-signed with another key, does not count
+    forged = sign(json.loads(jwt.api_jws.decode(kept, options={"verify_signature": False})),
+                  OTHER)  # fmt: skip
+    assert not verify(lines, anchor=forged).ok
+
+
+@given(chain_sets)
+@settings(max_examples=20, deadline=None)
+def test_only_outside_keys_or_a_published_anchor_vouch(
+    spec: dict[str, list[tuple[str, str, str, str]]],
+) -> None:
+    lines = build(spec)
+    assert not verify(lines).vouched  # the export's own keys line
+    assert verify(build(spec, keys=False), JWKS).vouched
+    bare = [line for i, line in enumerate(lines) if i not in anchor_lines(lines)]
+    report = verify(bare, JWKS)  # no anchor left to check against the JWKS
+    assert report.ok, report.problem
+    assert not report.vouched

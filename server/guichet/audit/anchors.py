@@ -33,7 +33,7 @@ from guichet.background import Periodic
 from guichet.config import AuditConfig
 from guichet.signing import Keyring, Signer
 from guichet.store.client import Store
-from guichet.store.keys import AUDIT_ANCHORS, audit_chain
+from guichet.store.keys import AUDIT_ANCHORS
 
 log = logging.getLogger("guichet.audit")
 
@@ -83,14 +83,24 @@ async def sign_once(store: Store, signer: Signer) -> Result:
         head = heads.get(tag)
         seq, prev_hash, acc = (head.seq, head.hash, head.acc) if head else (0, "", ANCHOR_GENESIS)
         cursor = cursors.get(tag, "")
-        async for entry_id, record in chains.entries(client, tag, cursor):
-            if record.seq != seq + 1 or (seq and record.prev != prev_hash):
-                raise ChainBroken(f"chain {tag}: seq {record.seq} does not follow {seq}")
-            if record_hash(record) != record.hash:
-                raise ChainBroken(f"chain {tag}: seq {record.seq} does not match its hash")
-            seq, prev_hash, acc, cursor = record.seq, record.hash, accumulate(acc, record), entry_id
-        if int(await client.xlen(audit_chain(tag))) != seq:  # an entry gone before the cursor
-            raise ChainBroken(f"chain {tag}: {seq} records expected")
+        # the length, read in one command with the count of entries ever added: a chain only
+        # grows, so fewer entries than were added is a deletion (before the cursor too); the
+        # round anchors the first `length` records, those appended meanwhile wait for the next
+        length, added = await chains.length(client, tag)
+        if added != length or length < seq:
+            raise ChainBroken(f"chain {tag}: {length} records of {added} added (anchored {seq})")
+        if length > seq:
+            async for entry_id, record in chains.entries(client, tag, cursor):
+                if record.seq != seq + 1 or (seq and record.prev != prev_hash):
+                    raise ChainBroken(f"chain {tag}: seq {record.seq} does not follow {seq}")
+                if record_hash(record) != record.hash:
+                    raise ChainBroken(f"chain {tag}: seq {record.seq} does not match its hash")
+                seq, prev_hash = record.seq, record.hash
+                acc, cursor = accumulate(acc, record), entry_id
+                if seq == length:
+                    break
+        if seq != length:  # an entry gone while we read
+            raise ChainBroken(f"chain {tag}: {length} records expected, {seq} read")
         families[metrics.audit_family(tag)] += seq
         if head is None or seq != head.seq:
             moved = True

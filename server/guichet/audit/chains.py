@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
+from redis.exceptions import ResponseError
 
 from guichet.audit.record import Record, from_stream
 from guichet.store.keys import AUDIT_ANCHORS, PREFIX, audit_chain, tag_of
@@ -78,6 +79,18 @@ async def head(client: Client, tag: str) -> tuple[int, Record | None]:
     return length, (from_stream(tag, last[0][1]) if last else None)
 
 
+async def length(client: Client, tag: str) -> tuple[int, int]:
+    """(entries now, entries ever added) of chain ``tag``, read together (``XINFO STREAM``);
+    (0, 0) when there is none. A chain only grows: the two differ once an entry was deleted."""
+    try:
+        info: Any = await client.xinfo_stream(audit_chain(tag))
+    except ResponseError as exc:  # no such key
+        if "no such key" not in str(exc).lower():
+            raise
+        return 0, 0
+    return int(info["length"]), int(info["entries-added"])
+
+
 def _anchor(raw_id: Any, fields: dict[Any, Any]) -> StoredAnchor:
     get = {_text(k): _text(v) for k, v in fields.items()}
     return StoredAnchor(
@@ -96,11 +109,11 @@ async def latest_anchor(client: Client) -> StoredAnchor | None:
     return _anchor(*last[0]) if last else None
 
 
-async def anchors(client: Client) -> AsyncIterator[StoredAnchor]:
-    """Every anchor, oldest first."""
+async def anchors(client: Client, upto: str = "+") -> AsyncIterator[StoredAnchor]:
+    """Every anchor, oldest first (up to the stream id ``upto``, inclusive)."""
     start = "-"
     while True:
-        batch: Any = await client.xrange(AUDIT_ANCHORS, start, "+", count=BATCH)
+        batch: Any = await client.xrange(AUDIT_ANCHORS, start, upto, count=BATCH)
         for raw_id, fields in batch:
             yield _anchor(raw_id, fields)
         if len(batch) < BATCH:
@@ -112,9 +125,12 @@ async def export_lines(
     client: Client, jwks: dict[str, Any] | None, only: str | None = None
 ) -> AsyncIterator[bytes]:
     """The export (``export.py``): header, every record of every chain (or of ``only``), every
-    anchor, and the keys line when ``jwks`` is given."""
+    anchor, and the keys line when ``jwks`` is given. The last anchor is found before the
+    records are read, and the anchors exported stop there: an anchor signed during the export
+    names no head past the records exported (those records are simply unanchored)."""
     from guichet.audit import export  # the format, pure
 
+    last = await latest_anchor(client)
     selected = [only] if only is not None else await tags(client)
     yield export.line(
         export.ExportHeader(v=export.FORMAT_V, chains=None if only is None else selected)
@@ -122,7 +138,8 @@ async def export_lines(
     for tag in selected:
         async for _, record in entries(client, tag):
             yield export.record_line(record)
-    async for anchor in anchors(client):
-        yield export.line(export.AnchorLine(jws=anchor.jws))
+    if last is not None:
+        async for anchor in anchors(client, last.id):
+            yield export.line(export.AnchorLine(jws=anchor.jws))
     if jwks is not None:
         yield export.line(export.KeysLine(jwks=jwks))

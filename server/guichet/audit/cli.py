@@ -41,6 +41,8 @@ def _summary(report: Report) -> str:
     scope = "every chain" if report.scope is None else "chains " + ", ".join(report.scope)
     text = (f"{report.chains} chains ({scope}), {report.records} records, {report.anchors} "
             f"anchors; signatures checked against {keys}")  # fmt: skip
+    if report.anchor_given:
+        text += "; the published anchor given is in it"
     if report.unanchored:
         text += "; after the last anchor (hash chain only): " + ", ".join(
             f"{c} {n}" for c, n in sorted(report.unanchored.items())
@@ -48,17 +50,43 @@ def _summary(report: Report) -> str:
     return text
 
 
+UNVOUCHED = ("WARNING: nothing outside the export vouches for it: no --anchor (a published "
+             "anchor kept by an outsider) and no --jwks with an anchor to check; whoever "
+             "rewrites the log and re-signs it with keys of their own, or drops its last "
+             "anchors, passes this check")  # fmt: skip
+
+
+def read_anchor(path: str) -> str:
+    """A published anchor: the body of ``GET /v1/audit/anchor`` (``{"jws": ...}``) or the bare
+    compact JWS. ValueError when it is neither."""
+    raw = Path(path).read_bytes().strip()
+    if raw.startswith(b"{"):
+        body = json.loads(raw)
+        jws = body.get("jws") if isinstance(body, dict) else None
+    else:
+        jws = raw.decode("ascii", errors="replace")
+    if not isinstance(jws, str) or jws.count(".") != 2:
+        raise ValueError(f"{path}: not an anchor (GET /v1/audit/anchor) nor a compact JWS")
+    return jws
+
+
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     jwks: Any = None
+    anchor: str | None = None
     try:
         if args.jwks:
             jwks = json.loads(Path(args.jwks).read_bytes())
+        if args.anchor:
+            anchor = read_anchor(args.anchor)
         with open(args.file, "rb") as f:
-            report = verify(f, jwks)
-    except (OSError, ValueError) as exc:  # unreadable file, JWKS not JSON
+            report = verify(f, jwks, partial=args.partial, anchor=anchor)
+    except (OSError, ValueError) as exc:  # unreadable file, JWKS or anchor not JSON
         return opscli.fail(f"cannot read: {exc}")
     if report.ok:
         print(f"ok: {_summary(report)}")
+        if not report.vouched:
+            print(UNVOUCHED + (" (--strict: exit 1)" if args.strict else ""))
+            return 1 if args.strict else 0
         return 0
     p = report.problem
     assert p is not None
@@ -95,6 +123,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("file", help="the export (JSON lines)")
     p.add_argument("--jwks", help="public keys to check anchors against (GET /v1/audit/keys); "
                    "default: the export's keys line")  # fmt: skip
+    p.add_argument("--anchor", help="a copy of a published anchor (GET /v1/audit/anchor) "
+                   "kept outside: fail unless this very anchor is in the export and checks "
+                   "out")  # fmt: skip
+    p.add_argument("--partial", action="store_true",
+                   help="accept an export of some chains only (export --chain)")  # fmt: skip
+    p.add_argument("--strict", action="store_true", help="exit 1 when nothing outside the "
+                   "export vouches for it (no --anchor, no --jwks checking an anchor)")  # fmt: skip
     p.set_defaults(func=cmd_verify)
     p = cmds.add_parser("anchor", help="sign an anchor of every chain's head now")
     p.set_defaults(func=cmd_anchor)

@@ -7,6 +7,14 @@ anchor, and every chain head an anchor names matches the records (seq, hash, SHA
 accumulator) — so a record altered, removed, inserted or reordered anywhere up to the last
 anchor, a chain cut after an anchored head, or a whole anchored chain removed, fails. Records
 after the last anchor rest on their hash chain alone (``unanchored`` says how many).
+
+What vouches for the export from outside it: ``jwks`` (the published keys, else the export's
+own keys line, which a rewriter re-signing everything would replace) and ``anchor`` (a copy of
+a published anchor, ``GET /v1/audit/anchor``, kept by an outsider): that very JWS must be among
+the export's anchors and check out, so anchors dropped from the end, and records cut after
+them, fail. ``Report.vouched`` says whether anything outside did. The header is unsigned: a
+partial export (``"chains": [...]``, ``--chain``) fails unless ``partial=True`` asks for one,
+and then no record may belong to a chain it does not name.
 """
 
 from __future__ import annotations
@@ -56,6 +64,11 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     scope: list[str] | None = None
     #: per chain, the records after the last anchor's head (resting on the hash chain alone)
     unanchored: dict[str, int] = msgspec.field(default_factory=dict)
+    #: a published anchor (``anchor``) was given and is in the export
+    anchor_given: bool = False
+    #: something outside the export vouches for it: the published anchor, or the given JWKS
+    #: checking at least one anchor (else the keys, if any, come from the export itself)
+    vouched: bool = False
     problem: Problem | None = None
 
 
@@ -107,9 +120,13 @@ def _claims(jws: str, keys: Mapping[str, Ed25519PublicKey], where: dict[str, Any
         raise Failed(Problem(what=f"anchor claims malformed: {exc}", **where)) from None
 
 
-def verify(lines: Iterable[bytes], jwks: Any = None) -> Report:
+def verify(
+    lines: Iterable[bytes], jwks: Any = None, *, partial: bool = False, anchor: str | None = None
+) -> Report:
     """Verify an export given as lines (bytes, with or without their newline). ``jwks``: the
-    public keys to check anchors against (else the export's keys line)."""
+    public keys to check anchors against (else the export's keys line); ``partial``: accept
+    an export of some chains only; ``anchor``: a published anchor's compact JWS that must be
+    in the export."""
     chains: dict[str, _Chain] = {}
     anchors: list[tuple[int, str]] = []  # (line number, jws)
     export_keys: Any = None
@@ -119,10 +136,12 @@ def verify(lines: Iterable[bytes], jwks: Any = None) -> Report:
     keys_from: KeysFrom = "jwks-file" if jwks is not None else "none"
 
     def report(problem: Problem | None, unanchored: dict[str, int] | None = None) -> Report:
-        return Report(ok=problem is None, chains=len(chains), records=records,
-                      anchors=len(anchors), keys_from=keys_from,
-                      scope=None if header is None else header.chains,
-                      unanchored=unanchored or {}, problem=problem)  # fmt: skip
+        ok = problem is None
+        outside = anchor is not None or (keys_from == "jwks-file" and bool(anchors))
+        return Report(ok=ok, chains=len(chains), records=records, anchors=len(anchors),
+                      keys_from=keys_from, scope=None if header is None else header.chains,
+                      unanchored=unanchored or {}, problem=problem,
+                      anchor_given=ok and anchor is not None, vouched=ok and outside)  # fmt: skip
 
     stage = 0  # 0 header, 1 records, 2 anchors, 3 keys
     try:
@@ -139,6 +158,9 @@ def verify(lines: Iterable[bytes], jwks: Any = None) -> Report:
                     raise Failed(Problem(what="the export header comes first, once", line=n))
                 if item.v != FORMAT_V:
                     raise Failed(Problem(what=f"export format v{item.v} is not v1", line=n))
+                if item.chains is not None and not partial:
+                    raise Failed(Problem(what="a partial export (the header names its chains): "
+                                              "verify it as one (--partial)", line=n))  # fmt: skip
                 header, stage = item, 1
             elif stage == 0:
                 raise Failed(Problem(what='the first line is the {"type":"export"} header',
@@ -148,6 +170,13 @@ def verify(lines: Iterable[bytes], jwks: Any = None) -> Report:
                     raise Failed(Problem(what="a record after the anchors", line=n,
                                          chain=item.chain, seq=item.seq))  # fmt: skip
                 records += 1
+                if (
+                    header is not None
+                    and header.chains is not None
+                    and (item.chain not in header.chains)
+                ):
+                    raise Failed(Problem(what="a record of a chain the header does not name",
+                                         line=n, chain=item.chain, seq=item.seq))  # fmt: skip
                 _record(chains, order, item, n)
             elif isinstance(item, AnchorLine):
                 if stage > 2:
@@ -173,11 +202,24 @@ def verify(lines: Iterable[bytes], jwks: Any = None) -> Report:
             raise Failed(Problem(what="anchors but no public keys to check them: pass --jwks "
                                       "FILE or export with the keys line"))  # fmt: skip
         heads = _anchors(chains, anchors, keys, header.chains)
+        if anchor is not None and anchor.strip() not in {jws for _, jws in anchors}:
+            raise Failed(Problem(what="the published anchor given is not in the export "
+                                      "(anchors dropped, or the log cut before it)",
+                                 anchor=_seq_of(anchor)))  # fmt: skip
     except Failed as failed:
         return report(failed.problem)
     unanchored = {c: len(ch.hashes) - heads.get(c, 0) for c, ch in chains.items()
                   if len(ch.hashes) > heads.get(c, 0)}  # fmt: skip
     return report(None, unanchored)
+
+
+def _seq_of(jws: str) -> int | None:
+    """The seq an anchor claims, unverified (to say which anchor is missing)."""
+    try:
+        seq = json.loads(jwt.api_jws.decode(jws.strip(), options={"verify_signature": False}))
+        return seq["seq"] if isinstance(seq, dict) and type(seq.get("seq")) is int else None
+    except (jwt.PyJWTError, ValueError, TypeError):
+        return None
 
 
 def _record(chains: dict[str, _Chain], order: list[str], r: RecordLine, n: int) -> None:
