@@ -14,13 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import hypothesis
+import pytest
 from hypothesis import strategies as st
 
 from guichet.config import Settings
 from guichet.store.client import Store
 from guichet.store.keys import AUDIT_TAG, DRAWS_INDEX, SALES_INDEX, DrawKeys, SaleKeys, audit_chain
 from tests.conftest import Client, Tokens
-from tests.e2e.programme_helpers import admin_token, bearer, operator, pool_rows, setup_programme
+from tests.e2e.programme_helpers import (
+    admin_token,
+    bearer,
+    declared,  # noqa: F401 (the fixture)
+    operator,
+    pool_rows,
+    setup_programme,
+)
 from tests.e2e.test_programme_flow_http import candidate, cli_run, register
 from tests.programme_seed_b import set_retention
 
@@ -30,6 +38,7 @@ ACCESS, ERASURE = "/v1/admin/privacy/access", "/v1/admin/privacy/erasure"
 DAY = date.today() + timedelta(days=30)
 CHAIN = audit_chain("taj:olympic")
 GUARDIAN = "Gaspard Tuteur-Lemoine"
+pytestmark = pytest.mark.usefixtures("declared")
 FUZZ = hypothesis.settings(
     max_examples=40,
     deadline=None,
@@ -46,8 +55,11 @@ def who(body: dict[str, Any], **more: Any) -> dict[str, Any]:
 
 
 async def records(store: Store) -> list[dict[str, str]]:
+    """The games' chain's records of privacy acts (the agents' declarations and the
+    programme's acts are in it too)."""
     entries: Any = await store.client.xrange(CHAIN)
-    return [{a.decode(): b.decode() for a, b in f.items()} for _, f in entries]
+    out = [{a.decode(): b.decode() for a, b in f.items()} for _, f in entries]
+    return [r for r in out if r["action"].startswith("privacy.")]
 
 
 async def setup(client: Client, tokens: Tokens) -> dict[str, Any]:

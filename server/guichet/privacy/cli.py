@@ -44,8 +44,7 @@ def cmd_access(args: argparse.Namespace, settings: Settings) -> int:
     async def work(store: Store) -> routes.AccessExport:
         out = routes.AccessExport(pseudonym=person)
         if person is not None:
-            found = await service.access(store, person, act)
-            out.candidacies = [routes.candidacy(box, person, f) for f in found]
+            routes.fill(out, box, person, await service.access(store, person, act))
         if args.account is not None:
             out.account = await sale.account_export(store, args.account)
             if out.account is not None:
@@ -53,7 +52,7 @@ def cmd_access(args: argparse.Namespace, settings: Settings) -> int:
         return out
 
     out = opscli.with_store(settings, routes.SCRIPTS, work)
-    if not out.candidacies and out.account is None:
+    if routes.empty(out):
         return opscli.fail("nothing is stored about this person")
     opscli.show(out)
     return 0

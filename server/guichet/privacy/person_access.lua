@@ -1,18 +1,20 @@
 -- Everything the State programme of one games stores about one person (GDPR art. 15), read in
 -- one step, and the access recorded in the audit chain of the games by the same script.
 --!include guichet.audit:lua_include/audit.lua
--- KEYS[1] programmes  KEYS[2] benefit  KEYS[3] outbox  then per programme (in ARGV's order):
---   candidates:P  tickets:P  groups:P  exceptions:P  then per lottery of P: lottery:P:L  ranking:P:L
---   (+ audit chain key last, see audit.lua)
+-- KEYS[1] programmes  KEYS[2] benefit  KEYS[3] outbox  KEYS[4] declarations  then per programme
+--   (in ARGV's order): candidates:P  tickets:P  groups:P  exceptions:P  then per lottery given
+--   for P: lottery:P:L  ranking:P:L   (+ audit chain key last, see audit.lua)
 -- ARGV[1] pseudonym  ARGV[2] number of programmes, then per programme: P, its number n of
---   lotteries, their n ids   (+ act last, see audit.lua)
--- Returns {'none'} (nothing stored about them: no record) or {'ok', benefit ('' none),
---   candidacy...}, a candidacy = {P, record JSON, lottery state ('' none), rank (0-based, -1
---   none), ticket JSON ('' none), group JSON ('' none), {exception fields...}..., '--',
---   {notice fields...}...}
+--   lotteries (0 or 1: the one the caller read in the person's record), their n ids
+--   (+ act last, see audit.lua)
+-- Returns {'none'} (nothing stored about them: no record), {'retry'} (a record names a lottery
+--   the caller did not pass: it changed since the caller read it; no record), or {'ok', benefit
+--   ('' none), {at, until of each declaration naming them...}, candidacy...}, a candidacy =
+--   {P, record JSON, lottery state ('' none), rank (0-based, -1 none), ticket JSON ('' none),
+--   group JSON ('' none), {exception fields...}..., '--', {notice fields...}...}
 local person = ARGV[1]
 local out = {}
-local k, a = 4, 3
+local k, a = 5, 3
 local tickets = {}
 for _ = 1, tonumber(ARGV[2]) do
   local P, n = ARGV[a], tonumber(ARGV[a + 1])
@@ -27,6 +29,7 @@ for _ = 1, tonumber(ARGV[2]) do
     local rec = cjson.decode(raw)
     local state, rank = '', -1
     local lot = lotteries[rec.lottery]
+    if type(rec.lottery) == 'string' and not lot then return {'retry'} end
     if lot then
       state = redis.call('HGET', lot[1], 'state') or ''
       rank = redis.call('LPOS', lot[2], person) or -1
@@ -47,14 +50,27 @@ for _ = 1, tonumber(ARGV[2]) do
     out[#out + 1] = c
   end
 end
-if #out == 0 then return {'none'} end
+-- Declarations (AFA) naming them among an agent's conflicts; the declarant is not given.
+local named = {}
+local decls = redis.call('HGETALL', KEYS[4])
+for i = 2, #decls, 2 do
+  local d = cjson.decode(decls[i])
+  for _, c in ipairs(d.conflicts) do
+    if c.pseudonym == person then
+      named[#named + 1] = string.format('%d', d.at)
+      named[#named + 1] = string.format('%d', d['until'])
+      break
+    end
+  end
+end
+if #out == 0 and #named == 0 then return {'none'} end
 local notices = {}
 for _, e in ipairs(redis.call('XRANGE', KEYS[3], '-', '+')) do
   for i = 1, #e[2], 2 do
     if e[2][i] == 'ticket' and tickets[e[2][i + 1]] then notices[#notices + 1] = e[2] end
   end
 end
-local reply = {'ok', redis.call('HGET', KEYS[2], person) or ''}
+local reply = {'ok', redis.call('HGET', KEYS[2], person) or '', named}
 for _, c in ipairs(out) do
   c[#c + 1] = '--'
   for _, notice in ipairs(notices) do c[#c + 1] = notice end

@@ -8,14 +8,18 @@
 --   groups: each group keeps its mobility count; its leader's account is blanked
 --   rest: the leaders index and the rankings deleted, the exceptions register rewritten
 --     without the person and the free-text justification (the entries and their ids, hence
---     the counts, kept), the programme's ticket notices (links, leaders) deleted from the outbox
+--     the counts, kept), the programme's ticket notices (links, leaders) deleted from the outbox;
+--     the games' conflict-of-interest declarations: an expired one deleted whole (it bars
+--     nothing any more; its filing stays in the audit chain), a current one kept without the
+--     pseudonyms that are no candidate of any programme of the games any more
 -- The counters (stats:P) and the audit log are kept. Each call writes one audit record.
 --!include guichet.audit:lua_include/audit.lua
 -- KEYS[1] programmes  KEYS[2] candidates:P  KEYS[3] tickets:P  KEYS[4] groups:P
 -- KEYS[5] leaders:P  KEYS[6] exceptions:P  KEYS[7] benefit  KEYS[8] outbox
--- KEYS[9..] ranking:P:L of each lottery of P   (+ audit chain key last, see audit.lua)
+-- KEYS[9] declarations  KEYS[10..9+n] candidates:Q of the games' other programmes
+-- KEYS[10+n..] ranking:P:L of each lottery of P   (+ audit chain key last, see audit.lua)
 -- ARGV[1] P  ARGV[2] the spec's retention_until the caller read  ARGV[3] its cutoff µs
--- ARGV[4] phase  ARGV[5] cursor  ARGV[6] batch size   (+ act last, see audit.lua)
+-- ARGV[4] phase  ARGV[5] cursor  ARGV[6] batch size  ARGV[7] n   (+ act last, see audit.lua)
 -- Returns {code, next phase ('done' at the end), next cursor, items purged}
 --   code: 'purged' | 'no_programme' | 'stale' (the retention date changed) | 'early'
 local t = redis.call('TIME')
@@ -81,8 +85,45 @@ elseif phase == 'groups' then
     end
   end
 elseif phase == 'rest' then
+  local others = tonumber(ARGV[7])
   done = done + redis.call('DEL', KEYS[5])
-  for i = 9, #KEYS do done = done + redis.call('DEL', KEYS[i]) end
+  for i = 10 + others, #KEYS do done = done + redis.call('DEL', KEYS[i]) end
+  local function candidate(person)
+    if redis.call('HEXISTS', KEYS[2], person) == 1 then return true end
+    for i = 10, 9 + others do
+      if redis.call('HEXISTS', KEYS[i], person) == 1 then return true end
+    end
+    return false
+  end
+  local decls = redis.call('HGETALL', KEYS[9])
+  for i = 1, #decls, 2 do
+    local value = decls[i + 1]
+    local d = cjson.decode(value)
+    if now >= d['until'] then
+      redis.call('HDEL', KEYS[9], decls[i])
+      done = done + 1
+    else
+      local kept, dropped = {}, false
+      for _, c in ipairs(d.conflicts) do
+        if type(c.pseudonym) == 'string' then
+          if candidate(c.pseudonym) then
+            kept[#kept + 1] = '{"pseudonym":' .. cjson.encode(c.pseudonym) .. '}'
+          else
+            dropped = true
+          end
+        elseif type(c.programme) == 'string' then
+          kept[#kept + 1] = '{"programme":' .. cjson.encode(c.programme) .. '}'
+        end
+      end
+      if dropped then
+        -- rewritten as text: cjson would round the µs times
+        local at = string.find(value, ',"conflicts":', 1, true)
+        redis.call('HSET', KEYS[9], decls[i], string.sub(value, 1, at) .. '"conflicts":['
+          .. table.concat(kept, ',') .. ']}')
+        done = done + 1
+      end
+    end
+  end
   local kept = {session = true, category = true, by = true, at = true, ticket = true}
   local entries = redis.call('XRANGE', KEYS[6], '-', '+')
   if #entries > 0 then

@@ -5,12 +5,13 @@ the audit log stay. A programme whose date is not over is left as it is and name
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from guichet.audit.act import Act
-from guichet.privacy.service import programmes
+from guichet.privacy.service import programme_ids
 from guichet.programme.people import decode_programme
 from guichet.programme.people_service import retention_cutoff
 from guichet.refusals import code_of
@@ -23,6 +24,22 @@ SCRIPTS = (PURGE,)
 BATCH = 200
 PHASES = ("candidates", "tickets", "groups", "rest")
 PurgeCode = Literal["purged", "no_programme", "stale", "early"]
+
+
+async def lottery_ids(store: Store, k: ProgrammeKeys, programme: str) -> list[str]:
+    """The programme's lottery ids, read from key names (the programme keeps no index of them).
+    A SCAN with MATCH on ``lottery:<P>:*`` in the games' tag: it walks the whole keyspace (the
+    pattern filters, it does not seek), O(keys) in batches of 1000 — acceptable for this ops
+    command run once per programme after its retention date, not for a request's path."""
+    prefix = k.lottery(programme, "x")[:-1]
+    out: set[str] = set()
+    async for key in store.client.scan_iter(
+        match=re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*", count=1000
+    ):
+        lot = (key.decode() if isinstance(key, bytes) else key)[len(prefix) :]
+        if lot and ":" not in lot:
+            out.add(lot)
+    return sorted(out)
 
 
 @dataclass
@@ -42,7 +59,10 @@ async def purge(
     cursor)`` is the audit act of one batch."""
     k = ProgrammeKeys(games)
     report = Report(games=games)
-    for programme, lots in await programmes(store, k):
+    progs = await programme_ids(store, k)
+    for programme in progs:
+        lots = await lottery_ids(store, k, programme)
+        others = [k.candidates(q) for q in progs if q != programme]
         raw = await store.client.hget(k.programmes, programme)
         until = None if raw is None else decode_programme(raw).retention_until
         if until is None:
@@ -50,11 +70,19 @@ async def purge(
             continue
         keys = [k.programmes, k.candidates(programme), k.tickets(programme), k.groups(programme),
                 k.leaders(programme), k.exceptions(programme), k.benefit, k.outbox,
-                *(k.ranking(programme, lot) for lot in lots),
+                k.declarations, *others, *(k.ranking(programme, lot) for lot in lots),
                 Act.key(tag_of(k.programmes))]  # fmt: skip
         phase, cursor, total = PHASES[0], "0", 0
         while phase != "done":
-            args = [programme, until.isoformat(), retention_cutoff(until), phase, cursor, batch]
+            args = [
+                programme,
+                until.isoformat(),
+                retention_cutoff(until),
+                phase,
+                cursor,
+                batch,
+                len(others),
+            ]
             raw_code, nextp, nextc, n = await store.scripts(
                 PURGE, keys, [*args, act(programme, phase, cursor).arg()]
             )

@@ -106,10 +106,21 @@ class Candidacy(wire.Reply, kw_only=True):
     notices: list[dict[str, str]] = []
 
 
+class Declared(wire.Reply, kw_only=True):
+    """A conflict-of-interest declaration (AFA) in which an agent names the person: when it
+    was filed and until when it holds (the agent, a third party, is not named)."""
+
+    games: str
+    at: str
+    until: str
+
+
 class AccessExport(wire.Reply, kw_only=True):
     #: Set when the identity fields were given.
     pseudonym: str | None = None
     candidacies: list[Candidacy] = []
+    #: Declarations naming the person among an agent's conflicts of interest.
+    declarations: list[Declared] = []
     #: Set when an account was given and the sale stores something about it.
     account: sale.AccountExport | None = None
 
@@ -185,10 +196,26 @@ def candidacy(box: identity.NameBox, person: str, f: service.Found) -> Candidacy
     )  # fmt: skip
 
 
+def fill(out: AccessExport, box: identity.NameBox, person: str,
+         got: service.Access | None) -> None:  # fmt: skip
+    """Put what :func:`service.access` found into the export."""
+    if got is None:
+        return
+    out.candidacies = [candidacy(box, person, f) for f in got.candidacies]
+    out.declarations = [Declared(games=d.games, at=_at(d.at), until=_at(d.until))
+                        for d in got.declarations]  # fmt: skip
+
+
+def empty(out: AccessExport) -> bool:
+    return not out.candidacies and not out.declarations and out.account is None
+
+
 @openapi.endpoint(
     "A person's access export (GDPR art. 15): by identity fields, everything the State "
-    "programme stores about them in every programme of both games, the sealed names opened; "
-    "by account, the public sale's draw entries, windows, purchases and e-tickets. Recorded in "
+    "programme stores about them in every programme of both games, the sealed names opened, and "
+    "the conflict-of-interest declarations naming them; by account, the public sale's draw "
+    "entries, restricted-strata memberships, windows, purchases and e-tickets, and the "
+    "programme groups it leads and the acts it did as their leader. Recorded in "
     "the audit log (`privacy.access`, object `privacy:person`); 404 when nothing is stored",
     request=AccessRequest, response=AccessExport, auth="admin", scope=SCOPE,
     errors=(400, 403, 404, 415, 422), tags=TAGS,
@@ -202,13 +229,12 @@ async def access(request: web.Request) -> web.Response:
     out = AccessExport(pseudonym=person)
     if person is not None:
         box: identity.NameBox = request.app[_KEYS][1]
-        found = await service.access(store, person, act)
-        out.candidacies = [candidacy(box, person, f) for f in found]
+        fill(out, box, person, await service.access(store, person, act))
     if body.account is not None:
         out.account = await sale.account_export(store, body.account)
         if out.account is not None:
             await note.note(store, act)
-    if not out.candidacies and out.account is None:
+    if empty(out):
         raise errors.not_found("nothing is stored about this person")
     return webio.respond(out)
 

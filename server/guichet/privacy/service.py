@@ -28,7 +28,7 @@ from guichet.programme.people import (
 )
 from guichet.refusals import code_of
 from guichet.store.client import Store
-from guichet.store.keys import PREFIX, ProgrammeKeys, tag_of
+from guichet.store.keys import ProgrammeKeys, tag_of
 from guichet.store.scripts import LuaScript
 
 ACCESS = LuaScript("guichet.privacy", "person_access.lua")
@@ -36,7 +36,17 @@ ERASE = LuaScript("guichet.privacy", "erase.lua")
 SCRIPTS = (ACCESS, ERASE)
 
 EraseCode = Literal["erased", "no_programme", "not_candidate", "ticket_issued",
-                    "lottery_committed"]  # fmt: skip
+                    "lottery_committed", "retry"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NamedIn:
+    """A conflict-of-interest declaration naming the person (its declarant not given: an
+    agent's own data)."""
+
+    games: str
+    at: int
+    until: int
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,12 @@ class Found:
     exceptions: list[dict[str, str]]
     notices: list[dict[str, str]]
     benefit: str | None
+
+
+@dataclass(frozen=True)
+class Access:
+    candidacies: list[Found]
+    declarations: list[NamedIn]
 
 
 class Restricted(Exception):
@@ -75,41 +91,66 @@ def _pairs(fields: list[bytes]) -> dict[str, str]:
     return {fields[i].decode(): fields[i + 1].decode() for i in range(0, len(fields), 2)}
 
 
-async def programmes(store: Store, k: ProgrammeKeys) -> list[tuple[str, list[str]]]:
-    """The games' programmes and each one's lotteries (ids read from key names: nothing
-    personal), in a stable order."""
+#: How many times a read is redone when a candidacy moved to another lottery between the
+#: caller's look-up and the script (an erasure and a new registration in between: rare).
+ATTEMPTS = 5
+
+
+async def programme_ids(store: Store, k: ProgrammeKeys) -> list[str]:
     raw_names: list[bytes | str] = await store.client.hkeys(k.programmes)
-    names = sorted(p.decode() if isinstance(p, bytes) else p for p in raw_names)
-    lotteries: dict[str, list[str]] = {p: [] for p in names}
-    prefix = f"{PREFIX}{{{tag_of(k.programmes)}}}:lottery:"
-    async for key in store.client.scan_iter(match=prefix + "*", count=1000):
-        rest = (key.decode() if isinstance(key, bytes) else key)[len(prefix) :]
-        p, _, lot = rest.partition(":")
-        if p in lotteries and lot:
-            lotteries[p].append(lot)
-    return [(p, sorted(lotteries[p])) for p in names]
+    return sorted(p.decode() if isinstance(p, bytes) else p for p in raw_names)
 
 
-async def access(store: Store, person: str, act: Act) -> list[Found]:
-    """Every candidacy of ``person`` in every programme of both games (one script and at most
-    one audit record per games)."""
+async def lotteries_of(store: Store, k: ProgrammeKeys, person: str,
+                       progs: list[str]) -> list[str]:  # fmt: skip
+    """The lottery each programme's record of ``person`` names ('' none): the only lottery keys
+    an access or erasure needs, read from the records (no keyspace scan). The scripts check
+    each record still names the lottery they were given, else answer ``retry``."""
+    if not progs:
+        return []
+    async with store.client.pipeline(transaction=False) as pipe:
+        for p in progs:
+            pipe.hget(k.candidates(p), person)
+        raws: list[Any] = await pipe.execute()
+    return [decode_candidate(raw).lottery if raw is not None else "" for raw in raws]
+
+
+def _busy() -> errors.Problem:
+    return errors.conflict("busy", "Busy", "the candidacy kept changing: try again", 1)
+
+
+async def access(store: Store, person: str, act: Act) -> Access | None:
+    """Every candidacy of ``person`` in every programme of both games, and the declarations
+    naming them (one script and at most one audit record per games); None when nothing."""
     found: list[Found] = []
+    declared: list[NamedIn] = []
+    anything = False
     for games in model.GAMES:
         k = ProgrammeKeys(games)
-        progs = await programmes(store, k)
-        keys = [k.programmes, k.benefit, k.outbox]
-        args: list[Any] = [person, len(progs)]
-        for p, lots in progs:
-            keys += [k.candidates(p), k.tickets(p), k.groups(p), k.exceptions(p)]
-            for lot in lots:
-                keys += [k.lottery(p, lot), k.ranking(p, lot)]
-            args += [p, len(lots), *lots]
-        reply = await store.scripts(ACCESS, [*keys, Act.key(tag_of(k.programmes))],
-                                    [*args, act.arg()])  # fmt: skip
+        progs = await programme_ids(store, k)
+        for _ in range(ATTEMPTS):
+            lots = await lotteries_of(store, k, person, progs)
+            keys = [k.programmes, k.benefit, k.outbox, k.declarations]
+            args: list[Any] = [person, len(progs)]
+            for p, lot in zip(progs, lots, strict=True):
+                keys += [k.candidates(p), k.tickets(p), k.groups(p), k.exceptions(p)]
+                if lot:
+                    keys += [k.lottery(p, lot), k.ranking(p, lot)]
+                args += [p, 1 if lot else 0, *([lot] if lot else [])]
+            reply = await store.scripts(ACCESS, [*keys, Act.key(tag_of(k.programmes))],
+                                        [*args, act.arg()])  # fmt: skip
+            if reply[0] != b"retry":
+                break
+        else:
+            raise _busy()
         if reply[0] == b"none":
             continue
+        anything = True
         benefit = reply[1].decode() or None
-        for c in reply[2:]:
+        named = reply[2]
+        declared += [NamedIn(games=games, at=int(named[i]), until=int(named[i + 1]))
+                     for i in range(0, len(named), 2)]  # fmt: skip
+        for c in reply[3:]:
             p, raw, state, rank, ticket, group = c[:6]
             rest = c[6:]
             cut = rest.index(b"--")
@@ -123,7 +164,7 @@ async def access(store: Store, person: str, act: Act) -> list[Found]:
                 exceptions=[_pairs(e) for e in rest[:cut]],
                 notices=[_pairs(n) for n in rest[cut + 1 :]], benefit=benefit,
             ))  # fmt: skip
-    return found
+    return Access(found, declared) if anything else None
 
 
 def opened(box: identity.NameBox, f: Found, person: str) -> tuple[str | None, str | None]:
@@ -139,17 +180,25 @@ async def erase(store: Store, games: str, programme: str, person: str, act: Act)
     """Erase ``person``'s candidacy in ``programme``; 404 when there is none, 409
     ``erasure-restricted`` (:class:`Restricted`) when the probity controls need it."""
     k = ProgrammeKeys(games)
-    lots = dict(await programmes(store, k)).get(programme, [])
-    keys = [k.programmes, k.candidates(programme), k.stats(programme), k.benefit,
-            *(k.lottery(programme, lot) for lot in lots)]  # fmt: skip
-    raw_code, detail, keep = await store.scripts(
-        ERASE, [*keys, Act.key(tag_of(k.programmes))], [programme, person, *lots, act.arg()]
-    )
-    code: EraseCode = code_of(raw_code, EraseCode, "erase")
+    for _ in range(ATTEMPTS):
+        [lot] = await lotteries_of(store, k, person, [programme])
+        lots = [lot] if lot else []
+        keys = [k.programmes, k.candidates(programme), k.stats(programme), k.benefit,
+                *(k.lottery(programme, x) for x in lots)]  # fmt: skip
+        raw_code, detail, keep = await store.scripts(
+            ERASE, [*keys, Act.key(tag_of(k.programmes))], [programme, person, *lots, act.arg()]
+        )
+        code: EraseCode = code_of(raw_code, EraseCode, "erase")
+        if code != "retry":
+            break
+    else:
+        raise _busy()
     until = date.fromisoformat(keep.decode()) + timedelta(days=1) if keep else None
     match code:
         case "erased":
             return
+        case "retry":
+            raise _busy()
         case "no_programme" | "not_candidate":
             raise errors.not_found("no such candidacy of this person in this programme")
         case "ticket_issued":
