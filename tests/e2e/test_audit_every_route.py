@@ -89,8 +89,7 @@ async def test_the_tables_walk_every_admin_and_operator_route_of_the_openapi(
         + [(c.method.upper(), c.path) for c in programme_table.ROUTES]
         + [(c.method, c.path) for c in OTHERS]
     )
-    assert len(walked) == len(set(walked)), "a route is walked twice"
-    assert set(walked) == admin
+    assert set(walked) == admin  # (a route may have several cases: a sale and a programme scan)
 
 
 async def test_privacy_audit_and_status_routes_write_what_they_should_in_every_chain(
