@@ -21,8 +21,9 @@ import pytest
 from hypothesis import strategies as st
 
 from guichet.audit.record import GENESIS
+from guichet.programme import lottery
 from guichet.store.client import Store
-from guichet.store.keys import audit_chain
+from guichet.store.keys import ProgrammeKeys, audit_chain
 from tests import programme_seed_c
 from tests.conftest import Client, Tokens
 from tests.e2e.programme_helpers import (
@@ -504,6 +505,26 @@ async def test_an_undeclared_operator_cannot_run_a_lottery(
     await _problem(resp, 403, "declaration-required")
     shown = await (await client.get(f"{ADMIN}/lotteries/l1", headers=operator(tokens, P))).json()
     assert shown["state"] == "committed"
+
+
+async def test_a_lottery_run_stopped_after_its_first_script_changed_nothing(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    """lottery_begin.lua only reads: a run stopped after it (then the ranking, in Python) left
+    no partial run to record; lottery_finish.lua changes the state and records at once."""
+    await _programme_ready(client, tokens)
+    assert (await client.post(f"{ADMIN}/lotteries/l1/commit", headers=operator(tokens, P))).ok
+    await programme_seed_c.close_lottery(store, P, "l1")
+    key = ProgrammeKeys(GAMES).lottery(P, "l1")
+    before, chain = await store.client.hgetall(key), await records(store)
+    code, _now = await store.scripts(lottery.BEGIN, [key], [])
+    assert code == b"ok"
+    assert (await store.client.hgetall(key), await records(store)) == (before, chain)
+    resp = await client.post(f"{ADMIN}/lotteries/l1/run", json={"beacon_text": "b"},
+                             headers=operator(tokens, P))  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    new = (await records(store))[len(chain) :]
+    assert [(r["action"], r["outcome"]) for r in new] == [("programme.lottery-run", "run")]
 
 
 async def test_a_pool_file_of_both_games_by_an_agent_declared_for_one_loads_nothing(
