@@ -21,8 +21,9 @@ import pytest
 from hypothesis import strategies as st
 
 from guichet.audit.record import GENESIS
+from guichet.programme import lottery
 from guichet.store.client import Store
-from guichet.store.keys import audit_chain
+from guichet.store.keys import ProgrammeKeys, audit_chain
 from tests import programme_seed_c
 from tests.conftest import Client, Tokens
 from tests.e2e.programme_helpers import (
@@ -504,3 +505,70 @@ async def test_an_undeclared_operator_cannot_run_a_lottery(
     await _problem(resp, 403, "declaration-required")
     shown = await (await client.get(f"{ADMIN}/lotteries/l1", headers=operator(tokens, P))).json()
     assert shown["state"] == "committed"
+
+
+async def test_a_lottery_run_stopped_after_its_first_script_changed_nothing(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    """lottery_begin.lua only reads: a run stopped after it (then the ranking, in Python) left
+    no partial run to record; lottery_finish.lua changes the state and records at once."""
+    await _programme_ready(client, tokens)
+    assert (await client.post(f"{ADMIN}/lotteries/l1/commit", headers=operator(tokens, P))).ok
+    await programme_seed_c.close_lottery(store, P, "l1")
+    key = ProgrammeKeys(GAMES).lottery(P, "l1")
+    before, chain = await store.client.hgetall(key), await records(store)
+    code, _now = await store.scripts(lottery.BEGIN, [key], [])
+    assert code == b"ok"
+    assert (await store.client.hgetall(key), await records(store)) == (before, chain)
+    resp = await client.post(f"{ADMIN}/lotteries/l1/run", json={"beacon_text": "b"},
+                             headers=operator(tokens, P))  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    new = (await records(store))[len(chain) :]
+    assert [(r["action"], r["outcome"]) for r in new] == [("programme.lottery-run", "run")]
+
+
+async def test_a_pool_file_of_both_games_by_an_agent_declared_for_one_loads_nothing(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    agent = central(tokens, subject="central-9")
+    await declare(client, agent, "olympic")  # not for paralympic
+    rows = [*_pool_rows(), {**_pool_rows()[0], "games": "paralympic", "session": "PARA-00"}]
+    chains = [audit_chain("taj:olympic"), audit_chain("taj:paralympic")]
+    before = [await records(store, c) for c in chains]
+    resp = await client.put("/v1/admin/programme/pool", json={"tickets": rows}, headers=agent)
+    problem = await _problem(resp, 403, "declaration-required")
+    assert problem["context"]["declaration"]["games"] == "paralympic"
+    assert [await records(store, c) for c in chains] == before
+    for games in ("olympic", "paralympic"):
+        view = await client.get(f"/v1/admin/programme/pool?games={games}", headers=central(tokens))
+        assert (await view.json())["items"] == []
+    await declare(client, agent, "paralympic")  # now declared for both: the same file loads
+    resp = await client.put("/v1/admin/programme/pool", json={"tickets": rows}, headers=agent)
+    assert resp.status == 200, await resp.text()
+
+
+async def test_a_reclaim_barred_for_one_programme_reclaims_none(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    await _programme_ready(client, tokens)  # youth-75, reclaimable today
+    later = "zz-agents"  # reclaimed after youth-75 (programmes go in order)
+    resp = await client.put(f"/v1/admin/programmes/{later}", headers=central(tokens),
+                            json={**_programme(), "public": "agents"})  # fmt: skip
+    assert resp.status == 201, await resp.text()
+    resp = await client.post(f"/v1/admin/programmes/{later}/allocations", json=_allocation(),
+                             headers=central(tokens))  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    agent = central(tokens, subject="central-9")
+    await declare(client, agent, conflicts=[{"programme": later}])
+    before = await records(store)
+    pool_before = await (await client.get(ADMIN, headers=central(tokens))).json()
+    resp = await client.post("/v1/admin/programme/reclaim", json={"games": GAMES}, headers=agent)
+    problem = await _problem(resp, 403, "declared-conflict")
+    assert problem["context"]["programme"] == later
+    assert await records(store) == before
+    assert await (await client.get(ADMIN, headers=central(tokens))).json() == pool_before
+    resp = await client.post("/v1/admin/programme/reclaim", json={"games": GAMES},
+                             headers=central(tokens))  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    outcomes = {p["programme"]: p["outcome"] for p in (await resp.json())["programmes"]}
+    assert outcomes == {P: "reclaimed", later: "reclaimed"}

@@ -6,6 +6,7 @@ designation without lottery, refusals. Seeding is store-level (tests/programme_s
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from guichet.config import Settings
 from guichet.programme import tickets
 from guichet.programme.identity import NameBox, name_box
 from guichet.store.client import Store
+from guichet.store.keys import ProgrammeKeys, audit_chain
 from tests import programme_seed_c as seed
 from tests.conftest import Backend, Client, Tokens, make_settings
 from tests.e2e.programme_helpers import declared  # noqa: F401 (the fixture)
@@ -215,3 +217,31 @@ async def test_commit_and_withdraw_are_one_round_trip_each(
         assert r.status == 200, await r.text()
         assert (await r.json())["outcome"] == "reassigned"
         assert trips.trips == [("tickets_withdraw",)]  # the eve's instant is in the session
+
+
+async def test_an_operator_read_of_a_ticket_whose_name_is_gone_is_refused_unrecorded(
+    client: Client, store: Store, tokens: Tokens, box: NameBox
+) -> None:
+    await seed.session(store, "ATH-01", FUTURE)
+    await seed.programme(store, P)
+    await seed.allocate(store, "ATH-01", "A", {P: 1})
+    await seed.candidate(store, P, person(1), name="Person 1", box=box)
+    body = {"person": person(1), "session": "ATH-01", "category": "A",
+            "justification": "replacement of an injured volunteer"}  # fmt: skip
+    r = await client.post(f"{ADMIN}/{P}/designations", json=body, headers=operator(tokens))
+    assert r.status == 201, await r.text()
+    tid = (await r.json())["ticket"]
+    code = (await seed.link_codes(store))[tid]
+    r = await client.post(f"/v1/programmes/{P}/tickets/{tid}/commit",
+                          json={"charter_version": "c1", "attend": True, "code": code})  # fmt: skip
+    assert r.status == 200, await r.text()
+    k = ProgrammeKeys(seed.GAMES)
+    chain = audit_chain(f"taj:{seed.GAMES}")
+    r = await client.get(f"{ADMIN}/{P}/tickets/{tid}", headers=operator(tokens))
+    assert (r.status, (await r.json())["name"]) == (200, "Person 1")  # a read: recorded
+    read = await store.client.xlen(chain)
+    record = await seed.candidate_record(store, P, person(1))
+    await store.client.hset(k.candidates(P), person(1), json.dumps({**record, "name": None}))
+    r = await client.get(f"{ADMIN}/{P}/tickets/{tid}", headers=operator(tokens))
+    assert (r.status, (await r.json())["type"].rsplit("/", 1)[-1]) == (409, "name-missing")
+    assert await store.client.xlen(chain) == read  # nothing was answered: nothing recorded

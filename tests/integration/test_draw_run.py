@@ -447,6 +447,12 @@ def _gone(pids: set[int], timeout_s: float) -> bool:
     return False
 
 
+def run_outcomes(client: sync.SyncClient) -> list[str]:
+    """The outcomes of the draw's ``draw.run`` records."""
+    entries: Any = client.xrange(audit_chain("draw:d1"))
+    return [text(f[b"outcome"]) for _, f in entries if f[b"action"] == b"draw.run"]
+
+
 def test_the_run_command_killed_with_sigkill_resumes_to_the_same_ranking(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -471,11 +477,14 @@ def test_the_run_command_killed_with_sigkill_resumes_to_the_same_ranking(
     stored = client.hlen(DrawKeys("d1").ranking)
     assert 100 <= stored < 30_001
     assert client.hget(DrawKeys("d1").cfg, "transcript") is None, "killed too late"
+    # the killed run has its record (begin.lua, its first writing script): no act without it
+    assert run_outcomes(client) == ["started"]
     assert workers
     assert _gone(workers, 20), "the run's worker processes outlived it"
     done = subprocess.run([sys.executable, *argv], stdin=subprocess.DEVNULL,
                           capture_output=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert run_outcomes(client) == ["started", "resumed"]  # the resumption: an act of its own
     transcript = msgspec.json.decode(done.stdout, type=model.Transcript)
     assert transcript.entries == 30_001
     ids = ranked_ids(client, "d1", 0, 30_001)

@@ -1,9 +1,8 @@
 -- Publish a draw's result once every ranking chunk is stored: the transcript and the count.
---!include guichet.audit:lua_include/audit.lua
+-- No audit record: the run's record was written by begin.lua, its first script.
 -- KEYS[1] cfg   KEYS[2] ranking (chunk -> ids)
 -- ARGV[1] chunks expected   ARGV[2] ranked entries   ARGV[3] transcript JSON
 -- ARGV[4] the public JWK that signed it (published for good at /.well-known/draw-jwks.json)
--- (+ audit chain key / act last, see audit.lua: the run's one record, written here)
 -- Returns {code, detail}   code: 'ok' | 'ran' (detail: the published transcript)
 --   | 'not_started' | 'incomplete' (detail: chunks stored)
 local c = redis.call('HMGET', KEYS[1], 'run_started_us', 'ran_us', 'transcript')
@@ -13,5 +12,4 @@ local stored = redis.call('HLEN', KEYS[2])
 if stored ~= tonumber(ARGV[1]) then return {'incomplete', tostring(stored)} end
 redis.call('HSET', KEYS[1], 'ran_us', c[1], 'ranked', ARGV[2], 'transcript', ARGV[3],
   'signing_jwk', ARGV[4])
-audit_write('ran')
 return {'ok', ARGV[3]}

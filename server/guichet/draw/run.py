@@ -186,8 +186,10 @@ def run(
     act: Act | None = None,
 ) -> tuple[model.Transcript, bool]:
     """Run (or finish, or just return) the draw: (transcript, True when this call ran it).
-    ``timings`` receives the seconds spent per phase (scan, merge, store, finish); the
-    finishing script writes the audit record of ``act`` (the run's one record)."""
+    ``timings`` receives the seconds spent per phase (scan, merge, store, finish);
+    ``begin.lua``, the run's first script that changes state, writes the audit record of
+    ``act`` (outcome 'started', or 'resumed': a run resumed after a kill is an act of its
+    own)."""
     clock = _Clock(timings)
     client = sync.connect(redis_cfg, where)
     k = DrawKeys(draw)
@@ -216,9 +218,12 @@ def run(
     ) as pool:
         ranked, set_digest = _scan(pool, job, client, report, clock)
     total = len(ranked)
-    code, started, detail = sync.call(
-        client, BEGIN, [k.cfg], [beacon.hex(), total, set_digest, chunk]
+    ks, args = acts.keys_args(
+        act or acts.internal("draw.run", f"draw:{draw}"),
+        [k.cfg],
+        [beacon.hex(), total, set_digest, chunk],
     )
+    code, started, detail = sync.call(client, BEGIN, ks, args)
     begun: BeginCode = code_of(code, BeginCode, "begin")
     clock.lap("merge")
     match begun:
@@ -254,12 +259,12 @@ def run(
         software_version=__version__,
     )
     transcript = audit.sign(transcript, signer)
-    ks, args = acts.keys_args(
-        act or acts.internal("draw.run", f"draw:{draw}"),
+    code, published = sync.call(
+        client,
+        FINISH,
         [k.cfg, k.ranking],
         [chunks, total, msgspec.json.encode(transcript), json.dumps(signer.jwk)],
     )
-    code, published = sync.call(client, FINISH, ks, args)
     finished: FinishCode = code_of(code, FinishCode, "finish")
     match finished:
         case "ok" | "ran":

@@ -98,6 +98,8 @@ def cli_act(
 
 
 REFUSED = (b"declaration_required", b"declared_conflict")
+DECLARED_CHECK = LuaScript("guichet.programme", "declared_check.lua")
+SCRIPTS = (DECLARED_CHECK,)
 
 
 def refusal(answer: Any, acting: Acting, games: str, programme: str) -> None:
@@ -131,6 +133,20 @@ async def run(
     )
     refusal(answer, acting, k.games, programme)
     return answer
+
+
+async def check(
+    store: Store, k: ProgrammeKeys, acting: Acting, *, programme: str = "",
+    pseudonyms: Sequence[str] = (),
+) -> None:  # fmt: skip
+    """The declaration check alone, writing nothing (``declared_check.lua``): an act done in
+    several script calls checks every part first, so that it is refused before any part is
+    done and recorded (each part's script checks again, atomically)."""
+    if not acting.checked:
+        return
+    ask = acting.args(programme, pseudonyms)[0]
+    refusal(await store.scripts(DECLARED_CHECK, [k.declarations], [ask]), acting, k.games,
+            programme)  # fmt: skip
 
 
 def internal(actor: str, action: str, object: str) -> Acting:

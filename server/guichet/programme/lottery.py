@@ -207,8 +207,10 @@ async def run(
         software_version=__version__,
     )  # fmt: skip
     t = audit.sign(t, signer)
-    # the run's record is written here, where it takes effect (lottery_finish.lua); a lottery
-    # is not barred by a conflict with a person: its order is chance, nobody's choice
+    # the run's record is written here, in its only script that changes state
+    # (lottery_finish.lua stores the ranking, the transcript and the state at once;
+    # lottery_begin.lua only reads): no partial run exists. A lottery is not barred by a
+    # conflict with a person: its order is chance, nobody's choice
     done = (await run_act(
         store, FINISH, k, [key, k.ranking(programme, lottery)],
         [msgspec.json.encode(t), now, *ranked], acting, programme=programme)).decode()  # fmt: skip

@@ -14,10 +14,11 @@ from guichet import errors, openapi, webio, wire
 from guichet.auth import Admin, Refused, bearer
 from guichet.programme import model, pool, roles
 from guichet.programme import pool_refusals as refusals
-from guichet.programme.acting import body_act, operator_act
+from guichet.programme.acting import body_act, check, operator_act
 from guichet.programme.pool_service import SCRIPTS as SERVICE_SCRIPTS
 from guichet.programme.pool_service import PoolService, Reclaimed, audit
 from guichet.state import STORE, VERIFIER, admin_of
+from guichet.store.keys import ProgrammeKeys
 from guichet.store.scripts import LuaScript
 from guichet.units import US_PER_S
 
@@ -344,9 +345,14 @@ async def reclaim(request: web.Request) -> web.Response:
     body = await webio.read_json(request, ReclaimRequest)
     service = request.app[POOL]
     results = []
-    for programme in await service.programmes(body.games):
-        acting = await operator_act(request, roles.actor_of(admin), "programme.reclaim",
-                                    f"programme:{programme}")  # fmt: skip
+    actings = {}
+    for programme in await service.programmes(body.games):  # every bar before any reclaim
+        actings[programme] = await operator_act(
+            request, roles.actor_of(admin), "programme.reclaim", f"programme:{programme}"
+        )
+        await check(service.store, ProgrammeKeys(body.games), actings[programme],
+                    programme=programme)  # fmt: skip
+    for programme, acting in actings.items():
         r = await service.reclaim(programme, acting)
         if r.code != "no_programme":
             results.append(outcome(programme, r))

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from guichet.programme import cache, model
-from guichet.programme.acting import Acting, run
+from guichet.programme.acting import Acting, check, run
 from guichet.programme.pool import Pool, ProgrammeBody, ProgrammeSpec, SessionInfo, spec_of
 from guichet.programme.pool_refusals import AllocateCode, LoadCode, PutCode, ReclaimCode
 from guichet.refusals import code_of
@@ -116,7 +116,10 @@ class PoolService:
 
     async def load(self, pool: Pool, acting: Acting) -> list[Loaded]:
         """Load each games of the file, once. If any games of the file is loaded already,
-        nothing is loaded and that games is answered 'pool_loaded'."""
+        nothing is loaded and that games is answered 'pool_loaded'. The agent's declaration
+        is checked for every games first: a refusal loads and records nothing."""
+        for games in sorted(pool.counts):
+            await check(self.store, ProgrammeKeys(games), acting)
         for games in sorted(pool.counts):
             k = ProgrammeKeys(games)
             if await self.store.client.exists(k.loaded):

@@ -9,6 +9,7 @@ from aiohttp import web
 from guichet.background import Periodic
 from guichet.programme import (
     access,
+    acting,
     declarations,
     monitor,
     people_routes,
@@ -18,7 +19,7 @@ from guichet.programme import (
 from guichet.state import SETTINGS, STORE
 
 SCRIPTS = (*pool_routes.SCRIPTS, *people_routes.SCRIPTS, *tickets_routes.SCRIPTS,
-           *declarations.SCRIPTS, *access.SCRIPTS)  # fmt: skip
+           *declarations.SCRIPTS, *access.SCRIPTS, *acting.SCRIPTS)  # fmt: skip
 
 
 async def _gauges_ctx(app: web.Application) -> AsyncIterator[None]:

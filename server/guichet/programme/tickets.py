@@ -29,7 +29,7 @@ from guichet import metrics, wire
 from guichet.audit.act import Act
 from guichet.config import EticketsConfig
 from guichet.programme import access, identity
-from guichet.programme.acting import Acting, internal, run
+from guichet.programme.acting import Acting, check, internal, run
 from guichet.programme.lottery import code_hash, games_of, link_code
 from guichet.programme.tickets_refusals import Refuse
 from guichet.room import acts
@@ -161,6 +161,7 @@ class Tickets:
         games = await games_of(self.store, programme)
         k = ProgrammeKeys(games)
         if caller.acting is not None:  # an operator's read: an act of access, recorded
+            await self._answerable(k, games, programme, ticket, caller.acting)
             raw_t = await access.read(self.store, k, k.tickets(programme), ticket, caller.acting,
                                       programme=programme, person_field="person")  # fmt: skip
             t = None if raw_t is None else msgspec.json.decode(raw_t, type=TicketRecord)
@@ -174,6 +175,20 @@ class Tickets:
             raw: Any = await self.store.client.hget(k.candidates(programme), t.person)
             sealed = None if raw is None else msgspec.json.decode(raw).get("name")
         return self._shown(games, programme, ticket, t, sealed)
+
+    async def _answerable(
+        self, k: ProgrammeKeys, games: str, programme: str, ticket: str, acting: Acting
+    ) -> None:
+        """Before an operator's read is recorded: refuse (after the declaration check, which
+        writes nothing) a ticket whose name cannot be shown, so that no read is recorded that
+        was not answered."""
+        t = await self.record(games, programme, ticket)
+        if t is None or t.state not in ("committed", "used"):
+            return
+        await check(self.store, k, acting, programme=programme, pseudonyms=(t.person,))
+        raw: Any = await self.store.client.hget(k.candidates(programme), t.person)
+        sealed = None if raw is None else msgspec.json.decode(raw).get("name")
+        self._shown(games, programme, ticket, t, sealed)
 
     def _shown(
         self, games: str, programme: str, ticket: str, t: TicketRecord, sealed: object
