@@ -33,7 +33,8 @@ class Identity(wire.Base, kw_only=True):
 
 class AccessRequest(wire.Base, kw_only=True):
     """The person's identity fields (all three, for the State programme) and/or an account id
-    (for the public sale: draw entries, windows, purchases, e-tickets)."""
+    (the public sale's draw entries, restricted-strata memberships, windows, purchases,
+    e-tickets; the programme's groups it leads, its acts as their leader, its notices)."""
 
     family_name: people.Name | None = None
     given_names: people.Name | None = None
@@ -121,7 +122,7 @@ class AccessExport(wire.Reply, kw_only=True):
     candidacies: list[Candidacy] = []
     #: Declarations naming the person among an agent's conflicts of interest.
     declarations: list[Declared] = []
-    #: Set when an account was given and the sale stores something about it.
+    #: Set when an account was given and something is stored about it.
     account: sale.AccountExport | None = None
 
 
@@ -215,7 +216,8 @@ def empty(out: AccessExport) -> bool:
     "programme stores about them in every programme of both games, the sealed names opened, and "
     "the conflict-of-interest declarations naming them; by account, the public sale's draw "
     "entries, restricted-strata memberships, windows, purchases and e-tickets, and the "
-    "programme groups it leads and the acts it did as their leader. Recorded in "
+    "programme groups it leads, the acts it did as their leader and the ticket notices "
+    "addressed to it. Recorded in "
     "the audit log (`privacy.access`, object `privacy:person`); 404 when nothing is stored",
     request=AccessRequest, response=AccessExport, auth="admin", scope=SCOPE,
     errors=(400, 403, 404, 415, 422), tags=TAGS,
