@@ -181,12 +181,18 @@ async def test_cli_verify_with_a_published_anchor(
     out = tmp_path / "audit.jsonl"
     assert await guichet(settings, tmp_path, "audit", "export", "--out", str(out)) == 0
     capsys.readouterr()
+    # one of the two alone does not vouch (--strict: exit 1); both do
     for extra in (["--anchor", str(kept)], ["--jwks", str(jwks)]):
         assert await guichet(settings, tmp_path, "audit", "verify", "--strict", *extra,
-                             str(out)) == 0  # fmt: skip
+                             str(out)) == 1  # fmt: skip
         said = capsys.readouterr().out
-        assert "WARNING" not in said
+        assert "WARNING: nothing outside" in said
         assert ("the published anchor given is in it" in said) is (extra[0] == "--anchor")
+    assert await guichet(settings, tmp_path, "audit", "verify", "--strict", "--anchor", str(kept),
+                         "--jwks", str(jwks), str(out)) == 0  # fmt: skip
+    said = capsys.readouterr().out
+    assert "WARNING" not in said
+    assert "the published anchor given is in it" in said
     bare = tmp_path / "anchor.jws"  # the bare compact JWS is accepted too
     bare.write_text(json.loads(kept.read_bytes())["jws"] + "\n")
     assert await guichet(settings, tmp_path, "audit", "verify", "--anchor", str(bare),

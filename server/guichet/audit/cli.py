@@ -50,10 +50,11 @@ def _summary(report: Report) -> str:
     return text
 
 
-UNVOUCHED = ("WARNING: nothing outside the export vouches for it: no --anchor (a published "
-             "anchor kept by an outsider) and no --jwks with an anchor to check; whoever "
-             "rewrites the log and re-signs it with keys of their own, or drops its last "
-             "anchors, passes this check")  # fmt: skip
+UNVOUCHED = ("WARNING: nothing outside the export vouches for it: give both --jwks (the "
+             "published keys, GET /v1/audit/keys) and --anchor (the latest published anchor, "
+             "kept by an outsider); without the keys, whoever rewrites the log re-signs it with "
+             "a key of their own; without the anchor, a log cut back to an older anchor "
+             "passes")  # fmt: skip
 
 
 def read_anchor(path: str) -> str:

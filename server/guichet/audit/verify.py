@@ -12,7 +12,10 @@ What vouches for the export from outside it: ``jwks`` (the published keys, else 
 own keys line, which a rewriter re-signing everything would replace) and ``anchor`` (a copy of
 a published anchor, ``GET /v1/audit/anchor``, kept by an outsider): that very JWS must be among
 the export's anchors and check out, so anchors dropped from the end, and records cut after
-them, fail. ``Report.vouched`` says whether anything outside did. The header is unsigned: a
+them, fail. ``Report.vouched`` says whether the outside vouches: only with both, the published
+keys and a kept anchor (with the export's own keys, a rewriter keeps the outsider's anchor and
+re-signs later ones with a key added to the keys line; without a kept anchor, a log cut back to
+an older anchor checks out). The header is unsigned: a
 partial export (``"chains": [...]``, ``--chain``) fails unless ``partial=True`` asks for one,
 and then no record may belong to a chain it does not name.
 """
@@ -137,7 +140,10 @@ def verify(
 
     def report(problem: Problem | None, unanchored: dict[str, int] | None = None) -> Report:
         ok = problem is None
-        outside = anchor is not None or (keys_from == "jwks-file" and bool(anchors))
+        # Both must come from outside: the keys (else a rewriter adds a key of their own to the
+        # keys line and re-signs anchors after the one kept) and an anchor (else a log cut back
+        # to an older anchor, with its later anchors dropped, still checks out).
+        outside = anchor is not None and keys_from == "jwks-file" and bool(anchors)
         return Report(ok=ok, chains=len(chains), records=records, anchors=len(anchors),
                       keys_from=keys_from, scope=None if header is None else header.chains,
                       unanchored=unanchored or {}, problem=problem,
