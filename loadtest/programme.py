@@ -110,6 +110,11 @@ class Lot:
     tickets: int
     candidates: int = 0
 
+    @property
+    def object(self) -> str:
+        """What the lottery's acts concern, in the audit log."""
+        return f"programme:{self.programme}/lottery:{self.id}"
+
 
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -183,12 +188,16 @@ class Bench:
             for public in model.PUBLICS:
                 p = demo_plan.programme_id(public, games)
                 body_p = demo_plan.programme_body(public, games, self.shift)
-                put = await self.pools.put(p, body_p, internal(ACTOR, "programme.put", p))
+                put = await self.pools.put(
+                    p, body_p, internal(ACTOR, "programme.put", f"programme:{p}")
+                )
                 assert put.spec is not None, put
                 self.games[p] = games
         for p, items in demo_plan.allocations(rows).items():
             counts = {model.item(s, c): q for s, c, q in items}
-            got = await self.pools.allocate(p, counts, internal(ACTOR, "programme.allocate", p))
+            got = await self.pools.allocate(
+                p, counts, internal(ACTOR, "programme.allocate", f"programme:{p}")
+            )
             assert got.code == "ok", got
             public = next(u for u in model.PUBLICS if demo_plan.programme_id(u, self.games[p]) == p)
             self.lots += [Lot(p, public, f"l{i:04d}", s, c, q) for i, (s, c, q) in enumerate(items)]
@@ -211,14 +220,14 @@ class Bench:
                 self.store,
                 lot.programme,
                 request,
-                internal(by, "programme.lottery-create", lot.programme),
+                internal(by, "programme.lottery-create", lot.object),
             )
             await lottery.commit(
                 self.store,
                 self.seal_key,
                 lot.programme,
                 lot.id,
-                internal("op", "programme.lottery-commit", lot.programme),
+                internal("op", "programme.lottery-commit", lot.object),
             )
 
         return len(self.lots), await _many(one, self.lots, 16), "create + commit"
@@ -274,9 +283,9 @@ class Bench:
 
             async def one(lot: Lot, p: str = p, entries: dict[str, list[str]] = entries) -> None:
                 people = entries.get(lot.id, [])
+                run = internal("op", "programme.lottery-run", lot.object)
                 t = await lottery.run(self.store, self.seal_key, self.draw_signer, p, lot.id,
-                                      b"bench beacon", internal("op", "programme.lottery-run", p),
-                                      people=people)  # fmt: skip
+                                      b"bench beacon", run, people=people)  # fmt: skip
                 assert t.entries == len(people) == lot.candidates, (lot, t.entries)
 
             latencies += await _many(one, lots, 8)
@@ -291,7 +300,7 @@ class Bench:
 
         async def one(lot: Lot) -> None:
             nonlocal given
-            by = internal("op", "programme.lottery-assign", lot.programme)
+            by = internal("op", "programme.lottery-assign", lot.object)
             a = await designate.assign(self.store, lot.programme, lot.id, by)
             given += a.assigned
 

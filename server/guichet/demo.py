@@ -178,16 +178,17 @@ async def load_programme(store: Any, settings: Settings, games_in_days: int,
                 raise RuntimeError(f"programme {p}: {put.code} / {got.code}")
             session, category, quantity = max(items, key=lambda x: x[2])
             operator = demo_plan.operator_of(public)
+            lot = f"programme:{p}/lottery:{DEMO_LOTTERY}"  # the lottery's acts' object
             await lottery.create(store, p, lottery.LotteryRequest(
                 id=DEMO_LOTTERY, session=session, category=category,
                 closes_at=datetime.now(UTC) + timedelta(hours=1)),
-                acting.internal(operator, "programme.lottery-create", p))  # fmt: skip
+                acting.internal(operator, "programme.lottery-create", lot))  # fmt: skip
             await lottery.commit(
                 store,
                 seal_key,
                 p,
                 DEMO_LOTTERY,
-                acting.internal(operator, "programme.lottery-commit", p),
+                acting.internal(operator, "programme.lottery-commit", lot),
             )
             registering = acting.internal(operator, "programme.register", f"programme:{p}")
             await asyncio.gather(*(people.register(p, c, registering)
@@ -204,10 +205,10 @@ async def load_programme(store: Any, settings: Settings, games_in_days: int,
                 p,
                 DEMO_LOTTERY,
                 b"guichet demo",
-                acting.internal(operator, "programme.lottery-run", p),
+                acting.internal(operator, "programme.lottery-run", lot),
             )
             given = await designate.assign(
-                store, p, DEMO_LOTTERY, acting.internal(operator, "programme.lottery-assign", p),
+                store, p, DEMO_LOTTERY, acting.internal(operator, "programme.lottery-assign", lot),
                 candidates // 2)  # fmt: skip
             out[p] = {"public": public, "games": games, "operator": operator,
                       "allocated": sum(q for _, _, q in items),

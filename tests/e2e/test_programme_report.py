@@ -12,17 +12,20 @@ import csv
 import hashlib
 import io
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from playwright.async_api import Browser, async_playwright
 
 from guichet import demo, opscli
+from guichet.audit import anchors
 from guichet.audit.act import Act
-from guichet.audit.record import from_stream
+from guichet.audit.record import FIELDS, GENESIS, from_stream, record_hash
 from guichet.config import Settings
 from guichet.programme import demo_plan, report
 from guichet.programme.pool_service import PoolService, audit
@@ -210,7 +213,36 @@ async def test_a_report_matches_the_store_and_is_recorded(
 
 async def _gathered(store: Store, settings: Settings) -> Any:
     jwks = await asyncio.to_thread(report.jwks_of, settings)
-    return await report.gather(store, jwks, P, "cli:test")
+    audit_jwks = await asyncio.to_thread(report.audit_jwks_of, settings)
+    return await report.gather(store, jwks, P, "cli:test", audit_jwks)
+
+
+async def test_the_chain_check_rests_on_the_signed_anchors(
+    client: Client, store: Store, tokens: Tokens, settings: Settings
+) -> None:
+    """A record rewritten with its hash links recomputed passes the links alone; the anchor
+    signed over the chain (checked against the published audit keys) catches it."""
+    await build(client, store, tokens)
+    ring = await asyncio.to_thread(anchors.keyring, settings.audit)
+    assert await anchors.sign_once(store, ring) == "appended"
+    data, _ = await _gathered(store, settings)
+    assert data.chain.result == "verified"
+    assert data.chain.anchors >= 1  # (the service may have signed one too)
+    assert data.chain.unanchored == 0
+    # rewrite the chain: the first record's actor changed, every hash and link recomputed
+    key = Act.key("taj:olympic")
+    old = await chain(store)
+    await store.client.delete(key)
+    prev = GENESIS
+    for r in old:
+        actor = "someone-else" if r.seq == 1 else r.actor
+        new = msgspec.structs.replace(r, actor=actor, prev=prev, hash="")
+        new = msgspec.structs.replace(new, hash=record_hash(new))
+        fields = {f: str(getattr(new, f)) for f in FIELDS}
+        await store.client.xadd(key, fields)  # type: ignore[arg-type]
+        prev = new.hash
+    data, _ = await _gathered(store, settings)
+    assert data.chain.result.startswith("FAILED")
 
 
 async def test_an_unknown_programme_writes_nothing(
@@ -232,11 +264,11 @@ def test_a_report_of_a_demo_programme_matches_the_pool_audit(
 ) -> None:
     """Sync, as ``guichet demo`` and the ops commands run (the demo reads its catalogue file)."""
     p = demo_plan.programme_id("youth", "olympic")
-    jwks = report.jwks_of(settings)
+    jwks, audit_jwks = report.jwks_of(settings), report.audit_jwks_of(settings)
 
     async def work(store: Store) -> Any:
         loaded = await demo.load_programme(store, settings, games_in_days=120, candidates=4)
-        made = await report.produce(store, jwks, p, tmp_path / "demo", "cli:test")
+        made = await report.produce(store, jwks, audit_jwks, p, tmp_path / "demo", "cli:test")
         return loaded, made, await PoolService(store).levels("olympic"), await chain(store)
 
     scripts = (*demo.PROGRAMME_SCRIPTS, *report.SCRIPTS)
@@ -250,4 +282,12 @@ def test_a_report_of_a_demo_programme_matches_the_pool_audit(
     assert s.allocated == s.unassigned + s.assigned + s.used
     assert [x.result for x in data.lotteries] == ["verified"]
     assert (records[-1].seq, records[-1].digest) == (seq, digest)
+    # the report's numbers match the audit log: its chain verified, its records by action are
+    # the chain's records of this programme (all but the report's own, written after)
+    assert data.chain.result == "verified"
+    mine = [r for r in records[:-1]
+            if r.object == f"programme:{p}" or r.object.startswith(f"programme:{p}/")]  # fmt: skip
+    assert data.actions == dict(sorted(Counter(r.action for r in mine).items()))
+    assert data.actions["programme.allocate"] >= 1
+    assert data.actions["programme.lottery-run"] == len(data.lotteries) == 1
     assert (tmp_path / "demo" / "report.html").exists()

@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 
 from guichet import opscli, wire
-from guichet.audit import export
+from guichet.audit import anchors, chains
 from guichet.audit import notes as audit_notes
 from guichet.audit import verify as audit_verify
 from guichet.audit.act import Act, cli_actor
@@ -79,21 +79,26 @@ def chain_tag(games: str) -> str:
 # --- the audit chain ------------------------------------------------------------------------
 
 
-def verify_chain(chain: str, records: list[Record]) -> render.ChainCheck:
-    """Check a whole chain as ``guichet audit verify`` does (seq contiguous from 1, each
-    ``prev`` the previous record's hash, each hash recomputed), from its records alone."""
-    lines = [export.line(export.ExportHeader(v=1, chains=[chain])),
-             *(export.record_line(r) for r in records)]  # fmt: skip
-    report = audit_verify.verify(lines, partial=True)  # one chain: the games'
+async def verify_chain(
+    store: Store, chain: str, records: list[Record], audit_jwks: dict[str, Any]
+) -> render.ChainCheck:
+    """Check the games' chain as ``guichet audit verify --partial --jwks`` does: its records
+    (seq contiguous from 1, each ``prev`` the previous hash, each hash recomputed) and the
+    signed anchors over it, against the service's published audit keys."""
+    lines = [line async for line in chains.export_lines(store.client, None, only=chain)]
+    report = audit_verify.verify(lines, audit_jwks, partial=True)  # one chain: the games'
     problems: list[str] = []
     if report.problem is not None:
         where = f"record seq {report.problem.seq}: " if report.problem.seq is not None else ""
         problems.append(where + report.problem.what)
+    if report.records != len(records):  # appended between the two reads: said, not hidden
+        problems.append(f"{report.records} records verified, {len(records)} reported")
     last = records[-1] if records else None
     return render.ChainCheck(chain=chain, records=len(records),
                              head_seq=last.seq if last else 0,
-                             head_hash=last.hash if last else GENESIS,
-                             problems=problems)  # fmt: skip
+                             head_hash=last.hash if last else GENESIS, problems=problems,
+                             anchors=report.anchors,
+                             unanchored=report.unanchored.get(chain, 0))  # fmt: skip
 
 
 async def chain_records(store: Store, games: str) -> list[Record]:
@@ -212,7 +217,7 @@ def _withdrawals(
 
 
 async def gather(
-    store: Store, jwks: dict[str, Any], programme: str, by: str
+    store: Store, jwks: dict[str, Any], programme: str, by: str, audit_jwks: dict[str, Any]
 ) -> tuple[render.ReportData, dict[str, bytes]]:
     """Everything the report says, read from the store, and the lotteries' transcripts (file
     name -> bytes). Raises LookupError when there is no such programme."""
@@ -235,7 +240,7 @@ async def gather(
     lotteries, files = await _lotteries(store, k, programme, jwks)
     declarations = _declarations(await store.client.hgetall(k.declarations))
     records = await chain_records(store, games)
-    chain = verify_chain(chain_tag(games), records)
+    chain = await verify_chain(store, chain_tag(games), records, audit_jwks)
 
     by_ticket = {e.get("ticket", ""): e for e in exceptions}
     designations = []
@@ -361,16 +366,27 @@ def jwks_of(settings: Settings) -> dict[str, Any]:
     return {"keys": [dict(x) for x in Keyring(settings.draws.signing_key_dir).published()]}
 
 
+def audit_jwks_of(settings: Settings) -> dict[str, Any]:
+    """The audit keyring's public keys (what the anchors over the games' chain are checked
+    against: ``GET /v1/audit/keys``)."""
+    return {"keys": [dict(x) for x in anchors.keyring(settings.audit).published()]}
+
+
 async def _record_digest(store: Store, games: str, act: Act) -> int:
     """Record the report's digest in the games' audit chain; its seq."""
     return await audit_notes.note(store.scripts, act, chain_tag(games), outcome="issued")
 
 
 async def produce(
-    store: Store, jwks: dict[str, Any], programme: str, out: Path, by: str
+    store: Store,
+    jwks: dict[str, Any],
+    audit_jwks: dict[str, Any],
+    programme: str,
+    out: Path,
+    by: str,
 ) -> tuple[str, int, render.ReportData]:
     """Gather, write and record one report: (digest, audit seq, data)."""
-    data, files = await gather(store, jwks, programme, by)
+    data, files = await gather(store, jwks, programme, by, audit_jwks)
     digest, _ = await asyncio.to_thread(write, out, data, files)
     act = Act(actor=by, action=ACTION, object=f"programme:{programme}", digest=digest)
     seq = await _record_digest(store, data.programme.games, act)
@@ -380,10 +396,10 @@ async def produce(
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     by = cli_actor()  # no option names another actor (review item 5)
     out = Path(args.out)
-    jwks = jwks_of(settings)
+    jwks, audit_jwks = jwks_of(settings), audit_jwks_of(settings)
     try:
         digest, seq, data = opscli.with_store(
-            settings, SCRIPTS, lambda s: produce(s, jwks, args.programme, out, by)
+            settings, SCRIPTS, lambda s: produce(s, jwks, audit_jwks, args.programme, out, by)
         )
     except LookupError as exc:
         return opscli.fail(f"{exc.args[0]}; no report was written")

@@ -148,6 +148,10 @@ class ChainCheck:
     head_seq: int
     head_hash: str
     problems: list[str]
+    #: anchors checked over this chain against the published audit keys, and the records after
+    #: the last one (resting on their hash links alone)
+    anchors: int = 0
+    unanchored: int = 0
 
     @property
     def result(self) -> str:
@@ -363,7 +367,8 @@ def html(d: ReportData, annex_list: Sequence[Annex], files: dict[str, str]) -> s
         "<h2>Audit chain</h2>",
         f"<p>Chain <code>{_e(d.chain.chain)}</code>: {d.chain.records} records, head "
         f"<code>{_e(d.chain.head_seq)}</code> <span class=\"h\">{_e(d.chain.head_hash)}</span>"
-        f": {_verdict(d.chain.result)}</p>",
+        f": {_verdict(d.chain.result)}; {d.chain.anchors} signed anchors checked against the "
+        f"published audit keys, {d.chain.unanchored} records after the last one.</p>",
         "<p>This programme's records by action:</p>",
         _table(("action", "records"), list(d.actions.items()), "actions"),
     ]  # fmt: skip
