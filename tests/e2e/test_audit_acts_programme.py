@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from guichet.audit.record import GENESIS
 from guichet.programme import lottery
 from guichet.store.client import Store
-from guichet.store.keys import ProgrammeKeys, audit_chain
+from guichet.store.keys import PROGRAMMES_INDEX, ProgrammeKeys, audit_chain
 from tests import programme_seed_c
 from tests.conftest import Client, Tokens
 from tests.e2e.programme_helpers import (
@@ -572,3 +572,17 @@ async def test_a_reclaim_barred_for_one_programme_reclaims_none(
     assert resp.status == 200, await resp.text()
     outcomes = {p["programme"]: p["outcome"] for p in (await resp.json())["programmes"]}
     assert outcomes == {P: "reclaimed", later: "reclaimed"}
+
+
+async def test_a_refused_new_programme_does_not_claim_its_id(
+    client: Client, tokens: Tokens, store: Store
+) -> None:
+    """An undeclared agent's PUT of a new programme changes nothing, not even the id's claim
+    in the index: a declared agent then creates it for the other games."""
+    resp = await client.put("/v1/admin/programmes/fresh-1", headers=central(
+        tokens, subject="central-undeclared"), json=programme_body(games="paralympic"))  # fmt: skip
+    await _problem(resp, 403, "declaration-required")
+    assert await store.client.hget(PROGRAMMES_INDEX, "fresh-1") is None
+    resp = await client.put("/v1/admin/programmes/fresh-1", headers=central(tokens),
+                            json=programme_body(games="olympic"))  # fmt: skip
+    assert resp.status == 201, await resp.text()

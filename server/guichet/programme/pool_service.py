@@ -144,6 +144,8 @@ class PoolService:
 
     async def put(self, programme: str, body: ProgrammeBody, acting: Acting) -> Put:
         known = await self.games_of(programme)
+        if known is None:  # a refused agent must not claim the id (the claim is not undone)
+            await check(self.store, ProgrammeKeys(body.games), acting, programme=programme)
         # A new id is claimed for this games first: two PUTs naming different games at once
         # must not create it in both slots (the index is its own slot).
         if known is None and not await self.store.client.hsetnx(
