@@ -12,7 +12,8 @@
 --     the games' conflict-of-interest declarations: an expired one deleted whole (it bars
 --     nothing any more; its filing stays in the audit chain), a current one kept without the
 --     pseudonyms that are no candidate of any programme of the games any more
--- The counters (stats:P) and the audit log are kept. Each call writes one audit record.
+-- The counters (stats:P) and the audit log are kept. A purge run's first call writes its audit
+-- record ('purged' if it also ends the run, else 'started'); later calls pass an empty act.
 --!include guichet.audit:lua_include/audit.lua
 -- KEYS[1] programmes  KEYS[2] candidates:P  KEYS[3] tickets:P  KEYS[4] groups:P
 -- KEYS[5] leaders:P  KEYS[6] exceptions:P  KEYS[7] benefit  KEYS[8] outbox
@@ -152,5 +153,5 @@ elseif phase == 'rest' then
   end
   nextp = 'done'
 end
-audit_write('purged')
+audit_write(nextp == 'done' and 'purged' or 'started')
 return {'purged', nextp, nextc, done}

@@ -72,7 +72,7 @@ async def purge(
                 k.leaders(programme), k.exceptions(programme), k.benefit, k.outbox,
                 k.declarations, *others, *(k.ranking(programme, lot) for lot in lots),
                 Act.key(tag_of(k.programmes))]  # fmt: skip
-        phase, cursor, total = PHASES[0], "0", 0
+        phase, cursor, total, first = PHASES[0], "0", 0, True
         while phase != "done":
             args = [
                 programme,
@@ -83,9 +83,10 @@ async def purge(
                 batch,
                 len(others),
             ]
-            raw_code, nextp, nextc, n = await store.scripts(
-                PURGE, keys, [*args, act(programme, phase, cursor).arg()]
-            )
+            # the run's first call records the act; later calls pass an empty act (audit.lua)
+            this = act(programme, phase, cursor).arg() if first else b""
+            first = False
+            raw_code, nextp, nextc, n = await store.scripts(PURGE, keys, [*args, this])
             code: PurgeCode = code_of(raw_code, PurgeCode, "purge")
             if code != "purged":
                 report.kept[programme] = f"retention until {until}" if code == "early" else code
