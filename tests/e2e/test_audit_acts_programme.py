@@ -26,6 +26,7 @@ from guichet.store.client import Store
 from guichet.store.keys import PROGRAMMES_INDEX, ProgrammeKeys, audit_chain
 from tests import programme_seed_c
 from tests.conftest import Client, Tokens
+from tests.e2e.audit_helpers import total_records
 from tests.e2e.programme_helpers import (
     auditor,
     central,
@@ -310,15 +311,18 @@ async def test_every_programme_act_writes_exactly_one_record_and_a_refusal_none(
         name = f"{case.method} {case.path}"
         await case.setup(w)
         before = await records(store)
+        everywhere = await total_records(store)
         ok = await case.ok(w)
         assert 200 <= ok.status < 300, (name, ok.status, await ok.text())
         grown = (await records(store))[len(before) :]
         assert len(grown) == case.records, (name, grown)
+        assert await total_records(store) == everywhere + case.records, name  # every chain
         for r in grown:
             assert (r["actor"], r["action"]) == (case.actor, case.action), (name, r)
-        after = await records(store)
+        after, everywhere = await records(store), await total_records(store)
         refused = await case.refused(w)
         assert 400 <= refused.status < 500, (name, refused.status, await refused.text())
+        assert await total_records(store) == everywhere, name
         assert refused.content_type == "application/problem+json", name
         assert await records(store) == after, name
     chain = await records(store)

@@ -21,6 +21,7 @@ from guichet.store.client import Store
 from guichet.store.keys import audit_chain
 from tests import programme_seed_c as seed_c
 from tests.conftest import Backend, Client, Tokens, make_settings
+from tests.e2e.audit_helpers import total_records
 from tests.e2e.programme_helpers import declare, operator
 from tests.e2e.room_helpers import spec as room_spec
 from tests.e2e.test_draw_http import spec as draw_spec
@@ -144,7 +145,8 @@ ROUTES: list[RouteCase] = [
               a_room,
               lambda c: c.client.patch(f"/v1/admin/rooms/{ROOM}", json={"rate_per_s": 5},
                                        headers=c.admin(W)),
-              lambda c: c.client.patch(f"/v1/admin/rooms/{ROOM}", json={},
+              # refused by configure.lua itself ('unknown'), not before it: no record
+              lambda c: c.client.patch("/v1/admin/rooms/nope", json={"rate_per_s": 5},
                                        headers=c.admin(W))),
     RouteCase("post", "/v1/admin/rooms/{room}/pause", f"room:{ROOM}", "room.pause",
               f"room:{ROOM}", a_room,
@@ -219,9 +221,13 @@ async def test_a_success_writes_one_record_a_refusal_and_a_read_none(
     await case.prepare(ctx)
     expected = case.object or ctx.state.get("object")
     before = await chain(store, case.chain)
+    everywhere = await total_records(store)
     resp = await case.ok(ctx)
     assert resp.status < 300, await resp.text()
     after = await chain(store, case.chain)
+    # every chain counted: a record written in another chain shows too
+    assert await total_records(store) == everywhere + (0 if case.action is None else 1)
+    everywhere = await total_records(store)
     assert after[: len(before)] == before
     new = after[len(before) :]
     assert len(new) == (0 if case.action is None else 1)
@@ -237,6 +243,7 @@ async def test_a_success_writes_one_record_a_refusal_and_a_read_none(
     assert 400 <= refused.status < 500, await refused.text()
     assert refused.headers["Content-Type"].startswith("application/problem+json")
     assert await chain(store, case.chain) == after
+    assert await total_records(store) == everywhere
 
 
 async def test_fifty_concurrent_patches_make_fifty_contiguous_records(

@@ -18,23 +18,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from guichet.audit import chains
 from guichet.store.client import Store
-from guichet.store.keys import audit_chain
 from tests.conftest import Client, Tokens
 from tests.e2e import test_audit_acts_programme as programme_table
 from tests.e2e import test_audit_acts_sale as sale_table
+from tests.e2e.audit_helpers import total_records
 from tests.e2e.programme_helpers import admin_token, bearer, declared  # noqa: F401 (fixture)
 from tests.e2e.test_privacy_http import ACCESS, ERASURE, setup, who
 
 pytestmark = pytest.mark.usefixtures("declared")
-
-
-async def total_records(store: Store) -> int:
-    """Records in every audit chain (every primary, on a Cluster too)."""
-    return sum(
-        [int(await store.client.xlen(audit_chain(t))) for t in await chains.tags(store.client)]
-    )
 
 
 Call = Callable[[Client, Tokens, dict[str, Any]], Awaitable[aiohttp.ClientResponse]]
