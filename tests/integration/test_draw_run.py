@@ -23,11 +23,11 @@ from loadtest.draw_bench import seed as seed_entries
 
 from guichet import cli, opscli
 from guichet.app import SCRIPTS, create_app
+from guichet.audit import acts
 from guichet.config import Settings
 from guichet.draw import audit, model, outbox, seal, waves
 from guichet.draw.run import RunError, ranked_ids, run
 from guichet.draw.service import Commitment, Draws
-from guichet.room import acts
 from guichet.shop import model as shop_model
 from guichet.shop.service import Shop
 from guichet.signing import Keyring

@@ -26,5 +26,10 @@ async def request_act(
     kept (``can_read_body`` is False once it was read: it must not decide)."""
     if body is None:
         body = await request.read() if request.body_exists else b""
+    return streamed_act(request, actor, action, object, body)
+
+
+def streamed_act(request: web.Request, actor: str, action: str, object: str, body: bytes) -> Act:
+    """The act of a request whose body the handler already holds (read as a stream)."""
     what = b"%s %s\n" % (request.method.encode(), request.rel_url.raw_path_qs.encode()) + body
     return request.app[DIGESTER].act(actor, action, object, what)

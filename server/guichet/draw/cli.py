@@ -18,12 +18,12 @@ import msgspec
 import numpy as np
 
 from guichet import clitime, opscli, wire
+from guichet.audit import acts
 from guichet.clitime import rfc3339
 from guichet.config import ConfigError, Settings
 from guichet.draw import audit, members, model, outbox, ranking, seal, waves
 from guichet.draw.run import RunError, chunk_size, ranked_ids, read_bucket, run
 from guichet.draw.service import SCRIPTS, Draws
-from guichet.room import acts
 from guichet.signing import Keyring
 from guichet.store import sync
 from guichet.store.client import Store

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from guichet import wire
+from guichet.audit import acts
 from guichet.audit.act import Act
-from guichet.room import acts
 from guichet.store.client import Store
 from guichet.store.keys import ProgrammeKeys, SaleKeys
 from guichet.store.scripts import LuaScript

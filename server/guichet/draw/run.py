@@ -36,13 +36,13 @@ import msgspec
 import numpy as np
 
 from guichet import __version__, wire
+from guichet.audit import acts
 from guichet.audit.act import Act
 from guichet.config import RedisConfig
 from guichet.draw import audit, model, ranking, seal
 from guichet.draw.refusals import BeginCode, FinishCode
 from guichet.embedded import set_parent_death_signal
 from guichet.refusals import code_of
-from guichet.room import acts
 from guichet.signing import Signer
 from guichet.store import sync
 from guichet.store.keys import ENTRY_BUCKETS, DrawKeys

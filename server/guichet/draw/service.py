@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from guichet import wire
+from guichet.audit import acts
 from guichet.audit.act import Act
 from guichet.draw import outbox, seal
 from guichet.draw.model import DrawSpec, Entry, Transcript, Window, WindowState
@@ -23,7 +24,6 @@ from guichet.draw.refusals import (
     WithdrawCode,
 )
 from guichet.refusals import code_of
-from guichet.room import acts
 from guichet.signing import JWK
 from guichet.store import keys
 from guichet.store.client import Store

@@ -15,12 +15,12 @@ from typing import Any, assert_never
 import msgspec
 
 from guichet import wire
+from guichet.audit import acts
 from guichet.audit.act import Act
 from guichet.draw import model
 from guichet.draw.refusals import WaveCode
 from guichet.draw.run import RunError, chunk_size, ranked_ids
 from guichet.refusals import code_of
-from guichet.room import acts
 from guichet.shop.model import SaleSpec, outside_period
 from guichet.store import sync
 from guichet.store.keys import DrawKeys, SaleKeys

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple
 
 from guichet import wire
+from guichet.audit import acts
 from guichet.audit.act import Act
 from guichet.auth import Refused
 from guichet.config import EticketsConfig
@@ -14,7 +15,6 @@ from guichet.eticket import model
 from guichet.programme import tickets as programme_tickets
 from guichet.programme.model import GAMES
 from guichet.refusals import code_of
-from guichet.room import acts
 from guichet.shop.service import HoldRecord
 from guichet.signing import Keyring, verify
 from guichet.store.client import Store

@@ -25,7 +25,7 @@ from aiohttp import web
 from guichet import errors
 from guichet.audit import web as audit_web
 from guichet.audit.act import Act, Digester, cli_actor
-from guichet.audit.web import DIGESTER, request_act
+from guichet.audit.web import request_act
 from guichet.config import AuditConfig
 from guichet.store.client import Store
 from guichet.store.keys import ProgrammeKeys
@@ -82,8 +82,7 @@ async def leader_act(request: web.Request, actor: str, action: str, object: str)
 def body_act(request: web.Request, actor: str, action: str, object: str, body: bytes) -> Acting:
     """An operator's act whose body the handler read as a stream (:func:`request_act` reads
     it with ``request.read()``)."""
-    what = b"%s %s\n" % (request.method.encode(), request.rel_url.raw_path_qs.encode()) + body
-    return Acting(request.app[DIGESTER].act(actor, action, object, what), checked=True)
+    return Acting(audit_web.streamed_act(request, actor, action, object, body), checked=True)
 
 
 def cli_act(

@@ -26,13 +26,13 @@ import msgspec
 from msgspec import Meta
 
 from guichet import metrics, wire
+from guichet.audit import acts
 from guichet.audit.act import Act
 from guichet.config import EticketsConfig
 from guichet.programme import access, identity
 from guichet.programme.acting import Acting, check, internal, run
 from guichet.programme.lottery import code_hash, games_of, link_code
 from guichet.programme.tickets_refusals import Refuse
-from guichet.room import acts
 from guichet.signing import Signer
 from guichet.store.client import Store
 from guichet.store.keys import ProgrammeKeys

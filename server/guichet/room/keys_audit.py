@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from guichet import opscli
+from guichet.audit import acts
 from guichet.audit import notes as audit_notes
 from guichet.config import Settings
-from guichet.room import acts
 from guichet.store.keys import AUDIT_TAG
 
 ADMISSION_KEYS = "keys:admission"  # objects: which key set was rotated (never a key itself)

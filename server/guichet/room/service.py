@@ -21,10 +21,10 @@ import msgspec
 import numpy as np
 
 from guichet import metrics
+from guichet.audit import acts
 from guichet.audit.act import Act
 from guichet.config import RoomsConfig
 from guichet.refusals import code_of
-from guichet.room import acts
 from guichet.room.model import (
     Counters,
     Joined,

@@ -9,9 +9,9 @@ from typing import Any
 import msgspec
 
 from guichet import clitime, opscli
+from guichet.audit import acts
 from guichet.clitime import rfc3339
 from guichet.config import Settings
-from guichet.room import acts
 from guichet.shop import catalogue as files
 from guichet.shop import demo, model
 from guichet.shop.service import SCRIPTS, Shop, audit

@@ -10,9 +10,9 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from guichet.audit import acts
 from guichet.audit.act import Act
 from guichet.refusals import code_of
-from guichet.room import acts
 from guichet.shop import model
 from guichet.shop.refusals import (
     ConfirmCode,

@@ -1,4 +1,6 @@
-"""The audit act handed to the scripts of rooms, draws, sales and gates (issue 15).
+"""The audit act handed to the scripts that perform acts: rooms, draws, sales, gates, the
+outbox, key rotations (the programme wraps these in ``programme/acting.py``, with its
+declaration check).
 
 Each script that performs an administrative or operator act includes the audit fragment
 (``audit/lua_include/audit.lua``): the caller appends the chain key of the script's own hash
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from guichet.audit import web as audit_web
 from guichet.audit.act import Act, cli_actor
 from guichet.config import Settings
 from guichet.store.keys import tag_of
@@ -26,8 +29,6 @@ def internal(action: str, object: str) -> Act:
 def cli(settings: Settings, action: str, object: str, what: bytes) -> Act:
     """The act of an ops command run without a token (actor ``cli:<os user>``); ``what``
     is what it was asked (its arguments and input), digested under the audit key."""
-    from guichet.audit import web as audit_web
-
     return audit_web.digester(settings.audit).act(cli_actor(), action, object, what)
 
 
