@@ -1,18 +1,21 @@
 """Bearer tokens: verify account and admin JWTs (signature, issuer, audience, expiry, scope).
 
-Verification uses PyJWT with keys from config: PEM public keys, a JWKS file, and — for the
-demo, tests and load tests — a local development issuer whose Ed25519 key ``guichet token``
-signs with. Guichet stores the account id (``sub``) only, never names or e-mails.
+Keys come from config: PEM public keys, a JWKS file, and — for the demo, tests and load
+tests — a local development issuer whose Ed25519 key ``guichet token`` signs with; account
+tokens may also be HS256 with a secret shared with the front-end (``account_hs256_secret``).
+EdDSA and HS256 tokens are verified directly (auth_jws.py: libsodium, the standard library's
+HMAC); other algorithms, minting and JWKS parsing use PyJWT. Guichet stores the account id
+(``sub``) only, never names or e-mails.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import math
 import os
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,17 +24,18 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from guichet import errors, metrics
+from guichet import auth_jws, errors, metrics
+from guichet.auth_jws import MAX_TOKEN_LEN as MAX_TOKEN_LEN
+from guichet.auth_jws import Refused as Refused
+from guichet.auth_jws import compact_jws as compact_jws
 from guichet.cache import Bounded
 from guichet.config import SecurityConfig
 
 MAX_SUBJECT_LEN = 128
-MAX_TOKEN_LEN = 8192  # aiohttp refuses longer header lines anyway
-#: A compact JWS: three base64url segments. Anything else (non-ASCII, lone surrogates from
-#: non-UTF-8 header bytes, spaces, control characters) is refused before any decoder sees it.
-_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+#: The shortest shared HS256 secret accepted (RFC 7518 §3.2: at least the hash's size).
+MIN_HS256_SECRET_BYTES = 32
 #: What a JWT library may raise on odd but well-formed JSON (``1e400``, huge integers, …).
 DECODE_FAILURES = (ValueError, TypeError, OverflowError, RecursionError)
 
@@ -111,8 +115,7 @@ def public_jwk(key: Ed25519PrivateKey) -> dict[str, Any]:
     return {**jwk, "kid": thumbprint(jwk), "alg": "EdDSA", "use": "sig"}
 
 
-def mint(
-    key: Ed25519PrivateKey,
+def claims_for(
     *,
     issuer: str,
     audience: str,
@@ -124,8 +127,8 @@ def mint(
     groups_claim: str = "groups",
     programmes: list[str] | None = None,
     programmes_claim: str = "programmes",
-) -> str:
-    """Sign a token as the development issuer (``guichet token``, tests, load tests)."""
+) -> dict[str, Any]:
+    """The claims of a token the development issuer (or the HS256 front-end) mints."""
     issued = int(now if now is not None else time.time())
     claims: dict[str, Any] = {
         "iss": issuer,
@@ -142,23 +145,35 @@ def mint(
         claims[groups_claim] = groups
     if programmes:
         claims[programmes_claim] = programmes
+    return claims
+
+
+def mint(key: Ed25519PrivateKey, **kw: Any) -> str:
+    """Sign a token as the development issuer (``guichet token``, tests, load tests);
+    ``kw`` are :func:`claims_for`'s."""
+    claims = claims_for(**kw)
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": public_jwk(key)["kid"]})
 
 
-class Refused(Exception):
-    """A token was refused; ``reason`` is a bounded metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+def mint_hs256(secret: bytes, **kw: Any) -> str:
+    """An HS256 account token signed with the shared secret (``guichet token --hs256``, tests)."""
+    return jwt.encode(claims_for(**kw), secret, algorithm="HS256")
 
 
-def compact_jws(token: str, what: str = "token") -> str:
-    """``token`` if it has the shape of a compact JWS, else a ``malformed`` refusal."""
-    if len(token) > MAX_TOKEN_LEN or not _COMPACT_JWS.fullmatch(token):
-        raise Refused("malformed", f"{what} is not a JWT")
-    return token
+def hs256_secret(cfg: SecurityConfig) -> bytes | None:
+    """The shared HS256 account-token secret (config, else its file), or None when unset.
+    Shorter than 32 bytes: refused (start-up fails)."""
+    if cfg.account_hs256_secret is not None:
+        secret = cfg.account_hs256_secret.encode()
+    elif cfg.account_hs256_secret_file is not None:
+        secret = Path(cfg.account_hs256_secret_file).read_bytes().rstrip(b"\r\n")
+    else:
+        return None
+    if len(secret) < MIN_HS256_SECRET_BYTES:
+        raise ValueError(
+            f"security.account_hs256_secret must be at least {MIN_HS256_SECRET_BYTES} bytes"
+        )
+    return secret
 
 
 def printable(value: object, max_len: int = MAX_SUBJECT_LEN) -> bool:
@@ -190,15 +205,28 @@ _PYJWT_REASONS: list[tuple[type[Exception], str, str]] = [
 class Verifier:
     """Checks bearer tokens against the configured issuer, audiences and keys."""
 
-    def __init__(self, cfg: SecurityConfig, keys: dict[str, Any]) -> None:
-        if not keys:
+    def __init__(
+        self, cfg: SecurityConfig, keys: dict[str, Any], hs256_secret: bytes | None = None
+    ) -> None:
+        if not keys and hs256_secret is None:
             raise ValueError(
                 "no token verification keys: enable security.dev_issuer or set "
                 "security.public_keys / security.jwks_file"
             )
+        if hs256_secret is not None and len(hs256_secret) < MIN_HS256_SECRET_BYTES:
+            raise ValueError(
+                f"security.account_hs256_secret must be at least {MIN_HS256_SECRET_BYTES} bytes"
+            )
         self.cfg = cfg
         self._keys = keys
-        # A token verified once is remembered until it expires: signatures cost ~100 µs.
+        self._hs256 = hs256_secret
+        # EdDSA tokens are checked by libsodium when every key is Ed25519 (else PyJWT, whose
+        # handling of a key of another type stays as it was).
+        self._ed25519: dict[str, bytes] | None = None
+        ed25519 = all(isinstance(k, Ed25519PublicKey) for k in keys.values())
+        if "EdDSA" in cfg.algorithms and ed25519:
+            self._ed25519 = {kid: k.public_bytes_raw() for kid, k in keys.items()}
+        # A token verified once is remembered until it expires: signatures cost ~40-60 µs.
         self._accounts: Bounded[str, Account] = Bounded(cfg.verified_cache_size)
 
     @classmethod
@@ -214,9 +242,34 @@ class Verifier:
             jwks = jwt.PyJWKSet.from_json(Path(cfg.jwks_file).read_text())
             for jwk in jwks.keys:
                 keys[jwk.key_id or f"jwks:{len(keys)}"] = jwk.key
-        return cls(cfg, keys)
+        return cls(cfg, keys, hs256_secret(cfg))
 
     def _decode(self, token: str, audience: str) -> dict[str, Any]:
+        """The verified claims of ``token`` for ``audience``: EdDSA and HS256 directly
+        (auth_jws.py), any other algorithm through PyJWT; the same refusals either way."""
+        jws = auth_jws.parse(token)
+        alg = jws.header.alg
+        if alg == "HS256" and self._hs256 is not None and audience == self.cfg.audience:
+            mac = hmac.new(self._hs256, jws.signing_input, hashlib.sha256).digest()
+            if not hmac.compare_digest(mac, jws.signature):
+                raise Refused("bad_signature", "token signature does not verify")
+        elif alg == "EdDSA" and self._ed25519 is not None:
+            kid = jws.header.kid
+            keys = [self._ed25519[kid]] if kid in self._ed25519 else self._ed25519.values()
+            if not any(auth_jws.ed25519_verifies(key, jws) for key in keys):
+                raise Refused("bad_signature", "token signature does not verify")
+        elif not isinstance(alg, str) or alg not in self.cfg.algorithms:
+            raise Refused("bad_algorithm", "token algorithm is not allowed")
+        else:
+            return self._decode_pyjwt(token, audience)
+        claims = auth_jws.claims_of(jws)
+        auth_jws.check_claims(claims, audience=audience, issuer=self.cfg.issuer,
+                              leeway=self.cfg.leeway_s, now=time.time())  # fmt: skip
+        return claims
+
+    def _decode_pyjwt(self, token: str, audience: str) -> dict[str, Any]:
+        """PyJWT's verification: algorithms other than EdDSA, and the reference the direct
+        path is tested against (tests/unit/test_auth_jws.py)."""
         compact_jws(token)
         try:
             header = jwt.get_unverified_header(token)
@@ -225,19 +278,25 @@ class Verifier:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise Refused("malformed", "token header kid must be a string")
-        # A known kid picks its key; otherwise (PEM keys have no kid) every key is tried.
-        candidates = [self._keys[kid]] if kid in self._keys else list(self._keys.values())
+        hs256 = header.get("alg") == "HS256" and self._hs256 is not None
+        if hs256 and audience == self.cfg.audience:
+            candidates: list[Any] = [self._hs256]
+            algorithms = ["HS256"]
+        else:
+            # A known kid picks its key; otherwise (PEM keys have no kid) every key is tried.
+            candidates = [self._keys[kid]] if kid in self._keys else list(self._keys.values())
+            algorithms = list(self.cfg.algorithms)
         last: Exception | None = None
         for key in candidates:
             try:
                 claims: dict[str, Any] = jwt.decode(
                     token,
                     key,
-                    algorithms=list(self.cfg.algorithms),
+                    algorithms=algorithms,
                     audience=audience,
                     issuer=self.cfg.issuer,
                     leeway=self.cfg.leeway_s,
-                    options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                    options={"require": list(auth_jws.REQUIRED)},
                 )
                 return claims
             except jwt.InvalidSignatureError as exc:

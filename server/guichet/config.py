@@ -148,10 +148,18 @@ class SecurityConfig(_Section, frozen=True):
     #: The admin-token claim listing the State programmes an operator acts for (a list of
     #: programme ids, or one space-separated string): the operator's binding.
     programmes_claim: Annotated[str, Meta(min_length=1, max_length=64)] = "programmes"
+    #: A secret shared with the front-end (>= 32 bytes, UTF-8) that also signs account tokens
+    #: with HS256; admin tokens never. Unset (default): HS256 tokens are refused. Whoever holds
+    #: it can mint account tokens (docs/architecture.md, "Token verification").
+    account_hs256_secret: Annotated[str | None, Meta(extra=SECRET)] = None
+    #: The same secret read from a file (trailing newline ignored) when the key above is unset.
+    account_hs256_secret_file: str | None = None
 
     def __post_init__(self) -> None:
         if not self.algorithms:
             raise ValueError("`algorithms` must not be empty")
+        if self.account_hs256_secret is not None and len(self.account_hs256_secret.encode()) < 32:
+            raise ValueError("`account_hs256_secret` must be at least 32 bytes")
 
 
 class RoomsConfig(_Section, frozen=True):
