@@ -45,6 +45,15 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     from guichet import auth
 
     sec = settings.security
+    if args.hs256:  # an account token signed with the secret shared with the front-end
+        secret = auth.hs256_secret(sec)
+        if secret is None or args.admin or not args.account:
+            raise ConfigError("guichet token --hs256 needs --account ID and "
+                              "security.account_hs256_secret (account tokens only)")  # fmt: skip
+        print(auth.mint_hs256(secret, issuer=sec.issuer, audience=sec.audience,
+                              subject=args.account, ttl_s=args.ttl, groups=args.group,
+                              groups_claim=sec.groups_claim))  # fmt: skip
+        return 0
     key = auth.load_or_create_dev_key(sec.dev_issuer_key_file)
     if args.admin:
         if not args.scope:
@@ -101,6 +110,8 @@ def _add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--programme", action="append", help="State programme an admin token's "
                    "operator acts for, repeatable (claim security.programmes_claim)")  # fmt: skip
     p.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    p.add_argument("--hs256", action="store_true", help="an HS256 account token signed with "
+                   "security.account_hs256_secret instead of the development key")  # fmt: skip
     p.set_defaults(func=cmd_token)
 
 

@@ -37,7 +37,7 @@ def account_token(key: Ed25519PrivateKey, **kw: object) -> str:
         "ttl_s": 600,
     }
     args.update(kw)
-    return auth.mint(key, **args)  # type: ignore[arg-type]
+    return auth.mint(key, **args)
 
 
 def reason(verifier: auth.Verifier, token: str) -> str:

@@ -86,7 +86,7 @@ def same(verifier: auth.Verifier, token: str, audience: str = AUD) -> tuple[Any,
 
 
 def header(key: Ed25519PrivateKey, **kw: Any) -> dict[str, Any]:
-    out = {"alg": "EdDSA", "typ": "JWT", "kid": kid(key)}
+    out: dict[str, Any] = {"alg": "EdDSA", "typ": "JWT", "kid": kid(key)}
     out.update(kw)
     return {k: v for k, v in out.items() if v is not ...}
 
@@ -384,3 +384,24 @@ def test_direct_path_accepts_exactly_what_pyjwt_accepts(
     audience = data.draw(st.sampled_from([AUD, AUD, ADMIN_AUD]))
     result = same(hs_verifier, token, audience)
     event(f"{result[0]} {'' if result[0] == 'ok' else result[1]}")
+
+
+def test_the_token_command_mints_hs256_account_tokens_when_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from guichet import cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["token", "--hs256", "--account", "fan"]) != 0
+    assert "account_hs256_secret" in capsys.readouterr().err
+    (tmp_path / "hs").write_bytes(SECRET + b"\n")
+    monkeypatch.setenv("GUICHET_SECURITY_ACCOUNT_HS256_SECRET_FILE", str(tmp_path / "hs"))
+    assert cli.main(["token", "--hs256", "--account", "fan"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert auth_jws.parse(token).header.alg == "HS256"
+    verifier = auth.Verifier.from_config(
+        SecurityConfig(account_hs256_secret_file=str(tmp_path / "hs"))
+    )
+    assert verifier.account(token).id == "fan"
+    assert cli.main(["token", "--hs256", "--admin", "--scope", "ops:read"]) != 0
+    assert "account tokens only" in capsys.readouterr().err
