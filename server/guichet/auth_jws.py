@@ -90,8 +90,9 @@ def parse(token: str) -> Jws:
     compact_jws(token)
     header_b64, payload_b64, signature_b64 = token.split(".")
     try:
-        header = _HEADER.decode(_segment(header_b64))
-    except _DECODE_FAILURES:  # not JSON, not an object
+        # str first: msgspec does not check the UTF-8 of bytes inside a string
+        header = _HEADER.decode(_segment(header_b64).decode())
+    except _DECODE_FAILURES:  # not UTF-8, not JSON, not an object
         raise Refused("malformed", NOT_A_JWT) from None
     if header.b64 is False:  # an unencoded payload (RFC 7797): never ours
         raise Refused("malformed", NOT_A_JWT)
@@ -119,7 +120,7 @@ def ed25519_verifies(public_key: bytes, jws: Jws) -> bool:
 def claims_of(jws: Jws) -> dict[str, Any]:
     """The payload as a JSON object (after the signature verified: PyJWT's order)."""
     try:
-        claims = _CLAIMS.decode(jws.payload)
+        claims = _CLAIMS.decode(jws.payload.decode())  # UTF-8 checked, as for the header
     except _DECODE_FAILURES:
         raise Refused("malformed", UNDECODABLE) from None
     if not isinstance(claims, dict):

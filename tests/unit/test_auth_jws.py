@@ -405,3 +405,16 @@ def test_the_token_command_mints_hs256_account_tokens_when_configured(
     assert verifier.account(token).id == "fan"
     assert cli.main(["token", "--hs256", "--admin", "--scope", "ops:read"]) != 0
     assert "account tokens only" in capsys.readouterr().err
+
+
+def test_invalid_utf8_inside_json_strings_is_malformed(
+    verifier: auth.Verifier, key: Ed25519PrivateKey
+) -> None:
+    """msgspec reads bytes inside a string unchecked: the parser checks UTF-8 first."""
+    good = json.dumps(claims()).encode()
+    assert same(verifier, signed(key, b'{"alg": "EdDSA", "a\xa7": 1}', good))[1] == "malformed"
+    assert (
+        same(verifier, signed(key, b'{"a\xa7": "EdDSA", "alg": "EdDSA"}', good))[1] == "malformed"
+    )
+    body = good[:-1] + b', "x\xa7": 1}'
+    assert same(verifier, signed(key, header(key), body))[1] == "malformed"
