@@ -118,6 +118,10 @@ class DataPlane:
                 raise ValueError("the data plane needs a url or a cluster client")
             self._pools[None] = NodePool(endpoint_from_url(url), cfg.plane_connections, cfg)
 
+    @property
+    def cfg(self) -> RedisConfig:
+        return self._cfg
+
     async def evalsha(self, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """One script call; an error reply is raised as redis-py's exception type."""
         key = keys[0] if keys else None
@@ -125,6 +129,13 @@ class DataPlane:
         if isinstance(reply, Exception):
             raise reply
         return reply
+
+    async def script_load(self, key: str | None, source: str) -> None:
+        """SCRIPT LOAD on ``key``'s node (after its NOSCRIPT), over the plane's own
+        connections: redis-py's pooled ones may still be the dead server's."""
+        reply = (await self.execute(key, [pack(("SCRIPT", "LOAD", source))]))[0]
+        if isinstance(reply, Exception):
+            raise reply
 
     async def execute(self, key: str | None, commands: list[bytes]) -> list[Any]:
         """Packed commands sent adjacent on one connection of ``key``'s node; their replies
