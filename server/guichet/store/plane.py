@@ -130,12 +130,22 @@ class DataPlane:
             raise reply
         return reply
 
-    async def script_load(self, key: str | None, source: str) -> None:
-        """SCRIPT LOAD on ``key``'s node (after its NOSCRIPT), over the plane's own
-        connections: redis-py's pooled ones may still be the dead server's."""
-        reply = (await self.execute(key, [pack(("SCRIPT", "LOAD", source))]))[0]
-        if isinstance(reply, Exception):
-            raise reply
+    async def script_load(self, source: str) -> None:
+        """SCRIPT LOAD on every primary (after a NOSCRIPT), over the plane's own connections:
+        redis-py's pooled ones may still be a restarted server's dead ones."""
+        command = [pack(("SCRIPT", "LOAD", source))]
+        if self._cluster is None:
+            replies = await (await self._pools[None].connection()).send(command)
+        else:
+            if not self._cluster.nodes_manager.slots_cache:
+                await self._cluster.initialize()
+            primaries = self._cluster.nodes_manager.get_nodes_by_server_type("primary")
+            conns = [self._pool((n.host, int(n.port))).connection() for n in primaries]
+            sent = [conn.send(command) for conn in await asyncio.gather(*conns)]
+            replies = [reply for replies in await asyncio.gather(*sent) for reply in replies]
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
 
     async def execute(self, key: str | None, commands: list[bytes]) -> list[Any]:
         """Packed commands sent adjacent on one connection of ``key``'s node; their replies

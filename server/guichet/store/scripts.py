@@ -140,7 +140,7 @@ class ScriptRegistry:
         try:
             result, fsynced = await self._durable(script, keys, args, timeout_ms)
             if isinstance(result, NoScriptError):
-                await self._reload(script, keys)
+                await self._reload(script)
                 result, fsynced = await self._durable(script, keys, args, timeout_ms)
             for reply in (result, fsynced):
                 if isinstance(reply, Exception):
@@ -178,14 +178,14 @@ class ScriptRegistry:
         try:
             return await call(script.sha, keys, args)
         except NoScriptError:
-            await self._reload(script, keys)
+            await self._reload(script)
             return await call(script.sha, keys, args)
 
-    async def _reload(self, script: LuaScript, keys: Sequence[str]) -> None:
+    async def _reload(self, script: LuaScript) -> None:
         """Redis restarted, SCRIPT FLUSH or failover: load the script again before the one
-        retry — on every primary (pool), or on the keys' node (data plane)."""
+        retry, on every primary."""
         if self._plane is None:
             await self._client.script_load(script.source)
         else:
-            await self._plane.script_load(keys[0] if keys else None, script.source)
+            await self._plane.script_load(script.source)
         metrics.REDIS_SCRIPT_RELOADS.inc()
