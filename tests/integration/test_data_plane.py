@@ -8,10 +8,12 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -28,6 +30,7 @@ from guichet.room.service import HEARTBEAT
 from guichet.store import keys
 from guichet.store.client import Store, connect
 from guichet.store.plane import DataPlane
+from guichet.store.resp_conn import pack
 from tests.conftest import MODE
 
 ECHO = "if ARGV[1] == 'boom' then return redis.error_reply('boom') end return ARGV[1]"
@@ -171,6 +174,23 @@ async def test_frozen_server_times_out(private_valkey: EmbeddedValkey) -> None:
         assert await heartbeats(store, 10) == [[b"unknown", 0]] * 10  # a new connection
     finally:
         await store.close()
+
+
+def test_plane_on_uvloop_with_password(tmp_path: Path) -> None:
+    """``guichet serve`` runs uvloop (its transports are not asyncio's) and its embedded
+    Valkey wants a password (AUTH goes first, with SELECT)."""
+
+    async def run(url: str) -> list[object]:
+        plane = DataPlane(RedisConfig(url=url), url=url)
+        try:
+            return await plane.execute(None, [pack(("PING",)), pack(("CLIENT", "INFO"))])
+        finally:
+            await plane.close()
+
+    with EmbeddedValkey(tmp_path / "valkey", auth=True) as server:
+        pong, info = uvloop.run(run(server.url.removesuffix("/0") + "/3"))
+    assert pong == b"PONG"
+    assert b" db=3 " in bytes(info)  # type: ignore[arg-type]
 
 
 # --- hostile bytes: a fake server --------------------------------------------------------
