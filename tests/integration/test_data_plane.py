@@ -190,7 +190,8 @@ def test_plane_on_uvloop_with_password(tmp_path: Path) -> None:
     with EmbeddedValkey(tmp_path / "valkey", auth=True) as server:
         pong, info = uvloop.run(run(server.url.removesuffix("/0") + "/3"))
     assert pong == b"PONG"
-    assert b" db=3 " in bytes(info)  # type: ignore[arg-type]
+    assert isinstance(info, bytes)
+    assert b" db=3 " in info
 
 
 # --- hostile bytes: a fake server --------------------------------------------------------
