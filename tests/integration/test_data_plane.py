@@ -24,7 +24,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from guichet import metrics
-from guichet.config import RedisConfig, Settings
+from guichet.config import ConfigError, RedisConfig, Settings, load_settings
 from guichet.embedded import EmbeddedValkey
 from guichet.room.service import HEARTBEAT
 from guichet.store import keys
@@ -82,6 +82,25 @@ async def test_durable_runs_waitaof_on_the_same_connection(plane_store: Store) -
 def plane_store_cfg(store: Store) -> RedisConfig:
     assert store.plane is not None
     return store.plane.cfg
+
+
+async def test_pool_data_plane_still_serves_scripts(settings: Settings) -> None:
+    store = connect(
+        msgspec.structs.replace(settings.redis, data_plane="pool"), scripts=(HEARTBEAT,)
+    )
+    try:
+        assert store.plane is None  # redis-py's pool and the per-tick Coalescer
+        assert await heartbeats(store, 20) == [[b"unknown", 0]] * 20
+    finally:
+        await store.close()
+
+
+def test_data_plane_setting_is_checked(tmp_path: Path) -> None:
+    empty = tmp_path / "guichet.toml"
+    empty.touch()
+    for bad in ({"data_plane": "fast"}, {"plane_connections": 0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            load_settings(empty, environ={}, overrides={"redis": bad})
 
 
 async def test_cancelled_callers_do_not_shift_replies(plane_store: Store) -> None:
