@@ -80,6 +80,7 @@ class NodePool:
         task = self._opening[i]
         if task is None:  # one connect attempt at a time per slot; its waiters share it
             task = asyncio.create_task(self._open(i))
+            task.add_done_callback(_retrieved)  # its waiters may all have given up
             self._opening[i] = task
         return await asyncio.shield(task)
 
@@ -101,6 +102,11 @@ class NodePool:
         for conn in self._conns:
             if conn is not None:
                 conn.abort(RedisConnectionError("the data plane is closed"))
+
+
+def _retrieved(task: asyncio.Task[RespConnection]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class DataPlane:
