@@ -74,6 +74,10 @@ class RedisConfig(_Section, frozen=True):
     socket_timeout_s: PositiveFloat = 5.0
     connect_timeout_s: PositiveFloat = 2.0
     health_timeout_s: PositiveFloat = 1.0
+    #: Scripts over pipelined connections of our own ("multiplex") or redis-py's pool ("pool").
+    data_plane: Literal["multiplex", "pool"] = "multiplex"
+    #: Connections per Valkey node of the multiplexed data plane (one makes the biggest batches).
+    plane_connections: Annotated[int, Meta(ge=1, le=64)] = 1
 
     def __post_init__(self) -> None:
         if self.url is not None and self.cluster_seeds:

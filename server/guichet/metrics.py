@@ -102,6 +102,15 @@ REDIS_SCRIPT_RELOADS = Counter(
     "guichet_redis_script_loads_total",
     "Lua scripts (re)loaded into Redis: at start-up and after NOSCRIPT.",
 )
+REDIS_PLANE_CONNECTS = Counter(
+    "guichet_redis_plane_connects_total",
+    "Connections the script data plane opened (first ones and re-opened after a loss).",
+)
+REDIS_PLANE_REDIRECTS = Counter(
+    "guichet_redis_plane_redirects_total",
+    "Script calls the Cluster redirected or asked to retry, by kind (moved, ask, tryagain).",
+    ["kind"],
+)
 _RESTARTS = (
     "guichet_embedded_valkey_restarts_total",
     "Times the embedded Valkey died and was restarted from its AOF by `guichet serve`.",

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from guichet import metrics
 from guichet.config import RedisConfig
+from guichet.store.plane import DataPlane
 from guichet.store.scripts import Client, LuaScript, ScriptRegistry, error_kind
 
 log = logging.getLogger("guichet.store")
@@ -36,10 +37,12 @@ class Store:
         client: Client,
         mode: Literal["standalone", "cluster"],
         scripts: Sequence[LuaScript] = (),
+        plane: DataPlane | None = None,
     ) -> None:
         self.client = client
         self.mode = mode
-        self.scripts = ScriptRegistry(client, scripts)
+        self.plane = plane
+        self.scripts = ScriptRegistry(client, scripts, plane)
 
     async def health(self, timeout_s: float) -> Health:
         """Reachable and every script loaded; missing scripts are loaded again on the way."""
@@ -62,6 +65,8 @@ class Store:
         return Health(True, "ok")
 
     async def close(self) -> None:
+        if self.plane is not None:
+            await self.plane.close()
         await self.client.aclose()
 
 
@@ -124,7 +129,8 @@ def connect(cfg: RedisConfig, url: str | None = None, scripts: Sequence[LuaScrip
             **common,
             **cfg.cluster_auth,
         )
-        return Store(cluster, "cluster", scripts)
+        plane = DataPlane(cfg, cluster=cluster) if cfg.data_plane == "multiplex" else None
+        return Store(cluster, "cluster", scripts, plane)
     target = url or cfg.url
     if target is None:
         raise ValueError("no redis url: start the embedded server first")
@@ -132,4 +138,5 @@ def connect(cfg: RedisConfig, url: str | None = None, scripts: Sequence[LuaScrip
     pool = BlockingConnectionPool.from_url(
         target, max_connections=cfg.max_connections, timeout=cfg.socket_timeout_s, **common
     )
-    return Store(Redis.from_pool(pool), "standalone", scripts)
+    plane = DataPlane(cfg, url=target) if cfg.data_plane == "multiplex" else None
+    return Store(Redis.from_pool(pool), "standalone", scripts, plane)

@@ -3,7 +3,8 @@
 A component declares ``MY_SCRIPT = LuaScript("guichet.room", "join.lua")`` at module level and
 lists it in its ``SCRIPTS``; the app hands every component's scripts to :class:`ScriptRegistry`,
 which loads them at start-up so ``/readyz`` can check they are all present. Calls are EVALSHA,
-coalesced per event-loop tick into one pipeline (``pipelining.py``); on NOSCRIPT (Redis
+over the multiplexed data plane (``plane.py``) or, with ``redis.data_plane = "pool"``,
+coalesced per event-loop tick into one redis-py pipeline (``pipelining.py``); on NOSCRIPT (Redis
 restarted, ``SCRIPT FLUSH``, failover) the source is loaded — on every primary of a Cluster —
 and the call retried once.
 """
@@ -26,6 +27,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from guichet import metrics
 from guichet.store.pipelining import Coalescer, gate
+from guichet.store.plane import DataPlane
+from guichet.store.resp_conn import pack
 
 Client = Redis | RedisCluster
 _INCLUDE = re.compile(r"^--!include (\S+)$", re.MULTILINE)
@@ -77,8 +80,11 @@ def error_kind(exc: BaseException) -> str:
 class ScriptRegistry:
     """The declared scripts bound to one client."""
 
-    def __init__(self, client: Client, scripts: Sequence[LuaScript]) -> None:
+    def __init__(
+        self, client: Client, scripts: Sequence[LuaScript], plane: DataPlane | None = None
+    ) -> None:
         self._client = client
+        self._plane = plane
         self._scripts: dict[str, LuaScript] = {}
         for script in scripts:  # a script two components list (e.g. the audit note) counts once
             if self._scripts.setdefault(script.name, script) != script:
@@ -134,8 +140,7 @@ class ScriptRegistry:
         try:
             result, fsynced = await self._durable(script, keys, args, timeout_ms)
             if isinstance(result, NoScriptError):
-                await self._client.script_load(script.source)
-                metrics.REDIS_SCRIPT_RELOADS.inc()
+                await self._reload(script)
                 result, fsynced = await self._durable(script, keys, args, timeout_ms)
             for reply in (result, fsynced):
                 if isinstance(reply, Exception):
@@ -152,6 +157,9 @@ class ScriptRegistry:
     ) -> tuple[Any, Any]:
         call = ("EVALSHA", script.sha, len(keys), *keys, *args)
         wait = ("WAITAOF", 1, 0, timeout_ms)
+        if self._plane is not None:  # adjacent on one connection, in one write
+            result, fsynced = await self._plane.execute(keys[0], [pack(call), pack(wait)])
+            return result, fsynced
         if isinstance(self._client, RedisCluster):
             node = self._client.get_node_from_key(keys[0])
             assert node is not None
@@ -166,10 +174,18 @@ class ScriptRegistry:
         return result, fsynced
 
     async def _run(self, script: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        call = self._coalescer.evalsha if self._plane is None else self._plane.evalsha
         try:
-            return await self._coalescer.evalsha(script.sha, keys, args)
+            return await call(script.sha, keys, args)
         except NoScriptError:
-            # Redis restarted, SCRIPT FLUSH or failover: load (on every primary) and retry once.
+            await self._reload(script)
+            return await call(script.sha, keys, args)
+
+    async def _reload(self, script: LuaScript) -> None:
+        """Redis restarted, SCRIPT FLUSH or failover: load the script again before the one
+        retry, on every primary."""
+        if self._plane is None:
             await self._client.script_load(script.source)
-            metrics.REDIS_SCRIPT_RELOADS.inc()
-            return await self._coalescer.evalsha(script.sha, keys, args)
+        else:
+            await self._plane.script_load(script.source)
+        metrics.REDIS_SCRIPT_RELOADS.inc()
