@@ -277,16 +277,18 @@ def measure(wrk: Wrk, t: Target, spy: Path | None) -> Row:
         fresh = max(0, min(t.used(r, wrk.connections), t.pool - t.offset))
         t.offset += t.used(r, wrk.connections)
         t.rate = max(t.rate, r.rps)
+        notes = [row.note] if row.note else []
         if fresh < t.used(r, wrk.connections):
-            row.note += (
-                f"; POOL TOO SMALL: up to {t.used(r, wrk.connections) - fresh} requests reused "
+            notes.append(
+                f"POOL TOO SMALL: up to {t.used(r, wrk.connections) - fresh} requests reused "
                 "their line (raise --first-sight-tokens)"
-            ).lstrip("; ")
+            )
         elif t.grow is not None:
-            row.note += (
-                f"; every measured request a first one ({t.pool:,} lines prepared, "
+            notes.append(
+                f"every measured request a first one ({t.pool:,} lines prepared, "
                 f"{t.probe}, {t.offset:,} used)"
-            ).lstrip("; ")
+            )
+        row.note = "; ".join(notes)
     return row
 
 

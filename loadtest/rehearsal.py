@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -70,6 +71,68 @@ DRAW = "rehearsal-packs"
 REG_ROOM = "registration"
 SHOP_ROOM = "rehearsal"
 CONSENT = {"accept_rules": True, "accept_data_processing": True}
+
+
+def _peak_kib(pid: int) -> int:
+    """The kernel's peak resident set (VmHWM) of ``pid`` in KiB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+class PeakMemory:
+    """Peak RSS of every process of the run, sampled each second from /proc (VmHWM is the
+    kernel's own high-water mark, so a sample only has to come before the process ends):
+    named roots and their children (the service's workers, Locust's)."""
+
+    def __init__(self) -> None:
+        self.roots: dict[str, int] = {}
+        self.peaks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def watch(self, name: str, pid: int | None) -> None:
+        if pid is not None:
+            self.roots[name] = pid
+
+    def sample(self) -> None:
+        for name, pid in list(self.roots.items()):
+            self._keep(name, pid)
+            for i, child in enumerate(_children(pid)):
+                self._keep(f"{name} child {i + 1}", child)
+        rusage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self.peaks["rehearsal (this process, its asyncio clients)"] = rusage
+
+    def _keep(self, name: str, pid: int) -> None:
+        self.peaks[name] = max(self.peaks.get(name, 0), _peak_kib(pid))
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.sample()
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def mib(self) -> dict[str, float]:
+        return {name: round(kib / 1024, 1) for name, kib in sorted(self.peaks.items()) if kib}
 
 
 class Report:
@@ -240,7 +303,7 @@ def _locust(server: GuichetServer, out: Path, winners_file: Path, shoppers: int,
 
 
 def _crash(valkey: EmbeddedValkey, settings: Settings, after_s: float, done: threading.Event,
-           report: Report, release: threading.Event) -> None:  # fmt: skip
+           report: Report, release: threading.Event, memory: PeakMemory) -> None:  # fmt: skip
     """SIGKILL Valkey once a third of the seats are sold (or after ``after_s``), restart it.
 
     The restarted server dies with the thread that started it (Linux's parent-death signal
@@ -259,7 +322,9 @@ def _crash(valkey: EmbeddedValkey, settings: Settings, after_s: float, done: thr
     os.kill(valkey.process.pid, signal.SIGKILL)
     valkey.process.wait()
     killed = time.monotonic()
+    memory.sample()  # the killed server's last peak is kept under "valkey"
     valkey.start()
+    memory.watch("valkey (restarted from its AOF)", valkey.process.pid if valkey.process else None)
     report.facts["redis_killed_at_s"] = round(killed - report.started, 1)
     report.facts["redis_down_s"] = round(time.monotonic() - killed, 2)
     print(f"Valkey killed (SIGKILL) and restarted in {report.facts['redis_down_s']} s",
@@ -322,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
         "--seats-scale", type=float, default=0.05, help="factor on the demo catalogue seats"
     )
     p.add_argument("--no-crash", action="store_true", help="do not kill Valkey")
+    p.add_argument("--workers", type=int, default=1, help="the service's worker processes")
+    p.add_argument(
+        "--room-rate", type=float, default=5000, help="the registration room's admissions/s"
+    )
     p.add_argument("--out", type=Path, help="report folder (default loadtest/reports/…)")
     args = p.parse_args(argv)
     out: Path = args.out or ROOT / "loadtest" / "reports" / time.strftime("rehearsal-%Y%m%d-%H%M%S")
@@ -330,10 +399,13 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="guichet-rehearsal-")))
         valkey = stack.enter_context(EmbeddedValkey(tmp / "valkey"))
-        server = GuichetServer(tmp / "guichet", redis_url=valkey.url,
+        server = GuichetServer(tmp / "guichet", redis_url=valkey.url, workers=args.workers,
                                rooms=dict(GENEROUS_JOIN_LIMITS))  # fmt: skip
         server.prepare()
         stack.enter_context(server)
+        memory = stack.enter_context(PeakMemory())
+        memory.watch("guichet serve", server.pid)
+        memory.watch("valkey", valkey.process.pid if valkey.process else None)
         settings = server.settings()
         issuer = server.issuer()
         url = server.url
@@ -343,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         loaded = admin_put(url, issuer, f"sales/{SALE}/catalogue",
                            _scaled_catalogue(args.seats_scale), "sales:write")  # fmt: skip
         report.facts["catalogue"] = {"sessions": loaded["sessions"], "seats": loaded["seats"]}
-        put_room(url, issuer, REG_ROOM, _room(now, 5000, 1_000_000, None, DRAW))
+        put_room(url, issuer, REG_ROOM, _room(now, args.room_rate, 1_000_000, None, DRAW))
         put_room(url, issuer, SHOP_ROOM, _room(now, 200, 5000, SALE))
         put_draw(url, issuer, DRAW, {
             "registration_opens_at": (now - timedelta(hours=1)).isoformat(),
@@ -379,11 +451,12 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(release.set)  # at the end: the restarted Valkey stops with the thread
         locust = _locust(server, out, winners_file, min(args.shoppers, len(winners)),
                          args.shop_time)  # fmt: skip
+        memory.watch("locust", locust.pid)
         crash = None
         if not args.no_crash:
             crash = threading.Thread(
                 target=_crash,
-                args=(valkey, settings, args.shop_time / 2, done, report, release),
+                args=(valkey, settings, args.shop_time / 2, done, report, release, memory),
             )
             crash.start()
         try:
@@ -403,8 +476,10 @@ def main(argv: list[str] | None = None) -> int:
             report.facts["shop_requests"] = [f"no Locust statistics: {exc}"]
         _check(settings, report, out, windows)
         report.phase("checks")
+        memory.sample()
         code = server.stop()
         report.facts["server_exit_code"] = code
+    report.facts["peak_rss_mib"] = memory.mib()
 
     total = round(time.monotonic() - report.started, 1)
     data = {"total_s": total, "phases_s": report.phases, **report.facts,
