@@ -503,7 +503,7 @@ def test_the_rehearsal_runs_end_to_end_small(tmp_path: Path) -> None:
     """The whole rehearsal with small numbers, Valkey killed and restarted midway: no breach."""
     args = ["-m", "loadtest.rehearsal", "--registrations", "600", "--winners", "200",
             "--shoppers", "60", "--shop-time", "20", "--seats-scale", "0.005",
-            "--out", str(tmp_path / "reh")]  # fmt: skip
+            "--client-processes", "2", "--out", str(tmp_path / "reh")]  # fmt: skip
     done = _run(args, timeout=300)
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     report = json.loads((tmp_path / "reh" / "report.json").read_text())
@@ -513,6 +513,13 @@ def test_the_rehearsal_runs_end_to_end_small(tmp_path: Path) -> None:
     assert report["windows"] == 200
     assert "redis_killed_at_s" in report
     assert report["purchases_confirmed_and_present"] > 0
+    peaks = report["peak_rss_mib"]  # every process of the run, in MiB
+    for name in ("guichet serve", "valkey", "valkey (restarted from its AOF)", "locust",
+                 "registration client process 1", "registration client process 2",
+                 "rehearsal (this process, its asyncio clients)"):  # fmt: skip
+        assert peaks[name] > 1, name
+    cpu = report["registration_cpu_s"]
+    assert cpu["guichet serve"] > 0
 
 
 @pytest.mark.slow
