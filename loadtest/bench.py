@@ -63,7 +63,13 @@ import tomli_w
 
 from guichet import auth
 from guichet.config import ConfigError, SecurityConfig
-from guichet.embedded import EmbeddedCluster, EmbeddedValkey, free_port, running_url
+from guichet.embedded import (
+    EmbeddedCluster,
+    EmbeddedValkey,
+    free_port,
+    running_url,
+    set_parent_death_signal,
+)
 from loadtest import shop_prep
 from loadtest.harness import (
     ROOT,
@@ -95,7 +101,10 @@ POOL_MARGIN, PROBE_LINES = 2.0, 4000
 
 @contextlib.contextmanager
 def _process(args: list[str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(  # stops with the runner even when the runner is SIGKILLed
+        args, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        preexec_fn=set_parent_death_signal,
+    )  # fmt: skip
     try:
         yield proc
     finally:
