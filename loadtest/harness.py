@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -213,6 +214,33 @@ def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
+def merge_config(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` laid on it, tables merged key by key (a new dict)."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_assignment(text: str) -> dict[str, Any]:
+    """``redis.data_plane=pool`` -> ``{"redis": {"data_plane": "pool"}}``: a dotted TOML key
+    and a TOML value (a bare word that is not TOML is taken as a string)."""
+    key, sep, raw = text.partition("=")
+    parts = [p.strip() for p in key.split(".")]
+    if not sep or len(parts) < 2 or not all(parts):
+        raise ValueError(f"{text!r}: expected SECTION.KEY=VALUE (e.g. redis.data_plane=pool)")
+    try:
+        value: Any = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    for part in reversed(parts):
+        value = {part: value}
+    return value  # type: ignore[no-any-return]
+
+
 @dataclass
 class GuichetServer:
     """``python -m guichet serve`` in its own process: embedded Valkey in ``workdir/data``,
@@ -230,6 +258,9 @@ class GuichetServer:
     redis_url: str | None = None
     #: What runs after the interpreter: ``-m guichet`` (a patched launcher for experiments)
     launcher: tuple[str, ...] = ("-m", "guichet")
+    #: Config values laid over the generated ones, as nested tables (``{"redis": {…}}``):
+    #: ``prepare`` loads the result, so an unknown key fails before the server starts.
+    overrides: Mapping[str, Any] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -254,7 +285,7 @@ class GuichetServer:
         redis: dict[str, Any] = {"data_dir": str(w / "data")}
         if self.redis_url:
             redis["url"] = self.redis_url
-        return {
+        config: dict[str, dict[str, Any]] = {
             "server": {"host": "127.0.0.1", "port": self.port, "workers": self.workers},
             "redis": redis,
             "security": {"dev_issuer_key_file": str(w / "dev-issuer.pem"), **self.security},
@@ -266,6 +297,7 @@ class GuichetServer:
             "draws": {"signing_key_dir": str(w / "draw-signing-keys")},
             "logging": {"level": self.log_level, "access_log": False},
         }
+        return merge_config(config, self.overrides)
 
     def settings(self) -> Settings:
         return load_settings(self.config_file, environ={})

@@ -25,20 +25,26 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
+import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import msgspec
+import uvloop
 
+from guichet import auth
 from guichet.app import SCRIPTS
 from guichet.config import Settings
 from guichet.draw import audit, seal, waves
@@ -70,6 +76,88 @@ DRAW = "rehearsal-packs"
 REG_ROOM = "registration"
 SHOP_ROOM = "rehearsal"
 CONSENT = {"accept_rules": True, "accept_data_processing": True}
+
+
+def _peak_kib(pid: int) -> int:
+    """The kernel's peak resident set (VmHWM) of ``pid`` in KiB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) ``pid`` has used so far; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+class PeakMemory:
+    """Peak RSS of every process of the run, sampled each second from /proc (VmHWM is the
+    kernel's own high-water mark, so a sample only has to come before the process ends):
+    named roots and their children (the service's workers, Locust's)."""
+
+    def __init__(self) -> None:
+        self.roots: dict[str, int] = {}
+        self.peaks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def watch(self, name: str, pid: int | None) -> None:
+        if pid is not None:
+            self.roots[name] = pid
+
+    def sample(self) -> None:
+        for name, pid in list(self.roots.items()):
+            self._keep(name, pid)
+            for i, child in enumerate(_children(pid)):
+                self._keep(f"{name} child {i + 1}", child)
+        rusage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self.peaks["rehearsal (this process, its asyncio clients)"] = rusage
+
+    def _keep(self, name: str, pid: int) -> None:
+        self.peaks[name] = max(self.peaks.get(name, 0), _peak_kib(pid))
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.sample()
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by every watched process (and its children), and by this
+        one: per phase, the differences say what each registration costs on a shared machine
+        where wall time depends on the neighbours."""
+        used: dict[str, float] = {}
+        for name, pid in list(self.roots.items()):
+            used[name] = _cpu_s(pid) + sum(_cpu_s(c) for c in _children(pid))
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        used["rehearsal (this process, its asyncio clients)"] = own.ru_utime + own.ru_stime
+        return used
+
+    def mib(self) -> dict[str, float]:
+        return {name: round(kib / 1024, 1) for name, kib in sorted(self.peaks.items()) if kib}
 
 
 class Report:
@@ -114,12 +202,41 @@ def _room(
 # --- registration ------------------------------------------------------------------------------
 
 
-async def _register_all(url: str, tokens: list[str], concurrency: int) -> dict[str, int]:
+@dataclass(frozen=True)
+class People:
+    """A range of people to register (``fan-<first>`` … ``fan-<first + count - 1>``), their
+    tokens minted as they come (3 M tokens held at once would be a gigabyte of strings)."""
+
+    url: str
+    key_file: str
+    issuer: str
+    audience: str
+    first: int
+    count: int
+    concurrency: int
+
+
+def register_people(people: People) -> dict[str, float]:
+    """One client process' share, on uvloop (a process of its own when there are several);
+    the counts, and this process' CPU time (``cpu_s``) and peak RSS (``peak_kib``)."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    counts: dict[str, float] = dict(uvloop.run(_register_all(people)))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    counts["cpu_s"] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    counts["peak_kib"] = after.ru_maxrss
+    return counts
+
+
+async def _register_all(people: People) -> dict[str, int]:
     """Each person: join the room, poll until ready, admit, register, leave."""
+    url, concurrency = people.url, people.concurrency
+    key = auth.load_or_create_dev_key(people.key_file)
     counts: dict[str, int] = {}
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for t in tokens:
-        queue.put_nowait(t)
+    numbers = iter(range(people.first, people.first + people.count))
+
+    def token(i: int) -> str:
+        return auth.mint(key, issuer=people.issuer, audience=people.audience,
+                         subject=f"fan-{i:07d}", ttl_s=3 * 3600)  # fmt: skip
 
     def count(key: str) -> None:
         counts[key] = counts.get(key, 0) + 1
@@ -137,6 +254,7 @@ async def _register_all(url: str, tokens: list[str], concurrency: int) -> dict[s
                 count(f"room {status['state']}")
                 return
             await asyncio.sleep(min(0.2, status["poll_after_ms"] / 1000))  # a patient client
+            count("polls")
             async with http.get(f"{url}/v1/rooms/{REG_ROOM}/status",
                                 headers={"X-Queue-Ticket": ticket}) as r:  # fmt: skip
                 status = await r.json()
@@ -155,10 +273,9 @@ async def _register_all(url: str, tokens: list[str], concurrency: int) -> dict[s
             count("left" if r.status == 200 else f"leave {r.status}")
 
     async def worker(http: aiohttp.ClientSession) -> None:
-        while not queue.empty():
-            token = queue.get_nowait()
+        for i in numbers:
             try:
-                await person(http, token)
+                await person(http, token(i))
             except (aiohttp.ClientError, TimeoutError, KeyError) as exc:
                 count(f"error {type(exc).__name__}")
 
@@ -167,6 +284,34 @@ async def _register_all(url: str, tokens: list[str], concurrency: int) -> dict[s
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         await asyncio.gather(*(worker(http) for _ in range(concurrency)))
     return counts
+
+
+def _register(
+    server: GuichetServer, args: argparse.Namespace, memory: PeakMemory, clients_cpu_s: list[float]
+) -> dict[str, int]:
+    """``--registrations`` people over ``--client-processes`` processes (tokens minted in
+    each as people come); the counts added up."""
+    sec = server.settings().security
+    n = max(1, args.client_processes)
+    shares = [args.registrations // n + (1 if k < args.registrations % n else 0) for k in range(n)]
+    starts = [sum(shares[:k]) for k in range(n)]
+    parts = [People(server.url, sec.dev_issuer_key_file, sec.issuer, sec.audience, start, share,
+                    max(1, args.concurrency // n))
+             for start, share in zip(starts, shares, strict=True)]  # fmt: skip
+    if n == 1:
+        results = [register_people(parts[0])]
+    else:
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(register_people, parts))
+    total: dict[str, int] = {}
+    for k, result in enumerate(results):
+        if n > 1:  # a process of its own: its peak and its CPU time
+            memory.peaks[f"registration client process {k + 1}"] = int(result["peak_kib"])
+        clients_cpu_s[0] += result.pop("cpu_s")
+        result.pop("peak_kib")
+        for key, value in result.items():
+            total[key] = total.get(key, 0) + int(value)
+    return total
 
 
 # --- the draw ------------------------------------------------------------------------------------
@@ -240,7 +385,7 @@ def _locust(server: GuichetServer, out: Path, winners_file: Path, shoppers: int,
 
 
 def _crash(valkey: EmbeddedValkey, settings: Settings, after_s: float, done: threading.Event,
-           report: Report, release: threading.Event) -> None:  # fmt: skip
+           report: Report, release: threading.Event, memory: PeakMemory) -> None:  # fmt: skip
     """SIGKILL Valkey once a third of the seats are sold (or after ``after_s``), restart it.
 
     The restarted server dies with the thread that started it (Linux's parent-death signal
@@ -259,7 +404,9 @@ def _crash(valkey: EmbeddedValkey, settings: Settings, after_s: float, done: thr
     os.kill(valkey.process.pid, signal.SIGKILL)
     valkey.process.wait()
     killed = time.monotonic()
+    memory.sample()  # the killed server's last peak is kept under "valkey"
     valkey.start()
+    memory.watch("valkey (restarted from its AOF)", valkey.process.pid if valkey.process else None)
     report.facts["redis_killed_at_s"] = round(killed - report.started, 1)
     report.facts["redis_down_s"] = round(time.monotonic() - killed, 2)
     print(f"Valkey killed (SIGKILL) and restarted in {report.facts['redis_down_s']} s",
@@ -315,6 +462,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--registrations", type=int, default=100_000)
     p.add_argument("--concurrency", type=int, default=512, help="registering clients at once")
+    p.add_argument(
+        "--client-processes",
+        type=int,
+        default=1,
+        help="processes the registering clients are spread over (each mints its own tokens)",
+    )
     p.add_argument("--winners", type=int, default=6000, help="windows given (two waves)")
     p.add_argument("--shoppers", type=int, default=1500, help="Locust users in the shop")
     p.add_argument("--shop-time", type=int, default=150, help="seconds of shopping at most")
@@ -322,6 +475,10 @@ def main(argv: list[str] | None = None) -> int:
         "--seats-scale", type=float, default=0.05, help="factor on the demo catalogue seats"
     )
     p.add_argument("--no-crash", action="store_true", help="do not kill Valkey")
+    p.add_argument("--workers", type=int, default=1, help="the service's worker processes")
+    p.add_argument(
+        "--room-rate", type=float, default=5000, help="the registration room's admissions/s"
+    )
     p.add_argument("--out", type=Path, help="report folder (default loadtest/reports/…)")
     args = p.parse_args(argv)
     out: Path = args.out or ROOT / "loadtest" / "reports" / time.strftime("rehearsal-%Y%m%d-%H%M%S")
@@ -330,10 +487,13 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="guichet-rehearsal-")))
         valkey = stack.enter_context(EmbeddedValkey(tmp / "valkey"))
-        server = GuichetServer(tmp / "guichet", redis_url=valkey.url,
+        server = GuichetServer(tmp / "guichet", redis_url=valkey.url, workers=args.workers,
                                rooms=dict(GENEROUS_JOIN_LIMITS))  # fmt: skip
         server.prepare()
         stack.enter_context(server)
+        memory = stack.enter_context(PeakMemory())
+        memory.watch("guichet serve", server.pid)
+        memory.watch("valkey", valkey.process.pid if valkey.process else None)
         settings = server.settings()
         issuer = server.issuer()
         url = server.url
@@ -343,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         loaded = admin_put(url, issuer, f"sales/{SALE}/catalogue",
                            _scaled_catalogue(args.seats_scale), "sales:write")  # fmt: skip
         report.facts["catalogue"] = {"sessions": loaded["sessions"], "seats": loaded["seats"]}
-        put_room(url, issuer, REG_ROOM, _room(now, 5000, 1_000_000, None, DRAW))
+        put_room(url, issuer, REG_ROOM, _room(now, args.room_rate, 1_000_000, None, DRAW))
         put_room(url, issuer, SHOP_ROOM, _room(now, 200, 5000, SALE))
         put_draw(url, issuer, DRAW, {
             "registration_opens_at": (now - timedelta(hours=1)).isoformat(),
@@ -351,10 +511,14 @@ def main(argv: list[str] | None = None) -> int:
             "strata": ["club", "general"], "sale": SALE, "phase": "packs"})  # fmt: skip
         report.phase("setup")
 
-        tokens = [issuer.account(f"fan-{i:06d}", ttl_s=3 * 3600) for i in range(args.registrations)]
-        report.phase(f"{args.registrations:,} tokens minted")
-        counts = asyncio.run(_register_all(url, tokens, args.concurrency))
+        cpu_before, clients_cpu_s = memory.cpu(), [0.0]
+        counts = _register(server, args, memory, clients_cpu_s)
+        cpu_after = memory.cpu()
         report.facts["registration"] = counts
+        report.facts["registration_cpu_s"] = {
+            **{name: round(cpu_after[name] - cpu_before.get(name, 0.0), 1) for name in cpu_after},
+            "registration clients (all processes)": round(clients_cpu_s[0], 1),
+        }
         if counts.get("registered", 0) != args.registrations:
             report.breaches.append(f"registrations: {counts}")
         report.phase("registration through the waiting room")
@@ -379,11 +543,12 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(release.set)  # at the end: the restarted Valkey stops with the thread
         locust = _locust(server, out, winners_file, min(args.shoppers, len(winners)),
                          args.shop_time)  # fmt: skip
+        memory.watch("locust", locust.pid)
         crash = None
         if not args.no_crash:
             crash = threading.Thread(
                 target=_crash,
-                args=(valkey, settings, args.shop_time / 2, done, report, release),
+                args=(valkey, settings, args.shop_time / 2, done, report, release, memory),
             )
             crash.start()
         try:
@@ -403,8 +568,10 @@ def main(argv: list[str] | None = None) -> int:
             report.facts["shop_requests"] = [f"no Locust statistics: {exc}"]
         _check(settings, report, out, windows)
         report.phase("checks")
+        memory.sample()
         code = server.stop()
         report.facts["server_exit_code"] = code
+    report.facts["peak_rss_mib"] = memory.mib()
 
     total = round(time.monotonic() - report.started, 1)
     data = {"total_s": total, "phases_s": report.phases, **report.facts,

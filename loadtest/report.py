@@ -30,6 +30,8 @@ class WrkRun:
 
 
 TIMES = "\u00d7"  # the multiplication sign of the Markdown tables
+#: The issue's bound on every route's tail: p99 at most this many times p50.
+TAIL_GOAL = 5.0
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -81,6 +83,15 @@ class Row:
             return ""
         return "met" if self.ratio >= self.goal else "MISSED"
 
+    @property
+    def tail(self) -> float:
+        """p99 / p50: how far the tail is from the median (the issue: at most 5x)."""
+        return self.p99_ms / self.p50_ms if self.p50_ms > 0 else math.nan
+
+    @property
+    def tail_verdict(self) -> str:
+        return "met" if self.tail <= TAIL_GOAL else "MISSED"
+
 
 def with_ratios(rows: Sequence[Row], baseline: float) -> list[Row]:
     """Every row's ratio to ``baseline`` req/s (the bare endpoint measured in the same run)."""
@@ -128,25 +139,32 @@ def combine_rounds(rounds: Sequence[Sequence[Row]]) -> list[Row]:
 
 
 def ratio_table(rows: Sequence[Row], *, markdown: bool = False) -> str:
-    """The rows as a fixed-width text table, or as a Markdown table (docs/benchmarks.md)."""
+    """The rows as a fixed-width text table, or as a Markdown table (docs/benchmarks.md): the
+    ratio to the baseline against its goal, and p99/p50 against :data:`TAIL_GOAL`."""
     if markdown:
         lines = [
-            "| target | req/s | ratio | p50 ms | p99 ms | goal |",
-            "|---|---:|---:|---:|---:|---|",
+            "| target | req/s | ratio | p50 ms | p99 ms | p99/p50 | goal |",
+            "|---|---:|---:|---:|---:|---|---|",
         ]
         for r in rows:
-            goal = f"≥ {r.goal:.1f}{TIMES} {r.verdict}" if r.goal is not None else ""
+            goal = f"≥ {r.goal:.2g}{TIMES} {r.verdict}" if r.goal is not None else ""
+            tail = f"{r.tail:.1f}{TIMES} {r.tail_verdict}"
             lines.append(
                 f"| {r.name} | {r.rps:,.0f} | {r.ratio:.2f}{TIMES} | {r.p50_ms:.2f} | "
-                f"{r.p99_ms:.2f} | {goal} |"
+                f"{r.p99_ms:.2f} | {tail} | {goal} |"
             )
         return "\n".join(lines)
     width = max([len(r.name) for r in rows] + [6])
-    lines = [f"{'target':{width}} {'req/s':>9} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}  goal"]
+    lines = [
+        f"{'target':{width}} {'req/s':>9} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}"
+        f"  {'p99/p50 ≤5x':<13} goal"
+    ]
     for r in rows:
-        goal = f"≥{r.goal:.1f}x {r.verdict}" if r.goal is not None else ""
+        goal = f"≥{r.goal:.2g}x {r.verdict}" if r.goal is not None else ""
+        tail = f"{r.tail:5.1f}x {r.tail_verdict}"
         lines.append(
-            f"{r.name:{width}} {r.rps:9.0f} {r.ratio:6.2f}x {r.p50_ms:8.2f} {r.p99_ms:8.2f}  {goal}"
+            f"{r.name:{width}} {r.rps:9.0f} {r.ratio:6.2f}x {r.p50_ms:8.2f} {r.p99_ms:8.2f}"
+            f"  {tail:<13} {goal}"
         )
     return "\n".join(lines)
 

@@ -11,7 +11,15 @@
 -- METHOD  GET (default) or POST (sent without a body)
 -- BODY    with POST: a file whose content is sent as the JSON body of every request
 -- The values wrap around when the run needs more requests than the file has lines.
--- One wrk thread (-t1) walks the file in order; with more threads each walks it on its own.
+
+-- Several wrk threads (-tN) interleave: thread i takes lines OFFSET+i, OFFSET+i+N, ... where N
+-- is the environment's WRK_THREADS (the runner sets it; default 1), so no line is used twice.
+local created = 0
+function setup(thread)
+  thread:set("thread_index", created)
+  created = created + 1
+end
+local stride = tonumber(os.getenv("WRK_THREADS") or "1")
 
 local values = {}
 local count = 0
@@ -22,7 +30,7 @@ function init(args)
   local file = args[1]
   header = args[2]
   prefix = args[3] or ""
-  next_index = tonumber(args[4] or "0")
+  next_index = tonumber(args[4] or "0") + (thread_index or 0)
   method = args[5] or "GET"
   if args[6] then
     local f = assert(io.open(args[6], "r"))
@@ -43,7 +51,7 @@ end
 
 function request()
   local value = values[(next_index % count) + 1]
-  next_index = next_index + 1
+  next_index = next_index + stride
   if body then
     return wrk.format(method, nil, { [header] = prefix .. value,
       ["Content-Type"] = "application/json" }, body)

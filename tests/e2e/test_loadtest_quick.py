@@ -3,16 +3,20 @@ for a few seconds, and the numbers it and the benchmark print are computed right
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from loadtest import bench
 from loadtest.checks import Numbers, Watch, Wrong, check_admission
+from loadtest.harness import parse_assignment
 from loadtest.report import (
     Row,
     combine_rounds,
@@ -85,6 +89,44 @@ def test_opening_surge_runs_clean(tmp_path: Path) -> None:
     assert "failures: none" in done.stdout
 
 
+needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="apt-get install wrk")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+@needs_wrk
+def test_bench_compares_two_configs_with_two_workers_and_first_confirms() -> None:
+    """The runner, briefly: two variants (own services), 1 and 2 workers each, the confirm
+    target; every measured confirm a first one, rows labelled by variant, N/1 ratios."""
+    args = [
+        "-m", "loadtest.bench", "--duration", "1", "--warmup", "1", "--rounds", "1",
+        "--accounts", "100", "--first-sight-tokens", "0", "--only", "confirm",
+        "--compare", "a:redis.max_connections=16", "--compare", "b:redis.max_connections=32",
+        "--workers", "2", "--markdown",
+    ]  # fmt: skip
+    done = _run(args, timeout=400)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    out = done.stdout
+    for label in ("a 1w", "a 2w", "b 1w", "b 2w"):
+        assert f"| [{label}] shop confirm" in out
+    assert "POOL TOO SMALL" not in out
+    assert out.count("every measured request a first one") == 4
+    assert "p99/p50" in out
+    assert (
+        "[b 2w] shop confirm (each a held pack; answers after the AOF fsync, WAITAOF): "
+        in (out.split("workers, aggregate throughput against 1 worker")[1])
+    )
+
+
+@needs_wrk
+def test_bench_refuses_an_unknown_config_key_before_measuring() -> None:
+    done = _run(["-m", "loadtest.bench", "--duration", "1", "--compare",
+                 "typo:redis.data_plne=pool"], timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert "data_plne" in done.stderr
+    assert "minted" not in done.stdout  # nothing was prepared
+
+
 # --- summary and ratio maths -----------------------------------------------------------------
 
 WRK_OUTPUT = """\
@@ -134,9 +176,62 @@ def test_ratios_to_the_baseline_and_goal_verdicts() -> None:
     assert "MISSED" in text
     markdown = ratio_table(rows, markdown=True).splitlines()
     assert markdown[0].startswith("| target | req/s | ratio")
-    assert markdown[4] == "| join | 18,000 | 0.45\u00d7 | 3.00 | 9.00 | ≥ 0.5\u00d7 MISSED |"
+    assert markdown[4] == (
+        "| join | 18,000 | 0.45\u00d7 | 3.00 | 9.00 | 3.0\u00d7 met | ≥ 0.5\u00d7 MISSED |"
+    )
     with pytest.raises(ValueError, match="positive"):
         with_ratios(rows, 0)
+
+
+def test_tails_over_five_times_the_median_are_flagged() -> None:
+    rows = with_ratios([Row("bare", 40_000, 1.0, 5.0), Row("hold", 8_000, 4.0, 80.0, goal=0.4)],
+                       40_000)  # fmt: skip
+    assert [r.tail for r in rows] == [5.0, 20.0]
+    assert [r.tail_verdict for r in rows] == ["met", "MISSED"]
+    text = ratio_table(rows).splitlines()
+    assert "p99/p50" in text[0]
+    assert "20.0x MISSED" in text[2]
+    assert "≥0.4x MISSED" in text[2]
+    assert "| 20.0\u00d7 MISSED | ≥ 0.4\u00d7 MISSED |" in ratio_table(rows, markdown=True)
+
+
+def test_service_config_and_compare_make_variants() -> None:
+    assert parse_assignment("redis.data_plane=pool") == {"redis": {"data_plane": "pool"}}
+    assert parse_assignment("server.workers=2") == {"server": {"workers": 2}}
+    assert parse_assignment('rooms.x="a b"') == {"rooms": {"x": "a b"}}
+    for bad in ("redis", "data_plane=pool", "redis.=x", ".x=1"):
+        with pytest.raises(ValueError, match=r"SECTION\.KEY=VALUE"):
+            parse_assignment(bad)
+    args = argparse.Namespace(
+        service_config=["redis.max_connections=32", "server.backlog=512"],
+        compare=["before:redis.data_plane=pool", "after:redis.data_plane=multiplex,"
+                 "redis.max_connections=8"],
+        workers=1,
+    )  # fmt: skip
+    before, after = bench.variants_of(args)
+    assert before.label == "before"
+    assert before.overrides == {
+        "redis": {"max_connections": 32, "data_plane": "pool"}, "server": {"backlog": 512}
+    }  # fmt: skip
+    assert after.overrides["redis"] == {"max_connections": 8, "data_plane": "multiplex"}
+    assert before.prefix("status") == "[before] status"
+    args.workers = 2
+    labels = [(v.label, v.workers) for v in bench.variants_of(args)]
+    assert labels == [("before 1w", 1), ("before 2w", 2), ("after 1w", 1), ("after 2w", 2)]
+    args.compare = ["x:a.b=1", "x:a.b=2"]
+    with pytest.raises(ValueError, match="must differ"):
+        bench.variants_of(args)
+    with pytest.raises(ValueError, match="NAME:KEY=VALUE"):
+        bench.parse_compare("nocolon")
+
+
+def test_worker_scaling_is_n_workers_over_one_of_the_same_variant() -> None:
+    args = argparse.Namespace(service_config=None, compare=None, workers=2)
+    variants = bench.variants_of(args)
+    assert [v.label for v in variants] == ["1w", "2w"]
+    rows = [Row("bare", 40_000, 1, 2), Row("[1w] status", 10_000, 1, 2),
+            Row("[2w] status", 16_000, 1, 2)]  # fmt: skip
+    assert bench.worker_scaling(rows, variants)[1] == "  [2w] status: 1.60x the 1-worker req/s"
 
 
 def test_rounds_combine_into_medians_with_the_ratio_range() -> None:
@@ -408,7 +503,7 @@ def test_the_rehearsal_runs_end_to_end_small(tmp_path: Path) -> None:
     """The whole rehearsal with small numbers, Valkey killed and restarted midway: no breach."""
     args = ["-m", "loadtest.rehearsal", "--registrations", "600", "--winners", "200",
             "--shoppers", "60", "--shop-time", "20", "--seats-scale", "0.005",
-            "--out", str(tmp_path / "reh")]  # fmt: skip
+            "--client-processes", "2", "--out", str(tmp_path / "reh")]  # fmt: skip
     done = _run(args, timeout=300)
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     report = json.loads((tmp_path / "reh" / "report.json").read_text())
@@ -418,6 +513,13 @@ def test_the_rehearsal_runs_end_to_end_small(tmp_path: Path) -> None:
     assert report["windows"] == 200
     assert "redis_killed_at_s" in report
     assert report["purchases_confirmed_and_present"] > 0
+    peaks = report["peak_rss_mib"]  # every process of the run, in MiB
+    for name in ("guichet serve", "valkey", "valkey (restarted from its AOF)", "locust",
+                 "registration client process 1", "registration client process 2",
+                 "rehearsal (this process, its asyncio clients)"):  # fmt: skip
+        assert peaks[name] > 1, name
+    cpu = report["registration_cpu_s"]
+    assert cpu["guichet serve"] > 0
 
 
 @pytest.mark.slow
