@@ -60,6 +60,9 @@ class ServerConfig(_Section, frozen=True):
     max_header_bytes: Annotated[int, Meta(ge=1024, le=1024 * 1024)] = 32 * 1024
     max_header_line_bytes: Annotated[int, Meta(ge=256, le=65536)] = 8190
     max_headers: Annotated[int, Meta(ge=8, le=1000)] = 64
+    #: Serve ``GET /v1/rooms/{room}/status`` matched on its raw path, before aiohttp's router
+    #: (same middleware, answers and metrics; off: through the router like every route).
+    fast_status: bool = True
 
 
 class RedisConfig(_Section, frozen=True):

@@ -25,7 +25,7 @@ import uvloop
 from aiohttp import web
 
 from guichet import edge, logs, metrics
-from guichet.app import create_app
+from guichet.app import create_app, dispatcher
 from guichet.config import Settings, mask_seed, mask_url
 from guichet.embedded import embedded_valkey, set_parent_death_signal
 from guichet.embedded_watchdog import Watchdog
@@ -71,6 +71,7 @@ async def _run(
     runner = edge.make_runner(
         app,
         settings.server,
+        dispatcher,
         handle_signals=False,
         shutdown_timeout=settings.server.shutdown_timeout_s,
         **access,
