@@ -60,6 +60,14 @@ class ServerConfig(_Section, frozen=True):
     max_header_bytes: Annotated[int, Meta(ge=1024, le=1024 * 1024)] = 32 * 1024
     max_header_line_bytes: Annotated[int, Meta(ge=256, le=65536)] = 8190
     max_headers: Annotated[int, Meta(ge=8, le=1000)] = 64
+    #: Serve ``GET /v1/rooms/{room}/status`` matched on its raw path, before aiohttp's router
+    #: (same middleware, answers and metrics; off: through the router like every route).
+    fast_status: bool = True
+    #: Once a worker has started, move every object it holds into the collector's permanent
+    #: generation (``gc.freeze``) and collect the young generation every this many new
+    #: objects (Python's default, 700, runs it thousands of times a second under load);
+    #: 0 leaves the collector as Python sets it.
+    gc_gen0_threshold: Annotated[int, Meta(ge=0, le=10_000_000)] = 50_000
 
 
 class RedisConfig(_Section, frozen=True):

@@ -16,7 +16,8 @@ import errno
 import logging
 import resource
 import socket
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from aiohttp import http_exceptions, web
 from aiohttp.streams import EMPTY_PAYLOAD
@@ -207,12 +208,20 @@ class GuardedHandler(RequestHandler):
         return response
 
 
+Dispatch = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 class GuardedServer(web.Server):
     """aiohttp's connection factory, making :class:`GuardedHandler` protocols."""
 
-    def __init__(self, base: web.Server, limits: ServerConfig) -> None:
+    def __init__(
+        self,
+        base: web.Server,
+        limits: ServerConfig,
+        handler: Dispatch | None = None,
+    ) -> None:
         super().__init__(
-            base.request_handler,
+            cast(Any, handler) or base.request_handler,  # its requests are web.Request
             request_factory=base.request_factory,
             handler_cancellation=base.handler_cancellation,
             loop=base._loop,
@@ -224,22 +233,42 @@ class GuardedServer(web.Server):
         return GuardedHandler(self, loop=self._loop, **self._kwargs)
 
 
+#: Builds a worker's request handler from the started application (routes frozen): the
+#: application's own dispatch for everything it does not serve itself (see app.dispatcher).
+Dispatcher = Callable[[web.Application], "Dispatch"]
+
+
 class EdgeRunner(web.AppRunner):
     """``AppRunner`` whose connections are guarded (see the module doc)."""
 
-    def __init__(self, app: web.Application, limits: ServerConfig, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        limits: ServerConfig,
+        dispatcher: Dispatcher | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(app, **kwargs)
         self._limits = limits
+        self._dispatcher = dispatcher
 
     async def _make_server(self) -> web.Server:
-        return GuardedServer(await super()._make_server(), self._limits)
+        base = await super()._make_server()  # runs the app's start-up: routes are final
+        handler = self._dispatcher(self.app) if self._dispatcher is not None else None
+        return GuardedServer(base, self._limits, handler)
 
 
-def make_runner(app: web.Application, limits: ServerConfig, **kwargs: Any) -> EdgeRunner:
+def make_runner(
+    app: web.Application,
+    limits: ServerConfig,
+    dispatcher: Dispatcher | None = None,
+    **kwargs: Any,
+) -> EdgeRunner:
     """The runner of one worker, with the edge limits and timeouts of ``server.*``."""
     return EdgeRunner(
         app,
         limits,
+        dispatcher,
         keepalive_timeout=limits.keepalive_timeout_s,
         max_line_size=limits.max_header_line_bytes,
         max_field_size=limits.max_header_line_bytes,

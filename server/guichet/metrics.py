@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
 import platform
+import time
 from collections.abc import Iterable
 
 from prometheus_client import (
@@ -84,6 +86,14 @@ LOOP_LAG = Gauge(
     "guichet_event_loop_lag_seconds",
     "How late the event loop ran a timer at the last probe (worst worker).",
     multiprocess_mode="max",
+)
+
+GC_PAUSES = Histogram(
+    "guichet_gc_pause_seconds",
+    "Time the event loop stood still in Python's cyclic garbage collector, by generation "
+    "(0, 1, 2: 2 is a full collection).",
+    ["generation"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 
 # --- Redis --------------------------------------------------------------------------------
@@ -485,6 +495,22 @@ def worker_exited(pid: int) -> None:
     """Drop a dead worker's live gauges (multiprocess mode)."""
     if os.environ.get(MULTIPROC_ENV):
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def watch_gc() -> None:
+    """Observe every collection's pause in :data:`GC_PAUSES` (once per process)."""
+    children = tuple(GC_PAUSES.labels(str(g)) for g in range(3))
+    started = 0.0
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            children[min(2, info["generation"])].observe(time.perf_counter() - started)
+
+    if not any(getattr(cb, "__qualname__", "") == on_gc.__qualname__ for cb in gc.callbacks):
+        gc.callbacks.append(on_gc)
 
 
 async def probe_loop_lag(interval_s: float = 0.25) -> None:
