@@ -329,20 +329,30 @@ class Variant:
     label: str
     overrides: dict[str, Any] = field(default_factory=dict)
     workers: int = 1
+    #: Another checkout whose ``server/`` the service runs (``NAME@DIR``: e.g. the commit
+    #: before a change, measured in the same run as this one); None: this checkout.
+    source: Path | None = None
 
     def prefix(self, name: str) -> str:
         return f"[{self.label}] {name}" if self.label else name
 
 
 def parse_compare(text: str) -> Variant:
-    """``NAME:KEY=VALUE[,KEY=VALUE…]`` -> a Variant (ValueError on a bad form)."""
-    label, sep, rest = text.partition(":")
-    if not sep or not label.strip() or not rest.strip():
-        raise ValueError(f"--compare {text!r}: expected NAME:KEY=VALUE[,KEY=VALUE]")
+    """``NAME[@DIR]:KEY=VALUE[,KEY=VALUE…]`` or ``NAME@DIR`` -> a Variant (ValueError on a
+    bad form). ``@DIR``: the service runs the ``server/`` of the checkout DIR."""
+    head, sep, rest = text.partition(":")
+    label, at, source = head.partition("@")
+    if not label.strip() or (at and not source.strip()) or (not at and not rest.strip()):
+        raise ValueError(f"--compare {text!r}: expected NAME[@DIR]:KEY=VALUE[,KEY=VALUE]")
+    src: Path | None = None
+    if at:
+        src = Path(source.strip()).resolve()
+        if not (src / "server" / "guichet" / "__main__.py").is_file():
+            raise ValueError(f"--compare {text!r}: {src} is not a Guichet checkout")
     overrides: dict[str, Any] = {}
-    for item in rest.split(","):
+    for item in rest.split(",") if sep and rest.strip() else []:
         overrides = merge_config(overrides, parse_assignment(item))
-    return Variant(label.strip(), overrides)
+    return Variant(label.strip(), overrides, source=src)
 
 
 def variants_of(args: argparse.Namespace) -> list[Variant]:
@@ -359,7 +369,9 @@ def variants_of(args: argparse.Namespace) -> list[Variant]:
     if args.workers <= 1:
         return base
     return [
-        Variant(f"{v.label} {n}w".strip(), v.overrides, n) for v in base for n in (1, args.workers)
+        Variant(f"{v.label} {n}w".strip(), v.overrides, n, v.source)
+        for v in base
+        for n in (1, args.workers)
     ]
 
 
@@ -477,7 +489,7 @@ def start_service(
         overrides = merge_config(overrides, {"redis": {"cluster_seeds": built.seeds}})
     server = GuichetServer(
         work, workers=v.workers, security={"dev_issuer_key_file": str(key_file)},
-        overrides=overrides,
+        overrides=overrides, source=v.source,
     )  # fmt: skip
     server.prepare()
     stack.enter_context(server)

@@ -261,6 +261,9 @@ class GuichetServer:
     #: Config values laid over the generated ones, as nested tables (``{"redis": {…}}``):
     #: ``prepare`` loads the result, so an unknown key fails before the server starts.
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: Another checkout whose ``server/`` runs instead of the installed one (the runner's
+    #: ``--compare NAME@DIR``); the config written must be one that code accepts.
+    source: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -319,7 +322,7 @@ class GuichetServer:
             self.proc = subprocess.Popen(
                 [sys.executable, *self.launcher, "--config", str(self.config_file), "serve"],
                 cwd=self.workdir,
-                env=_clean_env(),
+                env=self._env(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -329,6 +332,14 @@ class GuichetServer:
         except Exception:
             self.stop()
             raise RuntimeError(f"guichet serve did not start:\n{self.log_tail()}") from None
+
+    def _env(self) -> dict[str, str]:
+        env = _clean_env()
+        if self.source is not None:  # its server/ first on the path, before the install
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(self.source / "server"), env.get("PYTHONPATH")) if p
+            )
+        return env
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from loadtest import bench
 from loadtest.checks import Numbers, Watch, Wrong, check_admission
-from loadtest.harness import parse_assignment
+from loadtest.harness import GuichetServer, parse_assignment
 from loadtest.report import (
     Row,
     combine_rounds,
@@ -221,8 +221,24 @@ def test_service_config_and_compare_make_variants() -> None:
     args.compare = ["x:a.b=1", "x:a.b=2"]
     with pytest.raises(ValueError, match="must differ"):
         bench.variants_of(args)
-    with pytest.raises(ValueError, match="NAME:KEY=VALUE"):
+    with pytest.raises(ValueError, match=r"NAME\[@DIR\]:KEY=VALUE"):
         bench.parse_compare("nocolon")
+
+
+def test_a_variant_can_run_another_checkouts_server(tmp_path: Path) -> None:
+    here = Path(__file__).resolve().parents[2]
+    old = bench.parse_compare(f"before@{here}")
+    assert (old.label, old.source, old.overrides) == ("before", here, {})
+    tuned = bench.parse_compare(f"x@{here}:redis.data_plane=pool")
+    assert tuned.overrides == {"redis": {"data_plane": "pool"}}
+    assert tuned.source == here
+    with pytest.raises(ValueError, match="not a Guichet checkout"):
+        bench.parse_compare(f"before@{tmp_path}")
+    with pytest.raises(ValueError, match=r"NAME\[@DIR\]"):
+        bench.parse_compare("before@")
+    server = GuichetServer(tmp_path / "w", source=here)
+    path = server._env()["PYTHONPATH"].split(os.pathsep)
+    assert path[0] == str(here / "server")
 
 
 def test_worker_scaling_is_n_workers_over_one_of_the_same_variant() -> None:
