@@ -25,6 +25,7 @@ class JwksKeys:
 
     def __init__(self, document: dict[str, Any]) -> None:
         self._keys: dict[str, Ed25519PublicKey] = {}
+        self._raw: dict[str, bytes] = {}
         self._jwks: list[JWK] = []
         for raw in document.get("keys", []):
             if not isinstance(raw, dict) or raw.get("kty") != "OKP" or "kid" not in raw:
@@ -35,6 +36,7 @@ class JwksKeys:
                 continue
             if isinstance(key, Ed25519PublicKey):
                 self._keys[str(raw["kid"])] = key
+                self._raw[str(raw["kid"])] = key.public_bytes_raw()
                 self._jwks.append({k: str(v) for k, v in raw.items()})
 
     def published(self, now: float | None = None) -> list[JWK]:
@@ -42,6 +44,9 @@ class JwksKeys:
 
     def public_key(self, kid: str) -> Ed25519PublicKey | None:
         return self._keys.get(kid)
+
+    def raw_public_key(self, kid: str) -> bytes | None:
+        return self._raw.get(kid)
 
 
 def check_offline(payload: str, jwks: dict[str, Any], cfg: EticketsConfig) -> model.Seat:
