@@ -523,8 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--client-processes",
         type=int,
-        default=1,
-        help="processes the registering clients are spread over (each mints its own tokens)",
+        default=2,
+        help="processes the registering clients are spread over (each mints its own tokens); "
+        "2 measured best on 2 cores (3: the same within noise)",
     )
     p.add_argument(
         "--account-tokens",
@@ -543,7 +544,12 @@ def main(argv: list[str] | None = None) -> int:
         "--seats-scale", type=float, default=0.05, help="factor on the demo catalogue seats"
     )
     p.add_argument("--no-crash", action="store_true", help="do not kill Valkey")
-    p.add_argument("--workers", type=int, default=1, help="the service's worker processes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="the service's worker processes (2: 251 people/s against 182 with 1 at 10,000)",
+    )
     p.add_argument(
         "--room-rate", type=float, default=5000, help="the registration room's admissions/s"
     )
