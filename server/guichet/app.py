@@ -188,8 +188,8 @@ def dispatcher(app: web.Application) -> Handler:
     odd path, a body, ``Expect``), goes through the application as usual. The answer is the
     same either way: the same middleware, handler, response hooks and metrics label."""
     slow = app._handle
-    if not app[SETTINGS].server.fast_status:
-        return slow
+    if not app[SETTINGS].server.fast_status or tuple(app.middlewares) != (front,):
+        return slow  # another middleware would be skipped: the routed path only
     route = next(
         r for r in app.router.routes() if r.method == "GET" and r.resource is not None
         and r.resource.canonical == STATUS_PATH

@@ -244,12 +244,17 @@ class Verifier:
                 keys[jwk.key_id or f"jwks:{len(keys)}"] = jwk.key
         return cls(cfg, keys, hs256_secret(cfg))
 
+    def _hs256_audience(self, audience: str) -> bool:
+        """HS256 is for account tokens only: never where an admin token is checked, even
+        when the two audiences are configured the same."""
+        return audience == self.cfg.audience and audience != self.cfg.admin_audience
+
     def _decode(self, token: str, audience: str) -> dict[str, Any]:
         """The verified claims of ``token`` for ``audience``: EdDSA and HS256 directly
         (auth_jws.py), any other algorithm through PyJWT; the same refusals either way."""
         jws = auth_jws.parse(token)
         alg = jws.header.alg
-        if alg == "HS256" and self._hs256 is not None and audience == self.cfg.audience:
+        if alg == "HS256" and self._hs256 is not None and self._hs256_audience(audience):
             mac = hmac.new(self._hs256, jws.signing_input, hashlib.sha256).digest()
             if not hmac.compare_digest(mac, jws.signature):
                 raise Refused("bad_signature", "token signature does not verify")

@@ -445,6 +445,7 @@ class HttpTally:
         for (route, method, status), n in pending.items():
             http_children(route, method, status)[0].inc(n)
         HTTP_IN_FLIGHT.set(self.in_flight)
+        flush_gc_pauses()
 
 
 HTTP = HttpTally()
@@ -497,20 +498,40 @@ def worker_exited(pid: int) -> None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
+#: Collections' pauses not yet observed, by generation: the GC callback only appends here
+#: (a float, no lock); :meth:`HttpTally.flush` moves them into :data:`GC_PAUSES`. Observing in
+#: the callback itself could deadlock: in multiprocess mode prometheus-client holds one
+#: non-reentrant lock while it allocates, and a collection can start right then.
+_GC_PENDING: tuple[list[float], list[float], list[float]] = ([], [], [])
+_GC_PENDING_MAX = 10_000  # per generation between two flushes (one every 250 ms)
+
+
 def watch_gc() -> None:
-    """Observe every collection's pause in :data:`GC_PAUSES` (once per process)."""
-    children = tuple(GC_PAUSES.labels(str(g)) for g in range(3))
+    """Time every collection's pause for :data:`GC_PAUSES` (once per process)."""
     started = 0.0
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         nonlocal started
         if phase == "start":
             started = time.perf_counter()
-        else:
-            children[min(2, info["generation"])].observe(time.perf_counter() - started)
+            return
+        pending = _GC_PENDING[min(2, info["generation"])]
+        if len(pending) < _GC_PENDING_MAX:
+            pending.append(time.perf_counter() - started)
 
     if not any(getattr(cb, "__qualname__", "") == on_gc.__qualname__ for cb in gc.callbacks):
         gc.callbacks.append(on_gc)
+
+
+def flush_gc_pauses() -> None:
+    """Observe the pauses the GC callback noted since the last flush."""
+    for generation, pending in enumerate(_GC_PENDING):
+        if pending:
+            noted = pending[:]
+            del pending[: len(noted)]
+            child = GC_PAUSES.labels(str(generation))
+            for pause in noted:
+                child.observe(pause)
 
 
 async def probe_loop_lag(interval_s: float = 0.25) -> None:

@@ -214,3 +214,20 @@ def test_the_fast_match_takes_only_plain_room_slugs(path: str) -> None:
         assert "/" not in room
         assert "%" not in room
         assert room.isascii()
+
+
+def test_the_fast_path_stands_down_when_another_middleware_is_added(
+    tmp_path: Path, backend: Backend
+) -> None:
+    """It hands the poll to ``front`` alone: with any other middleware in the chain it would
+    skip that one, so the dispatcher then routes everything as aiohttp does."""
+    app = create_app(make_settings(tmp_path, backend.redis_section))
+    assert dispatcher(app) != app._handle  # the fast match is on by default
+
+    @web.middleware
+    async def extra(request: web.Request, handler: Any) -> web.StreamResponse:
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app.middlewares.append(extra)
+    assert dispatcher(app) == app._handle

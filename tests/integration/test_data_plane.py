@@ -79,6 +79,40 @@ async def test_durable_runs_waitaof_on_the_same_connection(plane_store: Store) -
         await store.close()
 
 
+async def test_a_blocking_durable_call_never_holds_up_the_hot_scripts(
+    plane_store: Store,
+) -> None:
+    """Valkey reads nothing more from a connection blocked in WAITAOF (here BLPOP, which
+    blocks the same way for as long as we like): durable calls get connections of their own,
+    so the scripts sent meanwhile are answered while it still blocks."""
+    plane = plane_of(plane_store)
+    sha = await plane_store.client.script_load(ECHO)
+    blocked = asyncio.ensure_future(
+        plane.execute("{dp}:never", [pack(("BLPOP", "{dp}:never", 3))], blocking_s=3)
+    )
+    await asyncio.sleep(0)  # sent in this tick's write, before the scripts below
+    replies = await echo_all(plane, sha, [f"v{i}" for i in range(200)], key="{{dp}}:e{}")
+    assert replies == [f"v{i}".encode() for i in range(200)]
+    assert not blocked.done()  # still blocked, and nobody waited for it
+    second = await plane.execute("{dp}:x", [pack(("BLPOP", "{dp}:x", 1))], blocking_s=1)
+    assert second == [None]  # a second blocking call did not queue behind the first either
+    assert not blocked.done()
+    assert await blocked == [None]
+
+
+async def test_calls_after_close_are_connection_errors(settings: Settings) -> None:
+    store = connect(msgspec.structs.replace(settings.redis, data_plane="multiplex"))
+    plane = plane_of(store)
+    await store.close()
+    for call in (
+        plane.evalsha("0" * 40, ["{dp}:k"], []),
+        plane.execute("{dp}:k", [pack(("PING",))], blocking_s=1),
+        plane.script_load("return 1"),
+    ):
+        with pytest.raises(RedisConnectionError, match="closed"):
+            await call
+
+
 def plane_store_cfg(store: Store) -> RedisConfig:
     assert store.plane is not None
     return store.plane.cfg

@@ -418,3 +418,16 @@ def test_invalid_utf8_inside_json_strings_is_malformed(
     )
     body = good[:-1] + b', "x\xa7": 1}'
     assert same(verifier, signed(key, header(key), body))[1] == "malformed"
+
+
+def test_hs256_never_verifies_an_admin_token_even_with_one_audience(
+    key: Ed25519PrivateKey,
+) -> None:
+    """An operator who sets ``admin_audience`` to the account ``audience`` must not turn the
+    shared secret into a way to mint admin tokens."""
+    one = SecurityConfig(dev_issuer=False, audience=AUD, admin_audience=AUD)
+    same_audiences = auth.Verifier(one, {kid(key): key.public_key()}, hs256_secret=SECRET)
+    admin = auth.mint_hs256(SECRET, issuer=ISS, audience=AUD, subject="ops", ttl_s=600)
+    with pytest.raises(auth.Refused) as refused:
+        same_audiences.admin(admin, "ops:read")
+    assert refused.value.reason == "bad_algorithm"

@@ -26,8 +26,15 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 from redis.crc import key_slot
-from redis.exceptions import AskError, MovedError, RedisError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    RedisClusterException,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from guichet import metrics
 from guichet.config import RedisConfig
@@ -71,9 +78,32 @@ class NodePool:
         self._opening: list[asyncio.Task[RespConnection] | None] = [None] * size
         self._next = 0
 
-    async def connection(self) -> RespConnection:
+    async def connection(self, idle: bool = False) -> RespConnection:
+        """The next connection round-robin; ``idle``: one with no reply owed if any is open,
+        else a slot not yet open, else the least busy (a blocking ``WAITAOF`` holds its
+        connection until the fsync: durable calls should not queue behind each other)."""
+        if idle:
+            return await self._idle()
         i = self._next
         self._next = (i + 1) % len(self._conns)
+        return await self._at(i)
+
+    async def _idle(self) -> RespConnection:
+        unopened = None
+        busiest: tuple[int, int] | None = None
+        for i, conn in enumerate(self._conns):
+            if conn is None or conn.closed:
+                unopened = i if unopened is None else unopened
+            elif conn.pending == 0:
+                return conn
+            elif busiest is None or conn.pending < busiest[0]:
+                busiest = (conn.pending, i)
+        if unopened is not None:
+            return await self._at(unopened)
+        assert busiest is not None
+        return await self._at(busiest[1])
+
+    async def _at(self, i: int) -> RespConnection:
         conn = self._conns[i]
         if conn is not None and not conn.closed:
             return conn
@@ -118,11 +148,19 @@ class DataPlane:
         self._cfg = cfg
         self._cluster = cluster
         self._pools: dict[_Address, NodePool] = {}
+        #: Connections for durable calls (``EVALSHA`` + ``WAITAOF``), apart: Valkey reads
+        #: nothing more from a connection blocked in ``WAITAOF``, so the hot scripts must not
+        #: share one with it. Up to ``redis.max_connections`` per node, opened as needed.
+        self._durable: dict[_Address, NodePool] = {}
         self._refresh: asyncio.Task[None] | None = None
+        self._closed = False
         if cluster is None:
             if url is None:
                 raise ValueError("the data plane needs a url or a cluster client")
-            self._pools[None] = NodePool(endpoint_from_url(url), cfg.plane_connections, cfg)
+            self._endpoint: Endpoint | None = endpoint_from_url(url)
+            self._pools[None] = NodePool(self._endpoint, cfg.plane_connections, cfg)
+        else:
+            self._endpoint = None
 
     @property
     def cfg(self) -> RedisConfig:
@@ -139,9 +177,11 @@ class DataPlane:
     async def script_load(self, source: str) -> None:
         """SCRIPT LOAD on every primary (after a NOSCRIPT), over the plane's own connections:
         redis-py's pooled ones may still be a restarted server's dead ones."""
+        if self._closed:
+            raise RedisConnectionError("the data plane is closed")
         command = [pack(("SCRIPT", "LOAD", source))]
         if self._cluster is None:
-            replies = await (await self._pools[None].connection()).send(command)
+            replies = await (await self._pool(None).connection()).send(command)
         else:
             if not self._cluster.nodes_manager.slots_cache:
                 await self._cluster.initialize()
@@ -153,21 +193,48 @@ class DataPlane:
             if isinstance(reply, Exception):
                 raise reply
 
-    async def execute(self, key: str | None, commands: list[bytes]) -> list[Any]:
+    async def execute(
+        self, key: str | None, commands: list[bytes], blocking_s: float | None = None
+    ) -> list[Any]:
         """Packed commands sent adjacent on one connection of ``key``'s node; their replies
-        (error replies as exception values). Redirections are judged on the first reply."""
+        (error replies as exception values). Redirections are judged on the first reply.
+        ``blocking_s``: the commands block their connection up to that long on purpose
+        (``WAITAOF``): they go on a connection of their own. A Cluster's errors (node down,
+        slots not covered, redirections that never end) reach the caller as
+        ``ConnectionError`` (503) and have the slot map read again."""
+        if self._closed:
+            raise RedisConnectionError("the data plane is closed")
         if self._cluster is None:
-            conn = await self._pools[None].connection()
+            return await self._send(None, commands, blocking_s)
+        try:
+            return await self._cluster_execute(key, commands, blocking_s)
+        except (RedisConnectionError, RedisTimeoutError):
+            self._refresh_slots()  # a primary down or failed over sends no MOVED
+            raise
+        except (RedisClusterException, ClusterDownError) as exc:  # down, slot not covered
+            self._refresh_slots()
+            raise RedisConnectionError(f"redis cluster unavailable: {exc}") from exc
+
+    async def _send(
+        self, address: _Address, commands: list[bytes], blocking_s: float | None
+    ) -> list[Any]:
+        if blocking_s is None:
+            conn = await self._pool(address).connection()
             return await conn.send(commands)
+        conn = await self._pool(address, durable=True).connection(idle=True)
+        return await conn.send(commands, extra_s=blocking_s)
+
+    async def _cluster_execute(
+        self, key: str | None, commands: list[bytes], blocking_s: float | None
+    ) -> list[Any]:
         address = await self._address(key)
         asking = False
         replies: list[Any] = []
         for attempt in range(MAX_REDIRECTS + 1):
-            conn = await self._pool(address).connection()
             if asking:
-                replies = (await conn.send([_ASKING, *commands]))[1:]
+                replies = (await self._send(address, [_ASKING, *commands], blocking_s))[1:]
             else:
-                replies = await conn.send(commands)
+                replies = await self._send(address, commands, blocking_s)
             first = replies[0]
             asking = False
             if isinstance(first, MovedError):
@@ -180,9 +247,12 @@ class DataPlane:
             elif isinstance(first, TryAgainError):  # a multi-key call during a migration
                 metrics.REDIS_PLANE_REDIRECTS.labels("tryagain").inc()
                 await asyncio.sleep(0.005 * 2**attempt)
+            elif isinstance(first, ClusterDownError):
+                raise first
             else:
                 return replies
-        return replies  # still redirected: the caller gets the last error
+        self._refresh_slots()
+        raise RedisConnectionError(f"redis cluster: still redirected after {MAX_REDIRECTS} tries")
 
     async def _address(self, key: str | None) -> tuple[str, int]:
         assert self._cluster is not None
@@ -195,18 +265,25 @@ class DataPlane:
             node = manager.get_node_from_slot(key_slot(key.encode()))
         return node.host, int(node.port)
 
-    def _pool(self, address: _Address) -> NodePool:
-        pool = self._pools.get(address)
+    def _pool(self, address: _Address, durable: bool = False) -> NodePool:
+        pools = self._durable if durable else self._pools
+        pool = pools.get(address)
         if pool is None:
-            assert address is not None
-            auth = self._cfg.cluster_auth
-            endpoint = Endpoint(
-                host=address[0],
-                port=address[1],
-                username=auth.get("username"),
-                password=auth.get("password"),
-            )
-            pool = self._pools[address] = NodePool(endpoint, self._cfg.plane_connections, self._cfg)
+            if self._closed:
+                raise RedisConnectionError("the data plane is closed")
+            if address is None:
+                assert self._endpoint is not None
+                endpoint = self._endpoint
+            else:
+                auth = self._cfg.cluster_auth
+                endpoint = Endpoint(
+                    host=address[0],
+                    port=address[1],
+                    username=auth.get("username"),
+                    password=auth.get("password"),
+                )
+            size = self._cfg.max_connections if durable else self._cfg.plane_connections
+            pool = pools[address] = NodePool(endpoint, size, self._cfg)
         return pool
 
     def _refresh_slots(self) -> None:
@@ -220,14 +297,16 @@ class DataPlane:
     async def _reload(cluster: RedisCluster) -> None:
         try:
             await cluster.nodes_manager.initialize()
-        except (RedisError, OSError) as exc:  # the next MOVED tries again
+        except Exception as exc:  # the next failure tries again (RedisClusterException too)
             log.warning("slot map refresh failed", extra={"error": type(exc).__name__})
 
     async def close(self) -> None:
+        self._closed = True
         if self._refresh is not None:
             self._refresh.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresh
-        for pool in self._pools.values():
-            pool.close()
-        self._pools.clear()
+        for pools in (self._pools, self._durable):
+            for pool in pools.values():
+                pool.close()
+            pools.clear()

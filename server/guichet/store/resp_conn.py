@@ -49,12 +49,12 @@ class _ProtocolError(Exception):
 class _Call:
     """One caller's commands on the wire: its future gets all their replies at once."""
 
-    __slots__ = ("count", "future", "replies", "sent")
+    __slots__ = ("count", "due", "future", "replies")
 
-    def __init__(self, future: asyncio.Future[list[Any]], count: int, sent: float) -> None:
+    def __init__(self, future: asyncio.Future[list[Any]], count: int, due: float) -> None:
         self.future = future
         self.count = count
-        self.sent = sent
+        self.due = due  # loop time by which its last reply is owed
         self.replies: list[Any] = []
 
 
@@ -112,15 +112,17 @@ class RespConnection(asyncio.Protocol):
     def pending(self) -> int:
         return len(self._pending)
 
-    def send(self, packed: Sequence[bytes]) -> asyncio.Future[list[Any]]:
-        """Queue packed commands, adjacent on the wire; the future gets their replies."""
+    def send(self, packed: Sequence[bytes], extra_s: float = 0.0) -> asyncio.Future[list[Any]]:
+        """Queue packed commands, adjacent on the wire; the future gets their replies.
+        ``extra_s``: time the commands may block on purpose (``WAITAOF``'s own timeout), on
+        top of the connection's timeout."""
         if self.closed:
             raise RedisConnectionError("connection to redis is closed")
-        now = self._loop.time()
+        due = self._loop.time() + self._timeout_s + extra_s
         if self._watchdog is None:  # armed whenever a reply is owed
-            self._watchdog = self._loop.call_at(now + self._timeout_s, self._check_overdue)
+            self._watchdog = self._loop.call_at(due, self._check_overdue)
         future: asyncio.Future[list[Any]] = self._loop.create_future()
-        self._pending.append(_Call(future, len(packed), now))
+        self._pending.append(_Call(future, len(packed), due))
         self._out.extend(packed)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -140,7 +142,7 @@ class RespConnection(asyncio.Protocol):
         self._watchdog = None
         if self.closed or not self._pending:
             return
-        due = self._pending[0].sent + self._timeout_s
+        due = self._pending[0].due
         if self._loop.time() >= due - 0.001:
             self.abort(RedisTimeoutError(f"no reply from redis within {self._timeout_s} s"))
         else:

@@ -158,7 +158,9 @@ class ScriptRegistry:
         call = ("EVALSHA", script.sha, len(keys), *keys, *args)
         wait = ("WAITAOF", 1, 0, timeout_ms)
         if self._plane is not None:  # adjacent on one connection, in one write
-            result, fsynced = await self._plane.execute(keys[0], [pack(call), pack(wait)])
+            result, fsynced = await self._plane.execute(
+                keys[0], [pack(call), pack(wait)], blocking_s=timeout_ms / 1000
+            )
             return result, fsynced
         if isinstance(self._client, RedisCluster):
             node = self._client.get_node_from_key(keys[0])
