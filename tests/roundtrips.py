@@ -2,12 +2,13 @@
 goes to the real Valkey).
 
 Every write redis-py makes to a connection goes through ``send_packed_command`` — a plain
-command, a pipeline, the store's coalesced EVALSHA batch — and is followed by reading the
-replies: one call is one round trip. ``RoundTrips`` wraps that method for its duration and
-records, per round trip, the names of the commands it carried (``EVALSHA`` named by its script,
-e.g. ``people_register``). The readiness probe's PING / SCRIPT EXISTS, which may run at any
-time, are left out. Only for the app in this process: tests using it are marked
-``@pytest.mark.inprocess("counts the app's own Redis calls")``."""
+command, a pipeline, the pool path's coalesced EVALSHA batch — and is followed by reading the
+replies: one call is one round trip. The scripts' data plane (``store/resp_conn.py``) writes
+each tick's commands in one ``_flush``: one flush is one round trip. ``RoundTrips`` wraps
+both for its duration and records, per round trip, the names of the commands it carried
+(``EVALSHA`` named by its script, e.g. ``people_register``). The readiness probe's PING /
+SCRIPT EXISTS, which may run at any time, are left out. Only for the app in this process:
+tests using it are marked ``@pytest.mark.inprocess("counts the app's own Redis calls")``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 
+from guichet.store.resp_conn import RespConnection
 from guichet.store.scripts import LuaScript
 
 _PROBE = {"PING", "SCRIPT"}
@@ -77,8 +79,17 @@ class RoundTrips:
             record(command)
             await original(conn, command, check_health)
 
+        flush = RespConnection._flush
+
+        def flushed(conn: RespConnection) -> None:
+            if not conn.closed and conn._out:
+                record(b"".join(conn._out))
+            flush(conn)
+
         AbstractConnection.send_packed_command = counted  # type: ignore[method-assign,assignment]
+        RespConnection._flush = flushed  # type: ignore[method-assign,assignment]
         try:
             yield self
         finally:
             AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+            RespConnection._flush = flush  # type: ignore[method-assign]

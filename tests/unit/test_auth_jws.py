@@ -113,9 +113,9 @@ HOUR = 3600
         ({"sub": 7}, "malformed"),
         ({"exp": ...}, "malformed"),
         ({"exp": "soon"}, "malformed"),
-        ({"exp": str(int(time.time()) + 60)}, None),  # PyJWT's int("…"): the date is read
+        ({"exp": str(int(time.time()) + 6 * HOUR)}, None),  # PyJWT's int("…"): the date is read
         ({"exp": True}, "expired"),
-        ({"exp": int(time.time()) + 60.9}, None),
+        ({"exp": int(time.time()) + 6 * HOUR + 0.9}, None),  # params are made at collection
         ({"exp": 10**400}, None),  # a huge int: Python's int
         ({"iat": [1]}, "malformed"),
         ({"nbf": "x"}, "malformed"),
