@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -139,4 +139,20 @@ def connect(cfg: RedisConfig, url: str | None = None, scripts: Sequence[LuaScrip
         target, max_connections=cfg.max_connections, timeout=cfg.socket_timeout_s, **common
     )
     plane = DataPlane(cfg, url=target) if cfg.data_plane == "multiplex" else None
+    if plane is not None:
+        plane.on_lost = _dropping_idle(pool)
     return Store(Redis.from_pool(pool), "standalone", scripts, plane)
+
+
+def _dropping_idle(pool: BlockingConnectionPool) -> Callable[[], None]:
+    """When the data plane loses the server, close the redis-py pool's idle connections too
+    (they reconnect on next use): with the scripts on the plane, nothing else would cycle the
+    dead ones out before a plain command fails on each."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    def drop() -> None:
+        task = asyncio.ensure_future(pool.disconnect(inuse_connections=False))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return drop

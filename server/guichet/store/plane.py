@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -71,9 +71,16 @@ def endpoint_from_url(url: str) -> Endpoint:
 class NodePool:
     """``size`` connections to one node, used round-robin, each opened lazily."""
 
-    def __init__(self, endpoint: Endpoint, size: int, cfg: RedisConfig) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        size: int,
+        cfg: RedisConfig,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self._cfg = cfg
+        self._on_lost = on_lost
         self._conns: list[RespConnection | None] = [None] * size
         self._opening: list[asyncio.Task[RespConnection] | None] = [None] * size
         self._next = 0
@@ -122,6 +129,7 @@ class NodePool:
         finally:
             self._opening[i] = None
         metrics.REDIS_PLANE_CONNECTS.inc()
+        conn.on_lost = self._on_lost
         self._conns[i] = conn
         return conn
 
@@ -154,13 +162,23 @@ class DataPlane:
         self._durable: dict[_Address, NodePool] = {}
         self._refresh: asyncio.Task[None] | None = None
         self._closed = False
+        self.on_lost: Callable[[], None] | None = None
         if cluster is None:
             if url is None:
                 raise ValueError("the data plane needs a url or a cluster client")
             self._endpoint: Endpoint | None = endpoint_from_url(url)
-            self._pools[None] = NodePool(self._endpoint, cfg.plane_connections, cfg)
+            self._pools[None] = NodePool(
+                self._endpoint, cfg.plane_connections, cfg, self._server_lost
+            )
         else:
             self._endpoint = None
+
+    def _server_lost(self) -> None:
+        """A standalone server dropped a connection (killed, restarted): the redis-py
+        client's idle pooled connections to it are dead too, and it does not retry, so each
+        would fail its next command once (a 503). ``on_lost`` lets the store drop them."""
+        if self.on_lost is not None and not self._closed:
+            self.on_lost()
 
     @property
     def cfg(self) -> RedisConfig:
@@ -283,7 +301,8 @@ class DataPlane:
                     password=auth.get("password"),
                 )
             size = self._cfg.max_connections if durable else self._cfg.plane_connections
-            pool = pools[address] = NodePool(endpoint, size, self._cfg)
+            lost = self._server_lost if address is None else None
+            pool = pools[address] = NodePool(endpoint, size, self._cfg, lost)
         return pool
 
     def _refresh_slots(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -73,6 +73,9 @@ class RespConnection(asyncio.Protocol):
         self._flush_scheduled = False
         self._watchdog: asyncio.TimerHandle | None = None
         self.closed = False
+        #: Called when the server closes or drops the connection (its other clients' idle
+        #: connections to it are dead too: see ``DataPlane.on_lost``).
+        self.on_lost: Callable[[], None] | None = None
 
     # --- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -101,11 +104,19 @@ class RespConnection(asyncio.Protocol):
                     call.future.set_result(call.replies)
 
     def eof_received(self) -> bool:
-        self.abort(RedisConnectionError("redis closed the connection"))
+        self._lost(RedisConnectionError("redis closed the connection"))
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.abort(RedisConnectionError(f"connection to redis lost: {exc or 'closed'}"))
+        self._lost(RedisConnectionError(f"connection to redis lost: {exc or 'closed'}"))
+
+    def _lost(self, exc: RedisError) -> None:
+        """The server went away (not we): abort, then tell ``on_lost`` once."""
+        if self.closed:
+            return
+        self.abort(exc)
+        if self.on_lost is not None:
+            self.on_lost()
 
     # --- calls ----------------------------------------------------------------------------
     @property
