@@ -25,9 +25,12 @@ def exported() -> set[str]:
     return names
 
 
-def test_grafana_dashboard_queries_exported_metrics() -> None:
-    dashboard = json.loads((ROOT / "deploy/grafana/guichet.json").read_text())
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]  # rows: none
+def test_grafana_dashboards_query_exported_metrics() -> None:
+    # labels, variables and the build from source: tests/deploy/test_dashboards.py
+    files = sorted((ROOT / "deploy/grafana").glob("*.json"))
+    assert len(files) == 3
+    dashboards = [json.loads(path.read_text()) for path in files]
+    exprs = [t["expr"] for d in dashboards for p in d["panels"] for t in p.get("targets", [])]
     assert exprs
     used = {name for expr in exprs for name in _NAME.findall(expr)}
     assert used
