@@ -12,6 +12,7 @@ from guichet import __version__, demo
 from guichet.audit import cli as audit_cli
 from guichet.config import ConfigError, Settings, load_settings, masked
 from guichet.draw import cli as draw_cli
+from guichet.embedded import EmbeddedError
 from guichet.eticket import cli as eticket_cli
 from guichet.privacy import cli as privacy_cli
 from guichet.programme import cli as programme_cli
@@ -179,4 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"guichet: configuration error: {exc}", file=sys.stderr)
         return 2
+    except EmbeddedError as exc:  # no Valkey binary, or it would not start: no traceback
+        print(f"guichet: embedded Valkey: {exc}", file=sys.stderr)
+        return 1
     return code
