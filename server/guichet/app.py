@@ -17,7 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from guichet import edge, errors, metrics, ops, streams, webio, wire
+from guichet import edge, errors, landing, metrics, ops, streams, webio, wire
 from guichet.audit import notes as audit_notes
 from guichet.audit import routes as audit_routes
 from guichet.audit import web as audit_web
@@ -264,6 +264,7 @@ def create_app(
     ops.setup_routes(app)
     room_routes.setup(app)
     room_page.setup_routes(app)
+    landing.setup_routes(app)
     draw_routes.setup(app)
     shop_routes.setup(app)
     eticket_routes.setup(app)

@@ -12,6 +12,7 @@ from guichet import __version__, demo
 from guichet.audit import cli as audit_cli
 from guichet.config import ConfigError, Settings, load_settings, masked
 from guichet.draw import cli as draw_cli
+from guichet.embedded import EmbeddedError
 from guichet.eticket import cli as eticket_cli
 from guichet.privacy import cli as privacy_cli
 from guichet.programme import cli as programme_cli
@@ -45,6 +46,11 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     from guichet import auth
 
     sec = settings.security
+    if args.ttl > sec.max_token_ttl_s:  # the server would refuse the token
+        limit = sec.max_token_ttl_s
+        print(f"guichet token: --ttl {args.ttl} is above security.max_token_ttl_s ({limit}); "
+              "the server would refuse the token", file=sys.stderr)  # fmt: skip
+        return 2
     if args.hs256:  # an account token signed with the secret shared with the front-end
         secret = auth.hs256_secret(sec)
         if secret is None or args.admin or not args.account:
@@ -99,6 +105,19 @@ def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     show.set_defaults(func=cmd_config_show)
 
 
+def _seconds(text: str) -> int:
+    """A positive whole number of seconds (argparse type: a refusal exits 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of seconds, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 second, got {value}")
+    return value
+
+
 def _add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("token", help="mint a token with the local development issuer key")
     p.add_argument("--account", help="account id (the token's subject)")
@@ -109,7 +128,8 @@ def _add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "security.groups_claim: admits to a draw's restricted stratum)")  # fmt: skip
     p.add_argument("--programme", action="append", help="State programme an admin token's "
                    "operator acts for, repeatable (claim security.programmes_claim)")  # fmt: skip
-    p.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    p.add_argument("--ttl", type=_seconds, default=3600, help="lifetime in seconds, at most "
+                   "security.max_token_ttl_s (default 3600)")  # fmt: skip
     p.add_argument("--hs256", action="store_true", help="an HS256 account token signed with "
                    "security.account_hs256_secret instead of the development key")  # fmt: skip
     p.set_defaults(func=cmd_token)
@@ -137,8 +157,14 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
 ]
 
 
+DESCRIPTION = (
+    "Guichet: waiting rooms, draws and ticket sales. Settings come from guichet.toml and "
+    "GUICHET_<SECTION>_<KEY> environment variables (see `guichet config show`)."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="guichet", description=__doc__)
+    parser = argparse.ArgumentParser(prog="guichet", description=DESCRIPTION)
     parser.add_argument("--config", help="TOML config file (default: ./guichet.toml when present)")
     sub = parser.add_subparsers(dest="command", required=True)
     for register in REGISTRARS:
@@ -154,4 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"guichet: configuration error: {exc}", file=sys.stderr)
         return 2
+    except EmbeddedError as exc:  # no Valkey binary, or it would not start: no traceback
+        print(f"guichet: embedded Valkey: {exc}", file=sys.stderr)
+        return 1
     return code

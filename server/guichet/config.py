@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 from urllib.parse import unquote, urlsplit
 
 import msgspec
@@ -381,8 +382,68 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
                 raise ConfigError(f"environment variable {name}: not a JSON list ({exc})") from exc
         elif raw == "" and _is_optional(keys[key]):
             value = None
+        annotation = get_type_hints(section_type.cls, include_extras=True)[key]
+        try:
+            msgspec.convert(value, annotation, strict=False)
+        except msgspec.ValidationError as exc:  # checked alone, to name the variable
+            detail = str(exc).rpartition(" - at `")[0] or str(exc)
+            raise ConfigError(
+                f"{name} ({section}.{key}): {_plain(detail, annotation)}, got {raw!r}"
+            ) from None
         out.setdefault(section, {})[key] = value
     return out
+
+
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
+               "str": "a string", "array": "a list"}  # fmt: skip
+
+
+def _plain(detail: str, annotation: Any) -> str:
+    """msgspec's ``Expected `int` >= 1`` as ``expected an integer >= 1``; the allowed values of
+    a Literal listed."""
+    allowed = _literal_values(annotation)
+    if allowed:
+        return f"expected one of {', '.join(allowed)}"
+    found = re.fullmatch(r"Expected `([^`]+)`(.*?)(?:, got `[^`]+`)?", detail)
+    if not found:
+        return detail[:1].lower() + detail[1:]
+    kind, bound = found.groups()
+    optional = kind.endswith(" | null")
+    kind = kind.removesuffix(" | null")
+    text = f"expected {_TYPE_NAMES.get(kind, f'`{kind}`')}{bound}"
+    return text + (" (empty: unset)" if optional else "")
+
+
+def _literal_values(annotation: Any) -> list[str]:
+    """The allowed values of a Literal anywhere in ``annotation`` (``tuple[Literal[…], ...]``)."""
+    if get_origin(annotation) is Literal:
+        return [str(v) for v in get_args(annotation)]
+    for arg in get_args(annotation):
+        if values := _literal_values(arg):
+            return values
+    return []
+
+
+def _annotation_at(path: str) -> Any:
+    """The annotation of the setting at ``path`` (``logging.level``, ``rooms.define[0].mode``),
+    or None."""
+    annotation: Any = Settings
+    for part in re.sub(r"\[\d+\]", "", path).split("."):
+        while not (isinstance(annotation, type) and issubclass(annotation, msgspec.Struct)):
+            structs = [a for a in get_args(annotation) if _struct_inside(a)]
+            if not structs:
+                return None
+            annotation = structs[0]
+        annotation = get_type_hints(annotation, include_extras=True).get(part)
+        if annotation is None:
+            return None
+    return annotation
+
+
+def _struct_inside(annotation: Any) -> bool:
+    if isinstance(annotation, type):
+        return issubclass(annotation, msgspec.Struct)
+    return any(_struct_inside(a) for a in get_args(annotation))
 
 
 def _split_list(raw: str) -> list[str]:
@@ -402,6 +463,9 @@ def _explain(exc: msgspec.ValidationError, origin: str) -> ConfigError:
     if not sep:
         return ConfigError(f"{origin}: {message}")
     key = path.rstrip("`").removeprefix("$").lstrip(".") or "(top level)"
+    allowed = _literal_values(_annotation_at(key)) if detail.startswith("Invalid enum") else []
+    if allowed:
+        detail += f"; allowed: {', '.join(allowed)}"
     return ConfigError(f"{origin}: {key}: {detail}")
 
 

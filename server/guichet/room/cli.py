@@ -137,7 +137,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             q.add_argument("--opens-at", dest="opens_at", type=rfc3339, help=clitime.HELP)
             q.add_argument("--audience", help="audience of admission tokens")
             q.add_argument("--target-url", dest="target_url", help="where admitted people go")
-            q.add_argument("--mode", choices=("fifo", "shuffle-then-fifo"))
+            q.add_argument("--mode", choices=("fifo", "shuffle-then-fifo"),
+                           help="queue order: arrival order, or those who came before the "
+                           "opening shuffled first (default)")  # fmt: skip
             q.add_argument(
                 "--sale", help="linked sale: its stock meters admission, its holds need admission"
             )
@@ -148,8 +150,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         q.add_argument("--max-active", dest="max_active", type=int, help="most active shoppers")
         q.add_argument("--idle-timeout", dest="idle_timeout", type=int, help="seconds")
         group = q.add_mutually_exclusive_group()
-        group.add_argument("--paused", dest="paused", action="store_true", default=None)
-        group.add_argument("--running", dest="paused", action="store_false")
+        group.add_argument("--paused", dest="paused", action="store_true", default=None,
+                           help="admissions paused")  # fmt: skip
+        group.add_argument("--running", dest="paused", action="store_false",
+                           help="admissions running (not paused)")  # fmt: skip
 
     q = inner.add_parser("list", help="every room with live counters")
     common(q)
@@ -160,16 +164,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ("resume", cmd_resume, "resume admissions"),
     ):
         q = inner.add_parser(name, help=text)
-        q.add_argument("room")
+        q.add_argument("room", help="room id")
         common(q)
         q.set_defaults(func=func)
     q = inner.add_parser("put", help="create or replace a room")
-    q.add_argument("room")
+    q.add_argument("room", help="room id")
     common(q)
     spec_flags(q, full=True)
     q.set_defaults(func=cmd_put)
     q = inner.add_parser("set", help="change a live room (rate, max active, ...)")
-    q.add_argument("room")
+    q.add_argument("room", help="room id")
     common(q)
     spec_flags(q, full=False)
     q.set_defaults(func=cmd_set)

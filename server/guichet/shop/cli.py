@@ -97,8 +97,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("shop", help="sales, catalogues, the stock invariant")
     inner = p.add_subparsers(dest="shop_command", required=True)
     c = inner.add_parser("put", help="create or replace a sale's phase and rules")
-    c.add_argument("sale")
-    c.add_argument("--phase", choices=["packs", "singles"], default="packs")
+    c.add_argument("sale", help="sale id")
+    c.add_argument("--phase", choices=["packs", "singles"], default="packs",
+                   help="what the sale sells now (default packs)")  # fmt: skip
     c.add_argument("--games", choices=["olympic", "paralympic"], default="olympic",
                    help="the games whose sessions this sale sells")  # fmt: skip
     c.add_argument("--opens", type=rfc3339,
@@ -110,11 +111,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="sell without purchase windows (no draw)")  # fmt: skip
     c.set_defaults(func=cmd_put)
     c = inner.add_parser("load", help="load a catalogue (JSON or CSV), all or nothing")
-    c.add_argument("sale")
-    c.add_argument("file", nargs="?")
+    c.add_argument("sale", help="sale id")
+    c.add_argument("file", nargs="?", help="catalogue file (JSON or CSV); omit with --demo")
     c.add_argument("--demo", action="store_true",
                    help="the shipped demo catalogue's sessions of the sale's games")  # fmt: skip
     c.set_defaults(func=cmd_load)
     c = inner.add_parser("audit", help="check available + held + sold = loaded; exit 1 if not")
-    c.add_argument("sale")
+    c.add_argument("sale", help="sale id")
     c.set_defaults(func=cmd_audit)
