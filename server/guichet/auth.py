@@ -1,11 +1,11 @@
 """Bearer tokens: verify account and admin JWTs (signature, issuer, audience, expiry, scope).
 
-Keys come from config: PEM public keys, a JWKS file, and — for the demo, tests and load
-tests — a local development issuer whose Ed25519 key ``guichet token`` signs with; account
-tokens may also be HS256 with a secret shared with the front-end (``account_hs256_secret``).
-EdDSA and HS256 tokens are verified directly (auth_jws.py: libsodium, the standard library's
-HMAC); other algorithms, minting and JWKS parsing use PyJWT. Guichet stores the account id
-(``sub``) only, never names or e-mails.
+Keys come from config: PEM public keys, a JWKS file, a JWKS URL (jwks.py), and — for the
+demo, tests and load tests — a local development issuer whose Ed25519 key ``guichet token``
+signs with; account tokens may also be HS256 with a secret shared with the front-end
+(``account_hs256_secret``). EdDSA and HS256 tokens are verified directly (auth_jws.py:
+libsodium, the standard library's HMAC); other algorithms, minting and JWKS parsing use PyJWT.
+Guichet stores the account id (``sub``) only, never names or e-mails.
 """
 
 from __future__ import annotations

@@ -138,7 +138,8 @@ class SecurityConfig(_Section, frozen=True):
     Account tokens come from the ticketing front-end's identity provider; admin tokens carry
     ``scope``. ``dev_issuer`` trusts a local Ed25519 key (created on first use) so that
     ``guichet token`` can mint tokens for the demo, tests and load tests; turn it off in
-    production and list the provider's keys in ``public_keys``/``jwks_file``.
+    production and list the provider's keys in ``public_keys``/``jwks_file``, or fetch them
+    from ``jwks_url``.
     """
 
     issuer: str = "guichet-dev"

@@ -114,12 +114,18 @@ def tls_context(cfg: SecurityConfig) -> ssl.SSLContext:
 class Source:
     """One worker's view of ``security.jwks_url``; ``on_keys`` receives every good key set."""
 
-    def __init__(self, cfg: SecurityConfig, on_keys: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        cfg: SecurityConfig,
+        on_keys: Callable[[dict[str, Any]], None],
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         assert cfg.jwks_url is not None
         self.url = cfg.jwks_url
         self.cfg = cfg
         self._on_keys = on_keys
-        self._tls = tls_context(cfg) if self.url.startswith("https:") else None
+        #: Built here, outside the event loop (it reads the CA bundle), unless given.
+        self.tls = tls or (tls_context(cfg) if self.url.startswith("https:") else None)
         self.clock: Callable[[], float] = time.monotonic  # tests move time on
         #: A key set was fetched at least once (readiness).
         self.fetched = False
@@ -185,7 +191,7 @@ class Source:
         try:
             async with (
                 asyncio.timeout(cfg.jwks_timeout_s),
-                self._session.get(self.url, allow_redirects=False, ssl=self._tls or True) as resp,
+                self._session.get(self.url, allow_redirects=False, ssl=self.tls or True) as resp,
             ):
                 if resp.status != 200:
                     raise Rejected("http_status", f"the JWKS server answered {resp.status}")

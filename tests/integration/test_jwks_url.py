@@ -373,7 +373,7 @@ def _exposition() -> str:
 
 @pytest.fixture
 def plain_source(provider: Provider, pki: tuple[Path, ssl.SSLContext]) -> jwks.Source:
-    return source_for(provider.url, jwks_ca_file=str(pki[0]), jwks_min_refresh_s=0.001)[0]
+    return source_for(provider.url, jwks_ca_file=str(pki[0]))[0]
 
 
 jwk_values = st.recursive(
@@ -428,8 +428,15 @@ async def test_the_fetcher_survives_any_body(
     provider: Provider, plain_source: jwks.Source, body: bytes
 ) -> None:
     provider.mode = body
-    async with plain_source.running():  # a first fetch; never an exception out of it
+    source = jwks.Source(plain_source.cfg, lambda keys: None, tls=plain_source.tls)  # fresh
+    async with source.running():  # a first fetch; never an exception out of it
         pass
+    try:
+        jwks.parse(body, source.cfg.algorithms)
+    except jwks.Rejected:
+        assert not source.fetched
+    else:
+        assert source.fetched
 
 
 def test_cache_control_max_age_is_bounded() -> None:
