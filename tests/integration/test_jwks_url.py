@@ -439,6 +439,26 @@ async def test_the_fetcher_survives_any_body(
         assert source.fetched
 
 
+async def test_cache_control_max_age_sets_the_next_refresh(
+    provider: Provider, plain_source: jwks.Source
+) -> None:
+    provider.cache_control = "public, max-age=45"
+    now = [plain_source.clock()]
+    plain_source.clock = lambda: now[0]
+    async with plain_source.running():
+        assert provider.fetches == 1
+        provider.fetched.clear()
+        now[0] += 44.0  # not due yet (jwks_max_age_s is 600, the answer said 45)
+        plain_source.poke()
+        await asyncio.sleep(0.05)  # nothing may happen: no event to await for that
+        assert provider.fetches == 1
+        now[0] += 1.0
+        plain_source.poke()
+        await asyncio.wait_for(provider.fetched.wait(), 5)
+        await plain_source.settled()
+        assert provider.fetches == 2
+
+
 def test_cache_control_max_age_is_bounded() -> None:
     assert jwks.max_age("public, max-age=120", 30, 600) == 120
     assert jwks.max_age("max-age=1", 30, 600) == 30
