@@ -146,6 +146,9 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         if request.content_length is not None and request.content_length > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+        verifier = request.app[VERIFIER]
+        if verifier.remote is not None:  # security.jwks_url: an unknown kid refreshes first
+            await verifier.ensure_kid(request.headers.get(hdrs.AUTHORIZATION))
         response = await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -232,6 +235,16 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def _jwks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``security.jwks_url``: a first fetch at start-up, then refreshes (jwks.py)."""
+    remote = app[VERIFIER].remote
+    if remote is None:
+        yield
+        return
+    async with remote.running():
+        yield
+
+
 async def _loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(metrics.probe_loop_lag())
     yield
@@ -259,6 +272,7 @@ def create_app(
     if redis_url is not None:
         app[REDIS_URL] = redis_url
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_jwks_ctx)
     app.cleanup_ctx.append(_loop_lag_ctx)
     app.cleanup_ctx.append(ops.readiness_probe_ctx)
     ops.setup_routes(app)

@@ -1,11 +1,11 @@
 """Bearer tokens: verify account and admin JWTs (signature, issuer, audience, expiry, scope).
 
-Keys come from config: PEM public keys, a JWKS file, and — for the demo, tests and load
-tests — a local development issuer whose Ed25519 key ``guichet token`` signs with; account
-tokens may also be HS256 with a secret shared with the front-end (``account_hs256_secret``).
-EdDSA and HS256 tokens are verified directly (auth_jws.py: libsodium, the standard library's
-HMAC); other algorithms, minting and JWKS parsing use PyJWT. Guichet stores the account id
-(``sub``) only, never names or e-mails.
+Keys come from config: PEM public keys, a JWKS file, a JWKS URL (jwks.py), and — for the
+demo, tests and load tests — a local development issuer whose Ed25519 key ``guichet token``
+signs with; account tokens may also be HS256 with a secret shared with the front-end
+(``account_hs256_secret``). EdDSA and HS256 tokens are verified directly (auth_jws.py:
+libsodium, the standard library's HMAC); other algorithms, minting and JWKS parsing use PyJWT.
+Guichet stores the account id (``sub``) only, never names or e-mails.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from guichet import auth_jws, errors, metrics
+from guichet import auth_jws, errors, jwks, metrics
 from guichet.auth_jws import MAX_TOKEN_LEN as MAX_TOKEN_LEN
 from guichet.auth_jws import Refused as Refused
 from guichet.auth_jws import compact_jws as compact_jws
@@ -208,26 +208,86 @@ class Verifier:
     def __init__(
         self, cfg: SecurityConfig, keys: dict[str, Any], hs256_secret: bytes | None = None
     ) -> None:
-        if not keys and hs256_secret is None:
+        if not keys and hs256_secret is None and cfg.jwks_url is None:
             raise ValueError(
                 "no token verification keys: enable security.dev_issuer or set "
-                "security.public_keys / security.jwks_file"
+                "security.public_keys / security.jwks_file / security.jwks_url"
             )
         if hs256_secret is not None and len(hs256_secret) < MIN_HS256_SECRET_BYTES:
             raise ValueError(
                 f"security.account_hs256_secret must be at least {MIN_HS256_SECRET_BYTES} bytes"
             )
         self.cfg = cfg
-        self._keys = keys
+        self._static = keys
         self._hs256 = hs256_secret
+        self._use_keys(keys)
+        # A token verified once is remembered until it expires: signatures cost ~40-60 µs.
+        self._accounts: Bounded[str, Account] = Bounded(cfg.verified_cache_size)
+        #: The provider's keys from ``security.jwks_url`` (jwks.py), merged with the above.
+        self.remote = jwks.Source(cfg, self._use_remote) if cfg.jwks_url is not None else None
+        # The kid of each token header seen (headers repeat: one per provider key).
+        self._kids: Bounded[str, str] = Bounded(1024)
+
+    def _use_keys(self, keys: dict[str, Any]) -> None:
+        self._keys = keys
         # EdDSA tokens are checked by libsodium when every key is Ed25519 (else PyJWT, whose
         # handling of a key of another type stays as it was).
         self._ed25519: dict[str, bytes] | None = None
         ed25519 = all(isinstance(k, Ed25519PublicKey) for k in keys.values())
-        if "EdDSA" in cfg.algorithms and ed25519:
+        if "EdDSA" in self.cfg.algorithms and ed25519:
             self._ed25519 = {kid: k.public_bytes_raw() for kid, k in keys.items()}
-        # A token verified once is remembered until it expires: signatures cost ~40-60 µs.
-        self._accounts: Bounded[str, Account] = Bounded(cfg.verified_cache_size)
+
+    def _use_remote(self, remote: dict[str, Any]) -> None:
+        """A fresh key set from the provider: the configured keys win a ``kid`` clash; a key
+        gone or changed empties the verified-token cache (its tokens must stop verifying)."""
+        merged = {**remote, **self._static}
+        if any(merged.get(kid) != key for kid, key in self._keys.items()):
+            self._accounts = Bounded(self.cfg.verified_cache_size)
+        self._use_keys(merged)
+
+    def not_ready(self) -> str | None:
+        """Why tokens cannot be verified yet (readiness), or None."""
+        if self.remote is not None and not self.remote.fetched:
+            return "no identity-provider keys fetched from security.jwks_url yet"
+        return None
+
+    async def ensure_kid(self, authorization: str | None) -> None:
+        """Before a token is verified: when it names a ``kid`` no key has and claims our
+        issuer, refresh the provider's keys once (coalesced, rate-limited). A dict lookup when
+        the kid is known; nothing without ``security.jwks_url``; never raises."""
+        if self.remote is None or not authorization:
+            return
+        token = authorization.partition(" ")[2].strip()
+        head = token.partition(".")[0]
+        kid = self._kids.get(head)
+        if kid is None:
+            kid = self._kid_of(head) or ""  # "": a header without a usable kid
+            self._kids.put(head, kid)
+        if not kid or kid in self._keys:
+            return
+        if not (self.remote.busy or self.remote.may_fetch()):
+            return
+        if self._claims_issuer(token):
+            await self.remote.refresh()
+
+    @staticmethod
+    def _kid_of(head: str) -> str | None:
+        try:
+            header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+        except (ValueError, RecursionError):
+            return None
+        kid = header.get("kid") if isinstance(header, dict) else None
+        return kid if isinstance(kid, str) and len(kid) <= 256 else None
+
+    def _claims_issuer(self, token: str) -> bool:
+        """Whether the unverified payload names the configured issuer (admission tokens,
+        signed by Guichet's own keys, never make the provider's keys refresh)."""
+        payload = token.split(".")[1] if token.count(".") == 2 else ""
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (ValueError, RecursionError):
+            return False
+        return isinstance(claims, dict) and claims.get("iss") == self.cfg.issuer
 
     @classmethod
     def from_config(cls, cfg: SecurityConfig) -> Verifier:

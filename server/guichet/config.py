@@ -139,7 +139,8 @@ class SecurityConfig(_Section, frozen=True):
     Account tokens come from the ticketing front-end's identity provider; admin tokens carry
     ``scope``. ``dev_issuer`` trusts a local Ed25519 key (created on first use) so that
     ``guichet token`` can mint tokens for the demo, tests and load tests; turn it off in
-    production and list the provider's keys in ``public_keys``/``jwks_file``.
+    production and list the provider's keys in ``public_keys``/``jwks_file``, or fetch them
+    from ``jwks_url``.
     """
 
     issuer: str = "guichet-dev"
@@ -148,6 +149,19 @@ class SecurityConfig(_Section, frozen=True):
     algorithms: tuple[Literal["EdDSA", "ES256", "RS256", "PS256"], ...] = ("EdDSA",)
     public_keys: tuple[str, ...] = ()
     jwks_file: str | None = None
+    #: The identity provider's JWKS, fetched by each worker at start-up, every
+    #: ``jwks_max_age_s`` (or the answer's Cache-Control max-age, within the bounds below) and
+    #: on a token with an unknown ``kid``; merged with the keys above. https only (http for a
+    #: loopback host, for tests). /readyz answers 503 until a first fetch succeeds.
+    jwks_url: str | None = None
+    #: A CA bundle (PEM) that verifies the JWKS server's certificate; unset: the system's CAs.
+    jwks_ca_file: str | None = None
+    #: Never fetch the JWKS more often than this, unknown ``kid`` floods included.
+    jwks_min_refresh_s: Annotated[float, Meta(gt=0, le=86400)] = 30.0
+    #: Fetch again at the latest after this (a shorter Cache-Control max-age is honoured).
+    jwks_max_age_s: Annotated[float, Meta(gt=0, le=7 * 86400)] = 600.0
+    #: A fetch (connect, TLS, answer) must finish within this.
+    jwks_timeout_s: Annotated[float, Meta(gt=0, le=120)] = 5.0
     dev_issuer: bool = True
     dev_issuer_key_file: str = ".guichet/dev-issuer.pem"
     leeway_s: Annotated[float, Meta(ge=0, le=300)] = 30.0
@@ -173,6 +187,31 @@ class SecurityConfig(_Section, frozen=True):
             raise ValueError("`algorithms` must not be empty")
         if self.account_hs256_secret is not None and len(self.account_hs256_secret.encode()) < 32:
             raise ValueError("`account_hs256_secret` must be at least 32 bytes")
+        if self.jwks_url is not None:
+            _check_jwks_url(self.jwks_url)
+        elif self.jwks_ca_file is not None:
+            raise ValueError("`jwks_ca_file` is set but `jwks_url` is not")
+        if self.jwks_min_refresh_s > self.jwks_max_age_s:
+            raise ValueError("`jwks_min_refresh_s` must not exceed `jwks_max_age_s`")
+
+
+def _check_jwks_url(url: str) -> None:
+    """https, or http to a loopback host (a local JWKS server in tests)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValueError("`jwks_url` must be an absolute https:// URL")
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http":
+        host = parts.hostname
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            return
+        raise ValueError("`jwks_url` may use http:// only for a loopback host; use https://")
+    raise ValueError(f"`jwks_url` scheme {parts.scheme!r} is not allowed: use https://")
 
 
 class RoomsConfig(_Section, frozen=True):

@@ -74,6 +74,23 @@ AUTH_FAILURES = Counter(
     ["reason"],
 )
 
+JWKS_FETCHES = Counter(
+    "guichet_jwks_fetches_total",
+    "Fetches of the identity provider's JWKS (security.jwks_url), by outcome: ok, timeout, "
+    "unreachable, tls_error, http_status, too_large, invalid.",
+    ["outcome"],
+)
+JWKS_KEYS = Gauge(
+    "guichet_jwks_keys",
+    "Keys held from security.jwks_url (the fewest over the live workers; 0 before a fetch).",
+    multiprocess_mode="livemin",
+)
+JWKS_LAST_SUCCESS = Gauge(
+    "guichet_jwks_last_success_timestamp_seconds",
+    "UNIX time of the last good fetch of security.jwks_url (the oldest over the live workers).",
+    multiprocess_mode="livemin",
+)
+
 READY = Gauge(
     "guichet_ready",
     "1 when the worker is ready (Redis answers and every Lua script is loaded: /readyz), else "

@@ -9,7 +9,15 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from guichet import __version__, background, metrics, openapi, webio, wire
-from guichet.state import OPENAPI_CACHE, SETTINGS, STORE, WORKER_ID, account_of, admin_of
+from guichet.state import (
+    OPENAPI_CACHE,
+    SETTINGS,
+    STORE,
+    VERIFIER,
+    WORKER_ID,
+    account_of,
+    admin_of,
+)
 
 SCOPE_OPS_READ = "ops:read"
 
@@ -47,7 +55,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 @openapi.endpoint(
-    "Readiness: Redis reachable and every Lua script loaded",
+    "Readiness: Redis reachable, every Lua script loaded, identity-provider keys fetched",
     response=Readiness,
     errors=(503,),
     tags=("ops",),
@@ -55,14 +63,16 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     store = request.app[STORE]
     health = await store.health(request.app[SETTINGS].redis.health_timeout_s)
-    metrics.READY.set(1 if health.ok else 0)
+    keys_missing = request.app[VERIFIER].not_ready()
+    ok = health.ok and keys_missing is None
+    metrics.READY.set(1 if ok else 0)
     body = Readiness(
-        status="ready" if health.ok else "not_ready",
-        reason=health.reason,
+        status="ready" if ok else "not_ready",
+        reason=health.reason if keys_missing is None or not health.ok else keys_missing,
         redis=store.mode,
         scripts=store.scripts.names,
     )
-    if health.ok:
+    if ok:
         return webio.respond(body)
     return webio.respond(body, status=503, headers={"Retry-After": "1"})
 
@@ -124,9 +134,11 @@ async def readiness_probe_ctx(app: web.Application) -> AsyncIterator[None]:
     no load balancer asks /readyz); a worker starts not ready."""
     metrics.READY.set(0)
     store, timeout_s = app[STORE], app[SETTINGS].redis.health_timeout_s
+    verifier = app[VERIFIER]
 
     async def probe() -> None:
-        metrics.READY.set(1 if (await store.health(timeout_s)).ok else 0)
+        ok = (await store.health(timeout_s)).ok and verifier.not_ready() is None
+        metrics.READY.set(1 if ok else 0)
 
     probing = background.Periodic("readiness probe", READINESS_PROBE_S, probe)
     probing.start()
