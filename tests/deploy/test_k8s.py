@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from guichet.config import load_settings
+from guichet.config import ConfigError, load_settings
 from tests.conftest import Client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,13 +182,45 @@ def test_the_service_routes_to_the_deployments_named_port(build: str) -> None:
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
 
+def service_links(docs: list[Doc]) -> dict[str, str]:
+    """The variables Kubernetes gives a pod for every Service of its namespace (service
+    links: ``GUICHET_SERVICE_HOST``, ``GUICHET_PORT_8080_TCP``, ...)."""
+    env: dict[str, str] = {}
+    for doc in docs:
+        if doc["kind"] != "Service":
+            continue
+        name = doc["metadata"]["name"].upper().replace("-", "_")
+        env[f"{name}_SERVICE_HOST"] = "10.0.0.1"
+        for port in doc["spec"]["ports"]:
+            number, proto = port["port"], port.get("protocol", "TCP")
+            env[f"{name}_SERVICE_PORT"] = str(number)
+            env[f"{name}_PORT"] = f"{proto.lower()}://10.0.0.1:{number}"
+            env[f"{name}_PORT_{number}_{proto}"] = f"{proto.lower()}://10.0.0.1:{number}"
+    return env
+
+
+def test_service_links_would_stop_guichet(tmp_path: Path) -> None:
+    """Why the pod turns service links off: the `guichet` Service's variables are unknown
+    GUICHET_* settings, and Guichet refuses to start on them."""
+    docs = built("base")
+    toml = tmp_path / "guichet.toml"
+    toml.write_text(config_map(docs, "guichet-config")["guichet.toml"])
+    assert "GUICHET_SERVICE_HOST" in service_links(docs)
+    with pytest.raises(ConfigError, match="GUICHET_"):
+        load_settings(toml, environ=service_links(docs))
+
+
 @pytest.mark.parametrize("build", BUILDS)
 def test_the_configmaps_guichet_toml_is_a_valid_configuration(build: str, tmp_path: Path) -> None:
     docs = built(build)
     data = config_map(docs, "guichet-config")
     toml = tmp_path / "guichet.toml"
     toml.write_text(data["guichet.toml"])
-    settings = load_settings(toml, environ={"GUICHET_SERVER_WORKERS": data["workers"]})
+    environ = {"GUICHET_SERVER_WORKERS": data["workers"]}
+    pod = one(docs, "Deployment", "guichet")["spec"]["template"]["spec"]
+    if pod.get("enableServiceLinks", True):
+        environ |= service_links(docs)
+    settings = load_settings(toml, environ=environ)
     container = guichet_container(docs)
     assert container["args"] == ["--config", "/etc/guichet/guichet.toml", "serve"]
     (port,) = container["ports"]
@@ -332,10 +364,10 @@ def test_the_overlays_size_the_service() -> None:
         docs = built(build)
         hpa = one(docs, "HorizontalPodAutoscaler", "guichet")["spec"]
         assert hpa["metrics"][0]["resource"]["name"] == "cpu"
-        replicas = one(docs, "Deployment", "guichet")["spec"]["replicas"]
-        assert hpa["minReplicas"] <= replicas <= hpa["maxReplicas"]
+        # The autoscaler owns the count: a `replicas` would reset it at every apply.
+        assert "replicas" not in one(docs, "Deployment", "guichet")["spec"]
         workers = config_map(docs, "guichet-config")["workers"]
-        return replicas, hpa["minReplicas"], hpa["maxReplicas"], workers
+        return hpa["minReplicas"], hpa["minReplicas"], hpa["maxReplicas"], workers
 
     assert sizes("overlays/small") == (1, 1, 2, "1")
     small, sale = sizes("overlays/small"), sizes("overlays/sale-day")
