@@ -270,13 +270,16 @@ class Verifier:
         if self._claims_issuer(token):
             await self.remote.refresh()
 
-    @staticmethod
-    def _kid_of(head: str) -> str | None:
+    def _kid_of(self, head: str) -> str | None:
+        """The header's kid when a provider's key could verify the token: its ``alg`` is one
+        of the configured algorithms (never HS256, whose secret no JWKS carries)."""
         try:
             header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
         except (ValueError, RecursionError):
             return None
-        kid = header.get("kid") if isinstance(header, dict) else None
+        if not isinstance(header, dict) or header.get("alg") not in self.cfg.algorithms:
+            return None
+        kid = header.get("kid")
         return kid if isinstance(kid, str) and len(kid) <= 256 else None
 
     def _claims_issuer(self, token: str) -> bool:
@@ -304,6 +307,20 @@ class Verifier:
                 keys[jwk.key_id or f"jwks:{len(keys)}"] = jwk.key
         return cls(cfg, keys, hs256_secret(cfg))
 
+    def _candidates(self, kid: str | None) -> list[str]:
+        """The ids of the keys a token is tried against: its ``kid``'s key when known;
+        otherwise (PEM keys have no kid) every configured key. With ``security.jwks_url`` an
+        unknown kid is refused outright (the keys were refreshed for it: ensure_kid), and a
+        token without kid is not tried against the provider's keys, so no token costs more
+        than the configured keys' verifications."""
+        if kid in self._keys:
+            return [kid]
+        if self.remote is None:
+            return list(self._keys)
+        if kid is not None:
+            raise Refused("bad_signature", "token key id is unknown")
+        return [k for k in self._static if k in self._keys]
+
     def _hs256_audience(self, audience: str) -> bool:
         """HS256 is for account tokens only: never where an admin token is checked, even
         when the two audiences are configured the same."""
@@ -319,8 +336,8 @@ class Verifier:
             if not hmac.compare_digest(mac, jws.signature):
                 raise Refused("bad_signature", "token signature does not verify")
         elif alg == "EdDSA" and self._ed25519 is not None:
-            kid = jws.header.kid
-            keys = [self._ed25519[kid]] if kid in self._ed25519 else self._ed25519.values()
+            ed25519 = self._ed25519
+            keys = [ed25519[kid] for kid in self._candidates(jws.header.kid)]
             if not any(auth_jws.ed25519_verifies(key, jws) for key in keys):
                 raise Refused("bad_signature", "token signature does not verify")
         elif not isinstance(alg, str) or alg not in self.cfg.algorithms:
@@ -348,8 +365,7 @@ class Verifier:
             candidates: list[Any] = [self._hs256]
             algorithms = ["HS256"]
         else:
-            # A known kid picks its key; otherwise (PEM keys have no kid) every key is tried.
-            candidates = [self._keys[kid]] if kid in self._keys else list(self._keys.values())
+            candidates = [self._keys[k] for k in self._candidates(kid)]
             algorithms = list(self.cfg.algorithms)
         last: Exception | None = None
         for key in candidates:

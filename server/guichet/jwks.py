@@ -111,6 +111,17 @@ def tls_context(cfg: SecurityConfig) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cfg.jwks_ca_file)
 
 
+async def read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """The whole body, however many pieces it arrives in; :class:`Rejected` past ``limit``
+    bytes (read no further than that)."""
+    body = bytearray()
+    while chunk := await stream.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            raise Rejected("too_large", f"the JWKS exceeds {limit} bytes")
+    return bytes(body)
+
+
 class Source:
     """One worker's view of ``security.jwks_url``; ``on_keys`` receives every good key set."""
 
@@ -197,9 +208,7 @@ class Source:
                     raise Rejected("http_status", f"the JWKS server answered {resp.status}")
                 if (resp.content_length or 0) > MAX_JWKS_BYTES:
                     raise Rejected("too_large", f"the JWKS exceeds {MAX_JWKS_BYTES} bytes")
-                body = await resp.content.read(MAX_JWKS_BYTES + 1)
-                if len(body) > MAX_JWKS_BYTES:
-                    raise Rejected("too_large", f"the JWKS exceeds {MAX_JWKS_BYTES} bytes")
+                body = await read_bounded(resp.content, MAX_JWKS_BYTES)
                 cache_control = resp.headers.get("Cache-Control")
         except TimeoutError:
             raise Rejected("timeout", f"no JWKS within {cfg.jwks_timeout_s} s") from None

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -182,7 +183,7 @@ def test_the_service_routes_to_the_deployments_named_port(build: str) -> None:
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
 
-def service_links(docs: list[Doc]) -> dict[str, str]:
+def service_links(docs: Sequence[Doc]) -> dict[str, str]:
     """The variables Kubernetes gives a pod for every Service of its namespace (service
     links: ``GUICHET_SERVICE_HOST``, ``GUICHET_PORT_8080_TCP``, ...)."""
     env: dict[str, str] = {}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jwt
 import msgspec
 import pytest
 from aiohttp import web
@@ -118,6 +119,19 @@ class Provider:
             return web.Response(status=500, text="down")
         if self.mode == "hang":
             await asyncio.Event().wait()
+        if self.mode == "pieces":  # the body in two writes, the second after the first is sent
+            document = self.document()
+            half = len(document) // 2
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            await response.write(document[:half])  # written out before it returns
+            # A pause the client must read through (no event tells when it has read the
+            # first piece; a reader that takes one piece for the body fails the test).
+            await asyncio.sleep(0.1)
+            await response.write(document[half:])
+            await response.write_eof()
+            return response
         body = self.mode if isinstance(self.mode, bytes) else self.document()
         headers = {"Cache-Control": self.cache_control} if self.cache_control else {}
         return web.Response(body=body, content_type="application/json", headers=headers)
@@ -502,3 +516,64 @@ def test_http_is_accepted_for_loopback_hosts_only(tmp_path: Path) -> None:
     for url in ("http://127.0.0.1:9/j", "http://localhost/j", "http://[::1]/j", "https://idp/j"):
         cfg = msgspec.convert({"jwks_url": url}, SecurityConfig)
         assert cfg.jwks_url == url
+
+
+async def test_a_key_set_sent_in_pieces_is_read_whole(
+    provider: Provider, plain_source: jwks.Source, first_key: Ed25519PrivateKey
+) -> None:
+    provider.signing = [first_key, Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()]
+    provider.mode = "pieces"
+    got: list[dict[str, Any]] = []
+    source = jwks.Source(plain_source.cfg, got.append, tls=plain_source.tls)
+    async with source.running():
+        assert source.fetched
+    assert [set(keys) for keys in got] == [{auth.public_jwk(k)["kid"] for k in provider.signing}]
+
+
+async def test_a_body_past_the_limit_is_refused_however_it_arrives(
+    provider: Provider, plain_source: jwks.Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider.mode = "pieces"
+    monkeypatch.setattr(jwks, "MAX_JWKS_BYTES", len(provider.document()) - 1)
+    source = jwks.Source(plain_source.cfg, lambda keys: None, tls=plain_source.tls)
+    before = metric_value(_exposition(), "guichet_jwks_fetches_total", outcome="too_large")
+    async with source.running():
+        assert not source.fetched
+    after = metric_value(_exposition(), "guichet_jwks_fetches_total", outcome="too_large")
+    assert after == before + 1
+
+
+@pytest.mark.inprocess("moves the JWKS source's clock and counts one worker's fetches")
+@pytest.mark.parametrize("jwks_options", [{"jwks_min_refresh_s": 30.0}])
+async def test_only_tokens_a_provider_key_could_verify_refresh(
+    client: Client, provider: Provider, first_key: Ed25519PrivateKey
+) -> None:
+    """HS256 (no JWKS carries its secret) and algorithms not configured never make a fetch,
+    whatever kid they name; an allowed algorithm with an unknown kid does."""
+    clock = Clock(client)
+    clock.advance(30.0)
+    claims = auth.claims_for(issuer=ISSUER, audience="guichet", subject="acc-x", ttl_s=600)
+    hs256 = jwt.encode(claims, b"k" * 32, algorithm="HS256", headers={"kid": "new-kid"})
+    es256 = jwt.encode(
+        claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256",
+        headers={"kid": "new-kid"},
+    )  # fmt: skip
+    assert await me(client, hs256) == 401
+    assert await me(client, es256) == 401  # ES256 is not configured (EdDSA only)
+    assert provider.fetches == 1  # start-up only
+    assert await me(client, token(Ed25519PrivateKey.generate())) == 401
+    assert provider.fetches == 2
+
+
+async def test_an_unknown_kid_is_refused_without_trying_every_key(
+    client: Client, provider: Provider, first_key: Ed25519PrivateKey
+) -> None:
+    """With keys from a URL, a token naming a kid no key has is refused even when one of
+    the keys would verify its signature, and a token without kid is not tried against the
+    provider's keys: no token costs more than one signature check per configured key."""
+    claims = auth.claims_for(issuer=ISSUER, audience="guichet", subject="acc-y", ttl_s=600)
+    renamed = jwt.encode(claims, first_key, algorithm="EdDSA", headers={"kid": "not-a-kid"})
+    no_kid = jwt.encode(claims, first_key, algorithm="EdDSA")
+    assert await me(client, token(first_key)) == 200  # the provider's key, its own kid
+    assert await me(client, renamed) == 401
+    assert await me(client, no_kid) == 401
