@@ -8,28 +8,14 @@ import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from guichet import cli
+from tests.unit.test_cli_help import ALL
 
 MARKERS = (":param", "``", "Args:", ">>>", ":class:", ":func:", "Returns:")
 TEST_ONLY = ("(tests)", "test-only", "for tests", "--setup-only", "--chunk")
-
-
-def parsers(
-    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
-) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, child in action.choices.items():
-                yield from parsers(child, (*path, name))
-
-
-ALL = list(parsers(cli.build_parser()))
 
 
 def guichet(
