@@ -15,7 +15,8 @@ S = '{sale=~"$sale"}'
 def build() -> Dashboard:
     service = Row(100, "Service", [
         single(101, "Ready (every worker)", "bool_yes_no", "min(guichet_ready)",
-               description="0: a worker cannot use Redis or misses a script (GuichetNotReady)."),
+               description="0: a worker cannot use Redis, misses a script or has no identity "
+                           "provider keys from security.jwks_url yet (GuichetNotReady)."),
         single(102, "5xx share (5 min)", "percentunit",
                'sum(rate(guichet_http_requests_total{status="5xx"}[5m]))'
                " / sum(rate(guichet_http_requests_total[5m]))",
