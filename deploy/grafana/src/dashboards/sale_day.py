@@ -15,7 +15,8 @@ S = '{sale=~"$sale"}'
 def build() -> Dashboard:
     service = Row(100, "Service", [
         single(101, "Ready (every worker)", "bool_yes_no", "min(guichet_ready)",
-               description="0: a worker cannot use Redis or misses a script (GuichetNotReady)."),
+               description="0: a worker cannot use Redis, misses a script or has no identity "
+                           "provider keys from security.jwks_url yet (GuichetNotReady)."),
         single(102, "5xx share (5 min)", "percentunit",
                'sum(rate(guichet_http_requests_total{status="5xx"}[5m]))'
                " / sum(rate(guichet_http_requests_total[5m]))",
@@ -40,6 +41,17 @@ def build() -> Dashboard:
                ("sum by (type) (rate(guichet_http_problems_total[1m]))", "{{type}}")),
         series(110, "Refused bearer tokens, by reason", PER_SECOND,
                ("sum by (reason) (rate(guichet_auth_failures_total[1m]))", "{{reason}}")),
+        series(111, "Identity provider key fetches, by outcome (security.jwks_url)", PER_SECOND,
+               ("sum by (outcome) (rate(guichet_jwks_fetches_total[5m]))", "{{outcome}}"),
+               description="Empty without security.jwks_url. Normal: only ok, one per worker "
+                           "every jwks_max_age_s. Others: GuichetJwksFetchFailing."),
+        single(112, "Identity provider keys held (fewest)", "short", "min(guichet_jwks_keys)",
+               description="Keys fetched from security.jwks_url; 0 before a first fetch "
+                           "(the worker is not ready) or without jwks_url."),
+        single(113, "Age of the provider's keys (oldest)", "s",
+               "time() - min(guichet_jwks_last_success_timestamp_seconds > 0)",
+               description="Since the last good fetch; above 30 min with failing fetches: "
+                           "GuichetJwksFetchFailing."),
     ])  # fmt: skip
     room = Row(200, "Waiting room ($room)", [
         series(201, "Waiting and in the pre-queue", "short",
