@@ -1,7 +1,7 @@
 """The landing page at ``/`` and the API documentation at ``/docs`` in a real headless
 Chromium: the documentation renders the operations of ``/openapi.json`` from the bundled
 Swagger UI with no request leaving the server and no console error, and every link of the
-landing page answers 200."""
+landing page (a room's page among them) answers 200."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.conftest import Client
+from tests.conftest import Client, Tokens
+from tests.e2e.room_helpers import Api
+from tests.e2e.test_landing_rooms import known_everywhere
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -80,7 +82,9 @@ async def test_docs_page_renders_the_operations_from_bundled_assets(
     await page.close()
 
 
-async def test_landing_page_links_resolve(browser: Browser, client: Client) -> None:
+async def test_landing_page_links_resolve(browser: Browser, client: Client, tokens: Tokens) -> None:
+    await Api(client, tokens).create("summer-tour", name="Summer <tour>")
+    await known_everywhere(client, "summer-tour")
     page, errors, outside = await watched_page(browser, client)
     response = await page.goto(str(client.make_url("/")))
     assert response is not None
@@ -89,6 +93,8 @@ async def test_landing_page_links_resolve(browser: Browser, client: Client) -> N
     assert any(h.endswith("/docs") for h in hrefs)
     assert any(h.endswith("/openapi.json") for h in hrefs)
     assert "/rooms/" in (await page.text_content("main") or "")
+    assert any(h.endswith("/rooms/summer-tour") for h in hrefs)
+    assert await page.text_content("[data-testid=room-link]") == "Summer <tour>"
     for href in hrefs:
         answer = await client.get(urlsplit(href).path)
         assert answer.status == 200, href

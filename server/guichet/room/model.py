@@ -35,6 +35,12 @@ Audience = Annotated[str, Meta(min_length=1, max_length=200, pattern=wire.whole(
 SaleId = wire.Slug
 DrawId = wire.Slug
 TokenTtl = Annotated[int, Meta(ge=30, le=3600, description="admission token lifetime, s")]
+#: What the landing page shows for a room (any text, no control characters; HTML-escaped).
+RoomName = Annotated[
+    str,
+    Meta(min_length=1, max_length=100, pattern=wire.whole(r"[^\x00-\x1f\x7f]+"),
+         description="display name on the landing page"),
+]  # fmt: skip
 
 
 valid_room_id = wire.valid_slug
@@ -57,6 +63,11 @@ class RoomSpec(wire.Base, kw_only=True):
     draw: DrawId | None = None
     token_ttl_s: TokenTtl = 300
     paused: bool = False
+    #: Shown on the landing page (``GET /``) instead of the bare id.
+    name: RoomName | None = None
+    #: Whether the landing page lists the room while it is not closed (false: reached only
+    #: through the ticketing site's links).
+    listed: bool = True
 
     def __post_init__(self) -> None:
         for name in ("opens_at", "closes_at"):

@@ -131,9 +131,9 @@ def spec_from_hash(raw: dict[bytes, bytes]) -> RoomSpec:
         if value is None:
             continue
         text = value.decode()
-        if name == "paused":
+        if name in ("paused", "listed"):
             data[name] = text == "1"
-        elif name in ("sale", "draw"):
+        elif name in ("sale", "draw", "name"):
             data[name] = text or None
         else:
             data[name] = text
@@ -350,6 +350,7 @@ class Rooms:
         rt = self._rooms.get(room)
         if rt is None:
             rt = self._rooms[room] = Runtime(room, k, spec, marks=self.marks)
+            log.info("room loaded", extra={"room": room})  # this worker knows it from now on
         else:
             rt.spec = spec
         rt.version = raw.get(b"version", b"")

@@ -33,6 +33,8 @@ async def test_put_creates_then_replaces_and_get_lists(api: Api) -> None:
         "token_ttl_s": 300,
         "paused": False,
         "draw": None,  # links no draw: its entries need no admission
+        "name": None,  # the landing page shows the id
+        "listed": True,  # on the landing page until it closes
     }
 
     replaced = await api.put(ROOM, {**body, "rate_per_s": 3, "mode": "fifo"}, status=200)
