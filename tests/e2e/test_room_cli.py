@@ -46,10 +46,12 @@ async def test_room_put_set_pause_show_list(
         capsys, *base, "room", "put", "final", "--url", url,
         "--opens-at", now.isoformat(), "--closes-at", (now + timedelta(hours=1)).isoformat(),
         "--rate", "3.5", "--max-active", "50", "--audience", "shop",
-        "--target-url", "https://shop.example/", "--paused",
+        "--target-url", "https://shop.example/", "--paused", "--name", "Finale <100 m>",
+        "--unlisted",
     )  # fmt: skip
     assert code == 0, err
-    assert json.loads(out)["spec"]["rate_per_s"] == 3.5
+    spec = json.loads(out)["spec"]
+    assert (spec["rate_per_s"], spec["name"], spec["listed"]) == (3.5, "Finale <100 m>", False)
     code, out, err = await run_cli(
         capsys, *base, "room", "set", "final", "--url", url, "--rate", "9", "--running"
     )

@@ -81,6 +81,10 @@ def _spec(args: argparse.Namespace) -> dict[str, Any]:
             spec[field] = value
     if getattr(args, "paused", None) is not None:
         spec["paused"] = args.paused
+    if getattr(args, "name", None) is not None:
+        spec["name"] = args.name
+    if getattr(args, "listed", None) is not None:
+        spec["listed"] = args.listed
     return spec
 
 
@@ -145,6 +149,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             )
             q.add_argument("--draw", help="linked draw: its entries need admission")
             q.add_argument("--token-ttl", dest="token_ttl", type=int, help="seconds")
+            q.add_argument("--name", help="display name on the landing page (/)")
+            listing = q.add_mutually_exclusive_group()
+            listing.add_argument("--listed", dest="listed", action="store_true", default=None,
+                                 help="shown on the landing page (default)")  # fmt: skip
+            listing.add_argument("--unlisted", dest="listed", action="store_false",
+                                 help="kept off the landing page (a members' presale)")  # fmt: skip
         q.add_argument("--closes-at", dest="closes_at", type=rfc3339, help=clitime.HELP)
         q.add_argument("--rate", type=float, help="people admitted per second")
         q.add_argument("--max-active", dest="max_active", type=int, help="most active shoppers")
