@@ -5,39 +5,23 @@ landing page (a room's page among them) answers 200."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from tests.conftest import Client, Tokens
+from tests.e2e import chromium
+from tests.e2e.chromium import browser as browser
 from tests.e2e.room_helpers import Api
 from tests.e2e.test_landing_rooms import known_everywhere
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update"]  # fmt: skip
-if not CHROMIUM.exists() and os.environ.get("CI") != "true":
-    pytest.skip(
-        f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install chromium); "
-        "they always run when CI=true",
-        allow_module_level=True,
-    )
+chromium.require()
 
 pytestmark = pytest.mark.slow
 WAIT_MS = 30_000
 VENDOR = Path(__file__).resolve().parents[2] / "server/guichet/static/vendor/swagger-ui"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def watched_page(browser: Browser, client: Client) -> tuple[Page, list[str], list[str]]:

@@ -13,14 +13,13 @@ import hashlib
 import io
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from guichet import demo, opscli
 from guichet.audit import anchors
@@ -31,6 +30,8 @@ from guichet.programme import demo_plan, report
 from guichet.programme.pool_service import PoolService, audit
 from guichet.store.client import Store
 from tests.conftest import Client, Tokens
+from tests.e2e import chromium
+from tests.e2e.chromium import browser as browser
 from tests.e2e.programme_helpers import (
     allocate,
     auditor,
@@ -42,22 +43,14 @@ from tests.e2e.programme_helpers import (
     put_programme,
 )
 from tests.e2e.test_programme_flow_http import assign, candidate, cli_run, lottery, register
-from tests.e2e.test_room_page import CHROMIUM, CHROMIUM_ARGS
 from tests.programme_seed_c import close_lottery
 
+chromium.require()
 pytestmark = pytest.mark.usefixtures("declared")
 
 P = "youth-75"
 ADMIN = "/v1/admin/programmes"
 DAY = date.today() + timedelta(days=30)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 def table(path: Path) -> list[dict[str, str]]:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,31 +22,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from openapi_spec_validator import validate
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from guichet.app import create_app
 from guichet.config import Settings
 from guichet.errors import PROBLEM_CONTENT_TYPE
 from guichet.room import page as room_page
 from tests.conftest import Client, Tokens
+from tests.e2e import chromium
+from tests.e2e.chromium import browser as browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-if not CHROMIUM.exists() and os.environ.get("CI") != "true":
-    pytest.skip(
-        f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install chromium); "
-        "they always run when CI=true",
-        allow_module_level=True,
-    )
+chromium.require()
 
 pytestmark = pytest.mark.slow
 
@@ -100,14 +84,6 @@ async def target() -> AsyncIterator[Target]:
     holder.append(Target(server))
     yield holder[0]
     await server.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 # --- helpers ---------------------------------------------------------------------------------
