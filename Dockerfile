@@ -37,20 +37,21 @@ RUN groupadd --system --gid 10001 guichet \
     && chown -R 10001:10001 /var/lib/guichet \
     && chmod 0700 /var/lib/guichet/.guichet
 COPY --from=builder /opt/guichet /opt/guichet
-COPY deploy/docker/entrypoint.sh /usr/local/bin/guichet-entrypoint
-# Listen on every interface of the container; Valkey comes from GUICHET_REDIS_URL or
-# GUICHET_REDIS_CLUSTER_SEEDS (the entrypoint refuses to start the embedded Valkey).
+# Listen on every interface of the container. Valkey comes from GUICHET_REDIS_URL or
+# GUICHET_REDIS_CLUSTER_SEEDS (or redis.url / cluster_seeds in a guichet.toml): with neither,
+# `guichet serve` exits 2 instead of starting the embedded Valkey (redis.allow_embedded).
 # Key files made on first use land in /var/lib/guichet/.guichet: mount a volume there.
 ENV PATH=/opt/guichet/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     GUICHET_SERVER_HOST=0.0.0.0 \
-    GUICHET_SERVER_PORT=8080
+    GUICHET_SERVER_PORT=8080 \
+    GUICHET_REDIS_ALLOW_EMBEDDED=false
 WORKDIR /var/lib/guichet
 USER 10001:10001
 EXPOSE 8080
 # Liveness only (/healthz); readiness (/readyz: Valkey and scripts) is for load balancers.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('GUICHET_SERVER_PORT', '8080') + '/healthz', timeout=2)"]
-ENTRYPOINT ["guichet-entrypoint"]
+ENTRYPOINT ["guichet"]
 CMD ["serve", "--workers", "2"]

@@ -87,6 +87,10 @@ class RedisConfig(_Section, frozen=True):
     data_plane: Literal["multiplex", "pool"] = "multiplex"
     #: Connections per Valkey node of the multiplexed data plane (one makes the biggest batches).
     plane_connections: Annotated[int, Meta(ge=1, le=64)] = 1
+    #: false: `guichet serve` refuses to start the embedded Valkey (exit 2) when neither
+    #: ``url`` nor ``cluster_seeds`` is set, from any source. The container image sets it: its
+    #: data would die with the container, and each replica would have a Valkey of its own.
+    allow_embedded: bool = True
 
     def __post_init__(self) -> None:
         if self.url is not None and self.cluster_seeds:

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from guichet import edge, logs, metrics
 from guichet.app import create_app, dispatcher
-from guichet.config import Settings, mask_seed, mask_url
+from guichet.config import ConfigError, Settings, mask_seed, mask_url
 from guichet.embedded import embedded_valkey, set_parent_death_signal
 from guichet.embedded_watchdog import Watchdog
 
@@ -48,6 +48,12 @@ def redis_target(settings: Settings) -> Iterator[str | None]:
     elif cfg.url is not None:
         log.info("using redis", extra={"url": mask_url(cfg.url)})
         yield None
+    elif not cfg.allow_embedded:
+        raise ConfigError(
+            "no Valkey configured and redis.allow_embedded is false: set redis.url "
+            "(GUICHET_REDIS_URL, redis://[:password@]host:port/0) or redis.cluster_seeds "
+            "(GUICHET_REDIS_CLUSTER_SEEDS, [:password@]host:port,...)"
+        )
     else:
         with (
             embedded_valkey(cfg.data_dir, cfg.embedded_binary) as server,

