@@ -337,7 +337,8 @@ class Verifier:
                 raise Refused("bad_signature", "token signature does not verify")
         elif alg == "EdDSA" and self._ed25519 is not None:
             ed25519 = self._ed25519
-            keys = [ed25519[kid] for kid in self._candidates(jws.header.kid)]
+            kid = jws.header.kid if isinstance(jws.header.kid, str) else None  # UNSET: none
+            keys = [ed25519[k] for k in self._candidates(kid)]
             if not any(auth_jws.ed25519_verifies(key, jws) for key in keys):
                 raise Refused("bad_signature", "token signature does not verify")
         elif not isinstance(alg, str) or alg not in self.cfg.algorithms:

@@ -58,8 +58,9 @@ class Rejected(Exception):
 def parse(body: bytes, algorithms: tuple[str, ...]) -> dict[str, Any]:
     """The public keys of a JWKS document, by ``kid``, that the configured algorithms can use.
 
-    Keys marked for another use than signatures, or of a type no configured algorithm uses,
-    are left out; a document that is not a JWKS, holds private or symmetric key material, a
+    Keys marked for another use than signatures, without a ``kid`` (a token verified with the
+    provider's keys must name its key), or of a type no configured algorithm uses, are left
+    out; a document that is not a JWKS, holds private or symmetric key material, a
     malformed or weak key, or no usable key at all is :class:`Rejected` (outcome ``invalid``).
     """
     try:
@@ -72,7 +73,7 @@ def parse(body: bytes, algorithms: tuple[str, ...]) -> dict[str, Any]:
     if len(entries) > MAX_KEYS:
         raise Rejected("invalid", f"the JWKS holds more than {MAX_KEYS} keys")
     keys: dict[str, Any] = {}
-    for n, entry in enumerate(entries):
+    for entry in entries:
         if not isinstance(entry, dict):
             raise Rejected("invalid", "a JWKS entry is not an object")
         if entry.get("kty") == "oct" or _PRIVATE_MEMBERS & entry.keys():
@@ -80,8 +81,8 @@ def parse(body: bytes, algorithms: tuple[str, ...]) -> dict[str, Any]:
         kid = entry.get("kid")
         if kid is not None and not (isinstance(kid, str) and 0 < len(kid) <= 256):
             raise Rejected("invalid", "a JWKS `kid` is not a short string")
-        if entry.get("use", "sig") != "sig":
-            continue
+        if entry.get("use", "sig") != "sig" or kid is None:
+            continue  # not for signatures; or no kid, so no token could ever name it
         kty, crv, alg = entry.get("kty"), entry.get("crv"), entry.get("alg")
         if not isinstance(kty, str) or not isinstance(crv, str | None):
             raise Rejected("invalid", "a JWKS `kty` or `crv` is not a string")
@@ -94,7 +95,7 @@ def parse(body: bytes, algorithms: tuple[str, ...]) -> dict[str, Any]:
             raise Rejected("invalid", "a JWKS key is malformed") from None
         if isinstance(key, RSAPublicKey) and not RSA_BITS[0] <= key.key_size <= RSA_BITS[1]:
             raise Rejected("invalid", f"an RSA key is not {RSA_BITS[0]}-{RSA_BITS[1]} bits")
-        keys[kid if kid is not None else f"jwks-url:{n}"] = key
+        keys[kid] = key
     if not keys:
         raise Rejected("invalid", "the JWKS holds no key the configured algorithms can use")
     return keys

@@ -464,7 +464,9 @@ async def test_cache_control_max_age_sets_the_next_refresh(
         provider.fetched.clear()
         now[0] += 44.0  # not due yet (jwks_max_age_s is 600, the answer said 45)
         plain_source.poke()
-        await asyncio.sleep(0.05)  # nothing may happen: no event to await for that
+        for _ in range(5):  # the refresh loop wakes, reads the clock, waits again
+            await asyncio.sleep(0)
+        assert not plain_source.busy  # a fetch would be in flight from the wake on
         assert provider.fetches == 1
         now[0] += 1.0
         plain_source.poke()
@@ -577,3 +579,41 @@ async def test_an_unknown_kid_is_refused_without_trying_every_key(
     assert await me(client, token(first_key)) == 200  # the provider's key, its own kid
     assert await me(client, renamed) == 401
     assert await me(client, no_kid) == 401
+
+
+def test_kid_less_tokens_still_verify_with_the_configured_keys(
+    tmp_path: Path, first_key: Ed25519PrivateKey
+) -> None:
+    """A static Ed25519 PEM key with keys from a URL too: a token without kid, signed by the
+    PEM key, verifies (as it did before jwks_url); the same token signed by a provider's key
+    does not (kid-less tokens never try the provider's set)."""
+    pem_key = Ed25519PrivateKey.generate()
+    pem = tmp_path / "front.pem"
+    pem.write_bytes(pem_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    cfg = msgspec.convert(
+        {"issuer": ISSUER, "dev_issuer": False, "public_keys": [str(pem)],
+         "jwks_url": "http://127.0.0.1:9/jwks.json"},
+        SecurityConfig,
+    )  # fmt: skip
+    verifier = auth.Verifier.from_config(cfg)
+    verifier._use_remote({auth.public_jwk(first_key)["kid"]: first_key.public_key()})
+    claims = auth.claims_for(issuer=ISSUER, audience="guichet", subject="acc-pem", ttl_s=600)
+    assert verifier.account(jwt.encode(claims, pem_key, algorithm="EdDSA")).id == "acc-pem"
+    with pytest.raises(auth.Refused):
+        verifier.account(jwt.encode(claims, first_key, algorithm="EdDSA"))
+    assert verifier.account(token(first_key, "acc-idp")).id == "acc-idp"  # its own kid
+
+
+def test_provider_keys_without_kid_are_left_out() -> None:
+    """No token could name them (kid-less tokens try the configured keys only): a set of
+    such keys alone is invalid, so the worker stays unready instead of refusing every token."""
+    keys = [Ed25519PrivateKey.generate() for _ in range(2)]
+    entries = [auth.public_jwk(k) for k in keys]
+    del entries[0]["kid"]
+    found = jwks.parse(json.dumps({"keys": entries}).encode(), ("EdDSA",))
+    assert list(found) == [entries[1]["kid"]]
+    del entries[1]["kid"]
+    with pytest.raises(jwks.Rejected) as refused:
+        jwks.parse(json.dumps({"keys": entries}).encode(), ("EdDSA",))
+    assert refused.value.outcome == "invalid"
