@@ -26,7 +26,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from guichet import auth_jws, errors, jwks, metrics
+from guichet import auth_jws, errors, files, jwks, metrics
 from guichet.auth_jws import MAX_TOKEN_LEN as MAX_TOKEN_LEN
 from guichet.auth_jws import Refused as Refused
 from guichet.auth_jws import compact_jws as compact_jws
@@ -91,21 +91,20 @@ def thumbprint(public_jwk: dict[str, Any]) -> str:
 
 
 def load_or_create_dev_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
-    """The development issuer's signing key; created (mode 0600) on first use."""
+    """The development issuer's signing key; created (mode 0600) on first use. Processes
+    starting together (workers, several servers in one folder) all end up with the key of the
+    one that created the file first."""
     file = Path(path)
-    if file.exists():
-        key = serialization.load_pem_private_key(file.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{file} is not an Ed25519 private key")
-        return key
-    key = Ed25519PrivateKey.generate()
-    file.parent.mkdir(parents=True, exist_ok=True)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+    if not file.exists():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        files.write_once(file, pem)  # atomic; another process's file, if first, is kept
+    key = serialization.load_pem_private_key(file.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{file} is not an Ed25519 private key")
     return key
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -245,3 +247,26 @@ def test_operator_programmes_claim_binds_the_admin(
     assert verifier.admin(bound, "programme:operate").programmes == {"youth-75", "agents"}
     unbound = admin_token(key, "programme:operate")
     assert verifier.admin(unbound, "programme:operate").programmes == frozenset()
+
+
+def test_servers_starting_together_share_one_dev_key(tmp_path: Path) -> None:
+    """Several processes creating the development key at once (CI started eight servers in one
+    folder): none fails, and every one gets the key that was written first."""
+    path = tmp_path / ".guichet" / "dev-issuer.pem"
+    start = threading.Barrier(16)
+
+    def load() -> bytes:
+        start.wait()
+        key = auth.load_or_create_dev_key(path)
+        return key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        keys = list(pool.map(lambda _: load(), range(16)))
+    on_disk = auth.load_or_create_dev_key(path).public_key()
+    assert set(keys) == {
+        on_disk.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    }
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["dev-issuer.pem"]  # no temporary left
