@@ -30,6 +30,7 @@ from guichet.eticket import service as eticket_service
 from guichet.privacy import routes as privacy_routes
 from guichet.programme import routes as programme_routes
 from guichet.room import page as room_page
+from guichet.room import revocation as room_revocation
 from guichet.room import routes as room_routes
 from guichet.room import service as room_service
 from guichet.shop import routes as shop_routes
@@ -51,6 +52,7 @@ log = logging.getLogger("guichet.app")
 #: Every Lua script the service runs; loaded at start-up and checked by /readyz.
 SCRIPTS = (
     *room_service.SCRIPTS,
+    *room_revocation.SCRIPTS,
     *draw_service.SCRIPTS,
     *shop_service.SCRIPTS,
     *eticket_service.SCRIPTS,

@@ -230,6 +230,12 @@ ROOM_TICKS = Counter(
     "Pacer ticks run by this worker, by outcome (ok, error).",
     ["outcome"],
 )
+ROOM_REVOCATIONS = Counter(
+    "guichet_room_revocations_total",
+    "Admitted sessions ended by the protected site (POST /v1/rooms/{room}/revoke), by reason "
+    "(finished, misbehaved); replays are not counted.",
+    ["room", "reason"],
+)
 
 # --- draws ----------------------------------------------------------------------------------
 DRAW_ENTRIES = Counter(

@@ -169,7 +169,35 @@ def verify(
     require: Sequence[str],
 ) -> dict[str, Any]:
     """The claims of a ``what`` (e.g. "admission token") signed by one of ``keys``, or
-    :class:`Refused` (reason: forged, expired, malformed).
+    :class:`Refused` (reason: forged, expired, malformed)."""
+    return _verify(keys, token, what, audience, issuer, require, expired_ok=False)
+
+
+def verify_late(
+    keys: KeySource,
+    token: str,
+    *,
+    what: str,
+    audience: str,
+    issuer: str,
+    require: Sequence[str],
+) -> dict[str, Any]:
+    """As :func:`verify`, but a token past its ``exp`` is accepted (all else is checked): a
+    protected site revoking an admission late (room/revocation.py)."""
+    return _verify(keys, token, what, audience, issuer, require, expired_ok=True)
+
+
+def _verify(
+    keys: KeySource,
+    token: str,
+    what: str,
+    audience: str,
+    issuer: str,
+    require: Sequence[str],
+    *,
+    expired_ok: bool,
+) -> dict[str, Any]:
+    """:func:`verify`'s work; ``expired_ok`` for :func:`verify_late`.
 
     Verified directly (auth_jws.py's strict parse, libsodium's Ed25519), with the reasons and
     messages PyJWT's ``decode`` gave (tests/unit/test_signing_verify.py holds the two side by
@@ -188,7 +216,10 @@ def verify(
         claims = auth_jws.claims_of(jws)
     except Refused:
         raise Refused("forged", f"{what} does not verify") from None
-    _check_claims(claims, what=what, audience=audience, issuer=issuer, require=require)
+    _check_claims(
+        claims, what=what, audience=audience, issuer=issuer, require=require,
+        expired_ok=expired_ok,
+    )  # fmt: skip
     return claims
 
 
@@ -201,7 +232,13 @@ def _date(claims: dict[str, Any], name: str) -> int | None:
 
 
 def _check_claims(
-    claims: dict[str, Any], *, what: str, audience: str, issuer: str, require: Sequence[str]
+    claims: dict[str, Any],
+    *,
+    what: str,
+    audience: str,
+    issuer: str,
+    require: Sequence[str],
+    expired_ok: bool = False,
 ) -> None:
     """PyJWT's ``_validate_claims`` (leeway 0), in its order: an expired token is ``expired``,
     any other failure ``forged``, as the PyJWT path mapped them."""
@@ -216,7 +253,7 @@ def _check_claims(
         exp = _date(claims, "exp")
         if exp is None:
             raise forged
-        if exp <= now:
+        if exp <= now and not expired_ok:
             raise Refused("expired", f"{what} has expired")
     if not isinstance(claims.get("iss"), str) or claims["iss"] != issuer:
         raise forged

@@ -23,6 +23,7 @@ from tests import programme_seed_c as seed_c
 from tests.conftest import Backend, Client, Tokens, make_settings
 from tests.e2e.audit_helpers import total_records
 from tests.e2e.programme_helpers import declare, operator
+from tests.e2e.room_helpers import eventually
 from tests.e2e.room_helpers import spec as room_spec
 from tests.e2e.test_draw_http import spec as draw_spec
 from tests.e2e.test_etickets import buy, my_tickets
@@ -67,6 +68,19 @@ async def a_room(ctx: Ctx) -> None:
     resp = await ctx.client.put(f"/v1/admin/rooms/{ROOM}", json=room_spec(target_url=SECRET),
                                 headers=ctx.admin("rooms:write"))  # fmt: skip
     assert resp.status == 201, await resp.text()
+
+
+async def a_session(ctx: Ctx) -> None:
+    """A room with an admitted session (of "fan"): the protected site revokes it."""
+    await a_room(ctx)
+    fan = {"Authorization": f"Bearer {ctx.tokens.account('fan')}"}
+    resp = await ctx.client.post(f"/v1/rooms/{ROOM}/join", headers=fan)
+    fan["X-Queue-Ticket"] = (await resp.json())["ticket"]
+
+    async def admit() -> bool | None:  # None until the pacer has called the number
+        return (await ctx.client.post(f"/v1/rooms/{ROOM}/admit", headers=fan)).status == 200 or None
+
+    await eventually(admit, "fan admitted")
 
 
 async def a_sale(ctx: Ctx) -> None:
@@ -162,6 +176,14 @@ ROUTES: list[RouteCase] = [
                                      headers=c.admin(W)),
               lambda c: c.client.put(f"/v1/admin/rooms/{ROOM}/stock", json={"remaining": 2},
                                      headers=c.admin(W))),
+    # The protected site's revocation: the object is the room, never the visitor; a refusal
+    # (the scope rooms:write does not imply rooms:revoke) writes nothing.
+    RouteCase("post", "/v1/rooms/{room}/revoke", f"room:{ROOM}", "room.revoke",
+              f"room:{ROOM}", a_session,
+              lambda c: c.client.post(f"/v1/rooms/{ROOM}/revoke", headers=c.admin("rooms:revoke"),
+                                      json={"account": "fan", "reason": "misbehaved"}),
+              lambda c: c.client.post(f"/v1/rooms/{ROOM}/revoke", headers=c.admin(W),
+                                      json={"account": "fan", "reason": "misbehaved"})),
     RouteCase("put", "/v1/admin/draws/{draw}", f"draw:{DRAW}", "draw.put", f"draw:{DRAW}",
               nothing,
               lambda c: c.client.put(f"/v1/admin/draws/{DRAW}", json=draw_spec(sale=SALE),
@@ -188,7 +210,8 @@ ROUTES: list[RouteCase] = [
               a_programme_ticket, scan, scan),
 ]  # fmt: skip
 
-MINE = ("/v1/admin/rooms", "/v1/admin/draws", "/v1/admin/sales", "/v1/admin/gates")
+MINE = ("/v1/admin/rooms", "/v1/admin/draws", "/v1/admin/sales", "/v1/admin/gates",
+        "/v1/rooms/{room}/revoke")  # fmt: skip
 
 
 async def chain(store: Store, tag: str) -> list[Record]:

@@ -17,7 +17,10 @@ from tests.conftest import Client
 from tests.e2e.processes import ROOT, Served, guichet
 
 ADMIN_SCOPES = ("ops:read", "rooms:read", "rooms:write", "draws:write", "sales:write", "gates:scan",
-                "programme:central", "programme:operate", "programme:audit")  # fmt: skip
+                "programme:central", "programme:operate", "programme:audit",
+                "rooms:revoke")  # fmt: skip
+#: Admin operations outside /v1/admin/ (the protected site's revocation).
+ADMIN_PATHS = r"^/v1/admin/|^/v1/rooms/\{room\}/revoke$"
 PROGRAMME = "youth-75"  # the admin token operates it (its programmes claim)
 
 #: (method, path, check, why): the only checks left out, each for one operation.
@@ -31,6 +34,9 @@ EXCLUDED = (
     # A payload is a ticket only if its Ed25519 signature verifies: no schema can say which
     # strings those are, so a well-formed stranger is 422 `ticket-invalid`.
     ("POST", "/v1/admin/gates/scan", "positive_data_acceptance", "signatures"),
+    # A revocation names an admitted session (an account that has none is 404) by a token
+    # that must verify, and exactly one of token and account (a rule across fields).
+    ("POST", "/v1/rooms/{room}/revoke", "positive_data_acceptance", "sessions, signatures"),
 )
 
 
@@ -52,7 +58,7 @@ def config(account: str, admin: str) -> str:
         ' "431", "5xx"]',
     ]
     for method, path, check, _why in EXCLUDED:
-        who = "admin" if path.startswith("/v1/admin/") else "account"
+        who = "admin" if re.search(ADMIN_PATHS, path) else "account"
         out += [
             "[[operations]]",
             f"include-path = {toml_str(path)}",
@@ -62,7 +68,7 @@ def config(account: str, admin: str) -> str:
         ]
     out += [  # after the specific ones: the first matching entry applies
         "[[operations]]",
-        'include-path-regex = "^/v1/admin/"',
+        f"include-path-regex = {toml_str(ADMIN_PATHS)}",
         f"headers = {{ Authorization = {toml_str(bearer['admin'])} }}",
     ]
     return "\n".join(out) + "\n"

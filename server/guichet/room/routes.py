@@ -16,7 +16,7 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from guichet import auth, errors, metrics, openapi, refusals, streams, webio, wire
 from guichet.audit.web import request_act
 from guichet.config import RoomsConfig
-from guichet.room import model
+from guichet.room import model, revocation
 from guichet.room.guard import ADMISSION_COOKIE_PREFIX, Guard
 from guichet.room.outcomes import REFUSALS, Refused
 from guichet.room.pacer import Pacer
@@ -643,6 +643,7 @@ def setup(app: web.Application) -> None:
     r.add_post("/v1/rooms/{room}/admit", admit)
     r.add_post("/v1/rooms/{room}/leave", leave)
     r.add_post("/v1/rooms/{room}/heartbeat", heartbeat)
+    r.add_post("/v1/rooms/{room}/revoke", revocation.revoke)  # the protected site's
     r.add_get("/.well-known/jwks.json", jwks)
     r.add_get("/v1/admin/rooms", list_rooms)
     r.add_get("/v1/admin/rooms/{room}", show_room)

@@ -177,3 +177,21 @@ def verify_admission(keys: KeySource, token: str, *, audience: str, issuer: str)
     if not all(printable(claims[name], 256) for name in ("sub", "room", "sid")):
         raise Refused("malformed", "admission token claims are not as issued")
     return claims
+
+
+def verify_admission_late(
+    keys: KeySource, token: str, *, audience: str, issuer: str
+) -> dict[str, Any]:
+    """As :func:`verify_admission`, but an expired token is accepted (signing.verify_late):
+    the protected site may revoke a session after its token expired."""
+    claims = signing.verify_late(
+        keys,
+        token,
+        what="admission token",
+        audience=audience,
+        issuer=issuer,
+        require=_ADMISSION_CLAIMS,
+    )
+    if not all(printable(claims[name], 256) for name in ("sub", "room", "sid")):
+        raise Refused("malformed", "admission token claims are not as issued")
+    return claims
