@@ -34,6 +34,7 @@ from tests.e2e.room_helpers import (
 )
 from tests.e2e.test_draw_http import CONSENT
 from tests.e2e.test_draw_http import spec as draw_spec
+from tests.e2e.test_room_cli import run_cli, write_config
 from tests.e2e.test_room_guard import ROOM, admitted, hold, link, linked_sale, refused
 from tests.served import SERVE
 
@@ -321,3 +322,29 @@ async def test_any_body_gets_an_answer_never_a_5xx(
             assert content_type == "application/problem+json", (raw, status)
 
     await asyncio.to_thread(probe)
+
+
+async def test_the_cli_revokes_by_account_or_token_value(
+    client: Client,
+    tokens: Tokens,
+    api: Api,
+    settings: Settings,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await api.create(ROOM)
+    await admitted(api, "fan")
+    other, _ = await admitted(api, "other-fan")
+    config = str(await asyncio.to_thread(write_config, tmp_path, settings))
+    base = ("--config", config, "room", "revoke", ROOM, "--url", str(client.make_url("/")))
+    code, out, err = await run_cli(capsys, *base, "--account", "fan", "--reason", "finished")
+    assert code == 0, err
+    assert json.loads(out)["freed"] is True
+    code, out, err = await run_cli(
+        capsys, *base, "--token-value", other["token"], "--reason", "misbehaved"
+    )
+    assert code == 0, err
+    assert await active(api) == 0
+    code, _, err = await run_cli(capsys, *base, "--account", "nobody", "--reason", "finished")
+    assert code == 1
+    assert "not-found" in err

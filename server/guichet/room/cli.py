@@ -189,3 +189,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.set_defaults(func=cmd_set)
     q = inner.add_parser("rotate-key", help="add a new admission-token signing key")
     q.set_defaults(func=cmd_rotate_key)
+    from guichet.room import revoke_cli  # it imports this module
+
+    revoke_cli.register(inner)
