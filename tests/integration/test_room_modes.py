@@ -45,7 +45,8 @@ async def draw_truth(store: Store, rooms: Rooms, room: str) -> tuple[dict[int, i
     rt = rooms.get(room)
     assert rt is not None
     raw = await store.client.hgetall(rt.keys.draw_numbers)
-    log = [e.decode() for e in await store.client.lrange(rt.keys.draw_log, 0, -1)]
+    entries: list[bytes] = await store.client.lrange(rt.keys.draw_log, 0, -1)  # type: ignore[assignment]
+    log = [e.decode() for e in entries]
     return {int(k): int(v) for k, v in raw.items()}, log
 
 
