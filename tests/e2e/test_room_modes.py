@@ -171,7 +171,7 @@ async def test_prequeue_order_follows_the_mode_at_opening_and_survives_a_switch(
 
     async def numbered() -> dict[str, Json] | None:
         got = await room.statuses(joined)
-        return got if all(s["number"] is not None for s in got.values()) else None
+        return got if all(s.get("number") is not None for s in got.values()) else None
 
     statuses = await until(numbered, "every pre-queue number")
     seed = bytes.fromhex(stats["shuffle_seed"])
