@@ -21,6 +21,7 @@ from guichet.errors import PROBLEM_CONTENT_TYPE, TYPE_BASE
 from guichet.room.model import queue_order
 from tests.conftest import Backend, Client, Tokens, make_settings, metric_value
 from tests.e2e.room_helpers import eventually
+from tests.e2e.test_room_cli import run_cli, write_config
 
 ROOM = "modes"
 Json = dict[str, Any]
@@ -384,3 +385,21 @@ async def test_a_bad_mode_is_refused_naming_the_field(room: Room, value: object)
         body = json.loads(await resp.text())
     assert "mode" in json.dumps(body["errors"]), body
     assert (await room.stats())["spec"]["mode"] == "fifo"  # nothing changed
+
+
+async def test_the_cli_switches_the_mode_live(
+    room: Room, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await room.put(room_spec(mode="fifo"))
+    config = str(await asyncio.to_thread(write_config, tmp_path, settings))
+    url = room.url("/")
+    code, out, err = await run_cli(
+        capsys, "--config", config, "room", "set", ROOM, "--url", url, "--mode", "random"
+    )
+    assert code == 0, err
+    assert json.loads(out)["spec"]["mode"] == "random"
+    stats = await until(lambda: _seeded(room), "the draw's seed after the switch")
+    assert stats["spec"]["mode"] == "random"
+    with pytest.raises(SystemExit):  # argparse refuses a mode it does not know
+        await run_cli(capsys, "--config", config, "room", "set", ROOM, "--mode", "lottery")
+    assert "--mode" in capsys.readouterr().err

@@ -10,7 +10,7 @@
 -- ARGV[1] seed to use if this tick opens the room (hex)   ARGV[2] ready grace µs
 -- ARGV[3] rate window µs   ARGV[4] most sessions to reap in one tick
 -- ARGV[5] the caller's cursor in the ended stream (last id it read, '0-0' at first)
--- ARGV[6] most ended entries to return   ARGV[7] ended retention ms
+-- ARGV[6] most ended (and draw-log) entries to return   ARGV[7] ended retention ms
 -- KEYS[8] draw swaps position -> number   KEYS[9] draw swaps number -> position
 -- KEYS[10] draw log (list of batches "<serving before>:<count>:<issued>")
 -- ARGV[8] the caller's cursor in the draw log (entries it has replayed)
