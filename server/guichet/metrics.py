@@ -199,7 +199,7 @@ ROOM_EXPIRED = Counter(
 ROOM_REJECTIONS = Counter(
     "guichet_room_rejections_total",
     "Refused room requests, by reason (rate_limit_ip, rate_limit_account, forged, expired, "
-    "other_room, malformed, missing, not_ready, full, used, closed, mismatch).",
+    "other_room, malformed, missing, not_ready, full, used, closed, mismatch, rejecting).",
     ["reason"],
 )
 ROOM_GUARD_REFUSALS = Counter(
@@ -224,6 +224,18 @@ ROOM_SSE_CLIENTS = Gauge(
     "guichet_room_sse_clients",
     "Open Server-Sent Events streams (all workers).",
     multiprocess_mode="livesum",
+)
+ROOM_MODE = Gauge(
+    "guichet_room_mode",
+    "The room's queueing mode: 1 for the mode on, 0 for the others (fifo, shuffle-then-fifo, "
+    "random, passthrough, reject).",
+    ["room", "mode"],
+    multiprocess_mode="livemax",
+)
+ROOM_MODE_SWITCHES = Counter(
+    "guichet_room_mode_switches_total",
+    "Live switches of a room's queueing mode (admin PATCH / guichet room set), by new mode.",
+    ["room", "mode"],
 )
 ROOM_TICKS = Counter(
     "guichet_room_pacer_ticks_total",

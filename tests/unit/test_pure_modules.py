@@ -14,6 +14,7 @@ PURE = [
     "guichet.config",
     "guichet.refusals",
     "guichet.room.model",
+    "guichet.room.lottery",
     "guichet.draw.model",
     "guichet.shop.model",
     "guichet.eticket.model",

@@ -13,6 +13,7 @@ from guichet import clitime
 from guichet.clitime import rfc3339
 from guichet.config import ConfigError, Settings
 from guichet.room import keys_audit
+from guichet.room.model import MODES
 from guichet.signing import Keyring
 
 
@@ -102,10 +103,10 @@ def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_set(args: argparse.Namespace, settings: Settings) -> int:
     patch = {k: v for k, v in _spec(args).items() if k in (
-        "rate_per_s", "max_active", "idle_timeout_s", "closes_at", "paused")}  # fmt: skip
+        "rate_per_s", "max_active", "idle_timeout_s", "closes_at", "paused", "mode")}  # fmt: skip
     if not patch:
         raise ConfigError("guichet room set: give at least one of --rate, --max-active, "
-                          "--idle-timeout, --closes-at, --paused/--running")  # fmt: skip
+                          "--idle-timeout, --closes-at, --paused/--running, --mode")  # fmt: skip
     return _call(args, settings, "PATCH", f"/v1/admin/rooms/{args.room}", patch)
 
 
@@ -141,9 +142,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             q.add_argument("--opens-at", dest="opens_at", type=rfc3339, help=clitime.HELP)
             q.add_argument("--audience", help="audience of admission tokens")
             q.add_argument("--target-url", dest="target_url", help="where admitted people go")
-            q.add_argument("--mode", choices=("fifo", "shuffle-then-fifo"),
-                           help="queue order: arrival order, or those who came before the "
-                           "opening shuffled first (default)")  # fmt: skip
             q.add_argument(
                 "--sale", help="linked sale: its stock meters admission, its holds need admission"
             )
@@ -156,6 +154,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             listing.add_argument("--unlisted", dest="listed", action="store_false",
                                  help="kept off the landing page (a members' presale)")  # fmt: skip
         q.add_argument("--closes-at", dest="closes_at", type=rfc3339, help=clitime.HELP)
+        q.add_argument("--mode", choices=MODES,
+                       help="queueing mode: fifo, shuffle-then-fifo (default: those who came "
+                       "before the opening shuffled first), random (a draw among those "
+                       "waiting), passthrough (everyone straight in), reject (no one in); "
+                       "switched live by `set`")  # fmt: skip
         q.add_argument("--rate", type=float, help="people admitted per second")
         q.add_argument("--max-active", dest="max_active", type=int, help="most active shoppers")
         q.add_argument("--idle-timeout", dest="idle_timeout", type=int, help="seconds")

@@ -10,7 +10,7 @@
 -- and numbers continue at N (the pre-queue size) for later arrivals ("n:i").
 -- Returns {code, ticket, opened_now, retry_after_us}
 --   code: 'ok' (new ticket) | 'again' (same ticket as before) | 'unknown' | 'closed' |
---         'limited_ip' | 'limited_account'
+--         'limited_ip' | 'limited_account' | 'rejecting' (mode reject: no new ticket)
 --!include lua_include/open_room.lua
 --!include lua_include/gcra.lua
 local t = redis.call('TIME')
@@ -19,6 +19,12 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local cfg = redis.call('HMGET', KEYS[1], 'opens_us', 'closes_us')
 if not cfg[1] then return {'unknown', '', 0, 0} end
 local opens, closes = tonumber(cfg[1]), tonumber(cfg[2])
+
+-- Queueing modes (docs/architecture.md): 'reject' lets no one new in (held tickets stay).
+local mode = redis.call('HGET', KEYS[1], 'mode') or 'shuffle-then-fifo'
+if mode == 'reject' and redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then
+  return {'rejecting', '', 0, 0}
+end
 
 -- Rate limits (GCRA, lua_include/gcra.lua): both are checked before either is charged.
 local ip_tat, ip_wait = gcra_check(KEYS[4], now, tonumber(ARGV[3]), tonumber(ARGV[4]))
@@ -32,7 +38,7 @@ local existing = redis.call('HGET', KEYS[3], ARGV[1])
 if existing then return {'again', existing, 0, 0} end
 if now >= closes then return {'closed', '', 0, 0} end
 
-local opened_now = open_room(KEYS[2], now, opens, ARGV[2])
+local opened_now = open_room(KEYS[2], now, opens, ARGV[2], mode)
 
 local ticket
 if not redis.call('HGET', KEYS[2], 'opened_us') then

@@ -19,7 +19,8 @@ from msgspec import Meta
 from guichet import wire
 
 RoomId = wire.Slug
-Mode = Literal["fifo", "shuffle-then-fifo"]
+Mode = Literal["fifo", "shuffle-then-fifo", "random", "passthrough", "reject"]
+MODES: tuple[Mode, ...] = ("fifo", "shuffle-then-fifo", "random", "passthrough", "reject")
 State = Literal["prequeue", "waiting", "ready", "admitted", "expired", "closed", "sold_out"]
 STATES: tuple[State, ...] = (
     "prequeue", "waiting", "ready", "admitted", "expired", "closed", "sold_out",
@@ -91,6 +92,8 @@ class RoomPatch(wire.Base, kw_only=True):
     idle_timeout_s: IdleTimeout | None = None
     paused: bool | None = None
     closes_at: wire.Instant | None = None
+    #: Queueing mode, switched live (see docs/architecture.md, "Queueing modes").
+    mode: Mode | None = None
 
     def __post_init__(self) -> None:
         if self.closes_at is not None and self.closes_at.tzinfo is None:
@@ -125,6 +128,10 @@ class Status(wire.Reply, kw_only=True):
     opens_at: str
     closes_at: str
     seen: str | None = None  # signed furthest counters shown: send back as X-Queue-Seen
+    #: The queueing mode in force (fifo, shuffle-then-fifo, random, passthrough, reject).
+    mode: Mode = "shuffle-then-fifo"
+    #: random mode: how many people are in the draw now (else null).
+    in_draw: int | None = None
 
 
 class Joined(Status, kw_only=True):
@@ -182,6 +189,8 @@ class RoomStats(wire.Reply, kw_only=True):
     sold_out: bool
     shuffle_seed: str | None
     opened_at: str | None
+    #: The seed of the random-mode draw (set when the room first ticked in random mode).
+    random_seed: str | None = None
 
 
 class RoomList(wire.Reply, kw_only=True):
@@ -197,9 +206,10 @@ def queue_order(seed: bytes, count: int, mode: Mode) -> np.ndarray:
     ``shuffle-then-fifo``: a uniformly random permutation of ``0 … count-1`` (Fisher-Yates by
     NumPy's ``Generator.permutation`` over PCG64 seeded with the 256-bit integer of ``seed``,
     big-endian), so anyone holding the published seed can recompute every number.
-    ``fifo``: join order, ``order[p] = p``.
+    Any other mode (``fifo``, ``random``, ``passthrough``, ``reject``): join order,
+    ``order[p] = p`` (random mode draws among those waiting after opening, see lottery.py).
     """
-    if mode == "fifo":
+    if mode != "shuffle-then-fifo":  # random draws after opening; the others keep join order
         return np.arange(count, dtype=np.int64)
     generator = np.random.Generator(np.random.PCG64(int.from_bytes(seed, "big")))
     return generator.permutation(count).astype(np.int64)
@@ -257,6 +267,9 @@ class Counters(msgspec.Struct, frozen=True):
     paused: bool
     seed: str | None
     opened_at: float | None
+    mode: Mode = "shuffle-then-fifo"  # the mode in force (cfg), as of this snapshot
+    open_mode: Mode | None = None  # the mode in force when the room opened (pre-queue order)
+    random_seed: str | None = None  # the random-mode draw's seed, once it ticked in that mode
 
 
 def state_of(number: int | None, pre_index: int | None, c: Counters, now: float) -> State:

@@ -14,8 +14,12 @@ import msgspec
 
 from guichet.refusals import Refusal, code_of
 
-JoinCode = Literal["ok", "again", "unknown", "closed", "limited_ip", "limited_account"]
-AdmitCode = Literal["ok", "again", "unknown", "mismatch", "not_ready", "expired", "used", "full"]
+JoinCode = Literal[
+    "ok", "again", "unknown", "closed", "limited_ip", "limited_account", "rejecting"
+]  # fmt: skip
+AdmitCode = Literal[
+    "ok", "again", "unknown", "mismatch", "not_ready", "expired", "used", "full", "rejecting"
+]  # fmt: skip
 LeaveCode = Literal["ok", "again", "mismatch"]
 HeartbeatCode = Literal["ok", "gone", "unknown"]
 ConfigureCode = Literal["created", "updated", "exists", "unknown", "bad_window"]
@@ -24,7 +28,7 @@ TickCode = Literal["ok", "unknown"]
 #: The codes that refuse a request, whichever script said them.
 Refused = Literal[
     "unknown", "closed", "limited_ip", "limited_account", "mismatch", "not_ready", "expired",
-    "used", "full", "gone",
+    "used", "full", "gone", "rejecting",
 ]  # fmt: skip
 
 _TOO_MANY = Refusal(429, "rate-limited", "Too many requests")
@@ -41,7 +45,10 @@ REFUSALS: dict[Refused, Refusal] = {
     "used": _ENDED,
     "full": Refusal(409, "room-full", "Room full"),
     "gone": _ENDED,
+    "rejecting": Refusal(409, "room-rejecting", "Room not letting anyone in"),
 }
+#: The detail of every ``rejecting`` refusal (queueing mode ``reject``).
+REJECTING_DETAIL = "the room is not letting anyone in right now"
 
 
 class Joining(NamedTuple):
@@ -97,6 +104,12 @@ class Tick(msgspec.Struct, frozen=True):
     reaped: int
     version: str  # the cfg hash's version: the spec changed when it moves
     ended: list[str] = []  # stream id, account, ...: sessions ended after the caller's cursor
+    mode: str = "shuffle-then-fifo"  # the queueing mode in force (cfg)
+    open_mode: str = ""  # the mode in force at opening ('' before)
+    rseed: str = ""  # the random draw's seed ('' until the room ticked in random mode)
+    draw_from: int = 0  # the cursor the caller sent: index of draw[0] in the draw log
+    draw_len: int = 0  # entries in the draw log
+    draw: list[str] = []  # draw-log batches from draw_from on
 
 
 def tick_of(reply: list[Any]) -> Tick | None:

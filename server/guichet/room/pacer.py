@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from guichet import metrics
 from guichet.background import Periodic
-from guichet.room.model import Counters
+from guichet.room.model import MODES, Counters
 from guichet.room.service import Rooms
 
 log = logging.getLogger("guichet.room")
@@ -74,3 +74,5 @@ def export(room: str, c: Counters) -> None:
     metrics.ROOM_SERVING.labels(room).set(c.serving)
     metrics.ROOM_RATE.labels(room).set(c.rate)
     metrics.ROOM_EFFECTIVE_RATE.labels(room).set(c.effective_rate)
+    for mode in MODES:
+        metrics.ROOM_MODE.labels(room, mode).set(1 if mode == c.mode else 0)

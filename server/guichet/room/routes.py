@@ -18,7 +18,7 @@ from guichet.audit.web import request_act
 from guichet.config import RoomsConfig
 from guichet.room import model, revocation
 from guichet.room.guard import ADMISSION_COOKIE_PREFIX, Guard
-from guichet.room.outcomes import REFUSALS, Refused
+from guichet.room.outcomes import REFUSALS, REJECTING_DETAIL, Refused
 from guichet.room.pacer import Pacer
 from guichet.room.progress import BadMark, Mark, Marks
 from guichet.room.service import Rooms, Runtime, UnknownRoom, spec_fields
@@ -64,7 +64,7 @@ COOKIE_PREFIX = "guichet_ticket_"
 
 _REJECT = {reason: metrics.ROOM_REJECTIONS.labels(reason) for reason in (
     "rate_limit_ip", "rate_limit_account", "forged", "expired", "other_room", "malformed",
-    "missing", "not_ready", "full", "used", "closed", "mismatch", "wrong_account",
+    "missing", "not_ready", "full", "used", "closed", "mismatch", "wrong_account", "rejecting",
 )}  # fmt: skip
 
 
@@ -72,7 +72,7 @@ _REJECT = {reason: metrics.ROOM_REJECTIONS.labels(reason) for reason in (
 _REASON: dict[Refused, str] = {
     "limited_ip": "rate_limit_ip", "limited_account": "rate_limit_account", "closed": "closed",
     "mismatch": "mismatch", "not_ready": "not_ready", "expired": "expired", "used": "used",
-    "full": "full",
+    "full": "full", "rejecting": "rejecting",
 }  # fmt: skip
 _INSUFFICIENT_SCOPE = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
 
@@ -214,6 +214,8 @@ async def join(request: web.Request) -> web.Response:
         raise _refused(code, f"the room closed at {rt.window[1]}")
     if code == "unknown":
         raise _refused(code, f"no room {room!r}")
+    if code == "rejecting":
+        raise _refused(code, REJECTING_DETAIL)
     created = code == "ok"
     if created:
         metrics.ROOM_JOINS.labels(room, "prequeue" if tid.startswith("p:") else "open").inc()
@@ -339,6 +341,8 @@ async def admit(request: web.Request) -> web.Response:
         raise _refused(code, _NOT_ON_RECORD)
     if code == "unknown":
         raise _refused(code, f"no room {room!r}")
+    if code == "rejecting":
+        raise _refused(code, REJECTING_DETAIL)
     if code == "ok":
         metrics.ROOM_ADMITTED.labels(room).inc()
         metrics.ROOM_QUEUE_TIME.labels(room).observe(max(0.0, admitted_at - ticket.joined_at))
@@ -519,8 +523,8 @@ async def put_room(request: web.Request) -> web.Response:
 
 
 @openapi.endpoint(
-    "Change a live room: rate, max active, idle timeout, pause, closing time. The pacer "
-    "applies it within a second.",
+    "Change a live room: rate, max active, idle timeout, pause, closing time, queueing mode. "
+    "The pacer applies it within a second.",
     request=model.RoomPatch,
     response=model.RoomStats,
     auth="admin",
@@ -543,6 +547,7 @@ async def _patch(
     request: web.Request, room: str, patch: model.RoomPatch, actor: str, action: str
 ) -> web.Response:
     act = await request_act(request, actor, action, f"room:{room}")
+    before = rt.spec.mode if (rt := request.app[ROOMS].get(room)) is not None else None
     code = await request.app[ROOMS].configure(room, "patch", patch, act)
     if code == "unknown":
         raise _refused(code, f"no room {room!r}")
@@ -551,6 +556,9 @@ async def _patch(
             [errors.FieldError(field="closes_at", detail="must be after the room's opens_at")]
         )
     log.info("room changed", extra={"room": room, "change": wire.encode(patch).decode()})
+    if patch.mode is not None and patch.mode != before:
+        metrics.ROOM_MODE_SWITCHES.labels(room, patch.mode).inc()
+        log.info("room mode switched", extra={"room": room, "mode": patch.mode, "from": before})
     return webio.respond(request.app[ROOMS].stats(await _runtime(request, room)))
 
 

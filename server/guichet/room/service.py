@@ -25,9 +25,12 @@ from guichet.audit import acts
 from guichet.audit.act import Act
 from guichet.config import RoomsConfig
 from guichet.refusals import code_of
+from guichet.room import lottery
 from guichet.room.model import (
+    MODES,
     Counters,
     Joined,
+    Mode,
     RoomDefinition,
     RoomPatch,
     RoomSpec,
@@ -140,6 +143,10 @@ def spec_from_hash(raw: dict[bytes, bytes]) -> RoomSpec:
     return msgspec.convert(data, RoomSpec, strict=False)
 
 
+def _mode(raw: str) -> Mode:
+    return raw if raw in MODES else "shuffle-then-fifo"
+
+
 def _counters(t: Tick) -> Counters:
     return Counters(
         now=t.now / US_PER_S,
@@ -160,7 +167,23 @@ def _counters(t: Tick) -> Counters:
         paused=t.paused,
         seed=t.seed or None,
         opened_at=t.opened_us / US_PER_S if t.opened_us else None,
+        mode=_mode(t.mode),
+        open_mode=_mode(t.open_mode) if t.open_mode else None,
+        random_seed=t.rseed or None,
     )
+
+
+def _replay(rt: Runtime, t: Tick) -> None:
+    """Replay the random draw's batches this tick returned (lottery.py), in log order."""
+    if not t.rseed:
+        return
+    if rt.draw is None:
+        rt.draw = lottery.Draw(t.rseed)
+        log.info("random draw seed", extra={"room": rt.id, "seed": t.rseed})
+    for index, entry in enumerate(t.draw, start=t.draw_from):
+        if index == rt.draw.applied:  # concurrent ticks: each batch once, in order
+            rt.draw.apply(*lottery.parse_batch(entry))
+    rt.draw_len = max(rt.draw_len, t.draw_len)
 
 
 @dataclass
@@ -181,6 +204,9 @@ class Runtime:
     #: read from the room's ended stream at each tick; the guard refuses their tokens.
     ended: dict[str, float] = field(default_factory=dict)
     ended_cursor: str = "0-0"  # the last stream id read
+    #: random mode's draw replayed from the draw log (None until the room drew a seed)
+    draw: lottery.Draw | None = None
+    draw_len: int = 0  # entries in the draw log, as of the latest tick
     _window: tuple[RoomSpec | None, tuple[str, str]] = (None, ("", ""))
     _mark: tuple[Mark, str] | None = None  # the last one signed (the same for every poll)
 
@@ -236,14 +262,23 @@ class Runtime:
                 return Joined(
                     room=self.id, state="waiting", serving=0, admission_rate=0.0,
                     poll_after_ms=1000, opens_at=opens, closes_at=closes, ticket=joined[0],
-                    created=joined[1],
+                    created=joined[1], mode=self.spec.mode,
                 )  # fmt: skip
             return Status(
                 room=self.id, state="waiting", serving=0, admission_rate=0.0,
-                poll_after_ms=1000, opens_at=opens, closes_at=closes,
+                poll_after_ms=1000, opens_at=opens, closes_at=closes, mode=self.spec.mode,
             )  # fmt: skip
         now = self.now()
         number = self.number_of(ticket)
+        # Serving counts positions: the random draw swaps them (lottery.py). A worker whose
+        # replay of the draw log is behind only trusts positions it has replayed.
+        position, c_own = number, c
+        if (d := self.draw) is not None and number is not None:
+            position = d.position(number)
+            assert self.counters is not None
+            known = self.counters.serving if d.applied >= self.draw_len else d.serving
+            if known < c.serving:
+                c = msgspec.structs.replace(c, serving=known)
         state: State
         if ticket.admitted_until is not None:
             # Heartbeats may extend the session past the ticket's `adm`: the protected site
@@ -252,11 +287,15 @@ class Runtime:
         elif ticket.prequeue and c.opened and number is None:
             state = "waiting"  # shuffle result not computed here yet: a fraction of a second
         else:
-            state = state_of(number, ticket.index, c, now)
+            state = state_of(position, ticket.index, c, now)
+        c = c_own
+        if state == "waiting" and c.mode == "passthrough" and number is not None:
+            state = "ready"  # every issued number is called at once (admit.lua agrees)
+        in_draw = max(0, c.issued - c.serving) if c.mode == "random" and c.opened else None
         ahead: int | None = None
         eta: int | None = None
-        if state == "waiting" and number is not None:
-            ahead = number - c.serving
+        if state == "waiting" and position is not None and c.mode != "random":
+            ahead = max(0, position - c.serving)
             eta = eta_s(ahead + 1, c.rate)  # called once the ahead people and I are called
         elif state == "prequeue":
             eta = max(0, int(c.opens_at - now + 0.999))
@@ -267,20 +306,20 @@ class Runtime:
             if state == "waiting"
             else (min(30_000, max(1_000, (eta or 0) * 500)) if state == "prequeue" else 2_000)
         )
-        position = None if ahead is None else ahead + 1 if state == "waiting" else 0
+        place = None if ahead is None else ahead + 1 if state == "waiting" else 0
         rate = round(c.rate, 3)
         mark = self._signed(Mark(c.serving, c.floor))
         if joined is not None:
             return Joined(
-                room=self.id, state=state, number=number, position=position, ahead=ahead,
+                room=self.id, state=state, number=number, position=place, ahead=ahead,
                 eta_s=eta, serving=c.serving, admission_rate=rate, poll_after_ms=hint,
                 opens_at=opens, closes_at=closes, seen=mark, ticket=joined[0],
-                created=joined[1],
+                created=joined[1], mode=c.mode, in_draw=in_draw,
             )  # fmt: skip
         return Status(
-            room=self.id, state=state, number=number, position=position, ahead=ahead,
+            room=self.id, state=state, number=number, position=place, ahead=ahead,
             eta_s=eta, serving=c.serving, admission_rate=rate, poll_after_ms=hint,
-            opens_at=opens, closes_at=closes, seen=mark,
+            opens_at=opens, closes_at=closes, seen=mark, mode=c.mode, in_draw=in_draw,
         )  # fmt: skip
 
 
@@ -439,6 +478,7 @@ class Rooms:
             sold_out=c.sold_out,
             shuffle_seed=c.seed if c.opened else None,
             opened_at=rfc3339(c.opened_at) if c.opened_at else None,
+            random_seed=c.random_seed,
         )
 
     # --- pacer ---------------------------------------------------------------------------
@@ -448,10 +488,12 @@ class Rooms:
         k = rt.keys
         reply = await self.store.scripts(
             TICK,
-            [k.cfg, k.state, k.active, k.sessions, k.calls, k.admitted_numbers, k.ended],
+            [k.cfg, k.state, k.active, k.sessions, k.calls, k.admitted_numbers, k.ended,
+             k.draw_numbers, k.draw_positions, k.draw_log],
             [
                 secrets.token_hex(32), self._grace_us, self._window_us, self.cfg.reap_batch,
                 rt.ended_cursor, ENDED_BATCH, ENDED_RETENTION_S * 1000,
+                rt.draw.applied if rt.draw is not None else 0,
             ],
         )  # fmt: skip
         tick = tick_of(reply)
@@ -462,6 +504,7 @@ class Rooms:
             return
         if tick.ended:
             _take_ended(rt, tick.ended, tick.now / US_PER_S)
+        _replay(rt, tick)
         counters = _counters(tick)
         if tick.version.encode() != rt.version:
             await self._load(rt.id)
@@ -472,8 +515,13 @@ class Rooms:
                     "room": rt.id,
                     "prequeue": counters.prequeue,
                     "seed": counters.seed,
-                    "mode": rt.spec.mode,
+                    "mode": counters.open_mode,
                 },
+            )
+        if rt.counters is not None and counters.mode != rt.counters.mode:
+            log.info(
+                "room mode switched",
+                extra={"room": rt.id, "mode": counters.mode, "previous": rt.counters.mode},
             )
         if tick.reaped:
             metrics.ROOM_EXPIRED.labels(rt.id).inc(tick.reaped)
@@ -487,8 +535,10 @@ class Rooms:
 
     async def _compute_order(self, rt: Runtime, c: Counters) -> None:
         assert c.seed is not None
+        # The mode in force at opening (state 'open_mode'), never the live one: a switch
+        # after opening must not change an order any worker already computed.
         rt.order = await asyncio.to_thread(
-            queue_order, bytes.fromhex(c.seed), c.prequeue, rt.spec.mode
+            queue_order, bytes.fromhex(c.seed), c.prequeue, c.open_mode or rt.spec.mode
         )
 
     async def refresh_index(self) -> None:
@@ -537,9 +587,10 @@ class Rooms:
         k = rt.keys
         code, admitted_us, expires_us, _ = await self.store.scripts(
             ADMIT,
-            [k.cfg, k.state, k.tickets, k.active, k.sessions, k.admitted_numbers, k.calls],
+            [k.cfg, k.state, k.tickets, k.active, k.sessions, k.admitted_numbers, k.calls,
+             k.draw_positions],
             [ticket.account, ticket.tid, number, self._grace_us],
-        )
+        )  # fmt: skip
         code = code_of(code, AdmitCode, "admit")
         return Admitting(code, int(admitted_us) / US_PER_S, int(expires_us) / US_PER_S)
 

@@ -10,7 +10,14 @@
 -- ARGV[1] seed to use if this tick opens the room (hex)   ARGV[2] ready grace µs
 -- ARGV[3] rate window µs   ARGV[4] most sessions to reap in one tick
 -- ARGV[5] the caller's cursor in the ended stream (last id it read, '0-0' at first)
--- ARGV[6] most ended entries to return   ARGV[7] ended retention ms
+-- ARGV[6] most ended (and draw-log) entries to return   ARGV[7] ended retention ms
+-- KEYS[8] draw swaps position -> number   KEYS[9] draw swaps number -> position
+-- KEYS[10] draw log (list of batches "<serving before>:<count>:<issued>")
+-- ARGV[8] the caller's cursor in the draw log (entries it has replayed)
+-- Queueing modes (cfg 'mode'; docs/architecture.md): fifo / shuffle-then-fifo call positions
+-- in order at the rate; random draws each called position uniformly among those waiting from
+-- the seed 'rseed' (lottery.py replays it); passthrough calls every issued number at once
+-- (rate and max_active ignored); reject calls no one.
 -- Capacity rule: advance by at most max_active - active - pending, where pending counts
 -- numbers called within the grace period and not yet admitted; admitting them all would
 -- fill the room exactly, never beyond.
@@ -19,7 +26,9 @@
 --    'issued', n, 'serving', n, 'floor', n, 'active', n, 'admitted', n, 'expired', n,
 --    'measured_rate', "%.6f", 'effective_rate', "%.6f", 'stock', share | '', 'paused', 1 | 0,
 --    'seed', hex | '', 'opened_now', 1 | 0, 'reaped', n, 'version', cfg version,
---    'ended', {id, account, id, account, ...} after the cursor, oldest first}
+--    'ended', {id, account, id, account, ...} after the cursor, oldest first,
+--    'mode', m, 'open_mode', m | '', 'rseed', hex | '', 'draw_from', cursor,
+--    'draw_len', entries in the draw log, 'draw', {batch, ...} from the cursor}
 --!include lua_include/open_room.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -30,7 +39,10 @@ local opens, closes = tonumber(c[1]), tonumber(c[2])
 local rate, max_active, paused = tonumber(c[3]), tonumber(c[4]), c[5] == '1'
 local grace, window = tonumber(ARGV[2]), tonumber(ARGV[3])
 
-local opened_now = open_room(KEYS[2], now, opens, ARGV[1])
+local mode = redis.call('HGET', KEYS[1], 'mode') or 'shuffle-then-fifo'
+local opened_now = open_room(KEYS[2], now, opens, ARGV[1], mode)
+-- The random draw's seed: made the first time the room ticks in random mode, then kept.
+if mode == 'random' then redis.call('HSETNX', KEYS[2], 'rseed', redis.sha1hex('r' .. ARGV[1])) end
 
 -- Reap sessions idle past their expiry: only the expired head of the zset is read.
 local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
@@ -68,6 +80,35 @@ elseif stock then
   else effective = rate * math.max(0.05, math.min(1, stock / 0.2)) end
 end
 
+-- The random draw (lottery.py does the same in Python): call position s after swapping it
+-- with position s + H(seed, s) mod (issued - s), H = 52 bits of SHA-1("<seed>:<s>").
+local function draw(from, count, out)
+  local seed = redis.call('HGET', KEYS[2], 'rseed')
+  local function at(pos)
+    return tonumber(redis.call('HGET', KEYS[8], string.format('%d', pos)) or pos)
+  end
+  local function put(pos, number)
+    local p, n = string.format('%d', pos), string.format('%d', number)
+    if pos == number then
+      redis.call('HDEL', KEYS[8], p)
+      redis.call('HDEL', KEYS[9], n)
+    else
+      redis.call('HSET', KEYS[8], p, n)
+      redis.call('HSET', KEYS[9], n, p)
+    end
+  end
+  for s = from, from + count - 1 do
+    local h = tonumber(string.sub(redis.sha1hex(seed .. ':' .. string.format('%d', s)), 1, 13), 16)
+    local j = s + math.fmod(h, out - s)
+    if j ~= s then
+      local a, b = at(s), at(j)
+      put(s, b)
+      put(j, a)
+    end
+  end
+  redis.call('RPUSH', KEYS[10], string.format('%d:%d:%d', from, count, out))
+end
+
 if opened_us then
   local last = tonumber(s[6] or opened_us)
   local credit = tonumber(s[5] or '0') + effective * math.max(0, now - last) / 1000000
@@ -75,9 +116,11 @@ if opened_us then
   local pending = (serving - floor) - redis.call('ZCOUNT', KEYS[6], floor, '+inf')
   local room = max_active - active - pending
   local step = math.min(math.floor(credit), issued - serving, room)
+  if mode == 'passthrough' then step = issued - serving elseif mode == 'reject' then step = 0 end
   if step > 0 then
+    if mode == 'random' then draw(serving, step, issued) end
     serving = serving + step
-    credit = credit - step
+    if mode ~= 'passthrough' then credit = credit - step end
   end
   -- A checkpoint on every advance and at least once a second: the series stays dense, so
   -- trimming by age never loses the value at a moment still inside the horizon.
@@ -109,10 +152,17 @@ for _, entry in ipairs(redis.call('XRANGE', KEYS[7], '(' .. ARGV[5], '+', 'COUNT
   ended[#ended + 1] = entry[2][2]
 end
 
+-- The draw log after the caller's cursor: its worker replays it to know who was drawn.
+local draw_from = tonumber(ARGV[8])
+local draw_log = redis.call('LRANGE', KEYS[10], draw_from, draw_from + tonumber(ARGV[6]) - 1)
+local s2 = redis.call('HMGET', KEYS[2], 'open_mode', 'rseed')
+
 return {'code', 'ok', 'now', now, 'opens', opens, 'closes', closes, 'opened_us', opened_us or 0,
   'pre', pre, 'issued', issued, 'serving', serving, 'floor', floor, 'active', active,
   'admitted', tonumber(s[7] or '0'), 'expired', tonumber(s[8] or '0'),
   'measured_rate', string.format('%.6f', measured),
   'effective_rate', string.format('%.6f', effective), 'stock', s[9] or '',
   'paused', paused and 1 or 0, 'seed', s[10] or '', 'opened_now', opened_now,
-  'reaped', #gone, 'version', c[6] or '0', 'ended', ended}
+  'reaped', #gone, 'version', c[6] or '0', 'ended', ended,
+  'mode', mode, 'open_mode', s2[1] or '', 'rseed', s2[2] or '', 'draw_from', draw_from,
+  'draw_len', redis.call('LLEN', KEYS[10]), 'draw', draw_log}

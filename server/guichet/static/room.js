@@ -70,6 +70,11 @@
       error_problem: 'Erreur : {detail}',
       error_leave: 'Impossible de quitter la file pour l’instant : {detail}',
       error_redirect: 'Adresse de redirection invalide. Contactez l’organisateur.',
+      state_rejecting: 'La salle ne laisse entrer personne pour le moment. Nouvel essai dans un instant…',
+      mode_random:
+        'Vous participez à un tirage au sort : {n} personnes, {rate} admises par minute. Pas de rang : chacun a la même chance à chaque tirage.',
+      mode_passthrough: 'Pas d’attente en ce moment : accès direct au site.',
+      mode_reject: 'La salle ne laisse entrer personne pour le moment. Votre place est conservée.',
     },
     en: {
       doc_title: 'Waiting room',
@@ -132,6 +137,11 @@
       error_problem: 'Error: {detail}',
       error_leave: 'Could not leave the queue right now: {detail}',
       error_redirect: 'Invalid redirect address. Please contact the organiser.',
+      state_rejecting: 'The room is not letting anyone in right now. Trying again shortly…',
+      mode_random:
+        'You are in a random draw: {n} people, {rate} admitted per minute. There is no place in line: everyone has the same chance at each draw.',
+      mode_passthrough: 'No wait right now: straight in to the site.',
+      mode_reject: 'The room is not letting anyone in right now. Your place is kept.',
     },
   };
 
@@ -160,6 +170,7 @@
     progress: $('progress'),
     progressText: $('progress-text'),
     opens: $('opens'),
+    mode: $('mode'),
     cont: $('continue'),
     contLink: $('continue-link'),
     error: $('error'),
@@ -402,6 +413,17 @@
       ? `(${num(s.position)}) ${t('doc_title')}`
       : t('doc_title');
 
+    // The queueing mode, when it changes what waiting means (docs: "Queueing modes").
+    const modeKey = s && ['prequeue', 'waiting', 'ready'].includes(p)
+      && { random: 'mode_random', passthrough: 'mode_passthrough', reject: 'mode_reject' }[s.mode];
+    const modeShown = Boolean(modeKey) && !(s.mode === 'random' && p !== 'waiting');
+    el.mode.hidden = !modeShown;
+    el.mode.dataset.mode = s && s.mode ? s.mode : '';
+    el.mode.textContent = modeShown ? t(modeKey, {
+      n: num(s.in_draw ?? 0),
+      rate: num(Math.round((s.admission_rate || 0) * 60)),
+    }) : '';
+
     el.opens.hidden = !(p === 'prequeue' && s && s.opens_at);
     if (!el.opens.hidden) el.opens.textContent = t('opens_at', { time: whenWords(s.opens_at) });
 
@@ -525,6 +547,15 @@
     }
     if (problem.slug === 'session-ended') {
       finish('session_ended');
+      return;
+    }
+    if (problem.slug === 'room-rejecting') {  // mode reject: say so, ask again later
+      clientState = 'rejecting';
+      update();
+      later(() => {
+        clientState = null;
+        retry();
+      }, 30_000, slot);
       return;
     }
     errorMsg = {

@@ -70,6 +70,9 @@ class RoomKeys:
         "admitted_numbers",
         "calls",
         "cfg",
+        "draw_log",
+        "draw_numbers",
+        "draw_positions",
         "ended",
         "room",
         "sessions",
@@ -88,6 +91,10 @@ class RoomKeys:
         self.calls = self._prefix + "calls"
         self.admitted_numbers = self._prefix + "admitted"
         self.ended = self._prefix + "ended"  # stream: sessions ended (left, reaped)
+        # random mode's draw (tick.lua, lottery.py): swapped positions both ways, batch log
+        self.draw_numbers = self._prefix + "draw:num"  # position -> number
+        self.draw_positions = self._prefix + "draw:pos"  # number -> position
+        self.draw_log = self._prefix + "draw:log"
 
     def join_limit(self, kind: str, subject: str) -> str:
         return f"{self._prefix}rl:{_checked(kind)}:{subject_digest(subject)}"
@@ -95,7 +102,8 @@ class RoomKeys:
     def all(self) -> list[str]:
         """Every fixed key of the room (rate-limit buckets expire on their own)."""
         return [self.cfg, self.state, self.tickets, self.active, self.sessions, self.calls,
-                self.admitted_numbers, self.ended]  # fmt: skip
+                self.admitted_numbers, self.ended, self.draw_numbers, self.draw_positions,
+                self.draw_log]  # fmt: skip
 
 
 DRAWS_INDEX = f"{PREFIX}draws"  # set of draw ids (own slot; written after the draw's cfg)

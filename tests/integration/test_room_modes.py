@@ -1,0 +1,106 @@
+"""Queueing modes against a real Valkey with simulated workers: the pre-queue order is the
+one of the mode at opening, tick.lua's random draw is the one lottery.py replays, and a worker
+whose replay is behind never says a number was called."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from guichet.room import lottery, service
+from guichet.room.model import RoomPatch, queue_order
+from guichet.room.service import Rooms
+from guichet.room.tickets import Ticket
+from guichet.store.client import Store
+from tests.integration.test_room_pacer import ROOMS_CFG, join_many, spec, until_serving
+
+
+async def test_a_switch_after_opening_never_changes_the_prequeue_order(store: Store) -> None:
+    first = Rooms(store, ROOMS_CFG)
+    await first.configure("r", "put", spec(opens_in_s=3600, mode="shuffle-then-fifo"))
+    rt = await first.runtime("r")
+    pre = await join_many(first, rt, 40, prefix="early")
+    await first.configure("r", "put", spec(opens_in_s=-1, mode="shuffle-then-fifo"))
+    await first.tick(rt)  # opens it
+    assert await store.client.hget(rt.keys.state, "open_mode") == b"shuffle-then-fifo"
+    await first.configure("r", "patch", RoomPatch(mode="fifo"))
+    # A worker meeting the room only now computes the order of the mode at opening.
+    late = Rooms(store, ROOMS_CFG)
+    rt2 = await late.runtime("r")
+    assert rt2.spec.mode == "fifo"
+    assert rt2.counters is not None
+    assert rt2.counters.seed is not None
+    seed = bytes.fromhex(rt2.counters.seed)
+    order = await asyncio.to_thread(queue_order, seed, 40, "shuffle-then-fifo")
+    expected = order.tolist()
+    assert rt2.order_task is not None  # started at its first tick, off the loop
+    await asyncio.wait_for(rt2.order_task, 5)
+    numbers = [rt2.number_of(Ticket("r", f"early-{i}", t, 1e12)) for i, t in enumerate(pre)]
+    assert numbers == expected
+    assert numbers != list(range(40))
+
+
+async def draw_truth(store: Store, rooms: Rooms, room: str) -> tuple[dict[int, int], list[str]]:
+    rt = rooms.get(room)
+    assert rt is not None
+    raw = await store.client.hgetall(rt.keys.draw_numbers)
+    entries: list[bytes] = await store.client.lrange(rt.keys.draw_log, 0, -1)  # type: ignore[assignment]
+    log = [e.decode() for e in entries]
+    return {int(k): int(v) for k, v in raw.items()}, log
+
+
+async def test_the_scripts_draw_is_the_one_python_replays(store: Store) -> None:
+    rooms = Rooms(store, ROOMS_CFG)
+    await rooms.configure("r", "put", spec(mode="random", rate_per_s=50, paused=False))
+    rt = await rooms.runtime("r")
+    await join_many(rooms, rt, 200)
+    await until_serving(rooms, rt, 120)
+    await join_many(rooms, rt, 100, prefix="more")  # arrivals mid-draw
+    await until_serving(rooms, rt, 300)
+    swaps, log = await draw_truth(store, rooms, "r")
+    assert len(log) >= 5  # drawn over several ticks
+    assert rt.counters is not None
+    assert rt.counters.random_seed is not None
+    replay = lottery.Draw(rt.counters.random_seed)
+    for entry in log:
+        replay.apply(*lottery.parse_batch(entry))
+    assert {p: replay.number_at(p) for p in range(300) if replay.number_at(p) != p} == swaps
+    assert rt.draw is not None
+    assert [rt.draw.number_at(p) for p in range(300)] == [replay.number_at(p) for p in range(300)]
+    by_number = await store.client.hgetall(rt.keys.draw_positions)
+    assert {int(v): int(k) for k, v in by_number.items()} == swaps
+
+
+async def test_a_worker_behind_in_the_replay_never_says_called_too_early(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rooms = Rooms(store, ROOMS_CFG)
+    await rooms.configure("r", "put", spec(mode="random", rate_per_s=40, paused=False))
+    rt = await rooms.runtime("r")
+    tids = await join_many(rooms, rt, 200)
+    await until_serving(rooms, rt, 150)
+    await rooms.configure("r", "patch", RoomPatch(paused=True))
+    await rooms.tick(rt)
+    assert rt.counters is not None
+    serving = rt.counters.serving
+    assert rt.draw is not None
+    truth = rt.draw
+    monkeypatch.setattr(service, "ENDED_BATCH", 1)  # one batch of the log per tick
+    behind = Rooms(store, ROOMS_CFG)
+    rt2 = await behind.runtime("r")
+    assert rt2.draw is not None
+    assert rt2.draw.applied == 1 < rt2.draw_len
+    premature = 0
+    while rt2.draw.applied < rt2.draw_len:
+        for i, tid in enumerate(tids):
+            status = rt2.status(Ticket("r", f"acc-{i}", tid, 1e12))
+            called = truth.position(i) < serving
+            if status.state == "ready":
+                assert called, (i, status)
+            premature += called and status.state != "ready"
+        await behind.tick(rt2)
+    assert premature > 0  # it did hold back while behind
+    for i, tid in enumerate(tids):  # caught up: the same answers as the worker that drew
+        ticket = Ticket("r", f"acc-{i}", tid, 1e12)
+        assert rt2.status(ticket).state == rt.status(ticket).state
