@@ -14,7 +14,10 @@ import msgspec
 
 from guichet.refusals import Refusal, code_of
 
-JoinCode = Literal["ok", "again", "unknown", "closed", "limited_ip", "limited_account"]
+JoinCode = Literal[
+    "ok", "again", "unknown", "closed", "limited_ip", "limited_account",
+    "replayed",  # the proof-of-work door (challenge.py)
+]  # fmt: skip
 AdmitCode = Literal["ok", "again", "unknown", "mismatch", "not_ready", "expired", "used", "full"]
 LeaveCode = Literal["ok", "again", "mismatch"]
 HeartbeatCode = Literal["ok", "gone", "unknown"]
