@@ -93,8 +93,9 @@ class RoomKeys:
         return f"{self._prefix}rl:{_checked(kind)}:{subject_digest(subject)}"
 
     def challenge_used(self, nonce: str) -> str:
-        """A spent proof-of-work challenge (its nonce; expires with the challenge)."""
-        return f"{self._prefix}pow:{subject_digest(nonce)}"
+        """A spent proof-of-work challenge, by its nonce (base64url: room/challenge.py checks
+        its shape; '' when the join carries none), expiring with the challenge."""
+        return f"{self._prefix}pow:{nonce}"
 
     def all(self) -> list[str]:
         """Every fixed key of the room (rate-limit buckets expire on their own)."""
