@@ -251,6 +251,8 @@ class RoomsConfig(_Section, frozen=True):
     #: Peers (CIDRs) whose ``client_ip_header`` is believed; others are known by their address.
     trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     define: tuple[RoomDefinition, ...] = ()
+    #: How long a proof-of-work challenge (rooms with ``challenge_bits`` > 0) may be solved, s.
+    challenge_ttl_s: Annotated[int, Meta(ge=10, le=3600)] = 120
 
     def __post_init__(self) -> None:
         if self.ticket_secret is not None and len(self.ticket_secret) < 32:

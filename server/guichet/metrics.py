@@ -248,6 +248,23 @@ ROOM_REVOCATIONS = Counter(
     "(finished, misbehaved); replays are not counted.",
     ["room", "reason"],
 )
+ROOM_CHALLENGES = Counter(
+    "guichet_room_challenges_total",
+    "Proof-of-work challenges at join, by outcome (issued, solved, failed).",
+    ["room", "outcome"],
+)
+ROOM_CHALLENGE_FAILURES = Counter(
+    "guichet_room_challenge_failures_total",
+    "Joins refused at the proof-of-work door, by reason (missing, wrong, expired, forged, "
+    "foreign, replayed).",
+    ["room", "reason"],
+)
+ROOM_CHALLENGE_SOLVE = Histogram(
+    "guichet_room_challenge_solve_seconds",
+    "Time the client reported solving an accepted challenge (clamped to 0..600 s).",
+    ["room"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60),
+)
 
 # --- draws ----------------------------------------------------------------------------------
 DRAW_ENTRIES = Counter(

@@ -76,6 +76,10 @@ class Endpoint:
     required_query: tuple[str, ...] = ()
     #: Other success statuses with the same body (200 when a PUT replaces, a join repeats).
     also_status: tuple[int, ...] = ()
+    #: The request body may be left out (e.g. a join's proof of work, needed by some rooms).
+    request_optional: bool = False
+    #: Error statuses whose problem has extension members: (status, ProblemBody subclass).
+    problems: tuple[tuple[int, Any], ...] = ()
 
 
 def endpoint(summary: str, **options: Any) -> Callable[[H], H]:
@@ -136,6 +140,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
         if spec is None:
             continue
         types.extend(t for t in (spec.request, spec.response) if t is not None)
+        types.extend(t for _, t in spec.problems)
     unique = list(dict.fromkeys(types))
     schemas, components = msgspec.json.schema_components(unique, ref_template=REF)
     schema_of = dict(zip(unique, schemas, strict=True))
@@ -172,7 +177,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
             op["parameters"] = params
         if spec.request is not None:
             op["requestBody"] = {
-                "required": True,
+                "required": not spec.request_optional,
                 "content": {"application/json": {"schema": schema_of[spec.request]}},
             }
         body: dict[str, Any] = {"description": spec.summary}
@@ -199,6 +204,11 @@ def build_document(app: web.Application) -> dict[str, Any]:
             codes.add(403)
         for code in sorted(codes):
             op["responses"][str(code)] = {"description": _STATUS_TEXT[code], "content": problem}
+        for code, typ in spec.problems:
+            op["responses"][str(code)] = {
+                "description": typ.__doc__.splitlines()[0] if typ.__doc__ else _STATUS_TEXT[code],
+                "content": {PROBLEM_CONTENT_TYPE: {"schema": schema_of[typ]}},
+            }
         paths.setdefault(path, {})[method] = op
 
     return {

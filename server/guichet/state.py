@@ -8,6 +8,7 @@ from guichet.auth import Account, Admin, Verifier, authenticate_account, authent
 from guichet.config import Settings
 from guichet.draw.service import Draws
 from guichet.eticket.service import Etickets
+from guichet.room.challenge import Challenger
 from guichet.room.guard import Guard
 from guichet.room.progress import Marks
 from guichet.room.service import Rooms
@@ -34,6 +35,7 @@ ROOMS = web.AppKey("rooms", Rooms)  # every room's snapshot; its pacer runs on t
 SIGNER = web.AppKey("ticket_signer", TicketSigner)  # queue tickets (HS256)
 KEYRING = web.AppKey("keyring", Keyring)  # admission tokens (EdDSA) and their JWKS
 MARKS = web.AppKey("seen_marks", Marks)  # the signed `seen` of each status
+CHALLENGER = web.AppKey("room_challenger", Challenger)  # proof-of-work challenges at join
 GUARD = web.AppKey("room_guard", Guard)  # admission tokens at holds and entries (verified once)
 
 # The draw and the shop (their routes.py set them up)

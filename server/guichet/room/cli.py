@@ -75,7 +75,7 @@ def _spec(args: argparse.Namespace) -> dict[str, Any]:
         ("opens_at", "opens_at"), ("closes_at", "closes_at"), ("rate", "rate_per_s"),
         ("max_active", "max_active"), ("audience", "audience"), ("target_url", "target_url"),
         ("idle_timeout", "idle_timeout_s"), ("mode", "mode"), ("sale", "sale"),
-        ("draw", "draw"), ("token_ttl", "token_ttl_s"),
+        ("draw", "draw"), ("token_ttl", "token_ttl_s"), ("challenge_bits", "challenge_bits"),
     ):  # fmt: skip
         value = getattr(args, flag, None)
         if value is not None:
@@ -103,10 +103,12 @@ def cmd_put(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_set(args: argparse.Namespace, settings: Settings) -> int:
     patch = {k: v for k, v in _spec(args).items() if k in (
-        "rate_per_s", "max_active", "idle_timeout_s", "closes_at", "paused", "mode")}  # fmt: skip
+        "rate_per_s", "max_active", "idle_timeout_s", "closes_at", "paused", "mode",
+        "challenge_bits")}  # fmt: skip
     if not patch:
         raise ConfigError("guichet room set: give at least one of --rate, --max-active, "
-                          "--idle-timeout, --closes-at, --paused/--running, --mode")  # fmt: skip
+                          "--idle-timeout, --closes-at, --paused/--running, --mode, "
+                          "--challenge-bits")  # fmt: skip
     return _call(args, settings, "PATCH", f"/v1/admin/rooms/{args.room}", patch)
 
 
@@ -162,6 +164,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         q.add_argument("--rate", type=float, help="people admitted per second")
         q.add_argument("--max-active", dest="max_active", type=int, help="most active shoppers")
         q.add_argument("--idle-timeout", dest="idle_timeout", type=int, help="seconds")
+        q.add_argument("--challenge-bits", dest="challenge_bits", type=int, metavar="N",
+                       help="proof-of-work difficulty at join, 0..30 (0 = off)")  # fmt: skip
         group = q.add_mutually_exclusive_group()
         group.add_argument("--paused", dest="paused", action="store_true", default=None,
                            help="admissions paused")  # fmt: skip

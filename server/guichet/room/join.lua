@@ -4,13 +4,17 @@
 -- ARGV[1] account   ARGV[2] seed to use if this call opens the room (hex)
 -- ARGV[3] per-IP interval µs   ARGV[4] per-IP burst
 -- ARGV[5] per-account interval µs   ARGV[6] per-account burst
+-- KEYS[6] the proof-of-work challenge's spent-nonce key   ARGV[7] the challenge's expiry, ms
+--   ('' when the room needs no proof). The door's lines are one block below (challenge.py):
+--   a challenge is spent once (SET NX PXAT), after the rate limits, before the 'again' check.
 -- Ticket ids are "p:<i>:<joined s>" or "n:<i>:<joined s>".
 -- Until the room has opened a joiner gets pre-queue index i ("p:i"); the first call at or after
 -- opens_at (this script or tick.lua) opens the room: the pre-queue is frozen, the seed kept,
 -- and numbers continue at N (the pre-queue size) for later arrivals ("n:i").
 -- Returns {code, ticket, opened_now, retry_after_us}
 --   code: 'ok' (new ticket) | 'again' (same ticket as before) | 'unknown' | 'closed' |
---         'limited_ip' | 'limited_account' | 'rejecting' (mode reject: no new ticket)
+--         'limited_ip' | 'limited_account' | 'rejecting' (mode reject: no new ticket) |
+--         'replayed' (the challenge was already spent)
 --!include lua_include/open_room.lua
 --!include lua_include/gcra.lua
 local t = redis.call('TIME')
@@ -33,6 +37,13 @@ local acct_tat, acct_wait = gcra_check(KEYS[5], now, tonumber(ARGV[5]), tonumber
 if not acct_tat then return {'limited_account', '', 0, acct_wait} end
 gcra_charge(KEYS[4], ip_tat, now)
 gcra_charge(KEYS[5], acct_tat, now)
+
+-- The proof-of-work door (challenge.py): each challenge is spent once.
+if ARGV[7] ~= '' then
+  if not redis.call('SET', KEYS[6], '1', 'NX', 'PXAT', ARGV[7]) then
+    return {'replayed', '', 0, 0}
+  end
+end
 
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 if existing then return {'again', existing, 0, 0} end

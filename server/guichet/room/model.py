@@ -43,6 +43,8 @@ RoomName = Annotated[
          description="display name on the landing page"),
 ]  # fmt: skip
 
+#: Proof-of-work difficulty at join: leading zero bits of SHA-256 (challenge.py), 0 = off.
+ChallengeBits = Annotated[int, Meta(ge=0, le=30, description="proof-of-work bits, 0 = off")]
 
 valid_room_id = wire.valid_slug
 
@@ -69,6 +71,8 @@ class RoomSpec(wire.Base, kw_only=True):
     #: Whether the landing page lists the room while it is not closed (false: reached only
     #: through the ticketing site's links).
     listed: bool = True
+    #: Proof-of-work difficulty at join (leading zero bits of SHA-256, 0 = off; challenge.py).
+    challenge_bits: ChallengeBits = 0
 
     def __post_init__(self) -> None:
         for name in ("opens_at", "closes_at"):
@@ -94,6 +98,7 @@ class RoomPatch(wire.Base, kw_only=True):
     closes_at: wire.Instant | None = None
     #: Queueing mode, switched live (see docs/architecture.md, "Queueing modes").
     mode: Mode | None = None
+    challenge_bits: ChallengeBits | None = None
 
     def __post_init__(self) -> None:
         if self.closes_at is not None and self.closes_at.tzinfo is None:

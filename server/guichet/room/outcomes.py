@@ -15,7 +15,8 @@ import msgspec
 from guichet.refusals import Refusal, code_of
 
 JoinCode = Literal[
-    "ok", "again", "unknown", "closed", "limited_ip", "limited_account", "rejecting"
+    "ok", "again", "unknown", "closed", "limited_ip", "limited_account", "rejecting",
+    "replayed",  # the proof-of-work door (challenge.py)
 ]  # fmt: skip
 AdmitCode = Literal[
     "ok", "again", "unknown", "mismatch", "not_ready", "expired", "used", "full", "rejecting"

@@ -16,7 +16,8 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from guichet import auth, errors, metrics, openapi, refusals, streams, webio, wire
 from guichet.audit.web import request_act
 from guichet.config import RoomsConfig
-from guichet.room import model, revocation
+from guichet.room import door, model, revocation
+from guichet.room.challenge import ChallengeProblemBody, Challenger, JoinProof
 from guichet.room.guard import ADMISSION_COOKIE_PREFIX, Guard
 from guichet.room.outcomes import REFUSALS, REJECTING_DETAIL, Refused
 from guichet.room.pacer import Pacer
@@ -25,6 +26,7 @@ from guichet.room.service import Rooms, Runtime, UnknownRoom, spec_fields
 from guichet.room.tickets import Ticket, TicketSigner, ticket_secret, verify_admission
 from guichet.signing import Keyring
 from guichet.state import (
+    CHALLENGER,
     ETICKET_KEYRING,
     GUARD,
     KEYRING,
@@ -192,8 +194,13 @@ def _set_cookie(
 
 @openapi.endpoint(
     "Join the room's queue: one place per account; the signed ticket comes back (and as a "
-    "cookie). 201 for a new place, 200 with the same ticket on a repeat.",
+    "cookie). 201 for a new place, 200 with the same ticket on a repeat. A room with "
+    "`challenge_bits` > 0 wants the body: a solved proof-of-work challenge (403 "
+    "`challenge-required` hands one out).",
     response=model.Joined,
+    request=JoinProof,
+    request_optional=True,
+    problems=((403, ChallengeProblemBody),),
     status=201,
     also_status=(200,),
     auth="account",
@@ -203,9 +210,17 @@ def _set_cookie(
 async def join(request: web.Request) -> web.Response:
     room = _room_id(request)
     account = account_of(request)
+    proof = await door.proof_of(request)
     rt = await _runtime(request, room)
+    challenge = door.check(request, rt, account.id, proof)
     cfg = request.app[SETTINGS].rooms
-    code, tid, retry_s = await request.app[ROOMS].join(rt, account.id, _client_ip(request, cfg))
+    code, tid, retry_s = await request.app[ROOMS].join(
+        rt, account.id, _client_ip(request, cfg), challenge
+    )
+    if code == "replayed":
+        raise door.refused(request, rt, account.id, code, "this challenge was already used")
+    if challenge is not None:
+        door.solved(rt, proof)
     if code in ("limited_ip", "limited_account"):
         who = "address" if code == "limited_ip" else "account"
         detail = f"too many joins from this {who}; retry later"
@@ -642,6 +657,7 @@ def setup(app: web.Application) -> None:
     app[SIGNER] = TicketSigner(secret, cfg.admission_issuer, settings.security.verified_cache_size)
     app[MARKS] = Marks(secret, settings.security.verified_cache_size)
     app[KEYRING] = Keyring(cfg.signing_key_dir)
+    app[CHALLENGER] = Challenger(secret, cfg.admission_issuer, cfg.challenge_ttl_s)
     app[GUARD] = Guard(app[KEYRING], cfg.admission_issuer, settings.security.verified_cache_size)
     app.cleanup_ctx.append(_rooms_ctx)
     r = app.router

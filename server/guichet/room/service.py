@@ -26,6 +26,7 @@ from guichet.audit.act import Act
 from guichet.config import RoomsConfig
 from guichet.refusals import code_of
 from guichet.room import lottery
+from guichet.room.challenge import Challenge
 from guichet.room.model import (
     MODES,
     Counters,
@@ -568,14 +569,20 @@ class Rooms:
         opens it); once this worker has seen it open, none is needed."""
         return "-" if rt.counters is not None and rt.counters.opened else secrets.token_hex(32)
 
-    async def join(self, rt: Runtime, account: str, ip: str) -> Joining:
-        """A place in the queue for ``account`` (see join.lua for the codes)."""
+    async def join(
+        self, rt: Runtime, account: str, ip: str, challenge: Challenge | None = None
+    ) -> Joining:
+        """A place in the queue for ``account`` (see join.lua for the codes); ``challenge``,
+        a verified proof of work, is spent ('replayed' if it was already)."""
         k = rt.keys
+        nonce, expires_ms = ("", "") if challenge is None else (
+            challenge.nonce, str(challenge.expires_at * 1000))  # fmt: skip
         code, tid, opened_now, retry_us = await self.store.scripts(
             JOIN,
-            [k.cfg, k.state, k.tickets, k.join_limit("ip", ip), k.join_limit("acct", account)],
-            [account, self._seed(rt), *self._ip, *self._account],
-        )
+            [k.cfg, k.state, k.tickets, k.join_limit("ip", ip), k.join_limit("acct", account),
+             k.challenge_used(nonce)],
+            [account, self._seed(rt), *self._ip, *self._account, expires_ms],
+        )  # fmt: skip
         if int(opened_now):
             log.info("room opened by a join", extra={"room": rt.id})
             with contextlib.suppress(Exception):

@@ -75,6 +75,7 @@
         'Vous participez à un tirage au sort : {n} personnes, {rate} admises par minute. Pas de rang : chacun a la même chance à chaque tirage.',
       mode_passthrough: 'Pas d’attente en ce moment : accès direct au site.',
       mode_reject: 'La salle ne laisse entrer personne pour le moment. Votre place est conservée.',
+      challenge_progress: 'Vérification de votre navigateur… {pct}',
     },
     en: {
       doc_title: 'Waiting room',
@@ -142,6 +143,7 @@
         'You are in a random draw: {n} people, {rate} admitted per minute. There is no place in line: everyone has the same chance at each draw.',
       mode_passthrough: 'No wait right now: straight in to the site.',
       mode_reject: 'The room is not letting anyone in right now. Your place is kept.',
+      challenge_progress: 'Checking your browser… {pct}',
     },
   };
 
@@ -182,6 +184,7 @@
     leaveNo: $('leave-no'),
     langToggle: $('lang-toggle'),
     announce: $('announce'),
+    challenge: $('challenge'),
   };
 
   const match = ROOM_PATH.exec(location.pathname);
@@ -205,6 +208,11 @@
   let admitBusy = false;
   let stopped = false;
   let failures = 0;
+  let challengeShare = null; // share of the expected tries done while solving the door's puzzle
+  let doorTries = 0; // challenges solved for this join (each refusal brings a fresh one)
+  const DOOR_MAX_TRIES = 5;
+  const DOOR_BATCH = 256; // digests asked of Web Crypto at once
+  const DOOR_YIELD_MS = 50; // longest stretch of solving without letting the page repaint
   let redirectUrl = null;
   const announced = { key: null, at: 0, timer: 0 };
 
@@ -336,8 +344,8 @@
     return headers;
   }
 
-  function request(path, method, headers) {
-    return fetch(api + path, { method, headers, credentials: 'same-origin', cache: 'no-store' });
+  function request(path, method, headers, body) {
+    return fetch(api + path, { method, headers, body, credentials: 'same-origin', cache: 'no-store' });
   }
 
   // --- the token from the URL fragment ---------------------------------------------------
@@ -429,6 +437,14 @@
 
     el.cont.hidden = !(p === 'redirecting' && redirectUrl);
     if (!el.cont.hidden) el.contLink.href = redirectUrl;
+
+    el.challenge.hidden = challengeShare === null;
+    if (!el.challenge.hidden) {
+      el.challenge.dataset.value = String(challengeShare);
+      el.challenge.textContent = t('challenge_progress', {
+        pct: new Intl.NumberFormat(lang, { style: 'percent' }).format(challengeShare),
+      });
+    }
 
     el.error.hidden = !errorMsg;
     el.error.textContent = errorMsg ? t(errorMsg.key, errorMsg.params) : '';
@@ -585,10 +601,12 @@
   }
 
   // A POST whose JSON answer is needed: {res, body}, null where the network or JSON failed.
-  async function post(path, withTicket) {
+  async function post(path, withTicket, json) {
     let res = null;
     try {
-      res = await request(path, 'POST', authHeaders(withTicket));
+      const headers = authHeaders(withTicket);
+      if (json) headers['Content-Type'] = 'application/json';
+      res = await request(path, 'POST', headers, json ? JSON.stringify(json) : undefined);
     } catch {
       res = null;
     }
@@ -603,20 +621,90 @@
     return { res, body };
   }
 
-  async function join() {
+  async function join(proof) {
     if (stopped) return;
-    const { res, body } = await post('/join', false);
+    const { res, body } = await post('/join', false, proof);
+    if (res && res.status === 403 && (await passDoor(res.clone()))) return;
     if (res && res.ok) {
       if (!body || !body.ticket) {
         finish('error');
         return;
       }
       ticket = body.ticket;
+      doorTries = 0;
       onStatus(body);
       if (!stopped) follow();
       return;
     }
     await failure(res, join);
+  }
+
+  // --- the proof-of-work door (a room with challenge_bits > 0; server: room/challenge.py) ----
+
+  // A 403 challenge-required: solve the attached challenge and join with the proof (a few
+  // times at most: each refusal brings a fresh challenge). False when it is another 403.
+  async function passDoor(res) {
+    const problem = await problemOf(res);
+    const offer = problem.challenge;
+    if (problem.slug !== 'challenge-required' || !offer || typeof offer.token !== 'string'
+        || offer.algorithm !== 'sha256-leading-zero-bits' || !(offer.bits >= 0 && offer.bits <= 30)
+        || doorTries >= DOOR_MAX_TRIES || !(crypto && crypto.subtle)) {
+      return false;
+    }
+    doorTries += 1;
+    const proof = await solveChallenge(offer.token, offer.bits);
+    if (stopped) return true;
+    join(proof);
+    return true;
+  }
+
+  function zeroBits(bytes) {
+    let bits = 0;
+    for (const byte of bytes) {
+      if (byte === 0) {
+        bits += 8;
+        continue;
+      }
+      return bits + Math.clz32(byte) - 24;
+    }
+    return bits;
+  }
+
+  // Hashcash with Web Crypto: the first counter n such that SHA-256(token + ':' + n) starts
+  // with `bits` zero bits. Digests go out in batches; every DOOR_YIELD_MS the page yields to
+  // the UI and shows how far it is, as a share of the 2^bits tries expected (never 100 %).
+  async function solveChallenge(token, bits) {
+    const started = performance.now();
+    const encoder = new TextEncoder();
+    const expected = 2 ** bits;
+    const prefix = `${token}:`;
+    let yielded = started;
+    challengeShare = 0;
+    update();
+    for (let n = 0; ; n += DOOR_BATCH) {
+      const batch = [];
+      for (let i = 0; i < DOOR_BATCH; i += 1) {
+        batch.push(crypto.subtle.digest('SHA-256', encoder.encode(prefix + (n + i))));
+      }
+      const digests = await Promise.all(batch);
+      for (let i = 0; i < DOOR_BATCH; i += 1) {
+        if (zeroBits(new Uint8Array(digests[i])) >= bits) {
+          const solveMs = Math.min(600000, Math.round(performance.now() - started));
+          el.challenge.dataset.tries = String(n + i + 1);
+          el.challenge.dataset.solveMs = String(solveMs);
+          challengeShare = null;
+          update();
+          return { challenge: token, solution: String(n + i), solve_ms: solveMs };
+        }
+      }
+      if (performance.now() - yielded >= DOOR_YIELD_MS) {
+        challengeShare = Math.min(0.99, (n + DOOR_BATCH) / expected);
+        render();
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        yielded = performance.now();
+        if (stopped) return null;
+      }
+    }
   }
 
   function follow() {

@@ -99,6 +99,11 @@ class RoomKeys:
     def join_limit(self, kind: str, subject: str) -> str:
         return f"{self._prefix}rl:{_checked(kind)}:{subject_digest(subject)}"
 
+    def challenge_used(self, nonce: str) -> str:
+        """A spent proof-of-work challenge, by its nonce (base64url: room/challenge.py checks
+        its shape; '' when the join carries none), expiring with the challenge."""
+        return f"{self._prefix}pow:{nonce}"
+
     def all(self) -> list[str]:
         """Every fixed key of the room (rate-limit buckets expire on their own)."""
         return [self.cfg, self.state, self.tickets, self.active, self.sessions, self.calls,

@@ -35,6 +35,7 @@ async def test_put_creates_then_replaces_and_get_lists(api: Api) -> None:
         "draw": None,  # links no draw: its entries need no admission
         "name": None,  # the landing page shows the id
         "listed": True,  # on the landing page until it closes
+        "challenge_bits": 0,  # no proof of work at join
     }
 
     replaced = await api.put(ROOM, {**body, "rate_per_s": 3, "mode": "fifo"}, status=200)
