@@ -131,6 +131,19 @@ def _ticket(request: web.Request, room: str, *, query: bool = False) -> Ticket:
         raise _reject(exc.reason, problem) from None
 
 
+def _held_ticket(request: web.Request, room: str, account: str) -> Ticket | None:
+    """The queue ticket of ``account`` for ``room`` the request shows (header or cookie), if
+    it verifies; None otherwise (never a refusal: a join needs no ticket)."""
+    raw = request.headers.get(TICKET_HEADER) or request.cookies.get(COOKIE_PREFIX + room)
+    if not raw:
+        return None
+    try:
+        ticket = request.app[SIGNER].verify(raw, room)
+    except auth.Refused:
+        return None
+    return ticket if ticket.account == account else None
+
+
 def _seen(request: web.Request, room: str, *, stream: bool = False) -> Mark | None:
     """What the client was last shown (``seen`` of its previous status), if it says."""
     source, raw = SEEN_HEADER, request.headers.get(SEEN_HEADER)
@@ -212,7 +225,12 @@ async def join(request: web.Request) -> web.Response:
     account = account_of(request)
     proof = await door.proof_of(request)
     rt = await _runtime(request, room)
-    challenge = door.check(request, rt, account.id, proof)
+    held = _held_ticket(request, room, account.id)
+    if held is None and rt.spec.mode == "reject" and rt.spec.challenge_bits > 0:
+        raise _refused("rejecting", REJECTING_DETAIL)  # no puzzle solved for nothing
+    # A holder's repeat join (a page reloaded) gets its ticket back without a new puzzle: the
+    # ticket it shows was signed for its first, proven join.
+    challenge = None if held is not None else door.check(request, rt, account.id, proof)
     cfg = request.app[SETTINGS].rooms
     code, tid, retry_s = await request.app[ROOMS].join(
         rt, account.id, _client_ip(request, cfg), challenge

@@ -122,6 +122,7 @@ async def test_refused_proofs_change_nothing(api: Api, tokens: Tokens) -> None:
 
     # The valid proof joins once; replaying it (even after leaving) is refused.
     await ok(await join_with(api, "acc-1", proof(offer)), 201)
+    api.forget_cookies()  # a replay by someone without the ticket the join set
     await challenged(await join_with(api, "acc-1", proof(offer)), "replayed")
     assert (await api.stats())["issued"] == 1
 
@@ -170,6 +171,50 @@ async def test_bits_zero_needs_no_proof_and_a_patch_applies_live(api: Api) -> No
         return True if resp.status == 201 else None
 
     assert await eventually(off, "joins without proof once the door is off")
+
+
+async def test_a_holder_rejoins_without_a_new_puzzle(api: Api) -> None:
+    """A reloaded page shows its ticket (cookie or header) and gets it back with no proof;
+    without it, or with another account's ticket, the door asks again and nothing is issued."""
+    await api.create(challenge_bits=BITS)
+    api.forget_cookies()
+    first = await ok(await join_with(api, "acc-1", proof(await fresh(api, "acc-1"))), 201)
+    assert (await api.stats())["issued"] == 1
+
+    # The cookie the join set comes back with the next join: same ticket, no puzzle.
+    again = await ok(await join_with(api, "acc-1"), 200)
+    assert again["created"] is False
+    assert claims_of(again["ticket"])["tid"] == claims_of(first["ticket"])["tid"]
+    api.forget_cookies()
+    headers = {**bearer(api.tokens.account("acc-1")), "X-Queue-Ticket": first["ticket"]}
+    resp = await api.client.post(f"/v1/rooms/{ROOM}/join", headers=headers)
+    assert (await ok(resp, 200))["created"] is False
+
+    api.forget_cookies()
+    await challenged(await join_with(api, "acc-1"), "missing")  # no ticket shown
+    headers = {**bearer(api.tokens.account("acc-2")), "X-Queue-Ticket": first["ticket"]}
+    resp = await api.client.post(f"/v1/rooms/{ROOM}/join", headers=headers)
+    await challenged(resp, "missing")  # another account's ticket opens nothing
+    assert (await api.stats())["issued"] == 1
+
+
+async def test_a_rejecting_room_asks_no_puzzle_of_newcomers(api: Api) -> None:
+    await api.create(challenge_bits=BITS)
+    api.forget_cookies()
+    held = await ok(await join_with(api, "acc-1", proof(await fresh(api, "acc-1"))), 201)
+    await api.patch(ROOM, mode="reject")
+    api.forget_cookies()
+
+    async def rejecting() -> bool | None:
+        return True if (await join_with(api, "acc-2")).status == 409 else None
+
+    assert await eventually(rejecting, "a newcomer is told the room lets no one in")
+    await problem(await join_with(api, "acc-2"), 409, "room-rejecting")
+    headers = {**bearer(api.tokens.account("acc-1")), "X-Queue-Ticket": held["ticket"]}
+    resp = await api.client.post(f"/v1/rooms/{ROOM}/join", headers=headers)
+    kept = await ok(resp, 200)  # the holder keeps its place, no puzzle
+    assert kept["mode"] == "reject"
+    assert (await api.stats())["issued"] == 1
 
 
 async def test_a_challenge_from_before_a_raise_is_refused(api: Api) -> None:
