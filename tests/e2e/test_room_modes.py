@@ -172,9 +172,11 @@ async def test_prequeue_order_follows_the_mode_at_opening_and_survives_a_switch(
 
     async def numbered() -> dict[str, Json] | None:
         got = await room.statuses(joined)
-        return got if all(s.get("number") is not None for s in got.values()) else None
+        # every worker shows the switch from its next tick (two workers: either may answer)
+        done = all(s.get("number") is not None and s["mode"] == other for s in got.values())
+        return got if done else None
 
-    statuses = await until(numbered, "every pre-queue number")
+    statuses = await until(numbered, "every pre-queue number, under the new mode")
     seed = bytes.fromhex(stats["shuffle_seed"])
     expected = await asyncio.to_thread(queue_order, seed, 500, mode)  # type: ignore[arg-type]
     for account, s in statuses.items():
