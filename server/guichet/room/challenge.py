@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import jwt
+import msgspec
 from msgspec import Meta
 
 from guichet import errors, wire
@@ -213,8 +214,13 @@ class Challenger:
 
 
 def decode_proof(body: bytes) -> JoinProof | None:
-    """The join body: None when empty (no proof), else a :class:`JoinProof` (a 400/422
-    problem naming the field when it is not one)."""
+    """The join body: None when empty, ``{}`` or ``null`` (no proof), else a
+    :class:`JoinProof` (a 400/422 problem naming the field when it is not one)."""
     if not body.strip():
         return None
+    try:
+        if msgspec.json.decode(body) in ({}, None):
+            return None
+    except msgspec.DecodeError:
+        pass  # wire.decode names what is wrong
     return wire.decode(body, JoinProof)

@@ -48,13 +48,20 @@ def check(
 
 
 def refused(
-    request: web.Request, rt: Runtime, account: str, reason: Reason, detail: str
+    request: web.Request,
+    rt: Runtime,
+    account: str,
+    reason: Reason,
+    detail: str,
+    bits: int | None = None,
 ) -> ChallengeRequired:
-    """The 403 answering a refused proof, with a fresh challenge (counted)."""
+    """The 403 answering a refused proof, with a fresh challenge of ``bits`` (default: the
+    room's spec as this worker knows it), counted."""
     metrics.ROOM_CHALLENGES.labels(rt.id, "failed").inc()
     metrics.ROOM_CHALLENGE_FAILURES.labels(rt.id, reason).inc()
     metrics.ROOM_CHALLENGES.labels(rt.id, "issued").inc()
-    offer = request.app[CHALLENGER].issue(rt.id, account, rt.spec.challenge_bits, rt.now())
+    bits = rt.spec.challenge_bits if bits is None else bits
+    offer = request.app[CHALLENGER].issue(rt.id, account, bits, rt.now())
     return ChallengeRequired(reason, detail, offer)
 
 

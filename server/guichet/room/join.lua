@@ -14,7 +14,8 @@
 -- Returns {code, ticket, opened_now, retry_after_us}
 --   code: 'ok' (new ticket) | 'again' (same ticket as before) | 'unknown' | 'closed' |
 --         'limited_ip' | 'limited_account' | 'rejecting' (mode reject: no new ticket) |
---         'replayed' (the challenge was already spent)
+--         'replayed' (the challenge was already spent) | 'unproven' (a new place asked with no
+--         proof while the room's challenge_bits > 0; retry_after_us carries those bits)
 --!include lua_include/open_room.lua
 --!include lua_include/gcra.lua
 local t = redis.call('TIME')
@@ -47,6 +48,10 @@ end
 
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 if existing then return {'again', existing, 0, 0} end
+-- No new place without a proof while the room asks for one, whatever the worker believed
+-- (its spec a tick behind, or a holder's ticket shown for a place the store lost).
+local bits = tonumber(redis.call('HGET', KEYS[1], 'challenge_bits') or '0') or 0
+if ARGV[7] == '' and bits > 0 then return {'unproven', '', 0, bits} end
 if now >= closes then return {'closed', '', 0, 0} end
 
 local opened_now = open_room(KEYS[2], now, opens, ARGV[2], mode)

@@ -16,7 +16,7 @@ from guichet.refusals import Refusal, code_of
 
 JoinCode = Literal[
     "ok", "again", "unknown", "closed", "limited_ip", "limited_account", "rejecting",
-    "replayed",  # the proof-of-work door (challenge.py)
+    "replayed", "unproven",  # the proof-of-work door (challenge.py)
 ]  # fmt: skip
 AdmitCode = Literal[
     "ok", "again", "unknown", "mismatch", "not_ready", "expired", "used", "full", "rejecting"

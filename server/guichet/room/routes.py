@@ -39,6 +39,7 @@ from guichet.state import (
     account_of,
     admin_of,
 )
+from guichet.units import US_PER_S
 
 log = logging.getLogger("guichet.room")
 
@@ -223,21 +224,27 @@ def _set_cookie(
 async def join(request: web.Request) -> web.Response:
     room = _room_id(request)
     account = account_of(request)
-    proof = await door.proof_of(request)
     rt = await _runtime(request, room)
-    held = _held_ticket(request, room, account.id)
-    if held is None and rt.spec.mode == "reject" and rt.spec.challenge_bits > 0:
+    # A holder's repeat join (a page reloaded) that sends no proof gets its ticket back
+    # without a new puzzle: the ticket it shows was signed for its first, proven join
+    # (join.lua still refuses a new place without a proof while the room asks for one).
+    door_on = rt.spec.challenge_bits > 0
+    proof = await door.proof_of(request) if door_on else None  # else the body is not read
+    held = door_on and proof is None and _held_ticket(request, room, account.id) is not None
+    if door_on and not held and rt.spec.mode == "reject":
         raise _refused("rejecting", REJECTING_DETAIL)  # no puzzle solved for nothing
-    # A holder's repeat join (a page reloaded) gets its ticket back without a new puzzle: the
-    # ticket it shows was signed for its first, proven join.
-    challenge = None if held is not None else door.check(request, rt, account.id, proof)
+    challenge = door.check(request, rt, account.id, proof) if door_on and not held else None
     cfg = request.app[SETTINGS].rooms
     code, tid, retry_s = await request.app[ROOMS].join(
         rt, account.id, _client_ip(request, cfg), challenge
     )
     if code == "replayed":
         raise door.refused(request, rt, account.id, code, "this challenge was already used")
-    if challenge is not None:
+    if code == "unproven":  # this worker's spec is behind the room's: the door is on
+        bits = max(1, round(retry_s * US_PER_S))  # join.lua's reply carries the room's bits
+        raise door.refused(request, rt, account.id, "missing", "this room asks for a proof "
+                           "of work at join", bits=bits)  # fmt: skip
+    if challenge is not None and code in ("ok", "again"):
         door.solved(rt, proof)
     if code in ("limited_ip", "limited_account"):
         who = "address" if code == "limited_ip" else "account"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,21 @@ from guichet.room.challenge import (
     meets,
     solve,
 )
+from guichet.store.client import Store
+from guichet.store.keys import RoomKeys
 from tests.conftest import Client, Tokens, metric_value
-from tests.e2e.room_helpers import ROOM, Api, Json, bearer, claims_of, eventually, ok, problem
+from tests.e2e.room_helpers import (
+    ROOM,
+    Api,
+    Json,
+    bearer,
+    claims_of,
+    eventually,
+    iso,
+    ok,
+    problem,
+    spec,
+)
 
 BITS = 8  # ~256 tries: a few milliseconds here
 
@@ -374,3 +388,55 @@ async def test_openapi_documents_the_proof_and_the_403(client: Client) -> None:
     assert {"reason", "challenge"} <= set(body["required"])
     assert schemas["RoomSpec"]["properties"]["challenge_bits"]["maximum"] == 30
     assert schemas["RoomPatch"]["properties"]["challenge_bits"]
+
+
+async def test_a_body_is_no_proof_in_a_room_without_door_and_empty_ones_are_missing(
+    api: Api,
+) -> None:
+    """Without the door the join reads no body (old clients send `{}` or form data); with it,
+    `{}` and `null` are no proof: 403 with a challenge, not a 422."""
+    await api.create()
+    api.forget_cookies()
+    await ok(await join_with(api, "acc-1", {}), 201)
+    headers = {**bearer(api.tokens.account("acc-2")), "Content-Type": "text/plain"}
+    resp = await api.client.post(f"/v1/rooms/{ROOM}/join", data=b"hello", headers=headers)
+    await ok(resp, 201)
+    await api.create("door-room", challenge_bits=BITS)
+    api.forget_cookies()
+    await challenged(await join_with(api, "acc-1", {}, room="door-room"), "missing")
+    await challenged(await join_with(api, "acc-1", raw=b" null ", room="door-room"), "missing")
+    await nothing_issued(api, "door-room")
+
+
+async def test_a_held_ticket_makes_no_new_place_without_a_proof(api: Api, store: Store) -> None:
+    """The store lost the account's place (a failover): its ticket, shown again, skips the
+    puzzle in the worker but join.lua refuses a new place without a proof."""
+    await api.create(challenge_bits=BITS)
+    api.forget_cookies()
+    first = await ok(await join_with(api, "acc-1", proof(await fresh(api, "acc-1"))), 201)
+    await store.client.delete(RoomKeys(ROOM).tickets)
+    headers = {**bearer(api.tokens.account("acc-1")), "X-Queue-Ticket": first["ticket"]}
+    resp = await api.client.post(f"/v1/rooms/{ROOM}/join", headers=headers)
+    offer = await challenged(resp, "missing")
+    assert offer["bits"] == BITS
+    assert (await api.stats())["issued"] == 1  # no second place
+    await ok(await join_with(api, "acc-1", proof(offer)), 201)  # a proof gets one
+
+
+async def test_a_proof_refused_for_another_reason_is_not_counted_solved(api: Api) -> None:
+    await api.create(challenge_bits=BITS)
+    api.forget_cookies()
+    offer = await fresh(api, "acc-1")
+    before = await api.metrics()
+    now = datetime.now(UTC).replace(microsecond=0)
+    closed = {
+        "opens_at": iso(now - timedelta(hours=2)),
+        "closes_at": iso(now - timedelta(seconds=10)),
+    }
+    await api.put(ROOM, spec(challenge_bits=BITS, **closed))
+    await problem(await join_with(api, "acc-1", proof(offer)), 409, "room-closed")
+    after = await api.metrics()
+    name = "guichet_room_challenges_total"
+    assert metric_value(after, name, room=ROOM, outcome="solved") == metric_value(
+        before, name, room=ROOM, outcome="solved"
+    )
