@@ -288,8 +288,8 @@ async def _seeded(room: Room) -> Json | None:
 
 async def test_passthrough_lets_everyone_straight_in(room: Room, bearers: dict[str, str]) -> None:
     crowd = dict(list(bearers.items())[:500])
-    # A crawl and ten places: passthrough ignores both.
-    await room.put(room_spec(mode="passthrough", rate_per_s=0.01, max_active=10))
+    # A crawl and ten places: passthrough ignores both (not a pause: that still holds all).
+    await room.put(room_spec(mode="passthrough", rate_per_s=0.01, max_active=10, paused=False))
     before = await room.metrics()
     joined = await room.join_all(crowd)
     for j in joined.values():

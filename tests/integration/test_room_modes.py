@@ -104,3 +104,72 @@ async def test_a_worker_behind_in_the_replay_never_says_called_too_early(
     for i, tid in enumerate(tids):  # caught up: the same answers as the worker that drew
         ticket = Ticket("r", f"acc-{i}", tid, 1e12)
         assert rt2.status(ticket).state == rt.status(ticket).state
+
+
+async def test_a_rejection_stops_the_grace_of_those_already_called(store: Store) -> None:
+    """Numbers called two minutes ago, a second before ops switched the room to reject: the
+    rejection stopped their grace (60 s), so once it is lifted they are admitted, not lapsed."""
+    rooms = Rooms(store, ROOMS_CFG)
+    await rooms.configure("r", "put", spec(mode="fifo", rate_per_s=50, paused=False))
+    rt = await rooms.runtime("r")
+    tids = await join_many(rooms, rt, 3)
+    await until_serving(rooms, rt, 3)
+    await rooms.configure("r", "patch", RoomPatch(mode="reject"))  # ticks: the period opens
+    since = int(await store.client.hget(rt.keys.state, "reject_since") or 0)
+    assert since > 0
+    # Move the story two minutes back: calls at since - 121 s, rejecting since since - 120 s.
+    shift = 121_000_000
+    calls: list[tuple[bytes, float]] = await store.client.zrange(  # type: ignore[assignment]
+        rt.keys.calls, 0, -1, withscores=True
+    )
+    await store.client.delete(rt.keys.calls)
+    await store.client.zadd(rt.keys.calls, {m: score - shift for m, score in calls})
+    await store.client.hset(rt.keys.state, "reject_since", since - shift + 1_000_000)
+    tickets = [Ticket("r", f"acc-{i}", tid, 1e12) for i, tid in enumerate(tids)]
+    code, _, _ = await rooms.admit(rt, tickets[0], 0)
+    assert code == "rejecting"  # nobody is admitted while rejecting
+    await rooms.tick(rt)
+    assert rt.counters is not None
+    assert rt.counters.floor == 0  # the clock stood still: nobody lapsed
+    assert rt.status(tickets[1]).state == "ready"
+
+    await rooms.configure("r", "patch", RoomPatch(mode="fifo"))  # lifted: the clock runs on
+    assert await store.client.hget(rt.keys.state, "reject_since") is None
+    codes = [(await rooms.admit(rt, t, n))[0] for n, t in enumerate(tickets)]
+    assert codes == ["ok", "ok", "ok"]
+
+
+async def test_passthrough_calls_no_one_while_paused_or_sold_out(store: Store) -> None:
+    rooms = Rooms(store, ROOMS_CFG)
+    await rooms.configure("r", "put", spec(mode="passthrough", paused=True))
+    rt = await rooms.runtime("r")
+    tids = await join_many(rooms, rt, 5)
+    ticket = Ticket("r", "acc-0", tids[0], 1e12)
+    for _ in range(3):
+        await rooms.tick(rt)
+        assert rt.counters is not None
+        assert rt.counters.serving == 0
+    assert rt.status(ticket).state == "waiting"
+    assert (await rooms.admit(rt, ticket, 0))[0] == "not_ready"
+
+    await rooms.configure("r", "patch", RoomPatch(paused=False))  # ticks: all called
+    assert rt.counters is not None
+    assert rt.counters.serving == 5
+    await rooms.set_stock("r", 0.0)  # sold out: a newcomer waits, as in any mode
+    late = await join_many(rooms, rt, 1, prefix="late")
+    await rooms.tick(rt)
+    assert rt.counters.serving == 5
+    late_ticket = Ticket("r", "late-0", late[0], 1e12)
+    assert rt.status(late_ticket).state == "sold_out"
+    assert (await rooms.admit(rt, late_ticket, 5))[0] == "not_ready"
+
+
+async def test_a_room_opened_before_open_mode_existed_gets_it_from_its_mode(store: Store) -> None:
+    rooms = Rooms(store, ROOMS_CFG)
+    await rooms.configure("r", "put", spec(mode="fifo"))
+    rt = await rooms.runtime("r")
+    await store.client.hdel(rt.keys.state, "open_mode")  # as a room opened by the old code
+    await rooms.tick(rt)
+    assert await store.client.hget(rt.keys.state, "open_mode") == b"fifo"
+    await rooms.configure("r", "patch", RoomPatch(mode="shuffle-then-fifo"))
+    assert await store.client.hget(rt.keys.state, "open_mode") == b"fifo"  # set once

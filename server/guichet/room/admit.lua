@@ -10,10 +10,12 @@
 --         'not_ready' | 'expired' (called more than the grace ago) | 'used' (session ended) |
 --         'full' (max_active reached; retry) | 'rejecting' (mode reject: no one admitted)
 -- Serving, floors and the admitted zset count positions (tick.lua's random draw swaps them);
--- passthrough admits any issued number at once and ignores max_active.
+-- passthrough admits any issued number at once and ignores max_active (unless paused or
+-- sold out). Calls are timed on the grace clock (lua_include/grace_clock.lua).
+--!include lua_include/grace_clock.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local c = redis.call('HMGET', KEYS[1], 'max_active', 'idle_timeout_s')
+local c = redis.call('HMGET', KEYS[1], 'max_active', 'idle_timeout_s', 'paused')
 if not c[1] then return {'unknown', 0, 0, 0} end
 local account, number = ARGV[1], tonumber(ARGV[3])
 if redis.call('HGET', KEYS[3], account) ~= ARGV[2] then return {'mismatch', 0, 0, 0} end
@@ -30,13 +32,16 @@ end
 local mode = redis.call('HGET', KEYS[1], 'mode')
 if mode == 'reject' then return {'rejecting', 0, 0, serving} end
 number = tonumber(redis.call('HGET', KEYS[8], ARGV[3]) or number)  -- its position
-if mode ~= 'passthrough' and number >= serving then return {'not_ready', 0, 0, serving} end
-local cp = redis.call('ZREVRANGEBYSCORE', KEYS[7], now - tonumber(ARGV[4]), '-inf', 'LIMIT', 0,
-  1)
+-- passthrough lets anyone issued in at once, unless paused or sold out (then as fifo)
+local stock = tonumber(redis.call('HGET', KEYS[2], 'stock') or '')
+local through = mode == 'passthrough' and c[3] ~= '1' and not (stock and stock <= 0)
+if not through and number >= serving then return {'not_ready', 0, 0, serving} end
+local cp = redis.call('ZREVRANGEBYSCORE', KEYS[7], grace_clock(KEYS[2], now) - tonumber(ARGV[4]),
+  '-inf', 'LIMIT', 0, 1)
 local floor = 0
 if #cp > 0 then floor = tonumber(string.match(cp[1], ':(%d+)$')) end
 if number < floor then return {'expired', 0, 0, serving} end
-if mode ~= 'passthrough' and redis.call('ZCARD', KEYS[4]) >= tonumber(c[1]) then
+if not through and redis.call('ZCARD', KEYS[4]) >= tonumber(c[1]) then
   return {'full', 0, 0, serving}
 end
 

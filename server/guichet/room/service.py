@@ -277,8 +277,9 @@ class Runtime:
         if (d := self.draw) is not None and number is not None:
             position = d.position(number)
             assert self.counters is not None
-            known = self.counters.serving if d.applied >= self.draw_len else d.serving
-            if known < c.serving:
+            behind = d.applied < self.draw_len
+            known = d.serving if behind else self.counters.serving
+            if (behind or c.mode == "random") and known < c.serving:
                 c = msgspec.structs.replace(c, serving=known)
         state: State
         if ticket.admitted_until is not None:
@@ -290,9 +291,13 @@ class Runtime:
         else:
             state = state_of(position, ticket.index, c, now)
         c = c_own
-        if state == "waiting" and c.mode == "passthrough" and number is not None:
+        if (state == "waiting" and c.mode == "passthrough" and number is not None
+                and c.effective_rate > 0):  # fmt: skip
             state = "ready"  # every issued number is called at once (admit.lua agrees)
-        in_draw = max(0, c.issued - c.serving) if c.mode == "random" and c.opened else None
+        in_draw = None
+        if c.mode == "random" and c.opened:  # counting this ticket if newer than the snapshot
+            in_draw = max(0, max(c.issued, (position if position is not None else -1) + 1)
+                          - c.serving)  # fmt: skip
         ahead: int | None = None
         eta: int | None = None
         if state == "waiting" and position is not None and c.mode != "random":

@@ -30,6 +30,7 @@
 --    'mode', m, 'open_mode', m | '', 'rseed', hex | '', 'draw_from', cursor,
 --    'draw_len', entries in the draw log, 'draw', {batch, ...} from the cursor}
 --!include lua_include/open_room.lua
+--!include lua_include/grace_clock.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local c = redis.call('HMGET', KEYS[1], 'opens_us', 'closes_us', 'rate_per_s', 'max_active',
@@ -43,6 +44,15 @@ local mode = redis.call('HGET', KEYS[1], 'mode') or 'shuffle-then-fifo'
 local opened_now = open_room(KEYS[2], now, opens, ARGV[1], mode)
 -- The random draw's seed: made the first time the room ticks in random mode, then kept.
 if mode == 'random' then redis.call('HSETNX', KEYS[2], 'rseed', redis.sha1hex('r' .. ARGV[1])) end
+-- Rejecting stops the grace clock (lua_include/grace_clock.lua): open or close the period.
+local rejecting_since = redis.call('HGET', KEYS[2], 'reject_since')
+if mode == 'reject' and not rejecting_since then
+  redis.call('HSET', KEYS[2], 'reject_since', now)
+elseif mode ~= 'reject' and rejecting_since then
+  redis.call('HINCRBY', KEYS[2], 'held_us', string.format('%d', now - tonumber(rejecting_since)))
+  redis.call('HDEL', KEYS[2], 'reject_since')
+end
+local clock = grace_clock(KEYS[2], now)
 
 -- Reap sessions idle past their expiry: only the expired head of the zset is read.
 local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
@@ -62,6 +72,8 @@ local opened_us = tonumber(s[1])
 local pre, issued = tonumber(s[2] or '0'), tonumber(s[3] or s[2] or '0')
 local serving = tonumber(s[4] or '0')
 local stock = tonumber(s[9] or '')
+-- A room opened before 'open_mode' existed: its order followed the mode then (still cfg's).
+if opened_us then redis.call('HSETNX', KEYS[2], 'open_mode', mode) end
 
 -- Serving value at a past moment: the last checkpoint at or before it.
 local function serving_at(moment)
@@ -69,12 +81,12 @@ local function serving_at(moment)
   if #cp == 0 then return 0 end
   return tonumber(string.match(cp[1], ':(%d+)$'))
 end
-local floor = serving_at(now - grace)
+local floor = serving_at(clock - grace)
 local active = redis.call('ZCARD', KEYS[3])
 
 -- The configured rate, paused or slowed as the linked sale's stock runs down (model.py).
 local effective = rate
-if paused then effective = 0
+if paused or mode == 'reject' then effective = 0
 elseif stock then
   if stock <= 0 then effective = 0
   else effective = rate * math.max(0.05, math.min(1, stock / 0.2)) end
@@ -116,7 +128,9 @@ if opened_us then
   local pending = (serving - floor) - redis.call('ZCOUNT', KEYS[6], floor, '+inf')
   local room = max_active - active - pending
   local step = math.min(math.floor(credit), issued - serving, room)
-  if mode == 'passthrough' then step = issued - serving elseif mode == 'reject' then step = 0 end
+  -- passthrough calls everyone at once unless paused or sold out (effective 0)
+  if mode == 'passthrough' then step = effective > 0 and issued - serving or 0 end
+  if mode == 'reject' then step = 0 end
   if step > 0 then
     if mode == 'random' then draw(serving, step, issued) end
     serving = serving + step
@@ -125,22 +139,23 @@ if opened_us then
   -- A checkpoint on every advance and at least once a second: the series stays dense, so
   -- trimming by age never loses the value at a moment still inside the horizon.
   if step > 0 or now - tonumber(s[11] or '0') >= 1000000 then
-    redis.call('ZADD', KEYS[5], now, string.format('%d:%d', now, serving))
+    redis.call('ZADD', KEYS[5], clock, string.format('%d:%d', clock, serving))
     redis.call('HSET', KEYS[2], 'ckpt_us', now)
   end
   if issued <= serving then credit = math.min(credit, 1) end  -- no one waiting: no hoard
   redis.call('HSET', KEYS[2], 'serving', serving, 'credit', string.format('%.6f', credit),
     'last_us', now)
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - grace - window))
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. (clock - grace - window))
   redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', '(' .. floor)
 end
 
 -- Measured rate: numbers called per second over the last window (or since opening).
+-- On the grace clock (checkpoints are timed on it); none while rejecting.
 local measured = 0
-if opened_us then
-  local since = math.max(opened_us, now - window)
-  if now > since then
-    measured = (serving - serving_at(since)) * 1000000 / (now - since)
+if opened_us and mode ~= 'reject' then
+  local since = math.max(opened_us - (now - clock), clock - window)
+  if clock > since then
+    measured = (serving - serving_at(since)) * 1000000 / (clock - since)
   end
 end
 
