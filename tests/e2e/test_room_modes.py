@@ -5,6 +5,7 @@ order, the random draw (fair, complete, no one twice), passthrough (all straight
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -231,7 +232,8 @@ async def test_random_draw_calls_everyone_once_in_no_relation_to_join_order(
     stats = await until(
         lambda: _seeded(room), "the random draw's seed"
     )  # made at the first tick in random mode
-    seed = stats["random_seed"]
+    commitment = stats["random_seed_sha256"]
+    assert stats.get("random_seed") is None  # not revealed while the room is open
     await room.patch(paused=False)
 
     called_at: dict[str, int] = {}  # account -> the sweep that first saw it called
@@ -254,7 +256,7 @@ async def test_random_draw_calls_everyone_once_in_no_relation_to_join_order(
                     assert 1 <= s["in_draw"] <= 600, s
             sweep += 1
     assert sweep >= 6, sweep  # the draw was watched while it ran
-    assert (await room.stats())["random_seed"] == seed  # kept
+    assert (await room.stats())["random_seed_sha256"] == commitment  # kept
 
     # The first 500 were all waiting when the draw began: their call order has nothing to do
     # with their join order, and every tenth of the line had people among the first called.
@@ -277,10 +279,17 @@ async def test_random_draw_calls_everyone_once_in_no_relation_to_join_order(
     assert stats["serving"] == 600
     assert len({j["number"] for j in joined.values()}) == 600
 
+    # Closed: the seed is revealed, and it is the one committed to.
+    closes = datetime.now(UTC) - timedelta(seconds=1)
+    closed = await room.patch(closes_at=closes.isoformat().replace("+00:00", "Z"))
+    assert closed["phase"] == "closed"
+    assert closed["random_seed"] is not None
+    assert hashlib.sha256(closed["random_seed"].encode()).hexdigest() == commitment
+
 
 async def _seeded(room: Room) -> Json | None:
     stats = await room.stats()
-    return stats if stats["random_seed"] else None
+    return stats if stats.get("random_seed_sha256") else None
 
 
 # --- passthrough and reject ----------------------------------------------------------------
@@ -365,7 +374,14 @@ async def test_a_live_switch_applies_at_the_next_tick_and_is_counted(
 
     await until(all_ready, "everyone called after the switch", within_s=5)
     await room.patch(mode="passthrough")  # no change: not a switch
-    after = await room.metrics()
+
+    async def exported() -> str | None:  # the gauges follow at the next pacer round
+        text = await room.metrics()
+        return (
+            text if metric_value(text, "guichet_room_mode", room=ROOM, mode="passthrough") else None
+        )
+
+    after = await until(exported, "the mode gauge of the new mode")
     switches = "guichet_room_mode_switches_total"
     assert (
         metric_value(after, switches, room=ROOM, mode="passthrough")
@@ -374,6 +390,14 @@ async def test_a_live_switch_applies_at_the_next_tick_and_is_counted(
     )
     assert metric_value(after, "guichet_room_mode", room=ROOM, mode="passthrough") == 1
     assert metric_value(after, "guichet_room_mode", room=ROOM, mode="fifo") == 0
+    # A replacing PUT with another mode is a switch too (counted once, whichever worker).
+    await room.put(room_spec(mode="reject", paused=False))
+    last = await room.metrics()
+    assert (
+        metric_value(last, switches, room=ROOM, mode="reject")
+        - metric_value(after, switches, room=ROOM, mode="reject")
+        == 1
+    )
 
 
 @pytest.mark.parametrize("value", ["lottery", 3, "", "FIFO", ["fifo"]])

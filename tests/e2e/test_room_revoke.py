@@ -211,6 +211,25 @@ async def test_only_the_revoke_scope_revokes_and_it_grants_nothing_else(
     assert await active(api) == 0
 
 
+async def test_a_site_credential_for_one_room_revokes_there_only(
+    client: Client, tokens: Tokens, api: Api
+) -> None:
+    await api.create(ROOM)
+    await api.create(OTHER)
+    await admitted(api, "fan")
+    await admitted(api, "fan", OTHER)
+    body = {"account": "fan", "reason": "finished"}
+    theirs = bearer(tokens.admin(f"rooms:revoke:{OTHER}"))
+    resp = await client.post(URL, json=body, headers=theirs)
+    await problem(resp, 403, "forbidden")  # another room's site
+    assert await active(api) == 1
+    ours = bearer(tokens.admin(f"rooms:revoke:{ROOM}"))
+    assert (await ok(await client.post(URL, json=body, headers=ours)))["freed"] is True
+    assert await active(api) == 0
+    other = f"/v1/rooms/{OTHER}/revoke"
+    assert (await ok(await client.post(other, json=body, headers=theirs)))["freed"] is True
+
+
 async def test_forged_and_other_rooms_tokens_are_refused_and_change_nothing(
     client: Client, tokens: Tokens, api: Api, tmp_path: Path
 ) -> None:

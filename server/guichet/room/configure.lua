@@ -4,7 +4,8 @@
 -- ARGV[1] 'create' (fails if it exists) | 'put' (create or replace) | 'patch' (must exist)
 -- ARGV[2..] field, value pairs (strings; opens_us/closes_us are integer µs)
 -- After the change, closes_us must stay after opens_us, or nothing changes.
--- Returns {code}   code: 'created' | 'updated' | 'exists' | 'unknown' | 'bad_window'
+-- Returns {code[, the queueing mode before the change ('' for none)]}
+--   code: 'created' | 'updated' | 'exists' | 'unknown' | 'bad_window'
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 local op = ARGV[1]
 if op == 'create' and exists then return {'exists'} end
@@ -14,6 +15,7 @@ for i = 2, #ARGV, 2 do fields[ARGV[i]] = ARGV[i + 1] end
 local opens = tonumber(fields['opens_us'] or redis.call('HGET', KEYS[1], 'opens_us'))
 local closes = tonumber(fields['closes_us'] or redis.call('HGET', KEYS[1], 'closes_us'))
 if opens and closes and closes <= opens then return {'bad_window'} end
+local previous = redis.call('HGET', KEYS[1], 'mode') or ''
 if op == 'put' and exists then
   local version = redis.call('HGET', KEYS[1], 'version')
   redis.call('DEL', KEYS[1])
@@ -23,4 +25,4 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('HINCRBY', KEYS[1], 'version', 1)  -- workers reload the spec when it moves
 local code = exists and 'updated' or 'created'
 audit_write(code)
-return {code}
+return {code, previous}

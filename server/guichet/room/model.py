@@ -194,8 +194,12 @@ class RoomStats(wire.Reply, kw_only=True):
     sold_out: bool
     shuffle_seed: str | None
     opened_at: str | None
-    #: The seed of the random-mode draw (set when the room first ticked in random mode).
+    #: The random-mode draw's seed, revealed once the room has closed (until then a seed
+    #: known to anyone would let them time joins to the draw's picks).
     random_seed: str | None = None
+    #: SHA-256 (hex) of that seed's text, published from the room's first random tick: the
+    #: commitment the revealed seed is checked against.
+    random_seed_sha256: str | None = None
 
 
 class RoomList(wire.Reply, kw_only=True):

@@ -138,6 +138,17 @@ def _other_rooms(request: web.Request, token: str, rt: Runtime) -> bool:
     return bool(claims["room"] != rt.id)
 
 
+def _site_of(request: web.Request, room: str) -> auth.Admin:
+    """The caller, with the scope of this room (``rooms:revoke:<room>``: a site's credential
+    that ends sessions of its own room only) or of every room (``rooms:revoke``)."""
+    try:
+        return admin_of(request, f"{SCOPE_REVOKE}:{room}")
+    except errors.Problem as exc:
+        if exc.status != 403:
+            raise
+    return admin_of(request, SCOPE_REVOKE)
+
+
 @openapi.endpoint(
     "The protected site ends an admitted session (the visitor finished or misbehaved), named "
     "by its admission token (an expired one too) or its account: the slot frees at once, the "
@@ -151,8 +162,8 @@ def _other_rooms(request: web.Request, token: str, rt: Runtime) -> bool:
     tags=("room",),
 )
 async def revoke(request: web.Request) -> web.Response:
-    admin = admin_of(request, SCOPE_REVOKE)
     room = request.match_info["room"]
+    admin = _site_of(request, room)
     rooms = request.app[ROOMS]
     if room not in rooms and not model.valid_room_id(room):
         raise errors.not_found(f"no room {room[:60]!r}")

@@ -587,7 +587,6 @@ async def _patch(
     request: web.Request, room: str, patch: model.RoomPatch, actor: str, action: str
 ) -> web.Response:
     act = await request_act(request, actor, action, f"room:{room}")
-    before = rt.spec.mode if (rt := request.app[ROOMS].get(room)) is not None else None
     code = await request.app[ROOMS].configure(room, "patch", patch, act)
     if code == "unknown":
         raise _refused(code, f"no room {room!r}")
@@ -596,9 +595,6 @@ async def _patch(
             [errors.FieldError(field="closes_at", detail="must be after the room's opens_at")]
         )
     log.info("room changed", extra={"room": room, "change": wire.encode(patch).decode()})
-    if patch.mode is not None and patch.mode != before:
-        metrics.ROOM_MODE_SWITCHES.labels(room, patch.mode).inc()
-        log.info("room mode switched", extra={"room": room, "mode": patch.mode, "from": before})
     return webio.respond(request.app[ROOMS].stats(await _runtime(request, room)))
 
 

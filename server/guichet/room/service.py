@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 import time
@@ -174,13 +175,19 @@ def _counters(t: Tick) -> Counters:
     )
 
 
+def seed_commitment(seed: str) -> str:
+    """SHA-256 (hex) of the random draw's seed text: published while the draw runs."""
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
 def _replay(rt: Runtime, t: Tick) -> None:
     """Replay the random draw's batches this tick returned (lottery.py), in log order."""
     if not t.rseed:
         return
     if rt.draw is None:
         rt.draw = lottery.Draw(t.rseed)
-        log.info("random draw seed", extra={"room": rt.id, "seed": t.rseed})
+        # The commitment only: the seed itself is revealed when the room closes (stats).
+        log.info("random draw seed", extra={"room": rt.id, "seed_sha256": seed_commitment(t.rseed)})
     for index, entry in enumerate(t.draw, start=t.draw_from):
         if index == rt.draw.applied:  # concurrent ticks: each batch once, in order
             rt.draw.apply(*lottery.parse_batch(entry))
@@ -427,11 +434,16 @@ class Rooms:
         k = keys.RoomKeys(room)
         act = act or acts.internal(f"room.{op}", f"room:{room}")
         ks, args = acts.keys_args(act, [k.cfg], [op, *spec_fields(spec)])
-        (raw,) = await self.store.scripts(CONFIGURE, ks, args)
+        raw, *rest = await self.store.scripts(CONFIGURE, ks, args)
         code: ConfigureCode = code_of(raw, ConfigureCode, "configure")
         if code in ("created", "updated"):
             await self.store.client.sadd(keys.ROOMS_INDEX, room)
             await self._load(room)
+            previous = rest[0].decode() if rest else ""
+            if previous and spec.mode is not None and spec.mode != previous:  # PUT or PATCH
+                metrics.ROOM_MODE_SWITCHES.labels(room, spec.mode).inc()
+                log.info("room mode switched", extra={"room": room, "mode": spec.mode,
+                                                      "previous": previous})  # fmt: skip
             await self.tick(self._rooms[room])
         return code
 
@@ -484,7 +496,8 @@ class Rooms:
             sold_out=c.sold_out,
             shuffle_seed=c.seed if c.opened else None,
             opened_at=rfc3339(c.opened_at) if c.opened_at else None,
-            random_seed=c.random_seed,
+            random_seed=c.random_seed if phase == "closed" else None,
+            random_seed_sha256=seed_commitment(c.random_seed) if c.random_seed else None,
         )
 
     # --- pacer ---------------------------------------------------------------------------
@@ -525,8 +538,8 @@ class Rooms:
                 },
             )
         if rt.counters is not None and counters.mode != rt.counters.mode:
-            log.info(
-                "room mode switched",
+            log.info(  # this worker's tick applies it (the switch itself is logged once)
+                "room mode applied",
                 extra={"room": rt.id, "mode": counters.mode, "previous": rt.counters.mode},
             )
         if tick.reaped:
