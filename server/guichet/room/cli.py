@@ -16,8 +16,13 @@ from guichet.room import keys_audit
 from guichet.room.model import MODES
 from guichet.signing import Keyring
 
+ADMIN_SCOPES = ("rooms:read", "rooms:write")
 
-def _token(args: argparse.Namespace, settings: Settings) -> str:
+
+def _token(
+    args: argparse.Namespace, settings: Settings, scopes: tuple[str, ...] = ADMIN_SCOPES
+) -> str:
+    """--token, --token-file, or a short-lived development token with ``scopes``."""
     if args.token:
         return str(args.token)
     if args.token_file:
@@ -34,12 +39,17 @@ def _token(args: argparse.Namespace, settings: Settings) -> str:
         audience=sec.admin_audience,
         subject="admin:cli",
         ttl_s=300,
-        scopes=["rooms:read", "rooms:write"],
+        scopes=list(scopes),
     )
 
 
 def _call(
-    args: argparse.Namespace, settings: Settings, method: str, path: str, body: Any = None
+    args: argparse.Namespace,
+    settings: Settings,
+    method: str,
+    path: str,
+    body: Any = None,
+    scopes: tuple[str, ...] = ADMIN_SCOPES,
 ) -> int:
     base = args.url or f"http://{settings.server.host}:{settings.server.port}"
     data = None if body is None else json.dumps(body).encode()
@@ -47,7 +57,7 @@ def _call(
         base.rstrip("/") + path,
         data=data,
         method=method,
-        headers={"Authorization": f"Bearer {_token(args, settings)}",
+        headers={"Authorization": f"Bearer {_token(args, settings, scopes)}",
                  **({"Content-Type": "application/json"} if data else {})},
     )  # fmt: skip
     try:

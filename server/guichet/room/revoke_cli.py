@@ -5,37 +5,20 @@ from __future__ import annotations
 
 import argparse
 
-from guichet.config import ConfigError, Settings
+from guichet.config import Settings
 from guichet.room import cli
 from guichet.room.revocation import REASONS, SCOPE_REVOKE
 
 
-def _site_token(settings: Settings) -> str:
-    """A short-lived development token with ``rooms:revoke`` only (as the site's own)."""
-    if not settings.security.dev_issuer:
-        raise ConfigError("pass --token or --token-file (security.dev_issuer is off)")
-    from guichet import auth
-
-    sec = settings.security
-    return auth.mint(
-        auth.load_or_create_dev_key(sec.dev_issuer_key_file),
-        issuer=sec.issuer,
-        audience=sec.admin_audience,
-        subject="admin:cli",
-        ttl_s=300,
-        scopes=[SCOPE_REVOKE],
-    )
-
-
 def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.token and not args.token_file:
-        args.token = _site_token(settings)
     body = {"reason": args.reason}
     if args.account is not None:
         body["account"] = args.account
     else:
         body["token"] = args.token_value
-    return cli._call(args, settings, "POST", f"/v1/rooms/{args.room}/revoke", body)
+    # Without --token/--token-file: a development token with rooms:revoke only, as the site's.
+    path = f"/v1/rooms/{args.room}/revoke"
+    return cli._call(args, settings, "POST", path, body, scopes=(SCOPE_REVOKE,))
 
 
 def register(inner: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
