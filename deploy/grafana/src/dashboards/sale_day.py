@@ -89,6 +89,26 @@ def build() -> Dashboard:
         series(210, "Pacer ticks by outcome", PER_SECOND,
                ("sum by (outcome) (rate(guichet_room_pacer_ticks_total[1m]))", "{{outcome}}"),
                description="Normal: 5 ok per second per worker, no error."),
+        series(211, "Queueing mode", "short",
+               (f"max by (room, mode) (guichet_room_mode{R}) > 0", "{{room}}: {{mode}}"),
+               description="fifo, shuffle-then-fifo, random, passthrough or reject; switched "
+                           "live by PATCH or `guichet room set --mode` (docs/runbook.md)."),
+        series(212, "Proof-of-work door: challenges and refusals", PER_SECOND,
+               (f"sum by (outcome) (rate(guichet_room_challenges_total{R}[1m]))", "{{outcome}}"),
+               (f"sum by (reason) (rate(guichet_room_challenge_failures_total{R}[1m]))",
+                "refused: {{reason}}"),
+               description="Empty while challenge_bits is 0. missing is the first visit of "
+                           "each join; many wrong/forged/replayed: a bot at the door."),
+        series(213, "Proof-of-work solve time p50 / p95 (reported by the page)", "s",
+               ("histogram_quantile(0.5, sum by (le) "
+                f"(rate(guichet_room_challenge_solve_seconds_bucket{R}[5m])))", "p50"),
+               ("histogram_quantile(0.95, sum by (le) "
+                f"(rate(guichet_room_challenge_solve_seconds_bucket{R}[5m])))", "p95"),
+               description="What the difficulty costs real visitors; lower challenge_bits if "
+                           "p95 passes a few seconds."),
+        series(214, "Sessions revoked by the protected site", PER_SECOND,
+               (f"sum by (room, reason) (rate(guichet_room_revocations_total{R}[1m]))",
+                "{{room}} {{reason}}")),
     ])  # fmt: skip
     shop = Row(300, "Shop ($sale)", [
         series(301, "Holds by outcome", PER_SECOND,
