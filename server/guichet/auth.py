@@ -420,12 +420,15 @@ class Verifier:
         self._accounts.put(token, account)
         return account
 
-    def admin(self, token: str, scope: str) -> Admin:
+    def admin(self, token: str, scope: str | tuple[str, ...]) -> Admin:
+        """The admin of ``token`` holding ``scope`` (or one of several)."""
         claims = self._checked_claims(token, self.cfg.admin_audience)
         raw = claims.get("scope", "")
         scopes = frozenset(raw.split()) if isinstance(raw, str) else frozenset()
-        if scope not in scopes:
-            raise Refused("insufficient_scope", f"token lacks the scope {scope!r}")
+        wanted = (scope,) if isinstance(scope, str) else scope
+        if scopes.isdisjoint(wanted):
+            names = " or ".join(repr(s) for s in wanted)
+            raise Refused("insufficient_scope", f"token lacks the scope {names}")
         programmes = groups_of(claims.get(self.cfg.programmes_claim))
         return Admin(subject=claims["sub"], scopes=scopes, expires_at=float(claims["exp"]),
                      programmes=programmes)  # fmt: skip
@@ -450,7 +453,9 @@ def authenticate_account(verifier: Verifier, authorization: str | None) -> Accou
         raise errors.unauthorized(exc.detail) from None
 
 
-def authenticate_admin(verifier: Verifier, authorization: str | None, scope: str) -> Admin:
+def authenticate_admin(
+    verifier: Verifier, authorization: str | None, scope: str | tuple[str, ...]
+) -> Admin:
     """Admin identity with ``scope``, or 401 (bad token) / 403 (valid token, scope missing)."""
     try:
         return verifier.admin(bearer(authorization), scope)

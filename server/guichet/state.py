@@ -53,6 +53,7 @@ def account_of(request: web.Request) -> Account:
     return authenticate_account(request.app[VERIFIER], request.headers.get("Authorization"))
 
 
-def admin_of(request: web.Request, scope: str) -> Admin:
-    """The admin calling this request with ``scope``, or a 401/403 problem."""
+def admin_of(request: web.Request, scope: str | tuple[str, ...]) -> Admin:
+    """The admin calling this request with ``scope`` (or one of several), or a 401/403
+    problem."""
     return authenticate_admin(request.app[VERIFIER], request.headers.get("Authorization"), scope)

@@ -228,6 +228,12 @@ async def test_a_site_credential_for_one_room_revokes_there_only(
     assert await active(api) == 0
     other = f"/v1/rooms/{OTHER}/revoke"
     assert (await ok(await client.post(other, json=body, headers=theirs)))["freed"] is True
+    # The all-rooms scope is no failed check of the one-room scope (alerts count those).
+    before = await (await client.get("/metrics")).text()
+    await ok(await client.post(URL, json=body, headers=site(tokens)))  # a replay: already
+    after = await (await client.get("/metrics")).text()
+    name, why = "guichet_auth_failures_total", "insufficient_scope"
+    assert metric_value(after, name, reason=why) == metric_value(before, name, reason=why)
 
 
 async def test_forged_and_other_rooms_tokens_are_refused_and_change_nothing(

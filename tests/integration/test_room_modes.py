@@ -5,6 +5,7 @@ whose replay is behind never says a number was called."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 
@@ -173,3 +174,16 @@ async def test_a_room_opened_before_open_mode_existed_gets_it_from_its_mode(stor
     assert await store.client.hget(rt.keys.state, "open_mode") == b"fifo"
     await rooms.configure("r", "patch", RoomPatch(mode="shuffle-then-fifo"))
     assert await store.client.hget(rt.keys.state, "open_mode") == b"fifo"  # set once
+
+
+async def test_the_draw_seed_owes_nothing_to_the_published_shuffle_seed(store: Store) -> None:
+    """A room put in random mode and opened by the same tick: the shuffle seed (published at
+    opening) and the draw's seed (revealed at the close) are independent values."""
+    rooms = Rooms(store, ROOMS_CFG)
+    await rooms.configure("r", "put", spec(mode="random"))
+    rt = await rooms.runtime("r")
+    state: dict[bytes, bytes] = await store.client.hgetall(rt.keys.state)  # type: ignore[assignment]
+    shuffle, draw = state[b"seed"].decode(), state[b"rseed"].decode()
+    assert len(draw) == 64
+    assert draw != shuffle
+    assert draw != hashlib.sha1(f"r{shuffle}".encode(), usedforsecurity=False).hexdigest()

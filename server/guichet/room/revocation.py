@@ -141,12 +141,7 @@ def _other_rooms(request: web.Request, token: str, rt: Runtime) -> bool:
 def _site_of(request: web.Request, room: str) -> auth.Admin:
     """The caller, with the scope of this room (``rooms:revoke:<room>``: a site's credential
     that ends sessions of its own room only) or of every room (``rooms:revoke``)."""
-    try:
-        return admin_of(request, f"{SCOPE_REVOKE}:{room}")
-    except errors.Problem as exc:
-        if exc.status != 403:
-            raise
-    return admin_of(request, SCOPE_REVOKE)
+    return admin_of(request, (f"{SCOPE_REVOKE}:{room}", SCOPE_REVOKE))
 
 
 @openapi.endpoint(

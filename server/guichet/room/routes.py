@@ -229,11 +229,13 @@ async def join(request: web.Request) -> web.Response:
     # without a new puzzle: the ticket it shows was signed for its first, proven join
     # (join.lua still refuses a new place without a proof while the room asks for one).
     door_on = rt.spec.challenge_bits > 0
-    proof = await door.proof_of(request) if door_on else None  # else the body is not read
-    held = door_on and proof is None and _held_ticket(request, room, account.id) is not None
+    held = door_on and _held_ticket(request, room, account.id) is not None
     if door_on and not held and rt.spec.mode == "reject":
         raise _refused("rejecting", REJECTING_DETAIL)  # no puzzle solved for nothing
-    challenge = door.check(request, rt, account.id, proof) if door_on and not held else None
+    proof = await door.proof_of(request) if door_on else None  # else the body is not read
+    challenge = None
+    if door_on and not (held and proof is None):  # a proof sent is checked, held or not
+        challenge = door.check(request, rt, account.id, proof)
     cfg = request.app[SETTINGS].rooms
     code, tid, retry_s = await request.app[ROOMS].join(
         rt, account.id, _client_ip(request, cfg), challenge

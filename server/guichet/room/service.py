@@ -512,7 +512,7 @@ class Rooms:
             [
                 secrets.token_hex(32), self._grace_us, self._window_us, self.cfg.reap_batch,
                 rt.ended_cursor, ENDED_BATCH, ENDED_RETENTION_S * 1000,
-                rt.draw.applied if rt.draw is not None else 0,
+                rt.draw.applied if rt.draw is not None else 0, secrets.token_hex(32),
             ],
         )  # fmt: skip
         tick = tick_of(reply)

@@ -4,7 +4,8 @@
 -- so several workers never double-advance and the rate never drifts.
 -- KEYS[1] cfg   KEYS[2] state   KEYS[3] active (zset account -> idle expiry µs)
 -- KEYS[4] sessions (account -> admitted µs | "x<µs>" ended)
--- KEYS[5] calls (zset of checkpoints "<µs>:<serving>", score µs)
+-- KEYS[5] calls (zset of checkpoints "<clock µs>:<serving, 15 digits>", scored on the room's
+--   grace clock, lua_include/grace_clock.lua: Redis TIME but for the time spent rejecting)
 -- KEYS[6] admitted numbers (zset account -> number)
 -- KEYS[7] ended (stream of sessions ended, field 'a' = account; see leave.lua)
 -- ARGV[1] seed to use if this tick opens the room (hex)   ARGV[2] ready grace µs
@@ -14,6 +15,7 @@
 -- KEYS[8] draw swaps position -> number   KEYS[9] draw swaps number -> position
 -- KEYS[10] draw log (list of batches "<serving before>:<count>:<issued>")
 -- ARGV[8] the caller's cursor in the draw log (entries it has replayed)
+-- ARGV[9] a fresh seed for the random draw if this tick is the room's first in random mode
 -- Queueing modes (cfg 'mode'; docs/architecture.md): fifo / shuffle-then-fifo call positions
 -- in order at the rate; random draws each called position uniformly among those waiting from
 -- the seed 'rseed' (lottery.py replays it); passthrough calls every issued number at once
@@ -43,7 +45,8 @@ local grace, window = tonumber(ARGV[2]), tonumber(ARGV[3])
 local mode = redis.call('HGET', KEYS[1], 'mode') or 'shuffle-then-fifo'
 local opened_now = open_room(KEYS[2], now, opens, ARGV[1], mode)
 -- The random draw's seed: made the first time the room ticks in random mode, then kept.
-if mode == 'random' then redis.call('HSETNX', KEYS[2], 'rseed', redis.sha1hex('r' .. ARGV[1])) end
+-- Its own random value (ARGV[9]): never derived from the shuffle seed, which is published.
+if mode == 'random' then redis.call('HSETNX', KEYS[2], 'rseed', ARGV[9]) end
 -- Rejecting stops the grace clock (lua_include/grace_clock.lua): open or close the period.
 local rejecting_since = redis.call('HGET', KEYS[2], 'reject_since')
 if mode == 'reject' and not rejecting_since then
@@ -73,7 +76,13 @@ local pre, issued = tonumber(s[2] or '0'), tonumber(s[3] or s[2] or '0')
 local serving = tonumber(s[4] or '0')
 local stock = tonumber(s[9] or '')
 -- A room opened before 'open_mode' existed: its order followed the mode then (still cfg's).
-if opened_us then redis.call('HSETNX', KEYS[2], 'open_mode', mode) end
+-- The grace clock's value at opening (its first tick since): where the measured rate starts.
+local opened_clock = nil
+if opened_us then
+  redis.call('HSETNX', KEYS[2], 'open_mode', mode)
+  redis.call('HSETNX', KEYS[2], 'opened_clock', string.format('%d', opened_us - (now - clock)))
+  opened_clock = tonumber(redis.call('HGET', KEYS[2], 'opened_clock'))
+end
 
 -- Serving value at a past moment: the last checkpoint at or before it.
 local function serving_at(moment)
@@ -139,7 +148,9 @@ if opened_us then
   -- A checkpoint on every advance and at least once a second: the series stays dense, so
   -- trimming by age never loses the value at a moment still inside the horizon.
   if step > 0 or now - tonumber(s[11] or '0') >= 1000000 then
-    redis.call('ZADD', KEYS[5], clock, string.format('%d:%d', clock, serving))
+    -- serving zero-padded: at one score (the tick that lifts a rejection writes at the
+    -- frozen clock) the last member in text order is the highest serving
+    redis.call('ZADD', KEYS[5], clock, string.format('%d:%015d', clock, serving))
     redis.call('HSET', KEYS[2], 'ckpt_us', now)
   end
   if issued <= serving then credit = math.min(credit, 1) end  -- no one waiting: no hoard
@@ -153,7 +164,7 @@ end
 -- On the grace clock (checkpoints are timed on it); none while rejecting.
 local measured = 0
 if opened_us and mode ~= 'reject' then
-  local since = math.max(opened_us - (now - clock), clock - window)
+  local since = math.max(opened_clock, clock - window)
   if clock > since then
     measured = (serving - serving_at(since)) * 1000000 / (clock - since)
   end
